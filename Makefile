@@ -1,0 +1,51 @@
+# 链证 Lianzheng — `make run` serves everything, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= var
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := hardhat-free-devnet/node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test system-deps compile lint clean-data bench
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade 'pip>=24,<27'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): hardhat-free-devnet/package.json hardhat-free-devnet/package-lock.json
+	cd hardhat-free-devnet && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Browser tests need Debian's chromium and a CJK font (without it Chinese renders as empty boxes).
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'wqy'; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and fonts-wqy-microhei (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null); \
+	elif command -v sudo >/dev/null 2>&1; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	else echo "need chromium and fonts-wqy-microhei: apt-get install -y chromium fonts-wqy-microhei" >&2; exit 1; fi
+
+run: install
+	$(BIN)/lianzheng up --data-dir $(DATA_DIR)
+
+test: install system-deps
+	$(BIN)/pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+compile: install
+	$(BIN)/lianzheng compile
+
+lint: install
+	$(BIN)/ruff check chain registry api tests
+
+bench: install
+	$(BIN)/lianzheng bench issue --count 10000 --data-dir $(DATA_DIR)
+
+clean-data:
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,86 @@
+"""`lianzheng` — one command, many subcommands. Every flag can also be set with a LIANZHENG_*
+environment variable; errors end with one line of diagnosis and a non-zero exit status."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+
+from api.cli._common import State, console, err_console
+from chain.errors import ChainError
+from registry.errors import RegistryError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="链证 Lianzheng: e-certificates, evidence custody and data exchanges on a permissioned chain.")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="LIANZHENG_DATA_DIR",
+                                                  help="runtime state: devnet, database, keys, deployment.json")] = None,
+    rpc_urls: Annotated[str | None, typer.Option("--rpc-url", envvar="LIANZHENG_RPC_URLS",
+                                                 help="JSON-RPC URLs, comma-separated (default: the devnet)")] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="more logs (-vv for debug)")] = 0,
+) -> None:
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),
+                        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if rpc_urls is not None:
+        overrides["rpc_urls"] = rpc_urls
+    ctx.obj = State(overrides)
+
+
+def _register() -> None:
+    from api.cli import chain_cmds
+
+    chain_cmds.register(app)
+    import importlib
+
+    for name in ("cert_cmds", "qr_cmds", "evidence_cmds", "exchange_cmds", "audit_cmds", "bench_cmds"):
+        try:
+            module = importlib.import_module(f"api.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"api.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except (RegistryError, ChainError) as exc:
+        code = getattr(exc, "code", type(exc).__name__)
+        err_console.print(f"[bold red]error[/] [{code}]: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+__all__ = ["app", "main", "console"]

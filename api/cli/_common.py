@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class State:
+    overrides: dict[str, Any]
+    _settings: Settings | None = None
+    _node: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings(**self.overrides)
+        return self._settings
+
+    def node(self) -> Any:
+        if self._node is None:
+            from api.runtime import build_node
+
+            self._node = build_node(self.settings)
+        return self._node
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output on stdout (one JSON document)."""
+    typer.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def progress(transient: bool = False) -> Progress:
+    """A progress bar on stderr that reports its rate."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=transient,
+    )

@@ -1,0 +1,212 @@
+"""compile, devnet, deploy, seed, serve, up, agency keys, members."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated
+
+import typer
+
+from api.cli._common import console, err_console, print_json, state
+
+devnet_app = typer.Typer(no_args_is_help=True, help="The local anvil devnet (persistent state in the data dir).")
+agency_app = typer.Typer(no_args_is_help=True, help="Agencies: API keys and signing keys.")
+agency_key_app = typer.Typer(no_args_is_help=True, help="Agency API keys (stored hashed).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_cmd)
+    app.add_typer(devnet_app, name="devnet")
+    app.command("deploy")(deploy)
+    app.command("seed")(seed)
+    app.command("serve")(serve)
+    app.command("up")(up)
+    app.command("members")(members)
+    app.command("resolve")(resolve_cmd)
+    agency_app.add_typer(agency_key_app, name="key")
+    app.add_typer(agency_app, name="agency")
+
+
+def compile_cmd(check: Annotated[bool, typer.Option("--check", help="fail if contracts/build differs")] = False) -> None:
+    """Compile contracts/*.sol with the offline npm solc into contracts/build/."""
+    from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
+
+    artifacts = compile_contracts()
+    if check:
+        stale = [n for n, a in artifacts.items()
+                 if not (BUILD_DIR / f"{n}.json").exists() or (BUILD_DIR / f"{n}.json").read_text() != render_artifact(a)]
+        if stale:
+            err_console.print(f"contracts/build is stale for: {', '.join(sorted(stale))}; run `lianzheng compile`")
+            raise typer.Exit(1)
+        console.print(f"contracts/build is up to date ({len(artifacts)} contracts)")
+        return
+    for path in write_artifacts(artifacts):
+        console.print(f"wrote {path.name}")
+
+
+@devnet_app.command("start")
+def devnet_start(ctx: typer.Context,
+                 port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
+    """Start anvil in the background with persistent state (no-op if it is already running)."""
+    from api.runtime import devnet
+
+    st = state(ctx)
+    if port is not None:
+        st.overrides["devnet_port"] = port
+    net = devnet(st.settings)
+    if net.start():
+        console.print(f"devnet started at {net.url} (state in {net.status().state_file})")
+    else:
+        console.print(f"devnet already running at {net.url}: nothing to do")
+
+
+@devnet_app.command("stop")
+def devnet_stop(ctx: typer.Context,
+                port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
+    """Stop the devnet cleanly (SIGTERM: anvil writes its state)."""
+    from api.runtime import devnet
+
+    st = state(ctx)
+    if port is not None:
+        st.overrides["devnet_port"] = port
+    console.print("devnet stopped" if devnet(st.settings).stop() else "devnet was not running")
+
+
+@devnet_app.command("status")
+def devnet_status(ctx: typer.Context,
+                  port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None,
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Is the devnet running; its chain id and block height."""
+    from dataclasses import asdict
+
+    from api.runtime import devnet
+
+    st = state(ctx)
+    if port is not None:
+        st.overrides["devnet_port"] = port
+    status = devnet(st.settings).status()
+    if as_json:
+        print_json(asdict(status))
+    elif status.running:
+        console.print(f"running  pid {status.pid}  {status.url}  chain id {status.chain_id}  block {status.block_number}")
+    else:
+        console.print("not running")
+    if not status.running:
+        raise typer.Exit(1)
+
+
+def deploy(ctx: typer.Context) -> None:
+    """Deploy all contracts once (reuses deployment.json when it is live on this chain)."""
+    from registry.consortium import ensure_deployment
+
+    node = state(ctx).node()
+    before = node.deployment
+    deployment = ensure_deployment(node, on_step=lambda m: err_console.print(m))
+    verb = "reused" if before is not None and before == deployment else "deployed"
+    for c in deployment.contracts.values():
+        console.print(f"{verb} {c.name:<20} {c.address}  block {c.block}")
+
+
+def seed(ctx: typer.Context) -> None:
+    """Admit the seed agencies (M-of-N approvals) and mirror members; safe to run again."""
+    from registry.consortium import bootstrap
+
+    node = state(ctx).node()
+    bootstrap(node, on_step=lambda m: err_console.print(m))
+    console.print(f"{len(node.consortium.members())} members on chain")
+
+
+def _serve(ctx: typer.Context) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    st = state(ctx)
+    app = create_app(st.node(), st.settings)
+    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_level="warning")
+
+
+def serve(ctx: typer.Context) -> None:
+    """Serve the API and the verifier page (chain and deployment must exist)."""
+    _serve(ctx)
+
+
+def up(ctx: typer.Context) -> None:
+    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. Ctrl-C stops all."""
+    from api.runtime import devnet
+    from registry.consortium import bootstrap
+
+    st = state(ctx)
+    net = devnet(st.settings) if st.settings.uses_devnet else None
+    started = bool(net and net.start())
+    if net:
+        console.print(f"devnet {'started' if started else 'already running'} at {net.url}")
+    try:
+        node = st.node()
+        bootstrap(node, on_step=lambda m: err_console.print(m))
+        ensure_demo_keys(st)
+        console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API and devnet)")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        _serve(ctx)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if net and started:
+            net.stop()
+            err_console.print("devnet stopped")
+
+
+def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
+    """In dev, write one API key per agency to <data dir>/api-keys.json the first time (for the CLI/demos)."""
+    import json
+
+    if st.settings.env == "prod":
+        return
+    path = st.settings.data_dir / "api-keys.json"
+    if path.exists():
+        return
+    node = st.node()
+    keys = {m.uscc: node.keys.create_api_key(m.uscc, label="dev") for m in node.seeds.members}
+    path.write_text(json.dumps(keys, indent=2))
+    path.chmod(0o600)
+    err_console.print(f"dev API keys written to {path}")
+
+
+@agency_key_app.command("create")
+def agency_key_create(ctx: typer.Context, uscc: str,
+                      label: Annotated[str, typer.Option("--label")] = "") -> None:
+    """Create an API key for an agency (printed once; only its hash is stored)."""
+    from registry.identifiers import validate_uscc
+
+    node = state(ctx).node()
+    uscc = validate_uscc(uscc)
+    node.seeds.member(uscc)  # unknown agencies are refused
+    typer.echo(node.keys.create_api_key(uscc, label=label))
+
+
+def members(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List consortium members."""
+    from dataclasses import asdict
+
+    from registry.consortium import list_members
+
+    views = list_members(state(ctx).node())
+    if as_json:
+        print_json([asdict(v) for v in views])
+        return
+    for v in views:
+        console.print(f"{v.uscc}  {v.name:<16} {v.status:<9} {','.join(v.roles):<40} {v.bid}")
+
+
+def resolve_cmd(ctx: typer.Context, identifier: str) -> None:
+    """Resolve a BID, USCC or account to the member (多标识融合)."""
+    from dataclasses import asdict
+
+    from registry.consortium import resolve
+
+    kind, view = resolve(state(ctx).node(), identifier)
+    print_json({"kind": kind, "member": asdict(view)})
+
+
+_ = time

@@ -1,0 +1,39 @@
+"""FastAPI dependencies as Annotated aliases: NodeDep, SettingsDep, CurrentAgency."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.services import Services
+from api.settings import Settings
+from registry.errors import AuthenticationError
+from registry.node import Node
+
+
+def get_node(request: Request) -> Node:
+    return request.app.state.node  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def current_agency(request: Request, node: Annotated[Node, Depends(get_node)]) -> str:
+    """The USCC of the agency whose API key is in `Authorization: Bearer <key>`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("issuer endpoints need 'Authorization: Bearer <agency API key>'")
+    return node.keys.authenticate(token.strip())
+
+
+NodeDep = Annotated[Node, Depends(get_node)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CurrentAgency = Annotated[str, Depends(current_agency)]
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,54 @@
+"""Builds the running system from Settings (the only module that turns configuration into objects)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from chain.backends import RpcBackend
+from chain.devnet import Devnet
+from registry.db import Database
+from registry.errors import ValidationError
+from registry.node import Node
+from api.settings import Settings
+
+
+def master_key(settings: Settings) -> bytes:
+    """LIANZHENG_MASTER_KEY (base64 or hex of 32 bytes); in dev/test a key generated once in the data dir."""
+    if settings.master_key is not None:
+        raw = settings.master_key.get_secret_value().strip()
+        for decode in (bytes.fromhex, lambda s: base64.b64decode(s, validate=True)):
+            try:
+                key = decode(raw)
+            except ValueError:
+                continue
+            if len(key) == 32:
+                return key
+        raise ValidationError("LIANZHENG_MASTER_KEY must be 32 bytes in hex or base64", code="invalid_master_key")
+    path = settings.data_dir / "master.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex())
+    return bytes.fromhex(path.read_text().strip())
+
+
+def devnet(settings: Settings) -> Devnet:
+    return Devnet(data_dir=settings.data_dir, port=settings.devnet_port, binary=settings.anvil)
+
+
+def backend(settings: Settings) -> RpcBackend:
+    return RpcBackend(settings.rpc_url_list, poa=settings.poa, timeout=settings.rpc_timeout)
+
+
+def build_node(settings: Settings) -> Node:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Node.open(
+        db=Database(settings.database),
+        master_key=master_key(settings),
+        seeds_dir=Path(settings.seeds_dir),
+        backend=backend(settings),
+        deployment_file=settings.deployment_file,
+    )

@@ -1,0 +1,248 @@
+"""Typed clients for the deployed contracts. They speak hashes, roles and accounts; the registry gives
+those meaning. Writes go through a TransactionSender (one per acting account); reads are eth_calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.logs import DISCARD
+
+from chain.artifacts import load_artifact
+from chain.backends import ChainBackend
+from chain.sender import Receipt, TransactionSender
+
+
+class Role(IntFlag):
+    ADMIN = 1 << 0
+    ISSUER = 1 << 1
+    REVOKER = 1 << 2
+    EVIDENCE = 1 << 3
+    EXCHANGE = 1 << 4
+    AUDITOR = 1 << 5
+    GATEWAY = 1 << 6
+
+    @classmethod
+    def from_names(cls, names: Sequence[str]) -> Role:
+        value = cls(0)
+        for n in names:
+            value |= cls[n.upper()]
+        return value
+
+    def names(self) -> list[str]:
+        return [r.name.lower() for r in Role if r in self and r.name]
+
+
+class MemberStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    SUSPENDED = 2
+    REMOVED = 3
+
+
+class Action(IntEnum):
+    NONE = 0
+    ADMIT = 1
+    SET_ROLES = 2
+    SUSPEND = 3
+    REINSTATE = 4
+    REMOVE = 5
+    ROTATE_KEY = 6
+    ADD_ACCOUNT = 7
+    SET_THRESHOLD = 8
+
+
+class DocStatus(IntEnum):
+    ISSUED = 0
+    SUSPENDED = 1
+    REVOKED = 2
+    SUPERSEDED = 3
+
+
+def b32(value: bytes | str) -> bytes:
+    """32-byte value from raw bytes, 0x-hex, or a short ASCII key (right-padded with zeros)."""
+    if isinstance(value, str):
+        if value.startswith("0x") and len(value) == 66:
+            return bytes.fromhex(value[2:])
+        raw = value.encode()
+        if len(raw) > 32:
+            raise ValueError(f"{value!r} does not fit 32 bytes")
+        return raw.ljust(32, b"\0")
+    if len(value) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(value)}")
+    return bytes(value)
+
+
+def unpad(value: bytes) -> str:
+    return bytes(value).rstrip(b"\0").decode()
+
+
+class ContractClient:
+    NAME = ""
+
+    def __init__(self, backend: ChainBackend, address: str) -> None:
+        self.backend = backend
+        self.address = to_checksum_address(address)
+        self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
+
+    def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
+        from chain.sender import _revert_from
+        from chain.artifacts import ErrorDecoder
+
+        fn = self.contract.functions[fn_name](*args)
+        try:
+            return fn.call(block_identifier=block)
+        except Exception as exc:
+            revert = _revert_from(exc, ErrorDecoder.for_all_contracts_cached())
+            if revert is None:
+                raise
+            raise revert from exc
+
+    def _tx(self, sender: TransactionSender, fn_name: str, *args: Any, gas: int | None = None) -> Receipt:
+        return sender.transact(self.contract.functions[fn_name](*args), gas=gas)
+
+    def fn(self, fn_name: str, *args: Any) -> Any:
+        return self.contract.functions[fn_name](*args)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    uscc: str
+    name: str
+    bid: str
+    roles: Role
+    status: MemberStatus
+    admitted_block: int
+    updated_block: int
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProposalInfo:
+    id: int
+    action: Action
+    uscc: str
+    data: bytes
+    proposer: str
+    expires_at: int
+    approvals: int
+    executed: bool
+
+
+class ConsortiumClient(ContractClient):
+    NAME = "ConsortiumRegistry"
+
+    @staticmethod
+    def admit_data(name: str, bid: str, accounts: Sequence[str], roles: int) -> bytes:
+        return abi_encode(["string", "string", "address[]", "uint64"], [name, bid, [to_checksum_address(a) for a in accounts], int(roles)])
+
+    def propose(self, sender: TransactionSender, action: Action, uscc: str, data: bytes = b"") -> int:
+        receipt = self._tx(sender, "propose", int(action), b32(uscc) if uscc else b"\0" * 32, data)
+        events = self.contract.events.ProposalCreated().process_receipt(_receipt_for(self.backend, receipt), errors=DISCARD)
+        return int(events[0]["args"]["id"])
+
+    def approve(self, sender: TransactionSender, proposal_id: int) -> Receipt:
+        return self._tx(sender, "approve", proposal_id)
+
+    def execute(self, sender: TransactionSender, proposal_id: int) -> Receipt:
+        return self._tx(sender, "execute", proposal_id)
+
+    def set_revoker_delegate(self, sender: TransactionSender, delegate_uscc: str, allowed: bool) -> Receipt:
+        return self._tx(sender, "setRevokerDelegate", b32(delegate_uscc), allowed)
+
+    def member_of(self, account: str, *, block: int | str = "latest") -> str | None:
+        raw = self._call("memberOf", to_checksum_address(account), block=block)
+        return unpad(raw) or None
+
+    def get_member(self, uscc: str, *, block: int | str = "latest") -> MemberInfo | None:
+        name, bid, roles, status, admitted, updated = self._call("getMember", b32(uscc), block=block)
+        if status == MemberStatus.NONE:
+            return None
+        accounts = tuple(self._call("memberAccounts", b32(uscc), block=block))
+        return MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated, accounts)
+
+    def members(self) -> list[MemberInfo]:
+        count = int(self._call("memberCount"))
+        result = []
+        for i in range(count):
+            info = self.get_member(unpad(self._call("memberAt", i)))
+            if info is not None:
+                result.append(info)
+        return result
+
+    def has_role(self, account: str, role: Role, *, block: int | str = "latest") -> bool:
+        return bool(self._call("hasRole", to_checksum_address(account), int(role), block=block))
+
+    def can_revoke_for(self, account: str, issuer_uscc: str) -> bool:
+        return bool(self._call("canRevokeFor", to_checksum_address(account), b32(issuer_uscc)))
+
+    def required_approvals(self) -> int:
+        return int(self._call("requiredApprovals"))
+
+    def get_proposal(self, proposal_id: int) -> ProposalInfo:
+        action, uscc, data, proposer, expires, approvals, executed = self._call("getProposal", proposal_id)
+        return ProposalInfo(proposal_id, Action(action), unpad(uscc), bytes(data), unpad(proposer), expires, approvals, executed)
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    root: bytes
+    issuer: str
+    issuer_uscc: str
+    count: int
+    block_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    status: DocStatus
+    reason: int
+    since_block: int
+    root: bytes
+    superseded_by: bytes
+
+
+class CertificateLedgerClient(ContractClient):
+    NAME = "CertificateLedger"
+    ANCHOR_GAS = 200_000  # used ~50k; a generous explicit limit costs nothing (unused gas is not charged)
+
+    def anchor_batch_fn(self, root: bytes, count: int) -> Any:
+        return self.fn("anchorBatch", root, count)
+
+    def anchor_batch(self, sender: TransactionSender, root: bytes, count: int) -> Receipt:
+        return self._tx(sender, "anchorBatch", root, count, gas=self.ANCHOR_GAS)
+
+    def get_batch(self, root: bytes, *, block: int | str = "latest") -> BatchInfo | None:
+        issuer, uscc, count, number, ts = self._call("getBatch", root, block=block)
+        if count == 0:
+            return None
+        return BatchInfo(root, issuer, unpad(uscc), count, number, ts)
+
+    def document_state(self, doc: bytes, *, block: int | str = "latest") -> DocumentState:
+        status, reason, since, root, by = self._call("documentState", doc, block=block)
+        return DocumentState(DocStatus(status), reason, since, bytes(root), bytes(by))
+
+    def suspend(self, sender: TransactionSender, doc: bytes, root: bytes, index: int, proof: Sequence[bytes]) -> Receipt:
+        return self._tx(sender, "suspend", doc, root, index, list(proof))
+
+    def reinstate(self, sender: TransactionSender, doc: bytes) -> Receipt:
+        return self._tx(sender, "reinstate", doc)
+
+    def revoke(self, sender: TransactionSender, doc: bytes, root: bytes, index: int, proof: Sequence[bytes], reason: int) -> Receipt:
+        return self._tx(sender, "revoke", doc, root, index, list(proof), reason)
+
+    def supersede(self, sender: TransactionSender, old: bytes, root: bytes, index: int, proof: Sequence[bytes],
+                  new: bytes, new_root: bytes, new_index: int, new_proof: Sequence[bytes]) -> Receipt:
+        return self._tx(sender, "supersede", old, root, index, list(proof), new, new_root, new_index, list(new_proof))
+
+
+def _receipt_for(backend: ChainBackend, receipt: Receipt) -> Any:
+    return backend.w3.eth.get_transaction_receipt(Web3.to_bytes(hexstr=receipt.tx_hash))
