@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from chain.compile import BUILD_DIR
 from chain.errors import ArtifactError, ContractRevertError
@@ -110,6 +110,7 @@ class ErrorDecoder:
             values = abi_decode(list(spec.types), body)
         except Exception:  # malformed revert data: keep the name, drop the arguments
             values = ()
+        values = tuple(to_checksum_address(v) if t == "address" else v for t, v in zip(spec.types, values, strict=False))
         return ContractRevertError(spec.name, dict(zip(spec.names, values, strict=False)), contract=spec.contract, raw=raw)
 
 

@@ -100,9 +100,12 @@ class EventDecoder:
                 args[name] = t  # dynamic indexed values are stored as their keccak hash
             else:
                 (args[name],) = abi_decode([typ], t)
+                if typ == "address":
+                    args[name] = to_checksum_address(args[name])
         if spec.data_types:
             values = abi_decode(list(spec.data_types), _to_bytes(raw.get("data") or "0x"))
-            args.update(zip(spec.data_names, values, strict=True))
+            args.update((n, to_checksum_address(v) if t == "address" else v)
+                        for n, t, v in zip(spec.data_names, spec.data_types, values, strict=True))
         return Event(
             name=spec.name,
             address=to_checksum_address(_as_hex(raw["address"])),

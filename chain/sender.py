@@ -7,6 +7,7 @@ safe retries, and contract custom errors decoded into ContractRevertError on eve
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +55,13 @@ def _revert_from(exc: BaseException, decoder: ErrorDecoder) -> ContractRevertErr
         return None
     if isinstance(exc, TransactionFailed):
         payload = exc.args[0] if exc.args else b""
+        if isinstance(payload, str):
+            # eth-tester renders the revert data into its message: "execution reverted: b'\\xef...'"
+            _, _, literal = payload.partition("execution reverted: ")
+            try:
+                payload = ast.literal_eval(literal) if literal.startswith(("b'", 'b"')) else literal
+            except (ValueError, SyntaxError):
+                payload = b""
         return decoder.decode(payload if isinstance(payload, (bytes, str)) else b"")
     return None
 

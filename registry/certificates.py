@@ -29,7 +29,7 @@ from chain.errors import ChainUnavailableError as ChainDown
 from chain.errors import ContractRevertError, TransactionError
 from registry import envelope
 from registry.db import Batch, Certificate, Serial, StatusChange, utcnow
-from registry.documents import Document
+from registry.documents import AnchorProof, Document
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -272,21 +272,35 @@ class CertificateService:
             )
 
     def anchor_json(self, row: Certificate, batch: Batch | None) -> dict[str, Any] | None:
+        """The document's anchor proof in the document format (registry.documents.AnchorProof)."""
         if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
             return None
         deployment = self.node.require_deployment()
-        return {
-            "batch_root": batch.root[2:],
-            "index": row.leaf_index,
-            "size": batch.size,
-            "path": [row.proof[i:i + 32].hex() for i in range(0, len(row.proof), 32)],
-            "chain_id": deployment.chain_id,
-            "ledger": deployment.address("CertificateLedger"),
-            "tx_hash": batch.tx_hash,
-            "block_number": batch.block_number,
-            "block_timestamp": batch.block_timestamp,
-            "issuer_account": batch.issuer_account,
-        }
+        return AnchorProof(
+            batch_root=bytes.fromhex(batch.root[2:]),
+            index=row.leaf_index,
+            size=batch.size,
+            path=tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32)),
+            chain_id=deployment.chain_id,
+            ledger=deployment.address("CertificateLedger"),
+            tx_hash=bytes.fromhex((batch.tx_hash or "0x" + "00" * 32)[2:]),
+            block_number=batch.block_number or 0,
+            block_timestamp=batch.block_timestamp or 0,
+            issuer_account=batch.issuer_account or "0x" + "00" * 20,
+        ).to_json()
+
+    def statuses(self, agency: str, identifiers: Sequence[str]) -> dict[str, str]:
+        """Status of many of the agency's certificates at once (unknown or foreign ones are omitted)."""
+        if len(identifiers) > self.max_batch:
+            raise PayloadTooLargeError(f"at most {self.max_batch} identifiers per request", code="batch_too_large")
+        out: dict[str, str] = {}
+        with self.node.db.session() as s:
+            for i in range(0, len(identifiers), 900):
+                chunk = list(identifiers[i:i + 900])
+                for ident, status in s.execute(select(Certificate.identifier, Certificate.status).where(
+                        Certificate.identifier.in_(chunk), Certificate.issuer_uscc == agency)):
+                    out[ident] = status
+        return out
 
     def blob(self, identifier: str) -> bytes:
         """The encrypted by-reference document (public: useless without the key in the QR)."""

@@ -61,7 +61,9 @@ _register()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int) and rv:  # click returns the code of ctx.exit()/typer.Exit without standalone mode
+            sys.exit(rv)
     except (RegistryError, ChainError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
         err_console.print(f"[bold red]error[/] [{code}]: {exc}", highlight=False, soft_wrap=True)

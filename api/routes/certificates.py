@@ -77,6 +77,18 @@ async def issue_batch(body: BatchCreate, agency: CurrentAgency, services: Servic
     return BatchPublic(count=len(issued), status=status, certificates=[_issued(i) for i in issued])
 
 
+class StatusQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identifiers: list[str] = Field(max_length=10_000)
+
+
+@router.post("/certificates/status")
+async def statuses(body: StatusQuery, agency: CurrentAgency, services: ServicesDep) -> dict[str, Any]:
+    """Status of many of your certificates at once (pending / issued / suspended / revoked / superseded)."""
+    found = await run_in_threadpool(services.certificates.statuses, agency, body.identifiers)
+    return {"count": len(found), "statuses": found}
+
+
 @router.get("/certificates/{identifier}")
 async def get_certificate(identifier: str, agency: CurrentAgency, services: ServicesDep) -> dict[str, Any]:
     """The issuer view: status, digests, anchor and history (the server keeps no holder data)."""

@@ -1,0 +1,167 @@
+"""Shared fixtures. Nodes are factories around a real chain: in-process eth-tester, or a real anvil
+process on a free port with its own data dir (never 8545). A bootstrapped chain is built once per
+session and each test runs on a snapshot that is reverted afterwards, with a fresh copy of the database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain.backends import ChainBackend, EthTesterBackend, RpcBackend
+from registry.consortium import bootstrap
+from registry.db import Database
+from registry.node import Node
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SEEDS = PROJECT_ROOT / "seeds"
+MASTER_KEY = bytes(range(32))
+
+
+@dataclass
+class ChainTemplate:
+    """A bootstrapped chain plus the database and deployment file that go with it."""
+
+    backend: ChainBackend
+    db_file: Path
+    deployment_file: Path
+    devnet: Any = None
+
+    def snapshot(self) -> Any:
+        if isinstance(self.backend, EthTesterBackend):
+            return self.backend.snapshot()
+        return self.backend.raw("evm_snapshot", [])  # type: ignore[attr-defined]
+
+    def revert(self, snap: Any) -> None:
+        if isinstance(self.backend, EthTesterBackend):
+            self.backend.revert(snap)
+        else:
+            self.backend.raw("evm_revert", [snap])  # type: ignore[attr-defined]
+
+    def node(self, tmp: Path) -> Node:
+        """A node on this chain with its own copy of the template database."""
+        tmp.mkdir(parents=True, exist_ok=True)
+        db_file = tmp / "lianzheng.db"
+        shutil.copy(self.db_file, db_file)
+        deployment = tmp / "deployment.json"
+        shutil.copy(self.deployment_file, deployment)
+        return Node.open(db=Database(f"sqlite:///{db_file}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+                         backend=self.backend, deployment_file=deployment)
+
+
+def _build_template(backend: ChainBackend, where: Path) -> ChainTemplate:
+    where.mkdir(parents=True, exist_ok=True)
+    db_file = where / "template.db"
+    deployment = where / "deployment.json"
+    node = Node.open(db=Database(f"sqlite:///{db_file}"), master_key=MASTER_KEY, seeds_dir=SEEDS, backend=backend,
+                     deployment_file=deployment)
+    bootstrap(node)
+    node.db.engine.dispose()
+    return ChainTemplate(backend, db_file, deployment)
+
+
+@pytest.fixture(scope="session")
+def eth_tester_template(tmp_path_factory: pytest.TempPathFactory) -> ChainTemplate:
+    return _build_template(EthTesterBackend(), tmp_path_factory.mktemp("eth-tester"))
+
+
+def start_anvil(data_dir: Path, **kwargs: Any) -> Any:
+    from chain.devnet import Devnet, free_port
+
+    net = Devnet(data_dir=data_dir, port=kwargs.pop("port", None) or free_port(), **kwargs)
+    net.start()
+    return net
+
+
+@pytest.fixture(scope="session")
+def anvil_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainTemplate]:
+    where = tmp_path_factory.mktemp("anvil")
+    net = start_anvil(where / "data")
+    try:
+        template = _build_template(RpcBackend(net.url), where)
+        template.devnet = net
+        yield template
+    finally:
+        net.stop()
+
+
+@pytest.fixture(params=["eth-tester", "anvil"])
+def chain_node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Node]:
+    """The same test on both backends (parametrised)."""
+    template: ChainTemplate = request.getfixturevalue(
+        "eth_tester_template" if request.param == "eth-tester" else "anvil_template")
+    yield from _node_on(template, tmp_path)
+
+
+@pytest.fixture
+def anvil_node(anvil_template: ChainTemplate, tmp_path: Path) -> Iterator[Node]:
+    yield from _node_on(anvil_template, tmp_path)
+
+
+@pytest.fixture
+def eth_node(eth_tester_template: ChainTemplate, tmp_path: Path) -> Iterator[Node]:
+    yield from _node_on(eth_tester_template, tmp_path)
+
+
+def _node_on(template: ChainTemplate, tmp_path: Path) -> Iterator[Node]:
+    snap = template.snapshot()
+    node = template.node(tmp_path / "node")
+    try:
+        yield node
+    finally:
+        node.db.engine.dispose()
+        template.revert(snap)
+
+
+@pytest.fixture
+def fresh_anvil(tmp_path: Path) -> Iterator[Any]:
+    """A devnet of its own (for tests that kill and restart the node)."""
+    net = start_anvil(tmp_path / "devnet-data")
+    try:
+        yield net
+    finally:
+        try:
+            net.stop()
+        except Exception:
+            net.kill()
+
+
+@dataclass
+class Api:
+    """The ASGI app over real HTTP semantics (Starlette's TestClient runs the lifespan: the worker runs)."""
+
+    client: Any
+    node: Node
+    services: Any
+    keys: dict[str, str]
+
+    def auth(self, uscc: str) -> dict[str, str]:
+        if uscc not in self.keys:
+            self.keys[uscc] = self.node.keys.create_api_key(uscc)
+        return {"Authorization": f"Bearer {self.keys[uscc]}"}
+
+
+def make_api(node: Node, tmp_path: Path, **settings: Any) -> Iterator[Api]:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    cfg = Settings(data_dir=tmp_path, env="test", batch_max_age=0.2, **settings)
+    app = create_app(node, cfg)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client, node, app.state.services, {})
+
+
+@pytest.fixture
+def api(anvil_node: Node, tmp_path: Path) -> Iterator[Api]:
+    yield from make_api(anvil_node, tmp_path / "api")
+
+
+os.environ.setdefault("LIANZHENG_ENV", "test")

@@ -1,0 +1,134 @@
+"""The permissioned core through the Python clients, on eth-tester and on a real anvil (parametrised)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
+from chain.errors import ContractRevertError
+from registry.consortium import admit_seed_members, list_members, resolve, sync_members
+from registry.errors import NotFoundError, ValidationError
+from registry.identifiers import bid_from_private_key, parse_bid
+from registry.node import Node
+
+NEW_USCC = "11230000MB1A0010XX"  # replaced below by a valid one
+
+
+def _valid_new_uscc() -> str:
+    from stdnum.cn import uscc
+
+    body = "11230000MB1A0099"
+    for c in "0123456789ABCDEFGHJKLMNPQRTUWXY":
+        candidate = body + c
+        try:
+            return uscc.validate(candidate + uscc.calc_check_digit(candidate))
+        except Exception:
+            continue
+    raise AssertionError("no valid USCC")
+
+
+def _admins(node: Node) -> list[str]:
+    return [m.uscc for m in node.seeds.members if "admin" in m.roles]
+
+
+def test_every_seed_agency_is_an_active_member_with_its_roles(chain_node: Node) -> None:
+    members = {m.uscc: m for m in chain_node.consortium.members()}
+    assert set(members) == {m.uscc for m in chain_node.seeds.members}
+    for seed in chain_node.seeds.members:
+        info = members[seed.uscc]
+        assert info.status == MemberStatus.ACTIVE
+        assert info.roles == Role.from_names(seed.roles)
+        assert info.accounts == (chain_node.keys.signing_account(seed.uscc).address,)
+        assert info.bid == bid_from_private_key(bytes(chain_node.keys.signing_account(seed.uscc).key))
+        parse_bid(info.bid)
+
+
+def test_seeding_twice_admits_nobody_new(chain_node: Node) -> None:
+    assert admit_seed_members(chain_node) == []
+
+
+def test_resolution_round_trips_bid_uscc_and_account(chain_node: Node) -> None:
+    for view in list_members(chain_node)[:3]:
+        for query in (view.bid, view.uscc, view.accounts[0], view.accounts[0].lower()):
+            kind, found = resolve(chain_node, query)
+            assert found.uscc == view.uscc
+            assert kind in {"bid", "uscc", "address"}
+
+
+def test_resolution_refuses_malformed_and_unknown_identifiers(chain_node: Node) -> None:
+    with pytest.raises(ValidationError):
+        resolve(chain_node, "0x1234")
+    with pytest.raises(ValidationError, match="check"):
+        resolve(chain_node, "11230000MB1A0001X0")  # wrong check character
+    with pytest.raises(NotFoundError):
+        resolve(chain_node, "0x" + "11" * 20)
+
+
+def test_admitting_a_member_needs_two_admin_approvals(chain_node: Node) -> None:
+    c = chain_node.consortium
+    admins = _admins(chain_node)
+    assert c.required_approvals() == min(chain_node.seeds.threshold, len(admins))
+    new = _valid_new_uscc()
+    account = chain_node.keys.create_signing_key(new)
+    data = ConsortiumClient.admit_data("黑龙江省测试局", bid_from_private_key(bytes(account.key)), [account.address],
+                                       Role.ISSUER)
+    pid = c.propose(chain_node.sender_for(admins[0]), Action.ADMIT, new, data)
+    with pytest.raises(ContractRevertError, match="ConsortiumInsufficientApprovals"):
+        c.execute(chain_node.sender_for(admins[0]), pid)
+    with pytest.raises(ContractRevertError, match="ConsortiumAlreadyApproved"):
+        c.approve(chain_node.sender_for(admins[0]), pid)
+    c.approve(chain_node.sender_for(admins[1]), pid)
+    c.execute(chain_node.sender_for(admins[1]), pid)
+    assert c.get_member(new).status == MemberStatus.ACTIVE
+    with pytest.raises(ContractRevertError, match="ConsortiumProposalAlreadyExecuted"):
+        c.execute(chain_node.sender_for(admins[1]), pid)
+    sync_members(chain_node)
+    assert resolve(chain_node, account.address)[1].uscc == new
+
+
+def test_a_non_admin_cannot_propose_and_nothing_changes(chain_node: Node) -> None:
+    c = chain_node.consortium
+    outsider = next(m.uscc for m in chain_node.seeds.members if "admin" not in m.roles)
+    before = c.contract.functions.proposalCount().call()
+    with pytest.raises(ContractRevertError) as info:
+        c.propose(chain_node.sender_for(outsider), Action.SUSPEND, chain_node.seeds.genesis.uscc)
+    assert info.value.name == "ConsortiumUnauthorized"
+    assert info.value.args_by_name["account"] == chain_node.sender_for(outsider).address
+    assert c.contract.functions.proposalCount().call() == before
+
+
+def test_suspending_a_member_removes_its_roles_until_reinstated(chain_node: Node) -> None:
+    c = chain_node.consortium
+    admins = _admins(chain_node)
+    target = next(m for m in chain_node.seeds.members if "issuer" in m.roles and "admin" not in m.roles)
+    account = chain_node.keys.signing_account(target.uscc).address
+    assert c.has_role(account, Role.ISSUER)
+    for action in (Action.SUSPEND, Action.REINSTATE):
+        pid = c.propose(chain_node.sender_for(admins[0]), action, target.uscc)
+        c.approve(chain_node.sender_for(admins[1]), pid)
+        c.execute(chain_node.sender_for(admins[0]), pid)
+        assert c.has_role(account, Role.ISSUER) is (action == Action.REINSTATE)
+
+
+def _advance_time(node: Node, seconds: int) -> None:
+    from chain.backends import EthTesterBackend
+
+    backend = node.backend
+    if isinstance(backend, EthTesterBackend):
+        now = backend.w3.eth.get_block("latest")["timestamp"]
+        backend.time_travel(now + seconds)
+    else:
+        backend.raw("evm_increaseTime", [seconds])  # type: ignore[attr-defined]
+        backend.raw("evm_mine", [])  # type: ignore[attr-defined]
+
+
+def test_an_expired_proposal_cannot_be_executed(chain_node: Node) -> None:
+    c = chain_node.consortium
+    admins = _admins(chain_node)
+    target = next(m for m in chain_node.seeds.members if "admin" not in m.roles)
+    pid = c.propose(chain_node.sender_for(admins[0]), Action.SUSPEND, target.uscc)
+    c.approve(chain_node.sender_for(admins[1]), pid)
+    _advance_time(chain_node, chain_node.seeds.proposal_ttl_seconds + 60)
+    with pytest.raises(ContractRevertError, match="ConsortiumProposalExpired"):
+        c.execute(chain_node.sender_for(admins[0]), pid)
+    assert c.get_member(target.uscc).status == MemberStatus.ACTIVE
