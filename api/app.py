@@ -23,12 +23,18 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = start_services(app.state.services) if workers else []
+        if workers:
+            for module in routers:
+                start = getattr(module, "start", None)
+                if start is not None:  # a ledger's background service (outbox worker, checkpoint gateway ...)
+                    running.extend(start(app))
         try:
             yield
         finally:
             for s in running:
                 s.stop()
 
+    routers = _optional_routers()
     app = FastAPI(
         title="链证 Lianzheng",
         version="0.1.0",
@@ -39,9 +45,10 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     app.state.node = node
     app.state.settings = settings
     app.state.services = build_services(node, settings)
+    app.state.extras = {}  # per-ledger services, created by their route modules (see api/routes/*.py)
     errors.install(app)
     app.include_router(system.router)
-    for module in _optional_routers():
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     return app

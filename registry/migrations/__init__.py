@@ -1,6 +1,8 @@
 """Alembic migrations, run programmatically (`Database.migrate()`, `lianzheng db upgrade`).
 
 New tables get a new revision: `alembic -c registry/alembic.ini revision --autogenerate -m "..."`.
+Ledgers add their tables in revisions of their own that all branch from 0001 (so they can be
+written independently); `upgrade` goes to every head.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     cfg = config(engine)
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

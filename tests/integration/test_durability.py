@@ -1,0 +1,72 @@
+"""Nothing submitted is lost and nothing is anchored twice, even when the chain node dies mid-batch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.stack import LocalStack
+from chain.artifacts import load_artifact
+from chain.logs import LogReader
+from registry.db import Certificate
+from registry.merkle import leaf_hash, verify_inclusion_leaf_hash
+from registry.samples import sample_values
+from tests.support.anvil import make_devnet
+
+pytestmark = pytest.mark.anvil
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_killing_anvil_mid_issue_loses_nothing_and_anchors_each_document_once(tmp_path: Path) -> None:
+    devnet = make_devnet(tmp_path)
+    with LocalStack(tmp_path / "data", devnet=devnet, batch_size=500, batch_max_age=0.1) as stack:
+        node = stack.node
+        ct = node.seeds.certificate_types[0]
+        issuer = node.seeds.member(ct.issuers[0])
+        docs = sample_values(ct, 5000, issuer=issuer, seed=11)
+        identifiers: list[str] = []
+        with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=60) as http:
+            for i in range(0, 5000, 500):
+                r = http.post("/api/v1/certificates/batch", json={"type": ct.code, "documents": docs[i:i + 500]})
+                assert r.status_code == 201, r.text
+                identifiers += [c["identifier"] for c in r.json()["certificates"]]
+                if i == 1500:
+                    # some batches are anchored by now; more are prepared or in flight
+                    _wait(lambda: stack.services.worker.anchored_batches >= 1, 30, "a first anchored batch")
+                    devnet.kill()
+            time.sleep(1.0)  # the API keeps accepting while the chain is down
+            assert devnet.start()
+
+        def all_issued() -> bool:
+            with node.db.session() as s:
+                return not s.scalar(select(func.count()).select_from(Certificate).where(Certificate.status != "issued"))
+
+        _wait(all_issued, 180, "every document to be issued after the restart")
+        with node.db.session() as s:
+            rows = s.execute(select(Certificate.digest_sha256, Certificate.batch_id)).all()
+        assert len(rows) == 5000 == len(set(identifiers))
+
+        # every document's digest sits in exactly one root anchored exactly once
+        ledger = node.certificate_ledger
+        reader = LogReader(node.backend, {ledger.address: load_artifact("CertificateLedger").abi})
+        anchored = [e for e in reader.events(from_block=0) if e.name == "BatchAnchored"]
+        roots = [e.args["root"] for e in anchored]
+        assert len(roots) == len(set(roots))
+        assert sum(e.args["count"] for e in anchored) == 5000
+        for ident in identifiers[::97]:
+            view = stack.services.certificates.get(None, ident)
+            a = view.anchor
+            assert a is not None and bytes.fromhex(a["batch_root"][2:]) in roots
+            assert verify_inclusion_leaf_hash(leaf_hash(bytes.fromhex(view.digest_sha256)), a["index"], a["size"],
+                                              [bytes.fromhex(p[2:]) for p in a["path"]], bytes.fromhex(a["batch_root"][2:]))
