@@ -3,7 +3,17 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import importlib
+
 from registry.db import Base
+
+# ledgers keep their models in modules of their own; importing them registers their tables on Base.metadata
+for _module in ("registry.ledger_models", "registry.audit_models"):
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as exc:
+        if exc.name != _module:
+            raise
 
 config = context.config
 target_metadata = Base.metadata
