@@ -33,7 +33,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -137,7 +136,7 @@ class Devnet:
     ) -> None:
         if state_interval < 1:
             raise DevnetError(f"state_interval must be at least 1 second, got {state_interval}")
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).absolute()  # argv identifies our anvil: same path from any cwd
         self.port = port
         self.host = host
         self.chain_id = chain_id
@@ -324,7 +323,7 @@ class Devnet:
                 if exc.errno != errno.EADDRINUSE:
                     raise DevnetError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         try:
-            what = f"it answers JSON-RPC as chain id {int(_rpc(self.url, 'eth_chainId'), 16)}"
+            what = f"it answers JSON-RPC as chain id {int(_rpc(self.url, 'eth_chainId', timeout=0.5), 16)}"
         except (OSError, ValueError):
             what = "it is not a JSON-RPC node"
         raise DevnetError(f"port {self.port} on {self.host} is already in use by another process ({what}); "

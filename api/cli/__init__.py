@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import structlog
 import typer
+from rich.markup import escape
 
 from api.cli._common import State, console, err_console
 from chain.errors import ChainError
@@ -66,7 +67,8 @@ def main() -> None:
             sys.exit(rv)
     except (RegistryError, ChainError) as exc:
         code = getattr(exc, "code", type(exc).__name__)
-        err_console.print(f"[bold red]error[/] [{code}]: {exc}", highlight=False, soft_wrap=True)
+        message = " ".join(str(exc).split())  # one line of diagnosis
+        err_console.print(f"[bold red]error[/] {escape(f'[{code}]')}: {escape(message)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -81,7 +83,9 @@ def main() -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        message = " ".join(str(exc).split())
+        err_console.print(f"[bold red]error[/]: {escape(type(exc).__name__)}: {escape(message)}", highlight=False,
+                          soft_wrap=True)
         sys.exit(1)
 
 

@@ -95,7 +95,7 @@ def issue(
     client = client_for(st, api_url, api_key, agency)
     issued: list[dict[str, Any]] = []
     start = time.perf_counter()
-    with progress() as bar:
+    with progress(transient=True) as bar:  # transient: a failure leaves one line of diagnosis, not a half bar
         task = bar.add_task("issuing", total=len(docs), rate="")
         for i in range(0, len(docs), chunk):
             part = docs[i:i + chunk]
@@ -132,12 +132,14 @@ def issue(
                 c["status"] = statuses.get(c["identifier"], c["status"])
     folder = _save_issued(st, issued)
     elapsed = time.perf_counter() - start
+    summary = (f"{len(issued)} certificates {'anchored' if wait else 'accepted'} in {elapsed:.1f} s "
+               f"({len(issued) / max(elapsed, 1e-9):,.0f} docs/s); documents and QR keys saved in {folder}")
     if as_json:
         for c in issued:
             print_json({"id": c["identifier"], "status": c["status"], "qr_url": c["qr_url"]})
+        err_console.print(summary, highlight=False)
     else:
-        console.print(f"{len(issued)} certificates {'anchored' if wait else 'accepted'} in {elapsed:.1f} s "
-                      f"({len(issued) / max(elapsed, 1e-9):,.0f} docs/s); documents and QR keys saved in {folder}")
+        console.print(summary, highlight=False)
 
 
 def _issuer_of(identifier: str) -> str:

@@ -30,6 +30,13 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 def test_killing_anvil_mid_issue_loses_nothing_and_anchors_each_document_once(tmp_path: Path) -> None:
     devnet = make_devnet(tmp_path)
+    try:
+        _kill_mid_issue(devnet, tmp_path)
+    finally:
+        devnet.stop()  # LocalStack does not stop a devnet it was handed
+
+
+def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with LocalStack(tmp_path / "data", devnet=devnet, batch_size=500, batch_max_age=0.1) as stack:
         node = stack.node
         ct = node.seeds.certificate_types[0]

@@ -1,0 +1,111 @@
+"""The `lianzheng` CLI as an agency and a verifier would use it, against a real API server and anvil."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.stack import LocalStack
+
+LZ = str(Path(sys.executable).parent / "lianzheng")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(tmp_path_factory.mktemp("cli"), batch_max_age=0.2) as s:
+        yield s
+
+
+def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": stack.url}
+    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def _type(stack: LocalStack, name: str = "营业执照") -> Any:
+    return next(t for t in stack.node.seeds.certificate_types if t.name == name)
+
+
+def test_sample_issue_json_and_lifecycle(stack: LocalStack, tmp_path: Path) -> None:
+    ct = _type(stack)
+    samples = run(stack, "sample", "--type", ct.code, "--count", "25", "--seed", "4").stdout
+    docs = json.loads(samples)
+    assert len(docs) == 25 and all(d["持证主体"] for d in docs)
+    src = tmp_path / "docs.json"
+    src.write_text(samples, encoding="utf-8")
+    p = run(stack, "issue", "--agency", ct.issuers[0], "--type", ct.code, str(src), "--json")
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(lines) == 25 and {x["status"] for x in lines} == {"issued"}
+    assert "docs/s" in p.stderr  # the progress bar reports its rate
+    ident = lines[0]["id"]
+    verdicts = []
+    for action, extra in (("suspend", []), ("reinstate", []), ("revoke", ["--reason", "2"])):
+        run(stack, action, ident, *extra)
+        out = run(stack, "verify", ident, "--json", ok=False)
+        verdicts.append(json.loads(out.stdout)["verdict"])
+        assert out.returncode == (0 if verdicts[-1] == "valid" else 1)
+    assert verdicts == ["suspended", "valid", "revoked"]
+    again = run(stack, "reinstate", ident, ok=False)
+    assert again.returncode != 0 and "invalid_transition" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_issue_from_csv_disclose_and_verify_a_file(stack: LocalStack, tmp_path: Path) -> None:
+    ct = _type(stack, "学位证书")
+    docs = json.loads(run(stack, "sample", "--type", ct.code, "--count", "3").stdout)
+    src = tmp_path / "docs.csv"
+    with src.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for d in docs for k in d}))
+        writer.writeheader()
+        for d in docs:
+            writer.writerow({k: "" if v is None else v for k, v in d.items()})
+    p = run(stack, "issue", "--agency", ct.issuers[0], "--type", ct.code, str(src), "--json")
+    ident = json.loads(p.stdout.splitlines()[0])["id"]
+    saved = stack.data_dir / "issued" / f"{ident}.json"
+    assert saved.exists()
+    doc = json.loads(saved.read_text())["document"]
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    assert json.loads(run(stack, "verify", str(full), "--json").stdout)["verdict"] == "valid"
+    shown = tmp_path / "shown.json"
+    run(stack, "disclose", str(full), "--hide", "持证主体代码", "--out", str(shown))
+    result = json.loads(run(stack, "verify", str(shown), "--json").stdout)
+    assert result["verdict"] == "valid" and result["hidden_fields"] == ["持证主体代码"]
+    doc["fields"]["持证主体"]["value"] += "X"
+    full.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    tampered = run(stack, "verify", str(full), "--json", ok=False)
+    assert tampered.returncode == 1 and json.loads(tampered.stdout)["verdict"] == "tampered"
+
+
+def test_bad_input_exits_non_zero_with_one_line(stack: LocalStack, tmp_path: Path) -> None:
+    ct = _type(stack)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"持证主体": "某公司"}]), encoding="utf-8")
+    cases = [
+        ("issue", "--agency", ct.issuers[0], "--type", ct.code, str(bad)),
+        ("issue", "--agency", ct.issuers[0], "--type", ct.code, str(tmp_path / "missing.json")),
+        ("revoke", "1.2.156.3005.2.nonsense", "--reason", "1"),
+        ("agency", "key", "create", "91230100MA1B2C3D40"),
+    ]
+    for args in cases:
+        p = run(stack, *args, ok=False)
+        assert p.returncode != 0, args
+        assert len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+    with stack.node.db.session() as s:
+        from sqlalchemy import func, select
+
+        from registry.db import Certificate
+
+        assert s.scalar(select(func.count()).select_from(Certificate).where(
+            Certificate.identifier.like("%nonsense%"))) == 0
