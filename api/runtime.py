@@ -6,12 +6,12 @@ import base64
 import os
 from pathlib import Path
 
+from api.settings import Settings
 from chain.backends import RpcBackend
 from chain.devnet import Devnet
 from registry.db import Database
 from registry.errors import ValidationError
 from registry.node import Node
-from api.settings import Settings
 
 
 def master_key(settings: Settings) -> bytes:

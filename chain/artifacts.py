@@ -46,7 +46,7 @@ class Artifact:
             raise ArtifactError(f"artifact {path} is malformed: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_artifact(name: str) -> Artifact:
     return Artifact.load(name)
 

@@ -93,8 +93,8 @@ class ContractClient:
         self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
 
     def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
-        from chain.sender import _revert_from
         from chain.artifacts import ErrorDecoder
+        from chain.sender import _revert_from
 
         fn = self.contract.functions[fn_name](*args)
         try:

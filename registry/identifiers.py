@@ -17,9 +17,8 @@ Check characters are never written by hand: python-stdnum's `cn.uscc` and `iso70
 
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal

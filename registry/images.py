@@ -2,7 +2,7 @@
 
 Offline payloads (``LZ1:...``) are pure QR alphanumeric text and are encoded in alphanumeric mode (5.5 bits
 per character); anything else (verification links) is split so that long upper-case runs such as the
-certificate identifier use alphanumeric mode and the rest byte mode (ISO/IEC 18004 §7.4 mixed segments).
+certificate identifier use alphanumeric mode and the rest byte mode (ISO/IEC 18004 allows mixed segments).
 
 >>> from registry.images import decode_qr_image, qr_png
 >>> decode_qr_image(qr_png("https://lz.example.gov.cn/v/1.2.156.3005.2.X.Y.1.001.A#k"))
@@ -15,11 +15,12 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import segno
-from segno import consts
 import zxingcpp
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from segno import consts
 
 from registry.errors import PayloadFormatError, PayloadTooLargeError, ValidationError
 
@@ -27,10 +28,11 @@ __all__ = ["MAX_IMAGE_PIXELS", "decode_qr_image", "qr_png", "qr_svg", "qr_versio
 
 MAX_IMAGE_PIXELS = 40_000_000  # a 48 MP phone photo is 48e6; refuse larger before decoding pixels
 _ALNUM = re.compile(r"[0-9A-Z $%*+\-./:]+")
-# A run of alphanumeric characters pays for its own segment header (4 + 9..13 bits) plus the byte
-# segment that resumes after it once it is this long (ISO/IEC 18004 Annex J's switching heuristics).
+# An alphanumeric run of n characters costs 5.5n bits instead of 8n in byte mode, plus ~13 bits for its own
+# segment header and ~20 for the byte segment resuming after it: it pays off from about 15 characters.
 _MIN_ALNUM_RUN = 15
 _NO_QR = "图片中未找到二维码 / no QR code found in the image"
+_QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)  # the QR family only: faster, no false 1D hits
 
 
 def qr_png(text: str, *, scale: int = 8, border: int = 4, error: str = "m", boost_error: bool = True) -> bytes:
@@ -58,18 +60,19 @@ def qr_version(text: str, *, error: str = "m") -> int:
 
 
 def decode_qr_image(data: bytes | Path) -> list[str]:
-    """Texts of every QR code in an image (PNG, JPEG, ...), in reading order, without duplicates.
+    """Texts of every QR code in an image (PNG, JPEG, ...), in the order zxing reports them, without duplicates.
 
     Tries the photo as is, then grey + autocontrast, a sharpened, a downscaled and an upscaled copy,
     each with zxing's local-average and global-histogram binarizers, stopping at the first variant that
-    yields a code (zxing-cpp's reader always runs in its "try harder" mode from Python; rotation, inversion
-    and its own downscaling are switched on). Phone photos are turned upright from their EXIF orientation
-    first. Raises ``PayloadFormatError(code="no_qr_found")``, ``invalid_image`` or ``image_too_large``.
+    yields a code (zxing-cpp's reader options default to "try harder", which the Python binding does not
+    expose; rotation, inversion and its own downscaling are switched on). Phone photos are turned upright
+    from their EXIF orientation first. Raises ``PayloadFormatError(code="no_qr_found")`` or
+    ``code="invalid_image"``, and ``PayloadTooLargeError(code="image_too_large")``.
     """
     image = _open(data)
     for variant in _variants(image):
         for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
-            found = zxingcpp.read_barcodes(variant, formats=zxingcpp.BarcodeFormat.QRCode, try_rotate=True,
+            found = zxingcpp.read_barcodes(variant, formats=_QR_FORMATS, try_rotate=True,
                                            try_downscale=True, try_invert=True, binarizer=binarizer)
             texts = list(dict.fromkeys(r.text for r in found if r.valid and r.text))
             if texts:
@@ -86,7 +89,8 @@ def _make(text: str, error: str, boost_error: bool) -> segno.QRCode:
     try:
         if _ALNUM.fullmatch(text):
             return segno.make(text, error=error, mode="alphanumeric", micro=False, boost_error=boost_error)
-        return segno.make(_segments(text), error=error, micro=False, boost_error=boost_error)
+        segments: Any = _segments(text)  # segno accepts (content, mode) tuples; its annotations do not say so
+        return segno.make(segments, error=error, micro=False, boost_error=boost_error)
     except segno.DataOverflowError as exc:
         raise PayloadTooLargeError(f"text of {len(text)} characters does not fit a version-40 QR code at level "
                                    f"{error.upper()}", code="qr_too_large") from exc
@@ -110,14 +114,13 @@ def _segments(text: str) -> list[tuple[str, int]]:
 def _open(data: bytes | Path) -> Image.Image:
     try:
         source = Path(data).read_bytes() if isinstance(data, Path) else data
-        with Image.open(io.BytesIO(source)) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
+        with Image.open(io.BytesIO(source)) as src:
+            if src.width * src.height > MAX_IMAGE_PIXELS:
                 raise PayloadTooLargeError(
-                    f"图片过大 / image too large: {im.width}x{im.height} pixels, limit {MAX_IMAGE_PIXELS}",
+                    f"图片过大 / image too large: {src.width}x{src.height} pixels, limit {MAX_IMAGE_PIXELS}",
                     code="image_too_large",
                 )
-            im = ImageOps.exif_transpose(im)
-            return im.convert("L")  # zxing reads luminance; also flattens palettes and alpha
+            return ImageOps.exif_transpose(src).convert("L")  # zxing reads luminance; also flattens palettes and alpha
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise PayloadFormatError(f"无法读取图片 / cannot read the image: not a PNG, JPEG or other supported "
                                  f"image ({type(exc).__name__})", code="invalid_image") from exc

@@ -59,9 +59,11 @@ from registry.envelope import parse_ref_url
 from registry.errors import PayloadFormatError, ProofError, ValidationError
 
 __all__ = [
+    "BASE45_ALPHABET",
     "FIELD_CODES",
     "FORMAT_VERSION",
     "PREFIX",
+    "FieldValue",
     "OfflinePayload",
     "ScanResult",
     "b45decode",
@@ -80,14 +82,20 @@ _PREFIX_RE = re.compile(r"LZ(\d{1,3}):")
 _NOT_OURS = "这不是链证电子证照二维码 / Not a Lianzheng certificate QR code"
 
 # Frozen for format LZ1: a code's meaning may never change, and a new entry needs a new format version
-# (an old decoder could not read it). Codes 0..23 cost one CBOR byte, 24..255 two (RFC 8949 §3.1).
-# 0..12: GB/T 36905 common metadata; then frequent type-specific fields (营业执照, 许可证, 身份类证照).
+# (an old decoder could not read it); names not listed still work, as text. Codes 0..23 cost one CBOR byte,
+# 24..255 two (RFC 8949 §3.1). 0..12: the GB/T 36905 common metadata (registry.documents.COMMON_FIELDS);
+# then the type-specific fields of seeds/certificate_types.yaml (营业执照 first), then other frequent names.
 FIELD_CODES: tuple[str, ...] = (
     "证照名称", "证照类型代码", "证照编号", "证照标识", "颁发机构", "颁发机构代码", "颁发日期",
     "持证主体", "持证主体代码", "持证主体代码类型", "有效期起始", "有效期截止", "属地编码",
-    "法定代表人", "注册资本", "成立日期", "类型", "住所", "经营范围", "营业期限", "负责人", "经营场所",
-    "经营者", "组成形式", "许可项目", "许可范围", "主体业态", "姓名", "性别", "民族", "出生日期", "住址",
-    "公民身份号码", "名称", "地址", "备注", "发证日期", "登记机关", "统一社会信用代码", "证书编号",
+    "类型", "法定代表人", "注册资本", "成立日期", "营业期限", "住所", "经营范围", "性别", "出生日期",
+    "经营场所", "主体业态", "经营项目", "网络经营", "日常监督管理机构", "投诉举报电话", "从业资格类别",
+    "准驾车型", "初次领证日期", "学位授予单位", "学位级别", "学科门类", "专业", "授予日期", "职业名称",
+    "职业技能等级", "理论知识考试成绩", "操作技能考核成绩", "评价机构", "共有情况", "坐落", "不动产单元号",
+    "权利类型", "权利性质", "用途", "房屋建筑面积", "土地使用期限截止", "执业机构", "执业证类别",
+    "法律职业资格证书编号", "首次执业日期", "查询事由", "查询结果", "开具单位",
+    "负责人", "经营者", "组成形式", "许可项目", "许可范围", "姓名", "民族", "住址", "公民身份号码", "名称",
+    "地址", "备注", "发证日期", "登记机关", "统一社会信用代码", "证书编号",
 )  # fmt: skip
 _CODE_OF = {name: code for code, name in enumerate(FIELD_CODES)}
 
@@ -233,7 +241,8 @@ def body_bytes(payload: OfflinePayload) -> bytes:
     try:
         return cbor2.dumps(body, canonical=True)
     except (cbor2.CBOREncodeError, UnicodeError, ValueError) as exc:  # e.g. a lone surrogate in a string
-        raise ValidationError(f"offline payload cannot be encoded as CBOR: {exc}", code="invalid_payload_field") from exc
+        raise ValidationError(f"offline payload cannot be encoded as CBOR: {exc}",
+                              code="invalid_payload_field") from exc
 
 
 def encode_payload(payload: OfflinePayload) -> str:
@@ -252,9 +261,10 @@ def decode_payload(text: str) -> OfflinePayload:
     if match is None:
         raise PayloadFormatError(f"{_NOT_OURS}: text does not start with {PREFIX!r}", code="not_lianzheng_qr")
     version = int(match.group(1))
-    if version != FORMAT_VERSION:
+    if match.group(1) != str(FORMAT_VERSION):  # also refuses "LZ01:", another spelling of version 1
         raise PayloadFormatError(
-            f"二维码格式版本不受支持 / unsupported QR payload version: expected LZ{FORMAT_VERSION}, got LZ{version}",
+            f"二维码格式版本不受支持 / unsupported QR payload version: expected LZ{FORMAT_VERSION}, "
+            f"got LZ{match.group(1)}",
             code="unsupported_version", details={"version": version},
         )
     b45 = text[match.end():]
@@ -292,6 +302,8 @@ def decode_payload(text: str) -> OfflinePayload:
 def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
     """Return a copy signed with the agency's secp256k1 account key (recoverable ECDSA over SHA-256(body))."""
     try:
+        if not isinstance(private_key, bytes) or len(private_key) != 32:
+            raise ValueError("wrong length")  # coincurve would accept other lengths (b"" even means random)
         key = coincurve.PrivateKey(private_key)
     except (ValueError, TypeError) as exc:
         raise ValidationError("private key must be 32 bytes in 1..n-1 of secp256k1",
@@ -369,7 +381,7 @@ def _unpack_value(value: Any, where: str) -> FieldValue:
         except UnicodeDecodeError as exc:
             raise _invalid(f"{where} is not GB 18030 text") from exc
     if value is None or isinstance(value, str | int):
-        return value  # type: ignore[no-any-return]
+        return value
     raise _invalid(f"{where} has type {type(value).__name__}; expected text, integer, boolean or null")
 
 
@@ -378,7 +390,8 @@ def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
         raise _invalid(f"body must be a CBOR array of 15 items, got {_describe(body)}")
     if body[0] != FORMAT_VERSION:
         raise PayloadFormatError(
-            f"二维码格式版本不受支持 / unsupported QR payload version: body says {body[0]!r}, prefix LZ{FORMAT_VERSION}",
+            f"二维码格式版本不受支持 / unsupported QR payload version: body says {body[0]!r}, "
+            f"prefix LZ{FORMAT_VERSION}",
             code="unsupported_version",
         )
     (_, identifier, type_code, disclosed, hidden, root, index, size, proof, chain_id, ledger, block_number,

@@ -8,7 +8,6 @@ numbers for anchoring one document per transaction (what a naive design does).
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import importlib
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
-
-import importlib
 
 from registry.db import Base
 
