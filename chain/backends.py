@@ -94,7 +94,7 @@ class RpcBackend:
         self.w3 = Web3(self.provider)
         if poa:
             # QBFT/Clique put validator data in extraData (> 32 bytes), which web3 rejects otherwise.
-            self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+            self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, name="extradata_to_poa", layer=0)
         self.name = "rpc:" + ",".join(url_list)
         self.urls = url_list
 

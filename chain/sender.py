@@ -17,7 +17,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 
 from chain.artifacts import ErrorDecoder
 from chain.backends import ChainBackend
@@ -159,7 +159,7 @@ class TransactionSender:
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
-            except ValueError as exc:  # JSON-RPC errors arrive as Web3RPCError (a ValueError)
+            except (Web3RPCError, ValueError) as exc:  # a JSON-RPC error answer
                 message = str(exc).lower()
                 if "already known" in message or "already imported" in message:
                     return tx_hash.to_0x_hex()  # our retry after a lost answer: the same signed tx
