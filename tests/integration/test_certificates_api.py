@@ -272,3 +272,12 @@ def test_health_members_and_resolution(api: Api) -> None:
     assert wrong_check.status_code == 422
     assert "check character 0, expected 9" in wrong_check.json()["error"]["message"]
     assert dt.date.today()
+
+
+def test_the_openapi_spec_describes_every_route(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    for path in ("/healthz", "/api/v1/members", "/api/v1/identifiers/{identifier}", "/api/v1/certificates",
+                 "/api/v1/certificates/batch", "/api/v1/certificates/{identifier}/revoke", "/api/v1/verify",
+                 "/api/v1/certificate-types"):
+        assert path in paths, path

@@ -77,3 +77,49 @@ def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-
             assert a is not None and bytes.fromhex(a["batch_root"][2:]) in roots
             assert verify_inclusion_leaf_hash(leaf_hash(bytes.fromhex(view.digest_sha256)), a["index"], a["size"],
                                               [bytes.fromhex(p[2:]) for p in a["path"]], bytes.fromhex(a["batch_root"][2:]))
+
+
+def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicates(anvil_node) -> None:  # type: ignore[no-untyped-def]
+    from registry.anchoring import AnchoringWorker
+    from registry.certificates import CertificateService
+
+    ct = anvil_node.seeds.certificate_types[0]
+    issuer = anvil_node.seeds.member(ct.issuers[0])
+    crashed = AnchoringWorker(anvil_node, batch_size=10)
+    service = CertificateService(anvil_node, public_base="http://x", worker=None)
+    issued = service.issue(issuer.uscc, ct.code, sample_values(ct, 25, issuer=issuer, seed=3))
+    crashed._prepare_batches(flush=True)  # roots fixed and committed ... then the process dies
+    with anvil_node.db.session() as s:
+        from registry.db import Batch
+
+        assert {b.state for b in s.scalars(select(Batch))} == {"prepared"}
+    AnchoringWorker(anvil_node, batch_size=10).flush(timeout=30)  # a new process
+    with anvil_node.db.session() as s:
+        assert {c.status for c in s.scalars(select(Certificate))} == {"issued"}
+        assert s.scalar(select(func.count()).select_from(Batch)) == 3
+    assert {service.get(None, i.identifier).status for i in issued} == {"issued"}
+
+
+def test_the_reconciler_reanchors_batches_a_reset_chain_lost(anvil_node) -> None:  # type: ignore[no-untyped-def]
+    from registry.anchoring import AnchoringWorker
+    from registry.certificates import CertificateService
+    from registry.index import ChainIndex
+    from registry.verify import Verifier
+
+    ct = anvil_node.seeds.certificate_types[0]
+    issuer = anvil_node.seeds.member(ct.issuers[0])
+    worker = AnchoringWorker(anvil_node, batch_size=100)
+    service = CertificateService(anvil_node, public_base="http://x", worker=None)
+    verifier = Verifier(anvil_node, ChainIndex(anvil_node, refresh_interval=0))
+    snapshot = anvil_node.backend.raw("evm_snapshot", [])
+    [cert] = service.issue(issuer.uscc, ct.code, sample_values(ct, 1, issuer=issuer, seed=9))
+    worker.flush(timeout=30)
+    assert verifier.verify_identifier(cert.identifier).verdict == "valid"
+    anvil_node.backend.raw("evm_revert", [snapshot])  # the devnet restarted from an older state
+    anvil_node.reset_senders()
+    assert verifier.verify_identifier(cert.identifier).verdict == "not_anchored"
+    report = worker.reconcile()
+    assert len(report.reanchored) == 1
+    worker.flush(timeout=30)
+    assert verifier.verify_identifier(cert.identifier).verdict == "valid"
+    assert worker.reconcile().reanchored == []
