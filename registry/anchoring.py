@@ -204,13 +204,12 @@ class AnchoringWorker:
             return False
         block = self.node.backend.w3.eth.get_block(info.block_number)
         tx_hash = batch.tx_hash or ""
-        if batch.tx_hash:
-            try:
-                r = self.node.backend.w3.eth.get_transaction_receipt(batch.tx_hash)
-                tx_hash = bytes(r["transactionHash"]).hex()
-                tx_hash = "0x" + tx_hash if not tx_hash.startswith("0x") else tx_hash
-            except Exception:
-                tx_hash = self._find_anchor_tx(root) or tx_hash
+        try:
+            receipt = self.node.backend.w3.eth.get_transaction_receipt(tx_hash) if tx_hash else None
+        except Exception:  # our tx was lost with the node; the root was anchored by a resend
+            receipt = None
+        if receipt is None or receipt["blockNumber"] != info.block_number:
+            tx_hash = self._find_anchor_tx(root) or tx_hash
         self._mark_anchored(batch.id, tx_hash, info.block_number, "0x" + bytes(block["hash"]).hex(), info.issuer, None)
         return True
 

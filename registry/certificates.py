@@ -311,8 +311,9 @@ class CertificateService:
     def _authorise_change(self, agency: str, row: Certificate) -> None:
         if row.issuer_uscc == agency:
             return
-        issuer = self.node.seeds.member(row.issuer_uscc) if row.issuer_uscc in {m.uscc for m in self.node.seeds.members} else None
-        delegated = bool(issuer and agency in issuer.revoker_delegates)
+        # a revoker the issuer delegated to (ConsortiumRegistry.setRevokerDelegate; the contract checks it too)
+        delegated = self.node.consortium.contract.functions.isRevokerDelegate(
+            row.issuer_uscc.encode().ljust(32, b"\0"), agency.encode().ljust(32, b"\0")).call()
         if not delegated:
             raise PermissionDeniedError(
                 f"certificate {row.identifier} was issued by {row.issuer_uscc}; agency {agency} may not change it",

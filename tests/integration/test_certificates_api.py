@@ -281,3 +281,22 @@ def test_the_openapi_spec_describes_every_route(api: Api) -> None:
                  "/api/v1/certificates/batch", "/api/v1/certificates/{identifier}/revoke", "/api/v1/verify",
                  "/api/v1/certificate-types"):
         assert path in paths, path
+
+
+def test_a_delegated_revoker_may_revoke_for_the_issuer(api: Api) -> None:
+    city, province = "11230100MB1B000456", "11230000MB1A00028M"  # seeds: the city bureau delegates to the province
+    ct = next(t for t in api.node.seeds.certificate_types if city in t.issuers)
+    [values] = sample_values(ct, 1, issuer=api.node.seeds.member(city), seed=21)
+    r = api.client.post("/api/v1/certificates?wait=true", json={"type": ct.code, "fields": values},
+                        headers=api.auth(city))
+    assert r.status_code == 201, r.text
+    ident = r.json()["identifier"]
+    revoked = api.client.post(f"/api/v1/certificates/{ident}/revoke", json={"reason": 5}, headers=api.auth(province))
+    assert revoked.status_code == 200, revoked.text
+    assert _verify(api, r.json()["document"])["verdict"] == "revoked"
+    # the delegation is one way
+    [values] = sample_values(ct, 1, issuer=api.node.seeds.member(province), seed=22)
+    own = api.client.post("/api/v1/certificates?wait=true", json={"type": ct.code, "fields": values},
+                          headers=api.auth(province)).json()["identifier"]
+    refused = api.client.post(f"/api/v1/certificates/{own}/suspend", json={}, headers=api.auth(city))
+    assert refused.status_code == 403
