@@ -33,7 +33,7 @@ system-deps:
 	else echo "need chromium and fonts-wqy-microhei: apt-get install -y chromium fonts-wqy-microhei" >&2; exit 1; fi
 
 run: install
-	$(BIN)/lianzheng up --data-dir $(DATA_DIR)
+	$(BIN)/lianzheng --data-dir $(DATA_DIR) up
 
 test: install system-deps
 	$(BIN)/pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -45,7 +45,7 @@ lint: install
 	$(BIN)/ruff check chain registry api tests
 
 bench: install
-	$(BIN)/lianzheng bench issue --count 10000 --data-dir $(DATA_DIR)
+	$(BIN)/lianzheng bench issue --count 10000
 
 clean-data:
 	rm -rf $(DATA_DIR)

@@ -100,7 +100,10 @@ def issue(
         for i in range(0, len(docs), chunk):
             part = docs[i:i + chunk]
             try:
-                result = client.post("/api/v1/certificates/batch", {"type": type_code, "documents": part})
+                last = i + chunk >= len(docs)
+                # the last request waits: the server anchors what is pending at once instead of at the batch age
+                path = "/api/v1/certificates/batch" + ("?wait=true" if wait and last else "")
+                result = client.post(path, {"type": type_code, "documents": part})
             except ValidationError as exc:
                 if "index" in exc.details:
                     exc.message = f"document {i + int(exc.details['index'])} of {file}: {exc.message.split(': ', 1)[-1]}"
