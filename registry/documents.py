@@ -2,9 +2,15 @@
 SHA-256 and SM3, selective disclosure, and the anchor proof that ties the digest to a batch root on chain.
 
 Every field — the 13 GB/T 36905 common metadata fields and the type-specific ones — is a leaf whose entry
-is the RFC 8785 canonical JSON of ``{"path", "salt", "value"}`` with a random 16-byte salt, so a hidden
-field cannot be guessed from its hash. Leaves are ordered by path in RFC 8785 key order (UTF-16 code
-units) and hashed into an RFC 6962 tree; the SHA-256 root is the document digest that goes into a batch.
+is the RFC 8785 canonical JSON of ``{"path", "salt", "value"}`` with a 16-byte salt, so a hidden field
+cannot be guessed from its hash. Leaves are ordered by path in RFC 8785 key order (UTF-16 code units) and
+hashed into an RFC 6962 tree; the SHA-256 root is the document digest that goes into a batch.
+
+Salts: `Document.create` draws one random 16-byte ``salt_seed`` per document and derives each field's salt
+from it with `derive_salt` (HMAC-SHA256, truncated to 16 bytes), so the whole document's salts travel as
+16 bytes in an offline QR (registry.qr) instead of 16 per field. The salts are still per field and the
+leaves and digests are computed from them exactly as before: a verifier never needs the seed. A disclosed
+copy (`Document.disclose`) drops the seed, because it would reveal the salts of the hidden fields.
 
 >>> from pathlib import Path
 >>> from registry.seeds import load_seeds
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hmac
 import json
 import re
 import secrets
@@ -53,11 +60,14 @@ __all__ = [
     "DisclosedField",
     "Document",
     "HiddenField",
+    "derive_salt",
     "leaf_entry",
 ]
 
 FORMAT_ID = "lianzheng/cert/1"
 SALT_SIZE = 16
+SALT_SEED_SIZE = 16
+_SALT_LABEL = b"lianzheng/salt/1"  # domain separation: these HMAC outputs are field salts, version 1
 _HEX32_0X = re.compile(r"0x[0-9a-fA-F]{64}")
 _SALT_HEX = re.compile(r"[0-9a-f]{32}")
 _DIGEST_HEX = re.compile(r"[0-9a-f]{64}")
@@ -229,6 +239,21 @@ def leaf_entry(path: str, salt: bytes, value: JsonValue) -> bytes:
     return rfc8785.dumps({"path": path, "salt": salt.hex(), "value": value})
 
 
+def derive_salt(seed: bytes, path: str) -> bytes:
+    """The salt of field ``path`` in a document whose salts derive from ``seed``:
+    ``HMAC-SHA256(seed, b"lianzheng/salt/1" || UTF-8(path))[:16]``.
+
+    HMAC is a PRF keyed by the 16 random bytes of the seed, so each salt is as unpredictable as a random
+    one to anyone without the seed, distinct paths give independent salts, and one salt reveals neither
+    the seed nor any other field's salt. registry.qr re-derives the salts of an offline payload with this
+    function (the one implementation).
+
+    >>> derive_salt(bytes(16), "住所").hex()
+    '62050facdfa1bc73f1b9daaa112d18d0'
+    """
+    return hmac.digest(seed, _SALT_LABEL + path.encode("utf-8"), "sha256")[:SALT_SIZE]
+
+
 def _invalid(message: str, field_name: str, code: str = "invalid_field") -> ValidationError:
     return ValidationError(message, code=code, details={"field": field_name})
 
@@ -244,8 +269,13 @@ class Document:
     digest_sha256: bytes
     digest_sm3: bytes
     anchor: AnchorProof | None = None
+    # The seed every field's salt derives from (`derive_salt`); None when the salts were given explicitly or
+    # in a disclosed copy. `create` derives the salts from it; `integrity_errors` reports any that do not.
+    salt_seed: bytes | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.salt_seed is not None and (not isinstance(self.salt_seed, bytes) or len(self.salt_seed) != SALT_SEED_SIZE):
+            raise ValidationError(f"salt_seed must be {SALT_SEED_SIZE} bytes or None", code="invalid_document")
         # Stored in tree order so that to_json() is deterministic; read-only views keep the value frozen.
         for name in ("fields", "hidden"):
             mapping = getattr(self, name)
@@ -271,6 +301,9 @@ class Document:
         ``证照标识``, ``证照名称``, ``证照类型代码``, ``颁发机构代码`` and ``持证主体代码类型`` default from the
         identifier and type; when given they must agree. ``rng`` needs ``token_bytes(n)`` (``secrets``) or
         ``randbytes(n)`` (``random.Random``, for reproducible tests).
+
+        Without ``salts``, one 16-byte ``salt_seed`` is drawn from ``rng`` and every salt derives from it
+        (`derive_salt`). With ``salts``, those fields use them, the others random salts, and there is no seed.
         """
         try:
             cid = CertificateId.parse(identifier)
@@ -302,13 +335,17 @@ class Document:
         if extra:
             raise _invalid(f"salt given for unknown field {extra[0]!r}", extra[0], code="unknown_field")
         draw = getattr(rng, "token_bytes", None) or rng.randbytes
+        seed = None if salts else draw(SALT_SEED_SIZE)
         fields: dict[str, DisclosedField] = {}
         for name in sorted(specs, key=_path_key):
             salt = salts.get(name)
-            salt_bytes = draw(SALT_SIZE) if salt is None else _salt_bytes(salt, name)
+            if salt is not None:
+                salt_bytes = _salt_bytes(salt, name)
+            else:
+                salt_bytes = derive_salt(seed, name) if seed is not None else draw(SALT_SIZE)
             fields[name] = DisclosedField(salt=salt_bytes, value=norm[name])
         doc = cls(identifier=str(cid), type_code=cert_type.code, fields=fields, hidden={},
-                  digest_sha256=b"", digest_sm3=b"")
+                  digest_sha256=b"", digest_sm3=b"", salt_seed=seed)
         d256, dsm3 = doc.compute_digests()
         return dataclasses.replace(doc, digest_sha256=d256, digest_sm3=dsm3)
 
@@ -320,7 +357,7 @@ class Document:
     # --- serialisation -------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj = {
             "format": FORMAT_ID,
             "identifier": self.identifier,
             "type": self.type_code,
@@ -329,6 +366,9 @@ class Document:
             "digest": {"sha256": to_hex(self.digest_sha256), "sm3": to_hex(self.digest_sm3)},
             "anchor": None if self.anchor is None else self.anchor.to_json(),
         }
+        if self.salt_seed is not None:  # only when present: documents without a seed keep their old JSON
+            obj["salt_seed"] = self.salt_seed.hex()
+        return obj
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 form of `to_json()` (for storage digests and signatures over the whole document)."""
@@ -376,13 +416,15 @@ class Document:
         return self.digest_sha256
 
     def integrity_errors(self) -> list[str]:
-        """Empty when the stored digests match the fields and the header matches the bound fields."""
+        """Empty when the stored digests match the fields, the header matches the bound fields and, when the
+        document carries a ``salt_seed``, every salt derives from it."""
         errors: list[str] = []
         d256, dsm3 = self.compute_digests()
         if d256 != self.digest_sha256:
             errors.append(f"digest.sha256 differs: stored {to_hex(self.digest_sha256)}, recomputed {to_hex(d256)}")
         if dsm3 != self.digest_sm3:
             errors.append(f"digest.sm3 differs: stored {to_hex(self.digest_sm3)}, recomputed {to_hex(dsm3)}")
+        errors.extend(self.salt_seed_errors())
         try:
             cid = CertificateId.parse(self.identifier)
         except ValidationError as exc:
@@ -396,10 +438,23 @@ class Document:
             errors.append(f"field {_ID} must be shown, it is {'hidden' if _ID in self.hidden else 'missing'}")
         return errors
 
+    def salt_seed_errors(self) -> list[str]:
+        """One message per field whose salt does not derive from ``salt_seed`` (empty without a seed)."""
+        if self.salt_seed is None:
+            return []
+        return [f"field {p}: salt does not derive from salt_seed" for p, f in self.fields.items()
+                if f.salt != derive_salt(self.salt_seed, p)]
+
     # --- disclosure and anchoring ---------------------------------------------------------------------
 
     def disclose(self, hide: Iterable[str]) -> Document:
-        """A copy with the ``hide`` fields replaced by their leaf hashes; the digests stay the same."""
+        """A copy with the ``hide`` fields replaced by their leaf hashes; the digests stay the same.
+
+        The copy never carries the ``salt_seed``: every salt derives from it, so whoever had the seed could
+        recompute a hidden field's salt and test guesses of its value (性别, 出生日期, a holder code with a
+        check digit are only a few thousand guesses) against the hidden leaf hash. Shown fields keep their
+        salts, which verify the digest without the seed.
+        """
         hide = set(hide)
         if _ID in hide:
             raise ValidationError(f"field {_ID} cannot be hidden: it binds the document to its identifier",
@@ -413,7 +468,7 @@ class Document:
         for p in sorted(hide & set(self.fields), key=_path_key):
             h256, hsm3 = self._visible_leaf(p)
             hidden[p] = HiddenField(sha256=h256, sm3=hsm3)
-        return dataclasses.replace(self, fields=fields, hidden=hidden)
+        return dataclasses.replace(self, fields=fields, hidden=hidden, salt_seed=None)
 
     def with_anchor(self, proof: AnchorProof | None) -> Document:
         """Attach (or with None, remove) the batch anchor; the proof must include this document's digest."""
@@ -530,6 +585,7 @@ def _check_cross_fields(cert_type: CertificateType, norm: dict[str, JsonValue]) 
 # --- parsing (Document.from_json) ---------------------------------------------------------------------------
 
 _TOP_KEYS = {"format", "identifier", "type", "fields", "hidden", "digest", "anchor"}
+_OPTIONAL_KEYS = frozenset({"salt_seed"})
 
 
 def _bad(message: str) -> PayloadFormatError:
@@ -549,11 +605,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _exact_keys(obj: Any, keys: set[str], where: str) -> Mapping[str, Any]:
+def _exact_keys(obj: Any, keys: set[str], where: str, optional: frozenset[str] = frozenset()) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise _bad(f"{where} must be an object, got {type(obj).__name__}")
-    if set(obj) != keys:
-        raise _bad(f"{where} must have keys {sorted(keys)}, got {sorted(map(str, obj))}")
+    if not keys <= set(obj) <= keys | optional:
+        also = f" (optionally {sorted(optional)})" if optional else ""
+        raise _bad(f"{where} must have keys {sorted(keys)}{also}, got {sorted(map(str, obj))}")
     return obj
 
 
@@ -598,7 +655,7 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> Document:
             obj = json.loads(obj, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise _bad(f"invalid JSON: {exc}") from None
-    data = _exact_keys(obj, _TOP_KEYS, "document")
+    data = _exact_keys(obj, _TOP_KEYS, "document", _OPTIONAL_KEYS)
     if data["format"] != FORMAT_ID:
         raise _bad(f"format must be {FORMAT_ID!r}, got {data['format']!r}")
     identifier, type_code = data["identifier"], data["type"]
@@ -638,6 +695,15 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> Document:
     missing = [n for n in COMMON_FIELD_NAMES if n not in fields and n not in hidden]
     if missing:
         raise _bad(f"common fields missing: {', '.join(missing)}")
+    seed = None
+    if "salt_seed" in data:
+        seed = _hex_field(data["salt_seed"], _SALT_HEX, "salt_seed", SALT_SEED_SIZE)
+        if hidden:  # see Document.disclose: the seed would reveal the hidden fields' salts
+            raise _bad(f"a document with hidden fields must not carry salt_seed (it reveals their salts): "
+                       f"hidden {', '.join(hidden)}")
+        # A salt that does not derive from the seed is not refused here but reported by integrity_errors():
+        # changing a salt changes the digest too, and the verifier must answer "tampered" for that (as for a
+        # changed value), not refuse the document as malformed.
 
     digest = _exact_keys(data["digest"], {"sha256", "sm3"}, "digest")
     d256 = _hex_field(digest["sha256"], _DIGEST_HEX, "digest.sha256", 32)
@@ -649,4 +715,4 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> Document:
         except PayloadFormatError as exc:
             raise _bad(exc.message) from None
     return Document(identifier=identifier, type_code=type_code, fields=fields, hidden=hidden,
-                    digest_sha256=d256, digest_sm3=dsm3, anchor=anchor)
+                    digest_sha256=d256, digest_sm3=dsm3, anchor=anchor, salt_seed=seed)

@@ -4,40 +4,68 @@ An offline payload carries a certificate's disclosed fields, the leaf hashes of 
 Merkle inclusion proof of the document in its anchored batch, where that batch was anchored, and the
 issuing agency's secp256k1 signature, so a verifier with a cached trust list needs no network.
 
-Wire format ``LZ1`` (the ``1`` is the format version; everything after ``LZ1:`` is Base45)::
+Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` is Base45)::
 
-    text      = "LZ1:" || Base45(zlib(envelope, level 9))          Base45: RFC 9285, zlib: RFC 1950
+    text      = "LZ2:" || Base45(zlib(envelope, level 9))          Base45: RFC 9285, zlib: RFC 1950
     envelope  = CBOR [body: bstr, signature: bstr]                  CBOR: RFC 8949
     signature = secp256k1 recoverable, r || s || recid (0..3), over SHA-256(body)   (65 bytes, or empty)
-    body      = CBOR [ 1 (format version, also under the signature),
+    body      = CBOR [ 2 (format version, also under the signature),
                        identifier: tstr, type_code: tstr,
-                       disclosed: {field: [salt: bstr .size 16, value]},
+                       salt_seed: bstr .size 16, or empty,
+                       disclosed: {field: value}                  with a salt seed (salts derive from it),
+                                  {field: [salt: bstr .size 16, value]}  without,
                        hidden: {field: leaf_hash: bstr .size 32},
-                       batch_root: bstr .size 32, index: uint, size: uint,
+                       index: uint, size: uint,
                        proof: bstr (the audit path hashes concatenated, 32 bytes each),
-                       chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint,
-                       tx_hash: bstr .size 32, issuer_account: bstr .size 20 ]
+                       chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint ]
 
-Compactness (a QR has ~1 KB at version 25-M, and ~800 bytes of it are salts, hashes and the signature
-which do not compress): positional arrays instead of named keys, raw bytes instead of hex, a frozen table
-``FIELD_CODES`` turning the standard field names into 1-2 byte integers, and text values made only of ASCII
-and common CJK characters stored as GB 18030 bytes (2 bytes per Hanzi instead of 3 in UTF-8) -- a value
-that is a CBOR byte string is always such text, since values are never bytes. Encoding is deterministic
-(RFC 8949 §4.2.3 length-first map key order) and decoding refuses any body that does not re-encode to the
-same bytes, so one payload has exactly one encoding and ``recover_signer`` can re-derive the signed bytes.
+What is *not* on the wire, and how the decoder restores it (LZ1, the first format, carried all of these; it
+is no longer read -- it never left development -- and decodes as ``unsupported_version``):
 
+- ``batch_root``: recomputed from the body. The document digest is the RFC 6962 root over the disclosed
+  fields' leaves (`registry.documents.leaf_entry`) and the hidden fields' leaf hashes in the documents'
+  path order; the batch root follows from that digest, ``index``, ``size`` and ``proof`` (RFC 9162
+  §2.1.3.2). Dropping it loses nothing: the signature covers every input of that computation, so the
+  root is exactly as bound by the signature as if it were sent, and a forged proof (or field) only yields
+  a root that the trust list / chain does not know -- a verifier must compare the root with the anchored
+  one in any case, sent or not. A proof whose length does not fit ``index`` and ``size`` is refused.
+- ``issuer_account``: it is the signer. After decoding it is set to the address recovered from the
+  signature (empty when the payload is unsigned or no key recovers); whether that account may sign for
+  the identifier's agency is the verifier's trust decision, as before.
+- ``tx_hash``: it is ``b""`` after decoding. Offline results cite the block (``block_number``,
+  ``block_timestamp``) the batch was anchored in, not the transaction.
+- per-field salts, when the document's salts derive from one seed (``Document.create`` does that,
+  `registry.documents.derive_salt`): the 16-byte seed travels instead and the decoder re-derives each
+  disclosed field's salt. A payload with hidden fields never carries the seed, which would reveal their
+  salts and so let anyone test guesses of a hidden value against its leaf hash: it sends per-field salts.
+
+Compactness (a version-25 QR at level M holds 964 compressed bytes): positional arrays instead of named keys, raw bytes
+instead of hex, a frozen table ``FIELD_CODES`` turning the standard field names into 1-2 byte integers, and
+text values made only of ASCII and common CJK characters stored as GB 18030 bytes (2 bytes per Hanzi
+instead of 3 in UTF-8) -- a value that is a CBOR byte string is always such text, since values are never
+bytes. The bytes that do not compress are the seed (16), the proof (32 per hash), the ledger address (20)
+and the signature (65): 421 for a batch of 1,000 documents, down from 793 in LZ1. Encoding is
+deterministic (RFC 8949 §4.2.3 length-first map key order) and decoding refuses any body that does not
+re-encode to the same bytes, so one payload has exactly one encoding and ``recover_signer`` can re-derive
+the signed bytes.
+
+>>> from registry.documents import derive_salt
+>>> seed = bytes(range(16))
+>>> shown = {"证照标识": "1.2.156.3005.2.X.Y.1.001.A", "证照名称": "营业执照"}
 >>> p = OfflinePayload(identifier="1.2.156.3005.2.X.Y.1.001.A", type_code="X",
-...     disclosed={"证照名称": (bytes(16), "营业执照")}, hidden={"持证主体": bytes(32)},
+...     disclosed={k: (derive_salt(seed, k), v) for k, v in shown.items()}, hidden={},
 ...     batch_root=bytes(32), index=0, size=1, proof=[], chain_id=31337, ledger=bytes(20),
-...     block_number=7, block_timestamp=1_700_000_000, tx_hash=bytes(32), issuer_account=bytes(20))
+...     block_number=7, block_timestamp=1_700_000_000, tx_hash=bytes(32), issuer_account=b"", salt_seed=seed)
+>>> p = dataclasses.replace(p, batch_root=p.computed_batch_root())  # a batch of one: the document's leaf
 >>> signed = sign_payload(p, bytes(31) + b"\\x01")
 >>> text = encode_payload(signed)
 >>> text[:4]
-'LZ1:'
->>> decode_payload(text) == signed
+'LZ2:'
+>>> decoded = decode_payload(text)
+>>> decoded == dataclasses.replace(signed, tx_hash=b"")  # the transaction hash does not travel
 True
->>> recover_signer(decode_payload(text))
-'0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf'
+>>> recover_signer(decoded), decoded.issuer_account == signed.issuer_account
+('0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf', True)
 >>> classify_scan(text).kind
 'offline'
 """
@@ -45,6 +73,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -55,6 +84,8 @@ import coincurve
 import numpy as np
 from eth_hash.auto import keccak
 
+from registry import merkle
+from registry.documents import _path_key, derive_salt, leaf_entry  # _path_key: the documents' leaf order
 from registry.envelope import parse_ref_url
 from registry.errors import PayloadFormatError, ProofError, ValidationError
 
@@ -76,15 +107,16 @@ __all__ = [
     "sign_payload",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PREFIX = f"LZ{FORMAT_VERSION}:"
 _PREFIX_RE = re.compile(r"LZ(\d{1,3}):")
 _NOT_OURS = "这不是链证电子证照二维码 / Not a Lianzheng certificate QR code"
 
-# Frozen for format LZ1: a code's meaning may never change, and a new entry needs a new format version
-# (an old decoder could not read it); names not listed still work, as text. Codes 0..23 cost one CBOR byte,
-# 24..255 two (RFC 8949 §3.1). 0..12: the GB/T 36905 common metadata (registry.documents.COMMON_FIELDS);
-# then the type-specific fields of seeds/certificate_types.yaml (营业执照 first), then other frequent names.
+# Frozen since format LZ1 (LZ2 uses the same table): a code's meaning may never change, and a new entry needs
+# a new format version (an old decoder could not read it); names not listed still work, as text. Codes 0..23
+# cost one CBOR byte, 24..255 two (RFC 8949 §3.1). 0..12: the GB/T 36905 common metadata
+# (registry.documents.COMMON_FIELDS); then the type-specific fields of seeds/certificate_types.yaml (营业执照
+# first), then other frequent names.
 FIELD_CODES: tuple[str, ...] = (
     "证照名称", "证照类型代码", "证照编号", "证照标识", "颁发机构", "颁发机构代码", "颁发日期",
     "持证主体", "持证主体代码", "持证主体代码类型", "有效期起始", "有效期截止", "属地编码",
@@ -99,7 +131,7 @@ FIELD_CODES: tuple[str, ...] = (
 )  # fmt: skip
 _CODE_OF = {name: code for code, name in enumerate(FIELD_CODES)}
 
-SALT_LEN, HASH_LEN, ADDRESS_LEN, SIGNATURE_LEN = 16, 32, 20, 65
+SALT_LEN, SEED_LEN, HASH_LEN, ADDRESS_LEN, SIGNATURE_LEN = 16, 16, 32, 20, 65
 _U64 = 2**64
 
 FieldValue = str | int | bool | None
@@ -172,7 +204,14 @@ def b45decode(text: str) -> bytes:
 @dataclass(frozen=True, repr=False)
 class OfflinePayload:
     """Everything an offline verifier needs; independent of the document model (it only sees field names,
-    salts, values and leaf hashes). Construction validates sizes and types (``ValidationError``)."""
+    salts, values and leaf hashes). Construction validates sizes and types (``ValidationError``).
+
+    ``tx_hash`` and ``issuer_account`` may be empty (``b""``): a decoded payload has no transaction hash and
+    takes its issuer account from the signature (see the module docstring). ``salt_seed`` is the seed every
+    disclosed salt derives from (`registry.documents.derive_salt`), or empty: with a seed the payload may
+    have no hidden fields and every disclosed salt must derive from it. ``batch_root`` must be the root the
+    fields, index, size and proof lead to (`computed_batch_root`) for the payload to be encoded.
+    """
 
     identifier: str
     type_code: str
@@ -189,6 +228,7 @@ class OfflinePayload:
     tx_hash: bytes
     issuer_account: bytes
     signature: bytes = field(default=b"")
+    salt_seed: bytes = field(default=b"")
 
     def __post_init__(self) -> None:
         for name in ("identifier", "type_code"):
@@ -201,13 +241,13 @@ class OfflinePayload:
         if self.index >= self.size:
             raise ValidationError(f"offline payload index must be below size {self.size}, got {self.index}",
                                   code="invalid_payload_field")
-        for name, length in (("batch_root", HASH_LEN), ("ledger", ADDRESS_LEN), ("tx_hash", HASH_LEN),
-                             ("issuer_account", ADDRESS_LEN)):
+        for name, length in (("batch_root", HASH_LEN), ("ledger", ADDRESS_LEN)):
             _check_bytes(name, getattr(self, name), length)
-        if self.signature:
-            _check_bytes("signature", self.signature, SIGNATURE_LEN)
-        elif not isinstance(self.signature, bytes):
-            raise _bad_field("signature", "bytes", self.signature)
+        for name, length in (("tx_hash", HASH_LEN), ("issuer_account", ADDRESS_LEN), ("signature", SIGNATURE_LEN),
+                             ("salt_seed", SEED_LEN)):
+            value = getattr(self, name)
+            if not (isinstance(value, bytes) and value == b""):
+                _check_bytes(name, value, length, " or empty")
         for i, step in enumerate(self.proof):
             _check_bytes(f"proof[{i}]", step, HASH_LEN)
         for name, pair in self.disclosed.items():
@@ -217,27 +257,67 @@ class OfflinePayload:
                 raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
             _check_bytes(f"disclosed[{name!r}] salt", pair[0], SALT_LEN)
             value = pair[1]
-            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and -_U64 <= value < _U64)):
-                raise _bad_field(f"disclosed[{name!r}] value", "str, int (64-bit), bool or None", value)
+            # The document model's values (registry.documents): integers stay within RFC 8785's ±(2**53 - 1).
+            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
+                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
         for name, leaf in self.hidden.items():
             if not isinstance(name, str) or not name:
                 raise _bad_field("hidden field name", "a non-empty string", name)
             if name in self.disclosed:
                 raise ValidationError(f"field {name!r} is both disclosed and hidden", code="invalid_payload_field")
             _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
+        if self.salt_seed:
+            if self.hidden:  # the seed would give away the hidden fields' salts (see the module docstring)
+                raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
+                                      "reveal their salts; leave salt_seed empty (the per-field salts travel)",
+                                      code="invalid_payload_field")
+            for name, (salt, _) in self.disclosed.items():
+                if salt != _derive_salt(self.salt_seed, name):
+                    raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from salt_seed",
+                                          code="invalid_payload_field")
 
     def __repr__(self) -> str:  # never print holder data into logs
         return (f"OfflinePayload(identifier={self.identifier!r}, disclosed={len(self.disclosed)} fields, "
                 f"hidden={len(self.hidden)}, index={self.index}/{self.size}, signed={bool(self.signature)})")
 
+    def document_digest(self) -> bytes:
+        """The SHA-256 document digest the fields rebuild (``Document.digest_sha256``): the RFC 6962 root over
+        the disclosed fields' leaves and the hidden fields' leaf hashes, in the documents' path order."""
+        leaves = []
+        for path in sorted({*self.disclosed, *self.hidden}, key=_path_key):
+            if path in self.hidden:
+                leaves.append(self.hidden[path])
+                continue
+            salt, value = self.disclosed[path]
+            try:
+                entry = leaf_entry(path, salt, value)
+            except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
+                raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
+                                      code="invalid_payload_field") from exc
+            leaves.append(merkle.leaf_hash(entry))
+        return merkle.root_from_leaf_hashes(leaves)
+
+    def computed_batch_root(self) -> bytes:
+        """The batch root that the document digest, ``index``, ``size`` and ``proof`` lead to (RFC 9162
+        §2.1.3.2; the batch tree's entries are document digests). ``ValidationError`` when the proof's length
+        does not fit ``index`` in a tree of ``size`` (no root then)."""
+        root = _root_from_audit_path(merkle.leaf_hash(self.document_digest()), self.index, self.size, self.proof)
+        if root is None:
+            raise ValidationError(f"offline payload proof of {len(self.proof)} hashes does not fit leaf {self.index} "
+                                  f"of a batch of {self.size} (RFC 9162 §2.1.3.2)", code="invalid_payload_field")
+        return root
+
 
 def body_bytes(payload: OfflinePayload) -> bytes:
     """The deterministic CBOR body: exactly the bytes whose SHA-256 the issuer signs."""
-    disclosed = {_CODE_OF.get(k, k): [salt, _pack_value(v)] for k, (salt, v) in payload.disclosed.items()}
+    if payload.salt_seed:  # every salt derives from the seed (checked on construction): send values only
+        disclosed: dict[Any, Any] = {_CODE_OF.get(k, k): _pack_value(v) for k, (_, v) in payload.disclosed.items()}
+    else:
+        disclosed = {_CODE_OF.get(k, k): [salt, _pack_value(v)] for k, (salt, v) in payload.disclosed.items()}
     hidden = {_CODE_OF.get(k, k): leaf for k, leaf in payload.hidden.items()}
-    body = [FORMAT_VERSION, payload.identifier, payload.type_code, disclosed, hidden, payload.batch_root,
+    body = [FORMAT_VERSION, payload.identifier, payload.type_code, payload.salt_seed, disclosed, hidden,
             payload.index, payload.size, b"".join(payload.proof), payload.chain_id, payload.ledger,
-            payload.block_number, payload.block_timestamp, payload.tx_hash, payload.issuer_account]
+            payload.block_number, payload.block_timestamp]
     try:
         return cbor2.dumps(body, canonical=True)
     except (cbor2.CBOREncodeError, UnicodeError, ValueError) as exc:  # e.g. a lone surrogate in a string
@@ -246,13 +326,31 @@ def body_bytes(payload: OfflinePayload) -> bytes:
 
 
 def encode_payload(payload: OfflinePayload) -> str:
-    """``LZ1:`` + Base45(zlib(CBOR [body, signature])): all characters are QR alphanumeric."""
-    envelope = cbor2.dumps([body_bytes(payload), payload.signature])
+    """``LZ2:`` + Base45(zlib(CBOR [body, signature])): all characters are QR alphanumeric.
+
+    The wire has no batch root, issuer account or transaction hash (module docstring), so a payload whose
+    ``batch_root`` is not `OfflinePayload.computed_batch_root`, or whose ``issuer_account`` is neither empty
+    nor the signer, is refused (``ValidationError``): it would decode as something else. The ``tx_hash`` is
+    dropped; an unsigned payload's ``issuer_account`` too (it decodes empty)."""
+    body = body_bytes(payload)
+    if payload.computed_batch_root() != payload.batch_root:
+        raise ValidationError("offline payload batch_root is not the root its fields, index, size and proof lead "
+                              "to; LZ2 does not carry the root, the decoder recomputes it",
+                              code="invalid_payload_field")
+    if payload.signature and payload.issuer_account:
+        signer = _signer_or_empty(body, payload.signature)
+        if signer != payload.issuer_account:
+            raise ValidationError(f"offline payload issuer_account 0x{payload.issuer_account.hex()} is not the "
+                                  f"signer {'0x' + signer.hex() if signer else '(none recovers)'}; LZ2 carries no "
+                                  f"issuer account, the decoder takes the signer", code="invalid_payload_field")
+    envelope = cbor2.dumps([body, payload.signature])
     return PREFIX + b45encode(zlib.compress(envelope, 9))
 
 
 def decode_payload(text: str) -> OfflinePayload:
-    """Parse and structurally validate an ``LZ<n>:`` text (no signature check: see :func:`recover_signer`).
+    """Parse and structurally validate an ``LZ<n>:`` text. The batch root is recomputed, ``issuer_account``
+    is the address that recovers from the signature (empty if none does: the signature is not *checked*
+    here, see :func:`recover_signer`) and ``tx_hash`` is empty: offline results cite the block, not the tx.
 
     Raises ``PayloadFormatError`` with code ``not_lianzheng_qr``, ``unsupported_version``,
     ``truncated_payload`` or ``invalid_payload``.
@@ -261,7 +359,7 @@ def decode_payload(text: str) -> OfflinePayload:
     if match is None:
         raise PayloadFormatError(f"{_NOT_OURS}: text does not start with {PREFIX!r}", code="not_lianzheng_qr")
     version = int(match.group(1))
-    if match.group(1) != str(FORMAT_VERSION):  # also refuses "LZ01:", another spelling of version 1
+    if match.group(1) != str(FORMAT_VERSION):  # also refuses "LZ02:", another spelling of version 2
         raise PayloadFormatError(
             f"二维码格式版本不受支持 / unsupported QR payload version: expected LZ{FORMAT_VERSION}, "
             f"got LZ{match.group(1)}",
@@ -295,12 +393,16 @@ def decode_payload(text: str) -> OfflinePayload:
     body, signature = outer
     payload = _payload_from_body(_loads(body, "body"), signature)
     if body_bytes(payload) != body:
-        raise _invalid("body is not in the deterministic LZ1 encoding (RFC 8949 §4.2)")
+        raise _invalid(f"body is not in the deterministic LZ{FORMAT_VERSION} encoding (RFC 8949 §4.2)")
+    # The instance has not escaped yet: set the two values the wire does not carry without re-running the
+    # validation (an address of 20 bytes or b""; the root is 32 bytes). Offline verification is a hot path.
+    object.__setattr__(payload, "issuer_account", _signer_or_empty(body, signature))
     return payload
 
 
 def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
-    """Return a copy signed with the agency's secp256k1 account key (recoverable ECDSA over SHA-256(body))."""
+    """Return a copy signed with the agency's secp256k1 account key (recoverable ECDSA over SHA-256(body)).
+    An empty ``issuer_account`` is filled in with the key's address (what the decoder will report)."""
     try:
         if not isinstance(private_key, bytes) or len(private_key) != 32:
             raise ValueError("wrong length")  # coincurve would accept other lengths (b"" even means random)
@@ -309,23 +411,15 @@ def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
         raise ValidationError("private key must be 32 bytes in 1..n-1 of secp256k1",
                               code="invalid_private_key") from exc
     # coincurve's default hasher is SHA-256: it signs SHA-256(body) and appends the recovery id (0..3).
-    return dataclasses.replace(payload, signature=key.sign_recoverable(body_bytes(payload)))
+    signature = key.sign_recoverable(body_bytes(payload))
+    account = payload.issuer_account or _address_of(key.public_key)
+    return dataclasses.replace(payload, signature=signature, issuer_account=account)
 
 
 def recover_signer(payload: OfflinePayload) -> str:
     """The EIP-55 checksummed address whose key signed this payload. Any change to the body yields another
     address (or none); whether that address may sign for the issuer is the caller's trust decision."""
-    sig = payload.signature
-    if len(sig) != SIGNATURE_LEN:
-        raise ProofError("离线二维码未签名 / offline payload is not signed", code="bad_signature")
-    if sig[64] > 3:
-        raise ProofError(f"签名无效 / bad signature: recovery id must be 0..3, got {sig[64]}", code="bad_signature")
-    try:
-        public = coincurve.PublicKey.from_signature_and_message(sig, body_bytes(payload))
-    except Exception as exc:  # coincurve raises plain Exception for unrecoverable signatures
-        raise ProofError(f"签名无效 / bad signature: no public key recovers from it ({exc})",
-                         code="bad_signature") from exc
-    return _checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+    return _checksum_address(_recover(body_bytes(payload), payload.signature))
 
 
 # --- scanning --------------------------------------------------------------------------------------------
@@ -386,36 +480,101 @@ def _unpack_value(value: Any, where: str) -> FieldValue:
 
 
 def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
-    if not isinstance(body, list) or len(body) != 15:
-        raise _invalid(f"body must be a CBOR array of 15 items, got {_describe(body)}")
+    if not isinstance(body, list) or len(body) != _BODY_ITEMS:
+        raise _invalid(f"body must be a CBOR array of {_BODY_ITEMS} items, got {_describe(body)}")
     if body[0] != FORMAT_VERSION:
         raise PayloadFormatError(
             f"二维码格式版本不受支持 / unsupported QR payload version: body says {body[0]!r}, "
             f"prefix LZ{FORMAT_VERSION}",
             code="unsupported_version",
         )
-    (_, identifier, type_code, disclosed, hidden, root, index, size, proof, chain_id, ledger, block_number,
-     block_timestamp, tx_hash, issuer_account) = body
+    (_, identifier, type_code, seed, disclosed, hidden, index, size, proof, chain_id, ledger, block_number,
+     block_timestamp) = body
     if not isinstance(disclosed, dict) or not isinstance(hidden, dict):
         raise _invalid("disclosed and hidden fields must be CBOR maps")
     if not isinstance(proof, bytes) or len(proof) % HASH_LEN:
         raise _invalid(f"proof must be a byte string of 32-byte hashes, got {_describe(proof)}")
+    if not isinstance(seed, bytes) or len(seed) not in (0, SEED_LEN):
+        raise _invalid(f"salt seed must be {SEED_LEN} bytes or empty, got {_describe(seed)}")
     opened: dict[str, tuple[bytes, FieldValue]] = {}
-    for key, pair in disclosed.items():
+    for key, item in disclosed.items():
         name = _field_name(key)
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise _invalid(f"disclosed field {name!r} must be [salt, value], got {_describe(pair)}")
-        opened[name] = (pair[0], _unpack_value(pair[1], f"disclosed field {name!r}"))
+        if seed:  # the salts derive from the seed: the map holds values only
+            salt, value = _derive_salt(seed, name), item
+        elif isinstance(item, list) and len(item) == 2:
+            salt, value = item
+        else:
+            raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
+        opened[name] = (salt, _unpack_value(value, f"disclosed field {name!r}"))
     try:
-        return OfflinePayload(
+        payload = OfflinePayload(
             identifier=identifier, type_code=type_code, disclosed=opened,
-            hidden={_field_name(k): v for k, v in hidden.items()}, batch_root=root, index=index, size=size,
+            hidden={_field_name(k): v for k, v in hidden.items()}, batch_root=_NO_ROOT, index=index, size=size,
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
-            ledger=ledger, block_number=block_number, block_timestamp=block_timestamp, tx_hash=tx_hash,
-            issuer_account=issuer_account, signature=signature,
+            ledger=ledger, block_number=block_number, block_timestamp=block_timestamp, tx_hash=b"",
+            issuer_account=b"", signature=signature, salt_seed=seed,
         )
+        # The root is not on the wire: it is whatever the signed fields, index, size and proof lead to. A forged
+        # proof or field gives a root the trust list / chain does not know, and the issuer's signature over this
+        # body then recovers another account anyway. Set without re-validating: see decode_payload.
+        object.__setattr__(payload, "batch_root", payload.computed_batch_root())
     except ValidationError as exc:
         raise _invalid(exc.message) from exc
+    return payload
+
+
+_BODY_ITEMS = 13
+# registry.documents.derive_salt, memoised: decoding derives each salt, then construction checks it again,
+# and each HMAC costs ~1.3 µs (19 fields: a sixth of an offline verification). Salts are not secret.
+_derive_salt = functools.lru_cache(maxsize=4096)(derive_salt)
+_NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload
+
+
+def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes | None:
+    """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
+    path does not fit ``index`` and ``size``). registry.merkle.verify_inclusion_leaf_hash runs the same
+    steps; tests/unit/qr check that the two agree."""
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = merkle.node_hash(p, r)
+            while not fn & 1 and fn != 0:  # step ii: skip the levels where this node was promoted
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = merkle.node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+@functools.lru_cache(maxsize=256)  # decode_payload recovers the issuer, then the verifier calls recover_signer
+def _recover(body: bytes, signature: bytes) -> bytes:
+    """The 20-byte account whose key made ``signature`` over SHA-256(``body``); ProofError if none."""
+    if len(signature) != SIGNATURE_LEN:
+        raise ProofError("离线二维码未签名 / offline payload is not signed", code="bad_signature")
+    if signature[64] > 3:
+        raise ProofError(f"签名无效 / bad signature: recovery id must be 0..3, got {signature[64]}",
+                         code="bad_signature")
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(signature, body)
+    except Exception as exc:  # coincurve raises plain Exception for unrecoverable signatures
+        raise ProofError(f"签名无效 / bad signature: no public key recovers from it ({exc})",
+                         code="bad_signature") from exc
+    return _address_of(public)
+
+
+def _signer_or_empty(body: bytes, signature: bytes) -> bytes:
+    try:
+        return _recover(body, signature)
+    except ProofError:
+        return b""
+
+
+def _address_of(public: coincurve.PublicKey) -> bytes:
+    return keccak(public.format(compressed=False)[1:])[-20:]
 
 
 def _field_name(key: Any) -> str:
@@ -462,9 +621,9 @@ def _checksum_address(raw: bytes) -> str:
     return "0x" + "".join(c.upper() if d >= "8" else c for c, d in zip(hex_addr, digest, strict=False))
 
 
-def _check_bytes(name: str, value: object, length: int) -> None:
+def _check_bytes(name: str, value: object, length: int, alternative: str = "") -> None:
     if not isinstance(value, bytes) or len(value) != length:
-        raise _bad_field(name, f"{length} bytes", value)
+        raise _bad_field(name, f"{length} bytes{alternative}", value)
 
 
 def _bad_field(name: str, expected: str, found: object) -> ValidationError:

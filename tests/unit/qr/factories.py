@@ -6,7 +6,10 @@ import dataclasses
 import random
 from typing import Any
 
-from registry.qr import OfflinePayload
+from registry import merkle
+from registry.documents import derive_salt, leaf_entry
+from registry.errors import ProofError
+from registry.qr import OfflinePayload, recover_signer
 
 ISSUER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 ISSUER_ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -38,21 +41,36 @@ REALISTIC_FIELDS: dict[str, str] = {
 }
 
 
+def proof_shape(proof_len: int) -> tuple[int, int]:
+    """(index, size) of a batch leaf whose RFC 6962 audit path has ``proof_len`` hashes: leaf 517 of 1,000
+    for the realistic 10, else a leaf in the upper half of a full tree of 2**proof_len."""
+    if proof_len == 10:
+        return 517, 1000
+    size = 2**proof_len
+    return size // 2 + size // 5, size
+
+
 def make_payload(*, seed: int = 0, proof_len: int = 10, hide: tuple[str, ...] = (), **overrides: Any) -> OfflinePayload:
-    """A realistic unsigned payload; salts and hashes are random bytes (they are on the wire too)."""
+    """A realistic unsigned payload, as issued: the salts derive from a random per-document seed (as
+    ``Document.create`` does), the seed travels when nothing is hidden, hidden fields carry their real leaf
+    hashes, and ``batch_root`` is the root the fields and the random proof lead to (recomputed after the
+    overrides unless ``batch_root`` is overridden; overriding the fields drops the seed unless one is given)."""
     rnd = random.Random(seed)
 
     def rb(n: int) -> bytes:
         return rnd.randbytes(n)
 
-    payload = OfflinePayload(
+    salt_seed = rb(16)
+    salts = {k: derive_salt(salt_seed, k) for k in REALISTIC_FIELDS}
+    index, size = proof_shape(proof_len)
+    fields: dict[str, Any] = dict(
         identifier=IDENTIFIER,
         type_code=TYPE_CODE,
-        disclosed={k: (rb(16), v) for k, v in REALISTIC_FIELDS.items() if k not in hide},
-        hidden={k: rb(32) for k in REALISTIC_FIELDS if k in hide},
-        batch_root=rb(32),
-        index=517,
-        size=1000,
+        disclosed={k: (salts[k], v) for k, v in REALISTIC_FIELDS.items() if k not in hide},
+        hidden={k: merkle.leaf_hash(leaf_entry(k, salts[k], v)) for k, v in REALISTIC_FIELDS.items() if k in hide},
+        batch_root=bytes(32),
+        index=index,
+        size=size,
         proof=[rb(32) for _ in range(proof_len)],
         chain_id=20250601,
         ledger=rb(20),
@@ -60,5 +78,22 @@ def make_payload(*, seed: int = 0, proof_len: int = 10, hide: tuple[str, ...] = 
         block_timestamp=1_718_000_000,
         tx_hash=rb(32),
         issuer_account=bytes.fromhex(ISSUER_ADDRESS[2:]),
+        salt_seed=b"" if hide else salt_seed,  # the seed would reveal the hidden fields' salts
     )
-    return dataclasses.replace(payload, **overrides) if overrides else payload
+    if {"disclosed", "hidden"} & set(overrides):
+        fields["salt_seed"] = b""
+    fields.update(overrides)
+    payload = OfflinePayload(**fields)
+    if "batch_root" in overrides:
+        return payload
+    return dataclasses.replace(payload, batch_root=payload.computed_batch_root())
+
+
+def as_decoded(payload: OfflinePayload) -> OfflinePayload:
+    """What ``decode_payload(encode_payload(payload))`` gives: no transaction hash, and the issuer account is
+    the signer (empty when unsigned or when no key recovers from the signature)."""
+    try:
+        signer = bytes.fromhex(recover_signer(payload)[2:]) if payload.signature else b""
+    except ProofError:
+        signer = b""
+    return dataclasses.replace(payload, tx_hash=b"", issuer_account=signer)

@@ -7,12 +7,12 @@ import pytest
 from registry.errors import PayloadFormatError
 from registry.qr import OfflinePayload, ScanResult, classify_scan
 from tests.unit.qr.conftest import KEY, PUBLIC_BASE
-from tests.unit.qr.factories import IDENTIFIER
+from tests.unit.qr.factories import IDENTIFIER, as_decoded
 
 
 def test_offline_payload_is_classified_offline(offline_text: str, signed_payload: OfflinePayload) -> None:
     result = classify_scan(offline_text)
-    assert result == ScanResult(kind="offline", identifier=IDENTIFIER, payload=signed_payload)
+    assert result == ScanResult(kind="offline", identifier=IDENTIFIER, payload=as_decoded(signed_payload))
     assert result.key is None
 
 

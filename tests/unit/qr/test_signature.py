@@ -57,13 +57,40 @@ def test_one_changed_body_byte_never_recovers_the_issuer(signed_payload: Offline
     assert outcomes["other_signer"] > len(body) // 2
 
 
-def test_tampered_salt_byte_recovers_a_different_address(signed_payload: OfflinePayload) -> None:
+def test_tampered_seed_byte_changes_every_salt_and_the_signer(signed_payload: OfflinePayload) -> None:
     body = body_bytes(signed_payload)
-    salt = signed_payload.disclosed["持证主体代码"][0]
-    at = body.index(salt)
+    seed = signed_payload.salt_seed
+    assert len(seed) == 16 and body.count(seed) == 1
+    at = body.index(seed)
     tampered = body[:at] + bytes((body[at] ^ 0xFF,)) + body[at + 1:]
     decoded = decode_payload(_text(tampered, signed_payload.signature))
+    assert all(decoded.disclosed[k][0] != salt for k, (salt, _) in signed_payload.disclosed.items())
+    assert decoded.batch_root != signed_payload.batch_root  # other salts, other leaves, another root
+    assert recover_signer(decoded) != ISSUER_ADDRESS
+    assert decoded.issuer_account != signed_payload.issuer_account
+
+
+def test_tampered_salt_byte_recovers_a_different_address() -> None:
+    signed = sign_payload(make_payload(hide=("住所",)), ISSUER_KEY)  # hidden fields: per-field salts travel
+    body = body_bytes(signed)
+    salt = signed.disclosed["持证主体代码"][0]
+    at = body.index(salt)
+    tampered = body[:at] + bytes((body[at] ^ 0xFF,)) + body[at + 1:]
+    decoded = decode_payload(_text(tampered, signed.signature))
     assert decoded.disclosed["持证主体代码"][0] != salt
+    assert decoded.batch_root != signed.batch_root
+    assert recover_signer(decoded) != ISSUER_ADDRESS
+
+
+def test_tampered_proof_byte_yields_another_root_and_another_signer(signed_payload: OfflinePayload) -> None:
+    """The root is not on the wire, but every input of it is under the signature: a changed audit path
+    gives a root the trust list does not know, and the issuer's signature no longer recovers."""
+    body = body_bytes(signed_payload)
+    at = body.index(signed_payload.proof[3])
+    tampered = body[:at] + bytes((body[at] ^ 0x01,)) + body[at + 1:]
+    decoded = decode_payload(_text(tampered, signed_payload.signature))
+    assert decoded.proof[3] != signed_payload.proof[3]
+    assert decoded.batch_root != signed_payload.batch_root
     assert recover_signer(decoded) != ISSUER_ADDRESS
 
 

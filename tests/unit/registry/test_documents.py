@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import hmac
 import json
 import random
 from pathlib import Path
@@ -14,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import merkle
-from registry.documents import COMMON_FIELD_NAMES, FORMAT_ID, AnchorProof, Document, leaf_entry
+from registry.documents import COMMON_FIELD_NAMES, FORMAT_ID, AnchorProof, Document, derive_salt, leaf_entry
 from registry.errors import NotFoundError, PayloadFormatError, ProofError, ValidationError
 from registry.identifiers import CertificateId
 from registry.samples import sample_values
@@ -77,7 +80,8 @@ def test_salts_can_be_given_and_reproduce_the_digest() -> None:
     salts = {p: f.salt for p, f in doc.fields.items()}
     values = {p: f.value for p, f in doc.fields.items()}
     again = Document.create(LICENCE, values, identifier=doc.identifier, salts={k: v.hex() for k, v in salts.items()})
-    assert again.digest_sha256 == doc.digest_sha256 and again == doc
+    assert again.digest_sha256 == doc.digest_sha256 and again == dataclasses.replace(doc, salt_seed=None)
+    assert again.salt_seed is None and doc.salt_seed is not None  # explicit salts: no seed
 
 
 # Fields whose value is implied by the identifier or type cannot change on their own.
@@ -429,3 +433,103 @@ def test_leaf_entry_fast_path_is_byte_identical_to_rfc8785(path: str, salt: byte
     except Exception:
         return  # lone surrogates: both refuse
     assert leaf_entry(path, salt, value) == expected  # type: ignore[arg-type]
+
+
+# --- the per-document salt seed ------------------------------------------------------------------------------
+
+
+def test_derive_salt_is_truncated_hmac_sha256_over_a_labelled_path() -> None:
+    seed = bytes(range(16))
+    expected = hmac.new(seed, b"lianzheng/salt/1" + "住所".encode(), hashlib.sha256).digest()[:16]
+    assert derive_salt(seed, "住所") == expected
+    assert derive_salt(bytes(16), "住所").hex() == "62050facdfa1bc73f1b9daaa112d18d0"  # frozen: salts on paper
+
+
+def test_create_draws_one_seed_and_derives_every_salt_from_it() -> None:
+    doc = make_document()
+    assert doc.salt_seed is not None and len(doc.salt_seed) == 16
+    assert {p: f.salt for p, f in doc.fields.items()} == {p: derive_salt(doc.salt_seed, p) for p in doc.fields}
+    assert doc.integrity_errors() == [] and doc.salt_seed_errors() == []
+    assert make_document(seed=2).salt_seed != doc.salt_seed
+    assert "salt_seed" not in repr(doc) and doc.salt_seed.hex() not in repr(doc)
+
+
+@given(seed=st.binary(min_size=16, max_size=16), paths=st.sets(st.text(min_size=1, max_size=12), min_size=2, max_size=30))
+def test_derived_salts_are_distinct_per_path(seed: bytes, paths: set[str]) -> None:
+    salts = [derive_salt(seed, p) for p in paths]  # st.text() draws no lone surrogates
+    assert all(len(s) == 16 for s in salts)
+    assert len(set(salts)) == len(salts)
+
+
+@given(seeds=st.lists(st.binary(min_size=16, max_size=16), min_size=2, max_size=5, unique=True))
+def test_different_seeds_give_different_salts(seeds: list[bytes]) -> None:
+    assert len({derive_salt(seed, "持证主体") for seed in seeds}) == len(seeds)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hide=st.sets(st.sampled_from(sorted(set(make_document().fields) - {"证照标识"})), max_size=6))
+def test_a_disclosed_copy_never_carries_the_seed(hide: set[str]) -> None:
+    doc = make_document()
+    shown = doc.disclose(hide)
+    assert shown.salt_seed is None and "salt_seed" not in shown.to_json()
+    assert shown.compute_digests() == doc.compute_digests() and shown.integrity_errors() == []
+    assert Document.from_json(shown.to_json()) == shown
+
+
+def test_json_round_trip_keeps_the_seed_and_documents_without_one_keep_their_json() -> None:
+    doc = make_document()
+    obj = doc.to_json()
+    assert obj["salt_seed"] == doc.salt_seed.hex()  # type: ignore[union-attr]
+    for again in (Document.from_json(obj), Document.from_json(json.dumps(obj, ensure_ascii=False)),
+                  Document.from_json(doc.canonical_bytes())):
+        assert again == doc and again.salt_seed == doc.salt_seed
+    legacy = {k: v for k, v in obj.items() if k != "salt_seed"}  # issued before the seed existed
+    parsed = Document.from_json(legacy)
+    assert parsed.salt_seed is None and parsed.to_json() == legacy and parsed.integrity_errors() == []
+    assert set(legacy) == {"format", "identifier", "type", "fields", "hidden", "digest", "anchor"}
+
+
+def test_a_salt_that_does_not_derive_from_the_seed_is_reported_naming_the_field() -> None:
+    """Not refused by from_json: a changed salt also changes the digest, and the verifier must call that
+    document tampered (tests/integration/test_certificates_api.py), as it does for a changed value."""
+    obj = make_document().to_json()
+    salt = obj["fields"]["住所"]["salt"]
+    obj["fields"]["住所"]["salt"] = ("0" if salt[0] != "0" else "1") + salt[1:]
+    doc = Document.from_json(obj)
+    assert doc.salt_seed_errors() == ["field 住所: salt does not derive from salt_seed"]
+    assert "field 住所: salt does not derive from salt_seed" in doc.integrity_errors()
+    # a changed seed with untouched salts and digests: every field is reported
+    obj = make_document().to_json()
+    obj["salt_seed"] = "00" * 16
+    doc = Document.from_json(obj)
+    assert len(doc.salt_seed_errors()) == len(doc.fields) and doc.compute_digests() == (doc.digest_sha256,
+                                                                                         doc.digest_sm3)
+
+
+@pytest.mark.parametrize(("seed", "message"), [
+    ("AB" * 16, "salt_seed must be 32 lower-case hex digits"),
+    ("ab" * 15, "salt_seed must be 32 lower-case hex digits"),
+    (None, "salt_seed must be 32 lower-case hex digits"),
+    (12, "salt_seed must be 32 lower-case hex digits"),
+])
+def test_a_malformed_seed_is_refused(seed: Any, message: str) -> None:
+    obj = make_document().to_json()
+    obj["salt_seed"] = seed
+    with pytest.raises(PayloadFormatError, match=message) as info:
+        Document.from_json(obj)
+    assert info.value.code == "invalid_document"
+
+
+def test_a_document_with_hidden_fields_and_a_seed_is_refused() -> None:
+    doc = make_document()
+    obj = doc.disclose(["住所"]).to_json()
+    obj["salt_seed"] = doc.salt_seed.hex()  # type: ignore[union-attr]
+    with pytest.raises(PayloadFormatError, match="hidden fields must not carry salt_seed .*hidden 住所") as info:
+        Document.from_json(obj)
+    assert info.value.code == "invalid_document"
+
+
+def test_seed_must_be_16_bytes_when_constructed_directly() -> None:
+    doc = make_document()
+    with pytest.raises(ValidationError, match="salt_seed must be 16 bytes or None"):
+        dataclasses.replace(doc, salt_seed=b"short")
