@@ -334,6 +334,7 @@ class CertificateService:
             raise ValidationError(f"revocation reason must be one of {sorted(REVOCATION_REASONS)}, got {reason!r}",
                                   code="invalid_reason", details={"reasons": {k: v[0] for k, v in REVOCATION_REASONS.items()}})
         with self.node.db.session() as s:
+            self._lock_row(s, identifier)
             row = self._row(s, identifier)
             self._authorise_change(agency, row)
             self._check_transition(s, row, action)
@@ -342,6 +343,12 @@ class CertificateService:
             s.flush()
             change_id = change.id
         return self._apply_now(change_id, wait=wait, timeout=timeout)
+
+    @staticmethod
+    def _lock_row(s: Any, identifier: str) -> None:
+        """Take the write lock before the checks: two concurrent changes of one certificate must not both
+        pass them (SQLite reads outside a transaction until the first write; PostgreSQL locks the row)."""
+        s.execute(update(Certificate).where(Certificate.identifier == identifier).values(status=Certificate.status))
 
     def _check_transition(self, s: Any, row: Certificate, action: str) -> None:
         allowed_from, _ = self._ALLOWED[action]
@@ -360,6 +367,7 @@ class CertificateService:
                   timeout: float = 60.0) -> tuple[CertificateView, IssuedCertificate]:
         """Issue a corrected version (same serial, version + 1) and mark the old one superseded on chain."""
         with self.node.db.session() as s:
+            self._lock_row(s, identifier)
             old = self._row(s, identifier)
             self._authorise_change(agency, old)
             self._check_transition(s, old, "supersede")

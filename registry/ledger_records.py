@@ -2,7 +2,7 @@
 registry with the chain both ways without knowing each ledger's tables.
 
 Each ledger module (registry/certificates.py, registry/evidence.py, registry/exchange.py) provides
-`audit_records(node) -> Iterable[LedgerRecord]`: one entry per thing it anchored or should have anchored.
+`audit_records(session) -> Iterable[LedgerRecord]`: one entry per thing it anchored or should have anchored.
 """
 
 from __future__ import annotations

@@ -300,3 +300,17 @@ def test_a_delegated_revoker_may_revoke_for_the_issuer(api: Api) -> None:
                           headers=api.auth(province)).json()["identifier"]
     refused = api.client.post(f"/api/v1/certificates/{own}/suspend", json={}, headers=api.auth(city))
     assert refused.status_code == 403
+
+
+def test_concurrent_changes_of_one_certificate_let_exactly_one_through(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    [cert] = _issue(api)
+    ident = cert["identifier"]
+    h = api.auth(CertificateId.parse(ident).issuer_uscc)
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda _: api.client.post(f"/api/v1/certificates/{ident}/suspend", json={},
+                                                         headers=h).status_code, range(4)))
+    assert sorted(codes) == [200, 409, 409, 409]
+    history = api.client.get(f"/api/v1/certificates/{ident}", headers=h).json()["history"]
+    assert [e["action"] for e in history] == ["suspend"]
