@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     max_batch_documents: int = 10_000
     max_request_bytes: int = 16 * 1024 * 1024
 
+    # 星火·链网 backbone, checkpoints and audit (registry/checkpoints.py, registry/audit.py)
+    main_rpc_urls: str = ""  # the main chain holding the Backbone, comma-separated; default: the business chain
+    main_poa: bool = False
+    checkpoint_interval: float = Field(default=60.0, ge=0)  # seconds a ledger event may wait; 0: no gateway here
+    checkpoint_events: int = Field(default=1000, ge=1)  # ... or this many waiting events
+    checkpoint_deadline: float = Field(default=600.0, gt=0)  # audit: events uncovered longer are a finding
+
+    @property
+    def main_rpc_url_list(self) -> list[str]:
+        return [u.strip() for u in self.main_rpc_urls.split(",") if u.strip()]
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_prod(self) -> Settings:
         if self.env == "prod" and self.master_key is None:

@@ -68,6 +68,9 @@ class VerificationResult:
     fields: dict[str, Any] = field(default_factory=dict)
     superseded_by: str | None = None
     as_of: dict[str, Any] | None = None
+    # the batch's entry in the certificates ledger log: GET it for an RFC 6962 inclusion proof and the
+    # Backbone checkpoint covering it (api/routes/proofs.py)
+    log_proof: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +133,47 @@ class Verifier:
             anchor = self._db_anchor(s, row)
             digest, issuer, type_code = bytes.fromhex(row.digest_sha256), row.issuer_uscc, row.type_code
             valid_from, valid_until = row.valid_from, row.valid_until
+        result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
+        return _result(run, str(cid), result, None)
+
+    def verify_digest(self, identifier: str, digest: str | bytes) -> VerificationResult:
+        """Chain checks for a document whose fields the caller checked itself (the verifier page decrypts
+        a by-reference document in the browser and recomputes its SHA-256 root there), so the server learns
+        the identifier and the digest, never a field value. The digest must be the one registered for the
+        identifier; then anchoring, issuer, status and validity are checked as for a full document.
+
+        >>> verifier.verify_digest(identifier, "9f2c...").verdict     # doctest: +SKIP
+        'valid'
+        """
+        from registry.identifiers import CertificateId
+
+        cid = CertificateId.parse(identifier)
+        if isinstance(digest, str):
+            text = digest.removeprefix("0x").lower()
+            if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+                raise ValidationError(f"digest must be 64 hex digits (SHA-256), got {digest[:80]!r}",
+                                      code="invalid_digest")
+            digest = bytes.fromhex(text)
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise ValidationError("digest must be 32 bytes (SHA-256)", code="invalid_digest")
+        run = _Run()
+        with self.node.db.session() as s:
+            row = s.get(Certificate, str(cid))
+            if row is None:
+                run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
+                        "digest only: the fields were checked by the verifier's own device", sha256=digest.hex())
+                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored")
+                return _result(run, str(cid), {}, None)
+            if row.digest_sha256 != digest.hex():
+                run.add("integrity", INVALID, "证照摘要与该标识登记的摘要不符",
+                        f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
+                        sha256=digest.hex())
+                return _result(run, str(cid), {}, None)
+            run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
+                    "digest only (it matches the registered one): the fields were checked by the verifier's own device",
+                    sha256=digest.hex())
+            anchor = self._db_anchor(s, row)
+            issuer, type_code, valid_from, valid_until = row.issuer_uscc, row.type_code, row.valid_from, row.valid_until
         result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
         return _result(run, str(cid), result, None)
 
@@ -203,6 +247,7 @@ class Verifier:
                          "tx_hash": batch.tx_hash, "block_number": batch.block_number, "block_hash": batch.block_hash,
                          "block_time": when, "issuer_account": batch.issuer, "chain_id": deployment.chain_id,
                          "ledger": deployment.address("CertificateLedger")}
+        out["log_proof"] = f"/api/v1/proofs/inclusion?ledger=certificates&key=0x{root.hex()}"
         run.add("anchoring", VALID, f"已于区块 {batch.block_number}（{when}）上链",
                 f"anchored in block {batch.block_number} at {when}", tx_hash=batch.tx_hash, block=batch.block_number)
         self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
@@ -290,7 +335,7 @@ def _result(run: _Run, identifier: str | None, out: dict[str, Any], doc: Documen
         issuer=out.get("issuer"), anchor=out.get("anchor"),
         disclosed_fields=list(doc.fields) if doc else [], hidden_fields=list(doc.hidden) if doc else [],
         fields={p: f.value for p, f in doc.fields.items()} if doc else {},
-        superseded_by=out.get("superseded_by"), as_of=out.get("as_of"),
+        superseded_by=out.get("superseded_by"), as_of=out.get("as_of"), log_proof=out.get("log_proof"),
     )
 
 

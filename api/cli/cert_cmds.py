@@ -220,7 +220,11 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
 
     client = ApiClient(api_url or st.settings.public_base)
     path = Path(target)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # QR payload text can be longer than a file name may be (ENAMETOOLONG)
+        is_file = False
+    if is_file:
         data = path.read_bytes()
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"):
             from api.cli import qr_scan

@@ -1,0 +1,220 @@
+"""`lianzheng bench verify`: verification throughput and latency on a private devnet.
+
+Three measurements in one run, each on warm caches (every document verified once before timing):
+
+- ``POST /api/v1/verify`` with full documents (integrity in SHA-256 and SM3, anchoring, issuer, status,
+  validity) from ``--clients`` client processes, each with one keep-alive HTTP connection, timing every
+  request: verifications/s and p50/p99 latency;
+- the same with ``{"identifier": ...}`` (status only), the cheapest verification;
+- offline verification of signed ``LZ2:`` payloads against a trust list (no network), in this process and
+  in ``--processes`` processes (a verifier's device checks one code at a time; a gateway may use every core).
+
+The clients run in their own processes so that their HTTP work does not share the server's interpreter lock
+(a real verifier's phone is not inside the server either). Targets on a 2-core machine: p50 <= 5 ms,
+p99 <= 25 ms, >= 500/s over HTTP; >= 5,000/s offline.
+
+    $ lianzheng bench verify --documents 200 --requests 4000 --clients 2
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.cli._common import console, print_json, progress
+
+TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 5000.0}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(bench_verify)
+
+
+def _ms(value: float) -> str:
+    return "-" if value != value else f"{value:.2f}"  # NaN: not measured per request
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _client(url: str, bodies: list[Any], count: int, offset: int, start_at: float) -> tuple[list[float], int]:
+    """One client process: ``count`` requests over one keep-alive connection, per-request latency."""
+    import httpx
+
+    latencies: list[float] = []
+    failures = 0
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/api/v1/verify", json=bodies[offset % len(bodies)])  # open the connection before timing
+        while time.time() < start_at:  # every client starts together
+            time.sleep(0.001)
+        for i in range(count):
+            body = bodies[(offset + i) % len(bodies)]
+            t0 = time.perf_counter()
+            r = http.post("/api/v1/verify", json=body)
+            latencies.append(time.perf_counter() - t0)
+            failures += r.status_code != 200 or r.json().get("verdict") != "valid"
+    return latencies, failures
+
+
+def _http_run(url: str, bodies: list[Any], requests: int, clients: int, label: str) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")  # the server runs threads: never fork this process
+    per = max(1, requests // clients)
+    start_at = time.time() + 2.0
+    with ctx.Pool(clients) as pool:
+        jobs = [pool.apply_async(_client, (url, bodies, per, i * 7919, start_at)) for i in range(clients)]
+        results = [j.get(timeout=600) for j in jobs]
+    finished = time.time()
+    latencies = [x for lat, _ in results for x in lat]
+    failures = sum(f for _, f in results)
+    elapsed = finished - start_at
+    return {"label": label, "requests": len(latencies), "clients": clients, "seconds": round(elapsed, 2),
+            "per_s": round(len(latencies) / elapsed, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
+            "p99_ms": round(_pct(latencies, 0.99) * 1000, 2), "failures": failures}
+
+
+_WORKER: Any = None
+
+
+def _offline_init(signed: dict[str, Any]) -> None:
+    global _WORKER
+    from registry.offline import OfflineVerifier
+    from registry.trust_list import TrustList
+
+    _WORKER = OfflineVerifier(TrustList.from_json(signed))
+
+
+def _offline_worker(texts: list[str], count: int, offset: int) -> int:
+    for i in range(count):
+        _WORKER.verify_text(texts[(offset + i) % len(texts)])
+    return count
+
+
+def _offline_parallel(signed: dict[str, Any], texts: list[str], count: int, processes: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes, initializer=_offline_init, initargs=(signed,)) as pool:
+        pool.starmap(_offline_worker, [(texts, 50, i) for i in range(processes)])  # warm up every process
+        start = time.perf_counter()
+        done = sum(pool.starmap(_offline_worker, [(texts, count // processes, i * 97) for i in range(processes)]))
+        elapsed = time.perf_counter() - start
+    return {"label": f"offline LZ2 payload, {processes} processes", "requests": done, "clients": processes,
+            "seconds": round(elapsed, 2), "per_s": round(done / elapsed, 1), "p50_ms": float("nan"),
+            "p99_ms": float("nan"), "failures": 0}
+
+
+def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The signed trust list and one signed offline payload per certificate."""
+    from registry.documents import AnchorProof, Document
+    from registry.offline import make_offline_qr
+    from registry.trust_list import build_trust_list
+
+    index = stack.services.index
+    index.refresh(force=True)
+    signed = build_trust_list(stack.node, index)
+    texts = []
+    for cert in certificates:
+        doc = Document.from_json(cert["document"])
+        key = bytes(stack.node.keys.signing_account(doc.issuer_uscc).key)
+        texts.append(make_offline_qr(doc, AnchorProof.from_json(cert["document"]["anchor"]), key).text)
+    return signed, texts
+
+
+def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes: int) -> list[dict[str, Any]]:
+    """Offline verifications of distinct payloads -- more than registry.qr's decoder caches hold, so each one
+    pays its signature recovery, as a verifier scanning new certificates would -- after the server, the chain
+    and the anchoring worker have stopped (nothing else runs in this process)."""
+    from registry.offline import OfflineVerifier
+    from registry.trust_list import TrustList
+
+    verifier = OfflineVerifier(TrustList.from_json(signed))
+    for text in texts:  # warm up, and every payload must be valid
+        verdict = verifier.verify_text(text).verdict
+        if verdict != "valid":
+            raise RuntimeError(f"offline payload verified as {verdict}")
+    latencies = []
+    start = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+        verifier.verify_text(texts[i % len(texts)])
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    single = {"label": "offline LZ2 payload (trust list, no network)", "requests": count, "clients": 1,
+              "seconds": round(elapsed, 2), "per_s": round(count / elapsed, 1),
+              "p50_ms": round(_pct(latencies, 0.5) * 1000, 3), "p99_ms": round(_pct(latencies, 0.99) * 1000, 3),
+              "failures": 0, "characters": round(sum(map(len, texts)) / len(texts))}
+    return [single, _offline_parallel(signed, texts, count, processes)] if processes > 1 else [single]
+
+
+def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
+               data_dir: Path, processes: int = 2) -> list[dict[str, Any]]:
+    import httpx
+
+    from api.stack import LocalStack
+    from registry.samples import sample_values
+
+    with LocalStack(data_dir, batch_max_age=0.2) as stack, progress(transient=True) as bar:
+        seeds = stack.node.seeds
+        ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
+        issuer = seeds.member(ct.issuers[0])
+        task = bar.add_task("issuing and anchoring", total=documents, rate="")
+        with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
+            r = http.post("/api/v1/certificates/batch?wait=true",
+                          json={"type": ct.code, "documents": sample_values(ct, documents, issuer=issuer, seed=7)})
+            r.raise_for_status()
+            certificates = r.json()["certificates"]
+            bar.update(task, completed=documents)
+            docs = [c["document"] for c in certificates]
+            ids = [{"identifier": c["identifier"]} for c in certificates]
+            warm = bar.add_task("warming caches", total=2 * documents, rate="")
+            for body in (*docs, *ids):
+                assert http.post("/api/v1/verify", json=body).json()["verdict"] == "valid"
+                bar.advance(warm)
+        bar.add_task(f"HTTP: {requests} requests x 2 forms, {clients} clients", total=None, rate="")
+        rows = [_http_run(stack.url, docs, requests, clients, "POST /api/v1/verify (document)"),
+                _http_run(stack.url, ids, requests, clients, "POST /api/v1/verify (identifier)")]
+        signed, texts = _offline_payloads(stack, certificates)
+    rows.extend(_offline_run(signed, texts, offline, processes))  # the stack is down: no network, no server threads
+    return rows
+
+
+def bench_verify(
+    documents: Annotated[int, typer.Option("--documents", min=1, max=10_000, help="distinct certificates")] = 400,
+    requests: Annotated[int, typer.Option("--requests", min=10, help="HTTP requests per form")] = 4000,
+    clients: Annotated[int, typer.Option("--clients", min=1, max=32, help="client processes (keep-alive)")] = 2,
+    offline: Annotated[int, typer.Option("--offline", min=10, help="offline verifications")] = 20_000,
+    processes: Annotated[int, typer.Option("--processes", min=1, max=32, help="offline: also measure N processes")] = 2,
+    type_code: Annotated[str | None, typer.Option("--type")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verifications/s and p50/p99 latency through POST /api/v1/verify, and offline verifications/s."""
+    with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
+        rows = run_verify(documents, requests, clients, offline, type_code, Path(tmp) / "verify", processes)
+    http_rows, offline_rows = rows[:2], rows[2:]
+    met = {
+        "p50": all(r["p50_ms"] <= TARGETS["p50_ms"] for r in http_rows),
+        "p99": all(r["p99_ms"] <= TARGETS["p99_ms"] for r in http_rows),
+        "http_throughput": all(r["per_s"] >= TARGETS["http_per_s"] for r in http_rows),
+        "offline_throughput_1_process": offline_rows[0]["per_s"] >= TARGETS["offline_per_s"],
+        "offline_throughput_all_processes": max(r["per_s"] for r in offline_rows) >= TARGETS["offline_per_s"],
+    }
+    if as_json:
+        print_json({"benchmark": "verify", "results": rows, "targets": TARGETS, "met": met})
+        return
+    table = Table(title="lianzheng bench verify (devnet, warm caches, per-request timing)")
+    for col in ("form", "requests", "clients", "verifications/s", "p50 ms", "p99 ms", "failures"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["label"], f"{r['requests']:,}", str(r["clients"]), f"{r['per_s']:,.0f}", _ms(r["p50_ms"]),
+                      _ms(r["p99_ms"]), str(r["failures"]))
+    console.print(table)
+    console.print("targets: p50 <= 5 ms, p99 <= 25 ms, >= 500/s over HTTP; >= 5,000/s offline -> "
+                  + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
