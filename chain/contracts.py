@@ -141,7 +141,8 @@ class ConsortiumClient(ContractClient):
 
     @staticmethod
     def admit_data(name: str, bid: str, accounts: Sequence[str], roles: int) -> bytes:
-        return abi_encode(["string", "string", "address[]", "uint64"], [name, bid, [to_checksum_address(a) for a in accounts], int(roles)])
+        return abi_encode(["string", "string", "address[]", "uint64"],
+                          [name, bid, [to_checksum_address(a) for a in accounts], int(roles)])
 
     def propose(self, sender: TransactionSender, action: Action, uscc: str, data: bytes = b"") -> int:
         receipt = self._tx(sender, "propose", int(action), b32(uscc) if uscc else b"\0" * 32, data)
@@ -236,7 +237,8 @@ class CertificateLedgerClient(ContractClient):
     def reinstate(self, sender: TransactionSender, doc: bytes) -> Receipt:
         return self._tx(sender, "reinstate", doc)
 
-    def revoke(self, sender: TransactionSender, doc: bytes, root: bytes, index: int, proof: Sequence[bytes], reason: int) -> Receipt:
+    def revoke(self, sender: TransactionSender, doc: bytes, root: bytes, index: int, proof: Sequence[bytes],
+               reason: int) -> Receipt:
         return self._tx(sender, "revoke", doc, root, index, list(proof), reason)
 
     def supersede(self, sender: TransactionSender, old: bytes, root: bytes, index: int, proof: Sequence[bytes],

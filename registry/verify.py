@@ -226,7 +226,8 @@ class Verifier:
             return out
         root = anchor["batch_root"]
         if not verify_inclusion_leaf_hash(leaf_hash(digest), anchor["index"], anchor["size"], anchor["path"], root):
-            run.add("anchoring", INVALID, "默克尔包含证明与批次根不符", "the Merkle inclusion proof does not lead to the batch root",
+            run.add("anchoring", INVALID, "默克尔包含证明与批次根不符",
+                    "the Merkle inclusion proof does not lead to the batch root",
                     "tampered")
             return out
         batch = self.index.batches.get(root)

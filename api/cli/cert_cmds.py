@@ -168,7 +168,8 @@ JsonOpt = Annotated[bool, typer.Option("--json")]
 
 
 def revoke(ctx: typer.Context, identifier: str,
-           reason: Annotated[int, typer.Option("--reason", help="1 信息错误, 2 依法撤销, 3 主体注销, 4 证照遗失, 5 违法违规, 6 被替代, 9 其他")],
+           reason: Annotated[int, typer.Option(
+               "--reason", help="1 信息错误, 2 依法撤销, 3 主体注销, 4 证照遗失, 5 违法违规, 6 被替代, 9 其他")],
            agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None, as_json: JsonOpt = False) -> None:
     """Revoke a certificate (final)."""
     _change(ctx, identifier, "revoke", {"reason": reason}, agency, api_url, api_key, as_json)

@@ -123,7 +123,10 @@ def test_tampering_with_a_value_or_a_salt_is_detected(api: Api) -> None:
     for mutate in ("value", "salt"):
         forged = json.loads(json.dumps(doc))
         field = forged["fields"]["持证主体"]
-        field[mutate] = field[mutate] + "X" if mutate == "value" else ("0" if field["salt"][0] != "0" else "1") + field["salt"][1:]
+        if mutate == "value":
+            field["value"] += "X"
+        else:
+            field["salt"] = ("0" if field["salt"][0] != "0" else "1") + field["salt"][1:]
         result = _verify(api, forged)
         assert result["verdict"] == "tampered", mutate
         assert next(c for c in result["checks"] if c["name"] == "integrity")["status"] == "INVALID"

@@ -42,7 +42,7 @@ def test_failover_to_the_next_rpc_endpoint(anvil_template) -> None:  # type: ign
     assert backend.w3.eth.chain_id == 1337
     assert backend.provider.active_url == good
     with pytest.raises(ChainUnavailableError, match="no JSON-RPC endpoint answered"):
-        RpcBackend([dead], timeout=1).w3.eth.block_number
+        _ = RpcBackend([dead], timeout=1).w3.eth.block_number
 
 
 def test_poa_chains_get_the_extradata_middleware() -> None:
