@@ -32,6 +32,12 @@ class ApiClient:
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A JSON answer; API errors become the domain errors they stand for."""
+        r = self.response(method, path, **kwargs)
+        return r.json() if r.content else None
+
+    def response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer (binary or HTML bodies); API errors become the domain errors they stand for."""
         try:
             r = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -45,7 +51,7 @@ class ApiClient:
             except (ValueError, KeyError, TypeError):
                 code, message, details = "http_error", f"HTTP {r.status_code}: {r.text[:200]}", {}
             raise _BY_STATUS.get(r.status_code, RegistryError)(message, code=code, details=details)
-        return r.json() if r.content else None
+        return r
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

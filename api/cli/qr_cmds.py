@@ -21,8 +21,8 @@ import typer
 
 from api.cli._common import console, err_console, print_json, state
 from api.cli.cert_cmds import ApiKey, ApiUrl, client_for
-from api.cli.client import _BY_STATUS, ApiClient
-from registry.errors import ChainUnavailableError, NotFoundError, RegistryError, ValidationError
+from api.cli.client import ApiClient
+from registry.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for every `lianzheng` invocation
     import httpx
@@ -67,21 +67,7 @@ def _saved(data_dir: Path, identifier: str) -> dict[str, Any]:
 
 def _get_bytes(client: ApiClient, path: str, **kwargs: Any) -> httpx.Response:
     """GET a binary or HTML response, mapping API errors to domain errors like ApiClient.request does."""
-    import httpx
-
-    try:
-        r = client.http.get(path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ChainUnavailableError(f"cannot reach the Lianzheng API at {client.base_url} ({exc})",
-                                    code="api_unreachable") from exc
-    if r.status_code >= 400:
-        try:
-            err = r.json()["error"]
-            code, message, details = err["code"], err["message"], err.get("details") or {}
-        except (ValueError, KeyError, TypeError):
-            code, message, details = "http_error", f"HTTP {r.status_code}: {r.text[:200]}", {}
-        raise _BY_STATUS.get(r.status_code, RegistryError)(message, code=code, details=details)
-    return r
+    return client.response("GET", path, **kwargs)
 
 
 def _check_mode(mode: str) -> str:
