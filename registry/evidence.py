@@ -771,6 +771,8 @@ class VerifyResult:
     record: dict[str, Any] | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    # the record's entry in the evidence ledger log: an RFC 6962 inclusion proof and the covering checkpoint
+    log_proof: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -1415,6 +1417,7 @@ class EvidenceService(OutboxLedgerService):
                                 record=record)
         checks.append(_check("anchoring", "VALID", f"registered in block {on_chain.registered_block} by "
                                                    f"{on_chain.collector_uscc}"))
+        log_proof = f"/api/v1/proofs/inclusion?ledger=evidence&key={view.key}"
         expected_meta = metadata_digest(metadata)
         registry_ok = (hex0x(on_chain.meta_digest) == expected_meta and on_chain.sha256.hex() == view.content["sha256"]
                        and on_chain.sm3.hex() == view.content["sm3"] and on_chain.size == view.content["size"])
@@ -1447,18 +1450,18 @@ class EvidenceService(OutboxLedgerService):
         if differences:
             return VerifyResult("altered", f"exhibit {view.id} does NOT match the file: " + "; ".join(details),
                                 f"证据 {view.id} 与该文件不一致（{'、'.join(differences)} 不同），文件已被改动", checks,
-                                record=record, differences=differences)
+                                record=record, differences=differences, log_proof=log_proof)
         if not registry_ok:
             return VerifyResult("tampered", f"the file matches the chain, but the registry's copy of {view.id} was "
                                             f"edited after anchoring", f"文件与链上一致，但登记库中的 {view.id} 记录已被改动",
-                                checks, record=record)
+                                checks, record=record, log_proof=log_proof)
         return VerifyResult(
             "unaltered",
             f"exhibit {view.id}, unaltered since collection at {collected_at} by {collector}; custody {custody}"
             f"{sealed}{correction}",
             f"证据 {view.id} 自 {collected_at} 由 {collector} 采集以来未被篡改；保管链：{custody_zh}{sealed_zh}"
             + (f"；已被 {view.superseded_by} 更正" if view.superseded_by else ""),
-            checks, record=record)
+            checks, record=record, log_proof=log_proof)
 
 
 def audit_records(session: Session) -> Iterable[LedgerRecord]:

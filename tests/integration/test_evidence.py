@@ -110,6 +110,9 @@ def test_enforcement_record_photos_and_decision_with_custody_across_three_agenci
     assert r.status_code == 200 and result["verdict"] == "unaltered", result
     assert "省公安厅 -> 省司法厅 -> 哈尔滨中院" in result["summary"] and "sealed at" in result["summary"]
     assert "operator_id" not in result["record"]["collector"] and "case_no" not in result["record"]
+    # ... and links to the record's inclusion proof in the evidence ledger log
+    proof = api.client.get(result["log_proof"])
+    assert proof.status_code == 200, proof.text
 
     # a sealed case refuses changes: API 409, nothing stored, and the contract refuses on its own
     before = _stored(api)
