@@ -9,7 +9,10 @@ drive the CLI and the browser against real HTTP.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ from registry.consortium import bootstrap
 
 class LocalStack:
     def __init__(self, data_dir: Path, *, port: int | None = None, devnet_port: int | None = None,
-                 devnet: Devnet | None = None, **settings: Any) -> None:
+                 devnet: Devnet | None = None, server_process: bool = False, **settings: Any) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.devnet_port = devnet_port or (devnet.port if devnet else free_port())
@@ -34,6 +37,11 @@ class LocalStack:
                                  **settings)
         self.devnet = devnet or Devnet(data_dir=data_dir, port=self.devnet_port)
         self._own_devnet = devnet is None
+        # In a separate process the server does not share the GIL with the caller (benchmarks): the
+        # caller's node then reads the same database, and `services`/`app` are not available.
+        self.server_process = server_process
+        self._extra_settings = settings
+        self._proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -45,6 +53,9 @@ class LocalStack:
         bootstrap(self.node)
         self.api_keys = {m.uscc: self.node.keys.create_api_key(m.uscc, label="stack") for m in self.node.seeds.members}
         (self.data_dir / "api-keys.json").write_text(json.dumps(self.api_keys, indent=2))
+        if self.server_process:
+            self._start_process()
+            return self
         self.app = create_app(self.node, self.settings)
         self.services = self.app.state.services
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
@@ -58,7 +69,33 @@ class LocalStack:
             time.sleep(0.02)
         return self
 
+    def _start_process(self) -> None:
+        env = {**os.environ, "LIANZHENG_DATA_DIR": str(self.data_dir), "LIANZHENG_PORT": str(self.port),
+               "LIANZHENG_DEVNET_PORT": str(self.devnet_port), "LIANZHENG_ENV": "test"}
+        env.update({f"LIANZHENG_{k.upper()}": str(v) for k, v in self._extra_settings.items()})
+        cli = Path(sys.executable).parent / "lianzheng"
+        self._proc = subprocess.Popen([str(cli), "serve"], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while True:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                raise RuntimeError(f"the API server process exited: {err[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the API server process did not start") from None
+                time.sleep(0.05)
+
     def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
         if self.server is not None:
             self.server.should_exit = True
         if self._thread is not None:

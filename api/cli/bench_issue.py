@@ -39,7 +39,8 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
     from registry.db import Batch, Certificate
     from registry.samples import sample_values
 
-    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2) as stack:
+    # the API in its own process, as deployed: the client here must not share its GIL
+    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:
         seeds = stack.node.seeds
         ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
         issuer = seeds.member(ct.issuers[0])
