@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from api.services import Services
 from api.settings import Settings
 from registry.errors import AuthenticationError
 from registry.node import Node
+
+T = TypeVar("T")
 
 
 def get_node(request: Request) -> Node:
@@ -18,6 +22,19 @@ def get_node(request: Request) -> Node:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
+
+
+_extras_lock = threading.Lock()
+
+
+def extra_service(app: FastAPI, name: str, factory: Callable[[], T]) -> T:
+    """A per-app ledger service kept in `app.state.extras[name]`, created once, lazily (route modules own
+    their services; see api/app.py)."""
+    with _extras_lock:
+        svc = app.state.extras.get(name)
+        if svc is None:
+            svc = app.state.extras[name] = factory()
+        return svc  # type: ignore[no-any-return]
 
 
 def get_services(request: Request) -> Services:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from typing import Annotated, Any
 
 import pydantic
@@ -23,23 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from api.deps import CurrentAgency
+from api.deps import CurrentAgency, extra_service
 from registry.errors import PayloadFormatError, ValidationError
 from registry.evidence import EvidenceService, EvidenceSubmission, OutboxWorker
 from registry.evidence_package import export_case
 from registry.hashing import digest_file, hash_constructor
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
-_lock = threading.Lock()
 
 
 def service_for(app: FastAPI) -> EvidenceService:
     """The app's EvidenceService (created once, lazily, from app.state.node)."""
-    with _lock:
-        svc = app.state.extras.get("evidence")
-        if svc is None:
-            svc = app.state.extras["evidence"] = EvidenceService(app.state.node)
-        return svc  # type: ignore[no-any-return]
+    return extra_service(app, "evidence", lambda: EvidenceService(app.state.node))
 
 
 def _service(request: Request) -> EvidenceService:

@@ -10,27 +10,22 @@ contract. 200/201 when the step is on chain, 202 when it waits in the outbox (ch
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentAgency
+from api.deps import CurrentAgency, extra_service
 from registry.evidence import OutboxWorker
 from registry.exchange import ExchangeService, ExchangeSubmission, ExchangeView
 
 router = APIRouter(prefix="/api/v1", tags=["exchanges"])
-_lock = threading.Lock()
 
 
 def service_for(app: FastAPI) -> ExchangeService:
-    with _lock:
-        svc = app.state.extras.get("exchanges")
-        if svc is None:
-            svc = app.state.extras["exchanges"] = ExchangeService(app.state.node)
-        return svc  # type: ignore[no-any-return]
+    """The app's ExchangeService (created once, lazily, from app.state.node)."""
+    return extra_service(app, "exchanges", lambda: ExchangeService(app.state.node))
 
 
 def _service(request: Request) -> ExchangeService:
