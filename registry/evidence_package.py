@@ -48,9 +48,10 @@ from chain.contracts import b32
 from chain.errors import ChainError
 from chain.ledgers import ZERO32, EvidenceLedgerClient, decode_call, decode_raw_transaction
 from registry.errors import ChainUnavailableError, ConflictError, PayloadFormatError, PayloadTooLargeError
-from registry.evidence import EvidenceService, evidence_metadata, hex0x, iso_time, metadata_digest, sha256_key
+from registry.evidence import EvidenceService, evidence_metadata, metadata_digest
 from registry.identifiers import eth_address_from_public_key
 from registry.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, StepState
+from registry.outbox import hex0x, iso_time, sha256_key
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,10 @@ from chain.contracts import MemberStatus, Role
 from chain.ledgers import ExchangeLedgerClient
 from registry.db import Member
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from registry.evidence import (
+from registry.ledger_models import Exchange, ExchangeStepRow, StepState
+from registry.ledger_records import LedgerRecord
+from registry.node import Node
+from registry.outbox import (
     OutboxLedgerService,
     StepCall,
     agency_json,
@@ -44,9 +47,6 @@ from registry.evidence import (
     required_text,
     sha256_key,
 )
-from registry.ledger_models import Exchange, ExchangeStepRow, StepState
-from registry.ledger_records import LedgerRecord
-from registry.node import Node
 
 STATUSES = ("pending", "requested", "authorised", "refused", "delivered", "acknowledged", "disputed", "failed")
 # query aliases: a delivery the consumer never acknowledged is visible as such (DESIGN.md)

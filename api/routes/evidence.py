@@ -24,9 +24,10 @@ from starlette.datastructures import UploadFile
 
 from api.deps import CurrentAgency, extra_service
 from registry.errors import PayloadFormatError, ValidationError
-from registry.evidence import EvidenceService, EvidenceSubmission, OutboxWorker
+from registry.evidence import EvidenceService, EvidenceSubmission
 from registry.evidence_package import export_case
 from registry.hashing import digest_file, hash_constructor
+from registry.outbox import OutboxWorker
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
