@@ -15,7 +15,7 @@ from eth_utils import to_checksum_address
 from chain.artifacts import load_artifact
 from chain.backbone import CheckpointFields
 from chain.errors import ContractRevertError
-from chain.logs import LogReader
+from chain.logs import LogReader, WordDecoder
 from registry.audit_models import CheckpointRecord
 from registry.checkpoints import (
     CheckpointGateway,
@@ -32,7 +32,6 @@ from registry.ledger_log import (
     LEDGER_CONTRACTS,
     LEDGERS,
     LedgerLogs,
-    WordDecoder,
     canonical_entry,
     entry_object,
     ledger_id,
