@@ -49,17 +49,19 @@ class KeyStore:
                 "cannot decrypt an agency key: wrong master key (LIANZHENG_MASTER_KEY)", code="wrong_master_key"
             ) from exc
 
-    def create_signing_key(self, uscc: str) -> LocalAccount:
+    def create_signing_key(self, uscc: str, *, active: bool = True) -> LocalAccount:
+        """A new key for the agency. `active=False` for a key rotation still awaiting its on-chain approval."""
         account: LocalAccount = Account.create()
-        self.import_signing_key(uscc, bytes(account.key))
+        self.import_signing_key(uscc, bytes(account.key), active=active)
         return account
 
-    def import_signing_key(self, uscc: str, private_key: bytes) -> LocalAccount:
+    def import_signing_key(self, uscc: str, private_key: bytes, *, active: bool = True) -> LocalAccount:
         account: LocalAccount = Account.from_key(private_key)
         aad = f"{uscc}:{account.address}".encode()
         with self._db.session() as s:
             if s.get(AgencyKey, account.address) is None:
-                s.add(AgencyKey(address=account.address, uscc=uscc, ciphertext=self._seal(private_key, aad)))
+                s.add(AgencyKey(address=account.address, uscc=uscc, ciphertext=self._seal(private_key, aad),
+                                active=active))
         self._accounts[account.address] = account
         return account
 
@@ -82,6 +84,13 @@ class KeyStore:
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:
             return s.scalars(select(AgencyKey.address).where(AgencyKey.uscc == uscc)).first() is not None
+
+    def activate(self, address: str) -> None:
+        with self._db.session() as s:
+            row = s.get(AgencyKey, address)
+            if row is None:
+                raise NotFoundError(f"no key {address} in this data dir", code="no_signing_key")
+            row.active = True
 
     def deactivate(self, address: str) -> None:
         with self._db.session() as s:

@@ -47,7 +47,7 @@ def _register() -> None:
     chain_cmds.register(app)
     import importlib
 
-    for name in ("cert_cmds", "qr_cmds", "evidence_cmds", "exchange_cmds", "audit_cmds", "bench_cmds"):
+    for name in ("cert_cmds", "qr_cmds", "evidence_cmds", "exchange_cmds", "audit_cmds", "consortium_cmds", "bench_cmds"):
         try:
             module = importlib.import_module(f"api.cli.{name}")
         except ModuleNotFoundError as exc:
