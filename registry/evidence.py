@@ -374,17 +374,8 @@ class EvidenceService(OutboxLedgerService):
             if case is not None:
                 s.delete(case)
 
-    def _mark_failed(self, s: Session, step: EvidenceEvent) -> None:
-        if step.kind == "register":
-            rec = s.get(EvidenceRecord, step.record_id)
-            if rec is not None:
-                rec.status = "failed"
-
-    def _on_lost(self, s: Session, step: EvidenceEvent) -> None:
-        if step.kind == "register":
-            rec = s.get(EvidenceRecord, step.record_id)
-            if rec is not None:
-                rec.status = "pending"
+    def _created_row(self, s: Session, step: EvidenceEvent) -> EvidenceRecord | None:
+        return s.get(EvidenceRecord, step.record_id) if step.kind == "register" else None
 
     # -- seeds ---------------------------------------------------------------------------------------
     def types(self) -> list[dict[str, Any]]:

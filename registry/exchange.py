@@ -159,17 +159,8 @@ class ExchangeService(OutboxLedgerService):
             if ex is not None:
                 s.delete(ex)
 
-    def _mark_failed(self, s: Session, step: ExchangeStepRow) -> None:
-        if step.kind == "request":
-            ex = s.get(Exchange, step.exchange_id)
-            if ex is not None:
-                ex.status = "failed"
-
-    def _on_lost(self, s: Session, step: ExchangeStepRow) -> None:
-        if step.kind == "request":
-            ex = s.get(Exchange, step.exchange_id)
-            if ex is not None:
-                ex.status = "pending"
+    def _created_row(self, s: Session, step: ExchangeStepRow) -> Exchange | None:
+        return s.get(Exchange, step.exchange_id) if step.kind == "request" else None
 
     # -- writes --------------------------------------------------------------------------------------
     def _new(self, s: Session, ex_id: str, kind: str, actor: str, params: dict[str, Any]) -> int:

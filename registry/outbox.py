@@ -210,8 +210,14 @@ class OutboxLedgerService(ABC):
         """The contract refused the request's own attempt: remove everything the request stored."""
 
     @abstractmethod
+    def _created_row(self, s: Session, step: Any) -> Any | None:
+        """The row (with a `status`) that `step` creates, when it is the creating step (register, request)."""
+
     def _mark_failed(self, s: Session, step: Any) -> None:
-        """The contract refused a resend: keep the step as failed and flag what it concerned."""
+        """The contract refused a resend: keep the step as failed and flag the row it was creating."""
+        row = self._created_row(s, step)
+        if row is not None:
+            row.status = "failed"
 
     @abstractmethod
     def _scopes(self, step: Any) -> tuple[set[str], set[str]]:
@@ -474,8 +480,11 @@ class OutboxLedgerService(ABC):
                         count=len(lost))
         return len(lost)
 
-    def _on_lost(self, s: Session, step: Any) -> None:  # noqa: B027 - optional hook
-        """A done step's block is gone (reconcile): undo what the mirror can no longer claim."""
+    def _on_lost(self, s: Session, step: Any) -> None:
+        """A done step's block is gone (reconcile): the row it created is pending again until resent."""
+        row = self._created_row(s, step)
+        if row is not None:
+            row.status = "pending"
 
     def pending_count(self) -> int:
         model = self.step_model
