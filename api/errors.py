@@ -50,7 +50,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ContractRevertError)
     async def _revert(_: Request, exc: ContractRevertError) -> JSONResponse:
-        from registry.consortium import translate_revert
+        from registry.consortium.members import translate_revert
 
         domain = translate_revert(exc)
         assert isinstance(domain, e.RegistryError)

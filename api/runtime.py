@@ -9,9 +9,9 @@ from pathlib import Path
 from api.settings import Settings
 from chain.backends import RpcBackend
 from chain.devnet import Devnet
-from registry.db import Database
 from registry.errors import ValidationError
 from registry.node import Node
+from registry.store.db import Database
 
 
 def master_key(settings: Settings) -> bytes:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from api.settings import Settings
-from registry.anchoring import AnchoringWorker
-from registry.certificates import CertificateService
-from registry.index import ChainIndex
+from registry.certificates.anchoring import AnchoringWorker
+from registry.certificates.index import ChainIndex
+from registry.certificates.service import CertificateService
+from registry.certificates.verification import Verifier
 from registry.node import Node
-from registry.verify import Verifier
 
 
 class Service(Protocol):

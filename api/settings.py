@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     max_batch_documents: int = 10_000
     max_request_bytes: int = 16 * 1024 * 1024
 
-    # 星火·链网 backbone, checkpoints and audit (registry/checkpoints.py, registry/audit.py)
+    # 星火·链网 backbone, checkpoints and audit (registry/logs/checkpoints.py, registry/audit/replay.py)
     main_rpc_urls: str = ""  # the main chain holding the Backbone, comma-separated; default: the business chain
     main_poa: bool = False
     checkpoint_interval: float = Field(default=60.0, ge=0)  # seconds a ledger event may wait; 0: no gateway here

@@ -24,7 +24,7 @@ from api.app import create_app
 from api.runtime import build_node
 from api.settings import Settings
 from chain.devnet import Devnet, free_port
-from registry.consortium import bootstrap
+from registry.consortium.members import bootstrap
 
 
 class LocalStack:

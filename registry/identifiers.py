@@ -31,8 +31,8 @@ from stdnum import exceptions as stdnum_exc
 from stdnum.cn import uscc as _uscc
 from stdnum.iso7064 import mod_37_36
 
+from registry.crypto.hashing import sha256, sm3
 from registry.errors import ValidationError
-from registry.hashing import sha256, sm3
 
 __all__ = [
     "BID_PREFIX",

@@ -14,12 +14,13 @@ from typing import TypeVar
 
 from chain.artifacts import ErrorDecoder
 from chain.backends import ChainBackend
+from chain.blocks import BlockReader
 from chain.contracts import CertificateLedgerClient, ConsortiumClient, ContractClient
 from chain.deploy import Deployment
 from chain.sender import TransactionSender
-from registry.db import Database
-from registry.keys import KeyStore
+from registry.consortium.keys import KeyStore
 from registry.seeds import Seeds, load_seeds
+from registry.store.db import Database
 
 C = TypeVar("C", bound=ContractClient)
 
@@ -36,6 +37,7 @@ class Node:
     _senders: dict[str, TransactionSender] = field(default_factory=dict)
     _clients: dict[tuple[str, str], ContractClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _blocks: BlockReader | None = None
 
     @classmethod
     def open(
@@ -71,6 +73,13 @@ class Node:
             client = cls(self.backend, address)
             self._clients[key] = client
         return client  # type: ignore[return-value]
+
+    @property
+    def blocks(self) -> BlockReader:
+        """Headers, receipts, raw transactions and the chain head (batched over HTTP)."""
+        if self._blocks is None or self._blocks.backend is not self.backend:
+            self._blocks = BlockReader(self.backend)
+        return self._blocks
 
     @property
     def consortium(self) -> ConsortiumClient:

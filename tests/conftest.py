@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from chain.backends import ChainBackend, EthTesterBackend, RpcBackend
-from registry.consortium import bootstrap
-from registry.db import Database
+from registry.consortium.members import bootstrap
 from registry.node import Node
+from registry.store.db import Database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS = PROJECT_ROOT / "seeds"

@@ -79,9 +79,9 @@ def replay(
     main_rpc_url: MainRpc = None,
 ) -> None:
     """Replay every event from the deployment block, check it, and compare with the database and checkpoints."""
-    from registry.audit import Auditor, audit_link
-    from registry.audit_report import anchor_report, default_auditor, render_html, sign_report
-    from registry.checkpoints import connect_backbone
+    from registry.audit.replay import Auditor, audit_link
+    from registry.audit.report import anchor_report, default_auditor, render_html, sign_report
+    from registry.logs.checkpoints import connect_backbone
 
     st = state(ctx)
     node = st.node()
@@ -137,8 +137,8 @@ def _print_report(data: dict[str, Any], html: Path | None) -> None:
 
 def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """Submit a checkpoint of every ledger with new events now (the gateway's key), then let witnesses cosign."""
-    from registry.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
-    from registry.ledger_log import LedgerLogs
+    from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
+    from registry.logs.log import LedgerLogs
 
     st = state(ctx)
     node = st.node()
@@ -167,8 +167,8 @@ def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainR
 
 def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """The node hierarchy on the Backbone and each ledger's latest checkpoint."""
-    from registry.audit import audit_link
-    from registry.checkpoints import read_checkpoints
+    from registry.audit.replay import audit_link
+    from registry.logs.checkpoints import read_checkpoints
 
     st = state(ctx)
     node = st.node()
@@ -209,7 +209,7 @@ def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc
 def verify_report(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="a signed report (JSON)")]) -> None:
     """Check a report's signature and that its signer is an auditor member on chain; exit 0 when it holds."""
     from chain.contracts import Role
-    from registry.audit_report import AuditReport, verify_report_signature
+    from registry.audit.report import AuditReport, verify_report_signature
 
     try:
         report = AuditReport(json.loads(file.read_text(encoding="utf-8")))

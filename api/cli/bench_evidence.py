@@ -41,7 +41,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def _body(case_no: str, i: int, label: str) -> dict[str, Any]:
     content = f"{label} photo {i}".encode()
-    from registry.hashing import sm3
+    from registry.crypto.hashing import sm3
 
     return {"case_no": case_no, "scenario": "行政执法", "sha256": hashlib.sha256(content).hexdigest(),
             "sm3": sm3(content).hex(), "size": len(content), "media_type": "image/jpeg", "authority": "黑龙江省公安厅",

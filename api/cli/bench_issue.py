@@ -35,9 +35,9 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
               label: str, data_dir: Path) -> dict[str, Any]:
+    from api.devtools.samples import sample_values
     from api.stack import LocalStack
-    from registry.db import Batch, Certificate
-    from registry.samples import sample_values
+    from registry.store.db import Batch, Certificate
 
     # the API in its own process, as deployed: the client here must not share its GIL
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:

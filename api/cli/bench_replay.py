@@ -54,8 +54,8 @@ def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
     import os
 
     from chain.backends import RpcBackend
-    from registry.db import Database
     from registry.node import Node
+    from registry.store.db import Database
 
     key_file = cache / "master.key"
     if not key_file.exists():
@@ -77,7 +77,7 @@ def _devnet(cache: Path) -> Any:
 
 def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, Any]:
     """Build the history into `cache` (replacing an earlier history there); returns the manifest."""
-    from registry.consortium import bootstrap
+    from registry.consortium.members import bootstrap
     from registry.errors import ConflictError
 
     if cache.exists() and any(cache.iterdir()):
@@ -96,8 +96,8 @@ def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, 
             _certificates(node, spec, bar)
             _evidence(node, spec, bar)
             _exchanges(node, spec, bar)
-        from registry.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
-        from registry.ledger_log import LedgerLogs
+        from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
+        from registry.logs.log import LedgerLogs
 
         link = connect_backbone(node)
         CheckpointService(CheckpointGateway(node, LedgerLogs(node.backend, node.require_deployment()),
@@ -122,9 +122,9 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Anchor `batches` roots of `per_batch` real SHA-256 digests, pipelined, and bulk-insert their rows."""
     from sqlalchemy import insert
 
-    from registry.db import Batch, Certificate, utcnow
+    from registry.crypto.merkle import root_from_leaf_hashes
     from registry.identifiers import CertificateId
-    from registry.merkle import root_from_leaf_hashes
+    from registry.store.db import Batch, Certificate, utcnow
 
     seeds = node.seeds
     types = [(ct.code, ct.issuers[0]) for ct in seeds.certificate_types]
@@ -180,7 +180,7 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
 def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
     from chain.artifacts import load_artifact
     from chain.logs import LogReader
-    from registry.audit import fetch_headers
+    from registry.audit.replay import fetch_headers
 
     ledger = node.certificate_ledger
     reader = LogReader(node.backend, {ledger.address: load_artifact("CertificateLedger").abi})
@@ -196,7 +196,7 @@ def _evidence(node: Any, spec: HistorySpec, bar: Any) -> None:
     省司法厅 and accepted, every third is sealed."""
     if not spec.evidence:
         return
-    from registry.evidence import MAX_BATCH, EvidenceService, EvidenceSubmission
+    from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
 
     police, justice = "11230000MB1A00044B", "11230000MB1A00036G"
     service = EvidenceService(node)
@@ -226,7 +226,7 @@ def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Data exchanges through request, authorise, deliver and acknowledge, over the shareable catalogue items."""
     if not spec.exchanges:
         return
-    from registry.exchange import ExchangeService, ExchangeSubmission
+    from registry.exchanges.service import ExchangeService, ExchangeSubmission
 
     seeds = node.seeds
     items = [i for i in seeds.catalogue if i.share_condition != "不予共享"]
@@ -252,7 +252,7 @@ def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
 def _read_baseline(node: Any, head: int, chunk: int) -> dict[str, Any]:
     """web3's standard path: w3.eth.get_logs (with its result formatters) + contract.events.X().process_log."""
     from chain.artifacts import load_artifact
-    from registry.ledger_log import LEDGER_CONTRACTS
+    from registry.logs.log import LEDGER_CONTRACTS
 
     deployment = node.require_deployment()
     w3 = node.backend.w3
@@ -277,7 +277,7 @@ def _read_ours(node: Any, head: int, chunk: int, *, words: bool) -> dict[str, An
     """chain/logs.py's LogReader (raw eth_getLogs, eth_abi), or with registry.ledger_log.WordDecoder."""
     from chain.artifacts import load_artifact
     from chain.logs import LogReader
-    from registry.ledger_log import LEDGER_CONTRACTS, fast_reader
+    from registry.logs.log import LEDGER_CONTRACTS, fast_reader
 
     deployment = node.require_deployment()
     abis = {deployment.address(n): load_artifact(n).abi for n in LEDGER_CONTRACTS.values()}
@@ -293,7 +293,7 @@ def _best(run: Any, times: int = 3) -> dict[str, Any]:
 
 
 def _audit(node: Any, bar: Any) -> dict[str, Any]:
-    from registry.audit import Auditor, audit_link
+    from registry.audit.replay import Auditor, audit_link
 
     tasks: dict[str, Any] = {}
 

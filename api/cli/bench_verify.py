@@ -87,8 +87,8 @@ _WORKER: Any = None
 
 def _offline_init(signed: dict[str, Any]) -> None:
     global _WORKER
-    from registry.offline import OfflineVerifier
-    from registry.trust_list import TrustList
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
 
     _WORKER = OfflineVerifier(TrustList.from_json(signed))
 
@@ -113,9 +113,9 @@ def _offline_parallel(signed: dict[str, Any], texts: list[str], count: int, proc
 
 def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """The signed trust list and one signed offline payload per certificate."""
-    from registry.documents import AnchorProof, Document
-    from registry.offline import make_offline_qr
-    from registry.trust_list import build_trust_list
+    from registry.certificates.documents import AnchorProof, Document
+    from registry.certificates.offline import make_offline_qr
+    from registry.consortium.trust_list import build_trust_list
 
     index = stack.services.index
     index.refresh(force=True)
@@ -132,8 +132,8 @@ def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes
     """Offline verifications of distinct payloads -- more than registry.qr's decoder caches hold, so each one
     pays its signature recovery, as a verifier scanning new certificates would -- after the server, the chain
     and the anchoring worker have stopped (nothing else runs in this process)."""
-    from registry.offline import OfflineVerifier
-    from registry.trust_list import TrustList
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
 
     verifier = OfflineVerifier(TrustList.from_json(signed))
     for text in texts:  # warm up, and every payload must be valid
@@ -158,8 +158,8 @@ def run_verify(documents: int, requests: int, clients: int, offline: int, type_c
                data_dir: Path, processes: int = 2) -> list[dict[str, Any]]:
     import httpx
 
+    from api.devtools.samples import sample_values
     from api.stack import LocalStack
-    from registry.samples import sample_values
 
     with LocalStack(data_dir, batch_max_age=0.2) as stack, progress(transient=True) as bar:
         seeds = stack.node.seeds

@@ -262,7 +262,7 @@ def disclose(ctx: typer.Context,
              hide: Annotated[str, typer.Option("--hide", help="comma-separated field names to hide")],
              out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Make a copy with some fields hidden (their leaf hashes kept): it still verifies."""
-    from registry.documents import Document
+    from registry.certificates.documents import Document
 
     try:
         body = json.loads(file.read_text(encoding="utf-8"))
@@ -286,7 +286,7 @@ def sample(ctx: typer.Context,
            agency: Annotated[str | None, typer.Option("--agency", help="issuer (default: the first allowed)")] = None,
            seed: Annotated[int | None, typer.Option("--seed")] = None) -> None:
     """N realistic, valid sample documents of a type (fake holders) as a JSON list."""
-    from registry.samples import sample_values
+    from api.devtools.samples import sample_values
     from registry.seeds import load_seeds
 
     seeds = load_seeds(state(ctx).settings.seeds_dir)

@@ -98,7 +98,7 @@ def devnet_status(ctx: typer.Context,
 
 def deploy(ctx: typer.Context) -> None:
     """Deploy all contracts once (reuses deployment.json when it is live on this chain)."""
-    from registry.consortium import ensure_deployment
+    from registry.consortium.members import ensure_deployment
 
     node = state(ctx).node()
     before = node.deployment
@@ -110,7 +110,7 @@ def deploy(ctx: typer.Context) -> None:
 
 def seed(ctx: typer.Context) -> None:
     """Admit the seed agencies (M-of-N approvals) and mirror members; safe to run again."""
-    from registry.consortium import bootstrap
+    from registry.consortium.members import bootstrap
 
     node = state(ctx).node()
     bootstrap(node, on_step=lambda m: err_console.print(m))
@@ -135,7 +135,7 @@ def serve(ctx: typer.Context) -> None:
 def up(ctx: typer.Context) -> None:
     """Everything `make run` does: start the devnet, deploy once, load seeds, serve. Ctrl-C stops all."""
     from api.runtime import devnet
-    from registry.consortium import bootstrap
+    from registry.consortium.members import bootstrap
 
     st = state(ctx)
     net = devnet(st.settings) if st.settings.uses_devnet else None
@@ -189,7 +189,7 @@ def members(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
     """List consortium members."""
     from dataclasses import asdict
 
-    from registry.consortium import list_members
+    from registry.consortium.members import list_members
 
     views = list_members(state(ctx).node())
     if as_json:
@@ -203,7 +203,7 @@ def resolve_cmd(ctx: typer.Context, identifier: str) -> None:
     """Resolve a BID, USCC or account to the member (多标识融合)."""
     from dataclasses import asdict
 
-    from registry.consortium import resolve
+    from registry.consortium.members import resolve
 
     kind, view = resolve(state(ctx).node(), identifier)
     print_json({"kind": kind, "member": asdict(view)})

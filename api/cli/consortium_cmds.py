@@ -52,7 +52,7 @@ def propose(
 ) -> None:
     """Propose a change; the proposing admin's approval is counted at once."""
     from chain.contracts import Action, ConsortiumClient
-    from registry.consortium import member_bid
+    from registry.consortium.members import member_bid
     from registry.identifiers import validate_uscc
 
     if action not in ACTIONS:
@@ -104,7 +104,7 @@ def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
     from eth_abi import decode as abi_decode
 
     from chain.contracts import Action
-    from registry.consortium import sync_members
+    from registry.consortium.members import sync_members
 
     node = state(ctx).node()
     node.consortium.execute(node.sender_for(acting), proposal)

@@ -29,8 +29,8 @@ from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.client import ApiClient, dev_api_key
+from registry.crypto.hashing import FileDigests, digest_file
 from registry.errors import ValidationError
-from registry.hashing import FileDigests, digest_file
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence records (存证): register, custody, seal, verify, export.")
 
@@ -344,7 +344,7 @@ def verify_package_cmd(ctx: typer.Context, package: Annotated[Path, typer.Argume
                        as_json: JsonOpt = False) -> None:
     """Check a package: signature, manifest, records, custody order, and online that every transaction is
     still on chain. Exit 0 when valid, 1 when not."""
-    from registry.evidence_package import verify_package
+    from registry.evidence.package import verify_package
 
     if not package.is_file():
         raise ValidationError(f"no such file: {package}", code="file_not_found")

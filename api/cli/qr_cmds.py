@@ -27,7 +27,7 @@ from registry.errors import NotFoundError, ValidationError
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for every `lianzheng` invocation
     import httpx
 
-    from registry.trust_list import TrustList
+    from registry.consortium.trust_list import TrustList
 
 TRUST_LIST_FILE = "trust-list.json"  # api.cli.qr_scan.TRUST_LIST_FILE
 
@@ -87,7 +87,7 @@ def qr(
     agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None,
 ) -> None:
     """Write a certificate's QR code (PNG or SVG, by the file suffix)."""
-    from registry.images import qr_png, qr_svg
+    from registry.formats.images import qr_png, qr_svg
 
     st = state(ctx)
     saved = _saved(st.settings.data_dir, identifier)

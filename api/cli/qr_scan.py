@@ -24,8 +24,10 @@ from urllib.parse import quote
 
 import httpx
 
-from registry import envelope
-from registry.documents import Document
+from registry.certificates.documents import Document
+from registry.certificates.offline import OfflineVerifier
+from registry.certificates.verification import INVALID, VALID, VERDICT_TEXT, Check, VerificationResult
+from registry.consortium.trust_list import TrustList
 from registry.errors import (
     ChainUnavailableError,
     NotFoundError,
@@ -34,11 +36,9 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
-from registry.images import decode_qr_image
-from registry.offline import OfflineVerifier
-from registry.qr import ScanResult, classify_scan
-from registry.trust_list import TrustList
-from registry.verify import INVALID, VALID, VERDICT_TEXT, Check, VerificationResult
+from registry.formats import envelope
+from registry.formats.images import decode_qr_image
+from registry.formats.qr import ScanResult, classify_scan
 
 __all__ = ["TRUST_ANCHOR_FILE", "TRUST_LIST_FILE", "load_trust_list", "save_trust_list", "verify_photo",
            "verify_reference", "verify_text"]

@@ -20,12 +20,12 @@ from sqlalchemy import select
 from api.deps import CurrentAgency
 from api.routes.proofs import service as proof_service
 from chain.contracts import MemberStatus, Role
-from registry.audit import Auditor
-from registry.audit_models import AuditReportRow
-from registry.audit_report import AuditReport, anchor_report, render_html, sign_report
-from registry.db import Member
+from registry.audit.replay import Auditor
+from registry.audit.report import AuditReport, anchor_report, render_html, sign_report
 from registry.errors import ConflictError, PermissionDeniedError
 from registry.node import Node
+from registry.store.audit_models import AuditReportRow
+from registry.store.db import Member
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

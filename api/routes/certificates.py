@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentAgency, NodeDep, ServicesDep
-from registry.certificates import REVOCATION_REASONS, IssuedCertificate
+from registry.certificates.service import REVOCATION_REASONS, IssuedCertificate
+from registry.certificates.verification import parse_verify_body
 from registry.errors import ValidationError
-from registry.verify import parse_verify_body
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
@@ -137,7 +137,7 @@ async def verify(body: dict[str, Any], services: ServicesDep) -> dict[str, Any]:
 @router.get("/certificate-types")
 def certificate_types(node: NodeDep) -> dict[str, Any]:
     """Each certificate type: code, name, the agencies allowed to issue it, and its fields."""
-    from registry.documents import COMMON_FIELDS
+    from registry.certificates.documents import COMMON_FIELDS
 
     types = []
     for t in node.seeds.certificate_types:

@@ -23,11 +23,11 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from api.deps import CurrentAgency, extra_service
+from registry.crypto.hashing import digest_file, hash_constructor
 from registry.errors import PayloadFormatError, ValidationError
-from registry.evidence import EvidenceService, EvidenceSubmission
-from registry.evidence_package import export_case
-from registry.hashing import digest_file, hash_constructor
-from registry.outbox import OutboxWorker
+from registry.evidence.package import export_case
+from registry.evidence.service import EvidenceService, EvidenceSubmission
+from registry.outbox.steps import OutboxWorker
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 

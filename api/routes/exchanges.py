@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentAgency, extra_service
-from registry.exchange import ExchangeService, ExchangeSubmission, ExchangeView
-from registry.outbox import OutboxWorker
+from registry.exchanges.service import ExchangeService, ExchangeSubmission, ExchangeView
+from registry.outbox.steps import OutboxWorker
 
 router = APIRouter(prefix="/api/v1", tags=["exchanges"])
 

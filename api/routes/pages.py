@@ -37,10 +37,10 @@ from starlette.staticfiles import StaticFiles
 
 from api.deps import CurrentAgency, NodeDep, ServicesDep
 from api.routes.qr import DocumentKey, open_document, qr_text
-from registry.documents import COMMON_FIELDS
+from registry.certificates.documents import COMMON_FIELDS
+from registry.certificates.verification import VerificationResult
 from registry.errors import NotFoundError, RegistryError
-from registry.images import qr_svg
-from registry.verify import VerificationResult
+from registry.formats.images import qr_svg
 
 router = APIRouter(include_in_schema=False)
 

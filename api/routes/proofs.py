@@ -29,9 +29,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.settings import Settings
 from chain.backends import ChainBackend, RpcBackend
-from registry.audit import audit_link
-from registry.audit_models import CheckpointRecord
-from registry.checkpoints import (
+from registry.audit.replay import audit_link
+from registry.errors import ValidationError
+from registry.logs.checkpoints import (
     BackboneLink,
     Checkpoint,
     CheckpointGateway,
@@ -39,9 +39,9 @@ from registry.checkpoints import (
     connect_backbone,
     read_checkpoints,
 )
-from registry.errors import ValidationError
-from registry.ledger_log import LEDGERS, LedgerLogs, check_ledger
+from registry.logs.log import LEDGERS, LedgerLogs, check_ledger
 from registry.node import Node
+from registry.store.audit_models import CheckpointRecord
 
 router = APIRouter(prefix="/api/v1/proofs", tags=["proofs"])
 

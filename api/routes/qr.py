@@ -32,14 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentAgency, NodeDep, ServicesDep
 from api.services import Services
-from registry import envelope
-from registry.certificates import CertificateView
-from registry.documents import AnchorProof, Document
+from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.offline import OfflineVerifier, make_offline_qr
+from registry.certificates.service import CertificateView
+from registry.consortium.trust_list import TrustList, build_trust_list
 from registry.errors import ConflictError, ValidationError
-from registry.images import qr_png, qr_svg
+from registry.formats import envelope
+from registry.formats.images import qr_png, qr_svg
 from registry.node import Node
-from registry.offline import OfflineVerifier, make_offline_qr
-from registry.trust_list import TrustList, build_trust_list
 
 router = APIRouter(prefix="/api/v1", tags=["qr"])
 

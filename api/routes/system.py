@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api.deps import NodeDep
-from registry.consortium import MemberView, list_members, resolve
+from registry.consortium.members import MemberView, list_members, resolve
 
 router = APIRouter()
 

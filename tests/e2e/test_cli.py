@@ -105,7 +105,7 @@ def test_bad_input_exits_non_zero_with_one_line(stack: LocalStack, tmp_path: Pat
     with stack.node.db.session() as s:
         from sqlalchemy import func, select
 
-        from registry.db import Certificate
+        from registry.store.db import Certificate
 
         assert s.scalar(select(func.count()).select_from(Certificate).where(
             Certificate.identifier.like("%nonsense%"))) == 0

@@ -17,7 +17,7 @@ import pytest
 
 from api.stack import LocalStack
 from chain.devnet import free_port
-from registry.images import decode_qr_image, qr_png
+from registry.formats.images import decode_qr_image, qr_png
 from tests.support.photos import photograph
 
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("qr_cli")]

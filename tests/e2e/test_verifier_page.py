@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from api.devtools.samples import sample_values
 from api.stack import LocalStack
-from registry.images import qr_png
-from registry.samples import sample_values
+from registry.formats.images import qr_png
 from tests.support.browser import RequestLog, chromium, fake_camera_args, shot, write_y4m
 from tests.support.photos import photograph
 

@@ -18,19 +18,19 @@ import pytest
 from eth_abi import encode
 from sqlalchemy import delete, select, update
 
+from api.devtools.samples import sample_values
 from chain.backbone import CheckpointFields
 from chain.backends import RpcBackend
 from chain.contracts import Action, Role
 from chain.errors import ContractRevertError
-from registry.audit import Auditor
-from registry.audit_report import AuditReport, anchor_report, render_html, sign_report, verify_report_signature
-from registry.certificates import CertificateService
-from registry.checkpoints import connect_backbone, gateway_uscc
-from registry.consortium import bootstrap, sync_members
-from registry.db import Batch, Certificate, Database
-from registry.ledger_log import LedgerLogs, ledger_id
+from registry.audit.replay import Auditor
+from registry.audit.report import AuditReport, anchor_report, render_html, sign_report, verify_report_signature
+from registry.certificates.service import CertificateService
+from registry.consortium.members import bootstrap, sync_members
+from registry.logs.checkpoints import connect_backbone, gateway_uscc
+from registry.logs.log import LedgerLogs, ledger_id
 from registry.node import Node
-from registry.samples import sample_values
+from registry.store.db import Batch, Certificate, Database
 from tests.conftest import MASTER_KEY, SEEDS, make_api
 from tests.support.anvil import make_devnet
 from tests.support.audit import (

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from api.devtools.samples import sample_values
 from chain.errors import ContractRevertError
-from registry.db import Certificate
-from registry.documents import DisclosedField, Document
+from registry.certificates.documents import DisclosedField, Document
 from registry.identifiers import CertificateId
-from registry.samples import sample_values
+from registry.store.db import Certificate
 from tests.conftest import Api
 
 
@@ -177,9 +177,9 @@ def test_chain_unreachable_is_cannot_verify_never_valid(api: Api, tmp_path: Any)
     [cert] = _issue(api)
     from chain.backends import RpcBackend
     from chain.devnet import free_port
-    from registry.index import ChainIndex
+    from registry.certificates.index import ChainIndex
+    from registry.certificates.verification import Verifier
     from registry.node import Node
-    from registry.verify import Verifier
 
     dead = Node(db=api.node.db, keys=api.node.keys, seeds=api.node.seeds,
                 backend=RpcBackend(f"http://127.0.0.1:{free_port()}", timeout=1),

@@ -107,7 +107,7 @@ def test_devnet_deploy_and_compile_commands(tmp_path: Path) -> None:
 def test_key_material_is_encrypted_at_rest(anvil_node: Node) -> None:
     from sqlalchemy import select
 
-    from registry.db import AgencyKey
+    from registry.store.db import AgencyKey
 
     account = anvil_node.keys.signing_account(anvil_node.seeds.genesis.uscc)
     with anvil_node.db.session() as s:

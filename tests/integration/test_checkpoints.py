@@ -16,8 +16,8 @@ from chain.artifacts import load_artifact
 from chain.backbone import CheckpointFields
 from chain.errors import ContractRevertError
 from chain.logs import LogReader, WordDecoder
-from registry.audit_models import CheckpointRecord
-from registry.checkpoints import (
+from registry.crypto.merkle import verify_consistency
+from registry.logs.checkpoints import (
     CheckpointGateway,
     LogProofs,
     Witness,
@@ -28,7 +28,7 @@ from registry.checkpoints import (
     recover_signer,
     witness_usccs,
 )
-from registry.ledger_log import (
+from registry.logs.log import (
     LEDGER_CONTRACTS,
     LEDGERS,
     LedgerLogs,
@@ -36,8 +36,8 @@ from registry.ledger_log import (
     entry_object,
     ledger_id,
 )
-from registry.merkle import verify_consistency
 from registry.node import Node
+from registry.store.audit_models import CheckpointRecord
 from tests.conftest import make_api
 from tests.support.audit import MAIN_CHAIN_ID, TwoChains, build_two_chains, checkpoint_all, issue, populate
 
@@ -245,7 +245,7 @@ def test_the_api_runs_the_gateway_in_the_background(chains: TwoChains, tmp_path:
 
 def test_the_backbone_can_live_on_the_business_chain_itself(anvil_node: Node) -> None:
     """The single-chain setup (`make run`): the Backbone deployed with the ledgers serves as the main chain."""
-    from registry.audit import Auditor, audit_link
+    from registry.audit.replay import Auditor, audit_link
 
     link = connect_backbone(anvil_node)
     assert link.same_chain and link.contract.address == anvil_node.require_deployment().address("Backbone")

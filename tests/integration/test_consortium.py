@@ -6,7 +6,7 @@ import pytest
 
 from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
 from chain.errors import ContractRevertError
-from registry.consortium import admit_seed_members, list_members, resolve, sync_members
+from registry.consortium.members import admit_seed_members, list_members, resolve, sync_members
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import bid_from_private_key, parse_bid
 from registry.node import Node

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from api.devtools.samples import sample_values
 from api.stack import LocalStack
 from chain.artifacts import load_artifact
 from chain.logs import LogReader
-from registry.db import Certificate
-from registry.merkle import leaf_hash, verify_inclusion_leaf_hash
-from registry.samples import sample_values
+from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
+from registry.store.db import Certificate
 from tests.support.anvil import make_devnet
 
 pytestmark = pytest.mark.anvil
@@ -80,8 +80,8 @@ def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-
 
 
 def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicates(anvil_node) -> None:  # type: ignore[no-untyped-def]
-    from registry.anchoring import AnchoringWorker
-    from registry.certificates import CertificateService
+    from registry.certificates.anchoring import AnchoringWorker
+    from registry.certificates.service import CertificateService
 
     ct = anvil_node.seeds.certificate_types[0]
     issuer = anvil_node.seeds.member(ct.issuers[0])
@@ -90,7 +90,7 @@ def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicate
     issued = service.issue(issuer.uscc, ct.code, sample_values(ct, 25, issuer=issuer, seed=3))
     crashed._prepare_batches(flush=True)  # roots fixed and committed ... then the process dies
     with anvil_node.db.session() as s:
-        from registry.db import Batch
+        from registry.store.db import Batch
 
         assert {b.state for b in s.scalars(select(Batch))} == {"prepared"}
     AnchoringWorker(anvil_node, batch_size=10).flush(timeout=30)  # a new process
@@ -101,10 +101,10 @@ def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicate
 
 
 def test_the_reconciler_reanchors_batches_a_reset_chain_lost(anvil_node) -> None:  # type: ignore[no-untyped-def]
-    from registry.anchoring import AnchoringWorker
-    from registry.certificates import CertificateService
-    from registry.index import ChainIndex
-    from registry.verify import Verifier
+    from registry.certificates.anchoring import AnchoringWorker
+    from registry.certificates.index import ChainIndex
+    from registry.certificates.service import CertificateService
+    from registry.certificates.verification import Verifier
 
     ct = anvil_node.seeds.certificate_types[0]
     issuer = anvil_node.seeds.member(ct.issuers[0])

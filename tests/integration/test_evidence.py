@@ -19,10 +19,10 @@ from api.routes.evidence import service_for
 from chain.errors import ChainUnavailableError, ContractRevertError
 from chain.ledgers import EvidenceLedgerClient
 from chain.sender import TransactionSender
-from registry.evidence import audit_records
-from registry.evidence_package import verify_package
-from registry.ledger_models import EvidenceEvent, EvidenceRecord
-from registry.outbox import OutboxLedgerService, sha256_key
+from registry.evidence.package import verify_package
+from registry.evidence.service import audit_records
+from registry.outbox.steps import OutboxLedgerService, sha256_key
+from registry.store.ledger_models import EvidenceEvent, EvidenceRecord
 from tests.conftest import Api
 from tests.support.evidence import (
     COURT,

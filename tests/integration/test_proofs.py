@@ -1,6 +1,6 @@
 """The proof API: RFC 6962 inclusion and consistency proofs of the ledger logs with the Backbone checkpoints
-that cover them, checked with registry/merkle.py and with a second, minimal verifier written here from the
-RFC's recursive definitions (not from RFC 9162's iterative algorithm that registry/merkle.py implements)."""
+that cover them, checked with registry/crypto/merkle.py and with a second, minimal verifier written here from the
+RFC's recursive definitions (not from RFC 9162's iterative algorithm that registry/crypto/merkle.py implements)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from registry.checkpoints import connect_backbone
-from registry.ledger_log import LEDGERS
-from registry.merkle import verify_consistency, verify_inclusion
+from registry.crypto.merkle import verify_consistency, verify_inclusion
+from registry.logs.checkpoints import connect_backbone
+from registry.logs.log import LEDGERS
 from tests.conftest import Api, make_api
 from tests.support.audit import MAIN_CHAIN_ID, TwoChains, build_two_chains, checkpoint_all, issue, populate
 
@@ -175,8 +175,8 @@ def test_an_entry_can_be_found_by_its_key_and_a_verification_links_to_it(api: Ap
 
 
 def test_an_evidence_record_and_an_exchange_are_found_in_their_logs_by_key(api: Api, chains: TwoChains) -> None:
-    from registry.evidence import audit_records as evidence_records
-    from registry.exchange import audit_records as exchange_records
+    from registry.evidence.service import audit_records as evidence_records
+    from registry.exchanges.service import audit_records as exchange_records
 
     populate(api.node)
     checkpoint_all(api.node, _link(api, chains))

@@ -18,17 +18,18 @@ from sqlalchemy import select
 
 from api.cli.client import ApiClient
 from api.cli.qr_scan import load_trust_list, save_trust_list, verify_photo, verify_text
-from registry import envelope, merkle
-from registry.db import Certificate
-from registry.documents import AnchorProof, DisclosedField, Document
+from api.devtools.samples import sample_values
+from registry.certificates.documents import AnchorProof, DisclosedField, Document
+from registry.certificates.offline import OfflineVerifier, make_offline_qr
+from registry.consortium.trust_list import TrustList
+from registry.crypto import merkle
 from registry.errors import PayloadFormatError, PayloadTooLargeError, ProofError
+from registry.formats import envelope
+from registry.formats.images import decode_qr_image, qr_png, qr_version
+from registry.formats.qr import decode_payload, encode_payload, sign_payload
 from registry.identifiers import CertificateId
-from registry.images import decode_qr_image, qr_png, qr_version
-from registry.offline import OfflineVerifier, make_offline_qr
-from registry.qr import decode_payload, encode_payload, sign_payload
-from registry.samples import sample_values
 from registry.seeds import load_seeds
-from registry.trust_list import TrustList
+from registry.store.db import Certificate
 from tests.conftest import SEEDS, Api
 from tests.support.photos import photograph
 
@@ -380,7 +381,7 @@ def test_verifier_pages_and_static_files_are_served_with_a_strict_policy(api: Ap
 def test_the_trust_list_module_example_runs() -> None:
     import doctest
 
-    import registry.trust_list
+    import registry.consortium.trust_list
 
-    result = doctest.testmod(registry.trust_list, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(registry.consortium.trust_list, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

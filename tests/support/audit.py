@@ -21,26 +21,26 @@ from typing import Any
 
 import solcx
 
+from api.devtools.samples import sample_values
 from chain.backends import RpcBackend
 from chain.compile import SOLC_SHIM
 from chain.contracts import b32
 from chain.devnet import Devnet
-from registry.anchoring import AnchoringWorker
-from registry.certificates import CertificateService
-from registry.checkpoints import (
+from registry.certificates.anchoring import AnchoringWorker
+from registry.certificates.service import CertificateService
+from registry.consortium.members import bootstrap
+from registry.evidence.service import EvidenceService, EvidenceSubmission
+from registry.exchanges.service import ExchangeService, ExchangeSubmission
+from registry.logs.checkpoints import (
     BackboneLink,
     CheckpointGateway,
     CheckpointService,
     SubmittedCheckpoint,
     connect_backbone,
 )
-from registry.consortium import bootstrap
-from registry.db import Database
-from registry.evidence import EvidenceService, EvidenceSubmission
-from registry.exchange import ExchangeService, ExchangeSubmission
-from registry.ledger_log import LedgerLogs
+from registry.logs.log import LedgerLogs
 from registry.node import Node
-from registry.samples import sample_values
+from registry.store.db import Database
 from tests.conftest import MASTER_KEY, SEEDS
 from tests.support.anvil import make_devnet
 

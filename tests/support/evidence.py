@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from registry.hashing import sm3
+from registry.crypto.hashing import sm3
 
 # seed agencies (seeds/consortium.yaml) by what the tests need them for
 POLICE = "11230000MB1A00044B"  # 省公安厅: evidence, exchange (not an auditor)

@@ -5,7 +5,7 @@ print ends up in a camera: the page lies on a grey desk, the phone is tilted (ro
 slightly out of focus (blur), the sensor is noisy, the light uneven, and the result is saved as JPEG.
 
 >>> import random
->>> from registry.images import qr_png
+>>> from registry.formats.images import qr_png
 >>> jpeg = photograph(qr_png("HELLO"), rng=random.Random(1), angle=33)
 >>> jpeg[:2] == b"\\xff\\xd8"
 True

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.envelope import build_ref_url
-from registry.qr import OfflinePayload, encode_payload, sign_payload
+from registry.formats.envelope import build_ref_url
+from registry.formats.qr import OfflinePayload, encode_payload, sign_payload
 from tests.unit.qr.factories import IDENTIFIER, ISSUER_KEY, make_payload
 
 PUBLIC_BASE = "https://lz.hlj.gov.cn"

@@ -6,10 +6,10 @@ import dataclasses
 import random
 from typing import Any
 
-from registry import merkle
-from registry.documents import derive_salt, leaf_entry
+from registry.certificates.documents import derive_salt, leaf_entry
+from registry.crypto import merkle
 from registry.errors import ProofError
-from registry.qr import OfflinePayload, recover_signer
+from registry.formats.qr import OfflinePayload, recover_signer
 
 ISSUER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 ISSUER_ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry.errors import PayloadFormatError
-from registry.qr import BASE45_ALPHABET, b45decode, b45encode
+from registry.formats.qr import BASE45_ALPHABET, b45decode, b45encode
 
 RFC_9285_EXAMPLES = [
     (b"AB", "BB8"),

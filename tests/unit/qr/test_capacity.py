@@ -22,8 +22,8 @@ import zlib
 
 import segno
 
-from registry.images import qr_version
-from registry.qr import OfflinePayload, decode_payload, encode_payload, sign_payload
+from registry.formats.images import qr_version
+from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, sign_payload
 from tests.unit.qr.factories import IDENTIFIER, ISSUER_KEY, REALISTIC_FIELDS, as_decoded, make_payload
 
 V25_M = 1451  # alphanumeric characters in a version-25 QR at level M (ISO/IEC 18004 Table 7)

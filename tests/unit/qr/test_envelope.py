@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry.envelope import (
+from registry.errors import PayloadFormatError, ProofError, ValidationError
+from registry.formats.envelope import (
     BLOB_VERSION,
     NONCE_LEN,
     aad_for,
@@ -17,7 +18,6 @@ from registry.envelope import (
     parse_ref_url,
     seal,
 )
-from registry.errors import PayloadFormatError, ProofError, ValidationError
 from tests.unit.qr.conftest import KEY, PUBLIC_BASE
 from tests.unit.qr.factories import IDENTIFIER
 

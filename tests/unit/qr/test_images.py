@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from registry import images
 from registry.errors import PayloadFormatError, PayloadTooLargeError, ValidationError
-from registry.images import decode_qr_image, qr_png, qr_svg, qr_version
+from registry.formats import images
+from registry.formats.images import decode_qr_image, qr_png, qr_svg, qr_version
 from tests.support.photos import jpeg, photograph
 
 ANGLES = [7, 33, 90, 180]

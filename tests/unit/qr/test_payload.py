@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.documents import derive_salt
+from registry.certificates.documents import derive_salt
 from registry.errors import PayloadFormatError, ValidationError
-from registry.qr import (
+from registry.formats.qr import (
     FIELD_CODES,
     PREFIX,
     OfflinePayload,
@@ -360,7 +360,7 @@ def test_repr_does_not_leak_holder_data(signed_payload: OfflinePayload) -> None:
 
 
 def test_field_codes_are_unique_and_start_with_the_common_metadata() -> None:
-    from registry.documents import COMMON_FIELD_NAMES
+    from registry.certificates.documents import COMMON_FIELD_NAMES
 
     assert len(set(FIELD_CODES)) == len(FIELD_CODES)
     assert FIELD_CODES[: len(COMMON_FIELD_NAMES)] == COMMON_FIELD_NAMES  # one CBOR byte each

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from registry.errors import PayloadFormatError
-from registry.qr import OfflinePayload, ScanResult, classify_scan
+from registry.formats.qr import OfflinePayload, ScanResult, classify_scan
 from tests.unit.qr.conftest import KEY, PUBLIC_BASE
 from tests.unit.qr.factories import IDENTIFIER, as_decoded
 

@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 
 from registry.errors import PayloadFormatError, ProofError, ValidationError
-from registry.qr import PREFIX, OfflinePayload, b45encode, body_bytes, decode_payload, recover_signer, sign_payload
+from registry.formats.qr import PREFIX, OfflinePayload, b45encode, body_bytes, decode_payload, recover_signer, sign_payload
 from tests.unit.qr.factories import ISSUER_ADDRESS, ISSUER_KEY, make_payload
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from registry.images import qr_png
+from registry.formats.images import qr_png
 from tests.support.photos import photograph
 
 ROOT = Path(__file__).resolve().parents[3]

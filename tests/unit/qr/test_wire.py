@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry import merkle
-from registry.documents import AnchorProof, Document, derive_salt
+from api.devtools.samples import sample_values
+from registry.certificates.documents import AnchorProof, Document, derive_salt
+from registry.crypto import merkle
 from registry.errors import ValidationError
-from registry.identifiers import CertificateId
-from registry.qr import (
+from registry.formats.qr import (
     OfflinePayload,
     _root_from_audit_path,
     b45decode,
@@ -29,7 +29,7 @@ from registry.qr import (
     recover_signer,
     sign_payload,
 )
-from registry.samples import sample_values
+from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
 from tests.unit.qr.factories import ISSUER_ADDRESS, ISSUER_KEY, as_decoded, make_payload
 

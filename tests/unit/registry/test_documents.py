@@ -16,11 +16,11 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import merkle
-from registry.documents import COMMON_FIELD_NAMES, FORMAT_ID, AnchorProof, Document, derive_salt, leaf_entry
+from api.devtools.samples import sample_values
+from registry.certificates.documents import COMMON_FIELD_NAMES, FORMAT_ID, AnchorProof, Document, derive_salt, leaf_entry
+from registry.crypto import merkle
 from registry.errors import NotFoundError, PayloadFormatError, ProofError, ValidationError
 from registry.identifiers import CertificateId
-from registry.samples import sample_values
 from registry.seeds import CertificateType, Seeds, load_seeds
 
 SEEDS: Seeds = load_seeds(Path(__file__).resolve().parents[3] / "seeds")
@@ -426,7 +426,7 @@ from hypothesis import strategies as _st  # noqa: E402
 def test_leaf_entry_fast_path_is_byte_identical_to_rfc8785(path: str, salt: bytes, value: object) -> None:
     import rfc8785
 
-    from registry.documents import leaf_entry
+    from registry.certificates.documents import leaf_entry
 
     try:
         expected = rfc8785.dumps({"path": path, "salt": salt.hex(), "value": value})

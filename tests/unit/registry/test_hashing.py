@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry import hashing
+from registry.crypto import hashing
 from registry.errors import ValidationError
 
 

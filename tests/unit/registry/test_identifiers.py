@@ -13,8 +13,8 @@ from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_37_36
 
 from registry import identifiers as ids
+from registry.crypto.hashing import sha256, sm3
 from registry.errors import ValidationError
-from registry.hashing import sha256, sm3
 
 MARKET = "11230000MB1A00028M"  # 省市场监管局 (demo code in seeds/consortium.yaml)
 HARBIN_MARKET = "11230100MB1B000456"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from registry import merkle
+from registry.crypto import merkle
+from registry.crypto.hashing import hash_function
 from registry.errors import ValidationError
-from registry.hashing import hash_function
 
 # --- the reference: RFC 6962 §2.1 as written (recursive, split at the largest power of two < n) -------
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from stdnum.cn import ric, uscc
 
-from registry.documents import Document
+from api.devtools.samples import sample_values
+from registry.certificates.documents import Document
 from registry.identifiers import CertificateId
-from registry.samples import sample_values
 from registry.seeds import CertificateType, load_seeds
 
 SEEDS = load_seeds(Path(__file__).resolve().parents[3] / "seeds")

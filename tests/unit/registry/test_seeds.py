@@ -11,7 +11,7 @@ import pytest
 import yaml
 from stdnum.cn import uscc as stdnum_uscc
 
-from registry.documents import COMMON_FIELD_NAMES
+from registry.certificates.documents import COMMON_FIELD_NAMES
 from registry.errors import NotFoundError, ValidationError
 from registry.seeds import FieldSpec, Seeds, load_seeds
 

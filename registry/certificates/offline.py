@@ -1,0 +1,357 @@
+"""Offline (by-value) QR codes: build a signed payload for an anchored document, and verify one with a cached
+trust list (registry.trust_list) and no network at all.
+
+Building (format LZ2, registry.qr): shown fields travel with their values -- and, when nothing is hidden,
+with the document's 16-byte salt seed instead of a salt per field; hidden fields travel as their SHA-256 leaf
+hashes; the document's RFC 6962 audit path in its batch goes along with where the batch was anchored; the
+issuing agency signs the body. A QR must stay scannable from paper, so the builder keeps to a version budget
+(default: version 25 at level M, 1,451 alphanumeric characters). A fully disclosed certificate of every seeded
+type fits it with a 1,000-document batch (versions 20..24). When a payload does not fit, the builder hides,
+one at a time, the long non-core fields whose hiding shortens it most (a hidden field costs a 32-byte hash,
+a shown one its value and, without a seed, its 16-byte salt), never the identifying core (identifier,
+holder, issuer, validity), and refuses with ``qr_too_large`` when even that is not enough.
+
+Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chinese and English:
+
+- integrity: the identifier is bound (证照标识 shown and equal, type and issuer codes agree), and the leaves
+  recomputed from the shown fields and hidden leaf hashes, with the audit path (RFC 6962, RFC 9162
+  §2.1.3.2), lead to a batch root the trust list knows -- LZ2 does not carry the root, so any altered
+  field, hash or proof step leads to a root nobody anchored;
+- anchoring: that batch was anchored on this consortium's chain and ledger, in the block the payload names;
+- signature: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
+- issuer: that member is the identifier's issuer and anchored the batch, holds the issuer role, may issue
+  the type, and its registered name is the 颁发机构 shown;
+- status: not revoked, suspended or superseded as of the trust list's block;
+- validity: today within 有效期起始..有效期截止 (when shown).
+
+>>> verifier = OfflineVerifier(TrustList.from_json(cached), today=dt.date.today)     # doctest: +SKIP
+>>> result = verifier.verify_text("LZ2:6BF...")                                      # doctest: +SKIP
+>>> result.verdict, result.as_of                                                      # doctest: +SKIP
+('valid', {'block': 812, 'time': '2024-06-10T06:13:20Z', 'source': 'trust_list'})
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.service import REVOCATION_REASONS
+from registry.certificates.verification import INVALID, SKIPPED, VALID, VERDICT_TEXT, VerificationResult, _Run
+from registry.consortium.trust_list import TrustedMember, TrustList
+from registry.errors import PayloadTooLargeError, ProofError, ValidationError
+from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, recover_signer, sign_payload
+
+__all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
+
+# ISO/IEC 18004:2015 Table 7, alphanumeric-mode capacity of versions 1..40 (checked against segno).
+ALNUM_CAPACITY: dict[str, tuple[int, ...]] = {
+    "m": (20, 38, 61, 90, 122, 154, 178, 221, 262, 311, 366, 419, 483, 528, 600, 656, 734, 816, 909, 970, 1035,
+          1134, 1248, 1326, 1451, 1542, 1637, 1732, 1839, 1994, 2113, 2238, 2369, 2506, 2632, 2780, 2894, 3054,
+          3220, 3391),
+    "q": (16, 29, 47, 67, 87, 108, 125, 157, 189, 221, 259, 296, 352, 376, 426, 470, 531, 574, 644, 702, 742, 823,
+          890, 963, 1041, 1094, 1172, 1263, 1322, 1429, 1499, 1618, 1700, 1787, 1867, 1966, 2071, 2181, 2298, 2420),
+}
+# Never hidden automatically: what a verifier at a counter must see to match the paper to the person.
+CORE_FIELDS = frozenset({"证照标识", "证照名称", "证照类型代码", "颁发机构", "颁发机构代码", "颁发日期", "持证主体",
+                         "持证主体代码", "持证主体代码类型", "有效期起始", "有效期截止"})
+_ID, _ISSUER_NAME, _ISSUER_CODE, _FROM, _UNTIL = "证照标识", "颁发机构", "颁发机构代码", "有效期起始", "有效期截止"
+# The structure of registry.identifiers.CertificateId: 1.2.156.3005.2.<type code>.<issuer USCC>.<serial>.<version>.<check>.
+# Offline verification only needs the type code and issuer; their check characters add nothing here (the
+# identifier sits in the signed, anchored 证照标识 leaf, and both parts must equal registered values), and
+# checking them would cost a seventh of a verification.
+_ID_PARTS = re.compile(r"1\.2\.156\.3005\.2\.([0-9A-Z]{18}[0-9]{3})\.([0-9A-Z]{18})\.[0-9A-Z]{1,20}\.[0-9]{3}\.[0-9A-Z*]")
+
+
+# --- building --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfflineQr:
+    text: str
+    payload: OfflinePayload
+    version: int  # the smallest QR version holding ``text`` at the requested level
+    hidden: tuple[str, ...]  # every hidden field (asked for, hidden to fit, or already hidden in the document)
+
+
+def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str] = ()) -> OfflinePayload:
+    """The unsigned payload of ``document`` with the ``hide`` fields replaced by their leaf hashes.
+
+    With nothing hidden and salts derived from one seed (documents made by ``Document.create``), the 16-byte
+    seed travels instead of a salt per field; with hidden fields it must not (it would reveal their salts),
+    and ``Document.disclose`` drops it.
+    """
+    shown = document.disclose(hide) if hide else document
+    if not anchor.includes(document.digest_sha256):
+        raise ProofError(f"the anchor proof does not include document {document.identifier}", code="invalid_anchor_proof")
+    seed = shown.salt_seed if shown.salt_seed is not None and not shown.hidden else b""
+    return OfflinePayload(
+        identifier=shown.identifier, type_code=shown.type_code,
+        disclosed={p: (f.salt, f.value) for p, f in shown.fields.items()},  # type: ignore[misc]
+        hidden={p: h.sha256 for p, h in shown.hidden.items()},
+        batch_root=anchor.batch_root, index=anchor.index, size=anchor.size, proof=list(anchor.path),
+        chain_id=anchor.chain_id, ledger=bytes.fromhex(anchor.ledger[2:]), block_number=anchor.block_number,
+        block_timestamp=anchor.block_timestamp, tx_hash=anchor.tx_hash,
+        issuer_account=b"",  # the signer: sign_payload fills it in, and it is what a decoder recovers
+        salt_seed=seed,
+    )
+
+
+def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes, *, hide: Iterable[str] = (),
+                    max_version: int = 25, error: str = "m") -> OfflineQr:
+    """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
+
+    Raises ``PayloadTooLargeError(code="qr_too_large")`` when hiding every long non-core field is not enough.
+    """
+    error = error.lower()
+    if error not in ALNUM_CAPACITY or not 1 <= max_version <= 40:
+        raise ValidationError(f"offline QR needs error level M or Q and a version 1..40, got {error.upper()} "
+                              f"and {max_version}", code="invalid_qr_options")
+    if errors := document.integrity_errors():
+        raise ProofError(f"refusing to sign a document that fails its own integrity check: {errors[0]}",
+                         code="integrity_failed")
+    capacity = ALNUM_CAPACITY[error][max_version - 1]
+    hidden = set(hide)
+
+    def encode(names: set[str]) -> tuple[str, OfflinePayload]:
+        payload = sign_payload(build_payload(document, anchor, hide=names), private_key)
+        return encode_payload(payload), payload
+
+    text, payload = encode(hidden)
+    while len(text) > capacity:
+        # Greedy: hide the field whose hash is cheaper than its salt + value by the widest margin.
+        best: tuple[int, str, str, OfflinePayload] | None = None
+        for name in sorted(set(document.fields) - hidden - CORE_FIELDS):
+            candidate, signed = encode(hidden | {name})
+            if len(candidate) < len(text) and (best is None or len(candidate) < best[0]):
+                best = (len(candidate), name, candidate, signed)
+        if best is None:
+            need = next((v for v, c in enumerate(ALNUM_CAPACITY[error], 1) if c >= len(text)), None)
+            raise PayloadTooLargeError(
+                f"离线二维码过大 / offline QR too large: {len(text)} characters need version {need or '>40'} at level "
+                f"{error.upper()}, the limit is version {max_version} ({capacity} characters) even with "
+                f"{len(hidden)} fields hidden; use the by-reference QR, hide more fields, or allow a larger version",
+                code="qr_too_large", details={"characters": len(text), "needed_version": need,
+                                              "max_version": max_version, "hidden": sorted(hidden)})
+        _, name, text, payload = best
+        hidden.add(name)
+    version = next(v for v, c in enumerate(ALNUM_CAPACITY[error], 1) if c >= len(text))
+    return OfflineQr(text=text, payload=payload, version=version, hidden=tuple(sorted({*hidden, *document.hidden})))
+
+
+# --- verifying -------------------------------------------------------------------------------------------
+
+
+class OfflineVerifier:
+    """Verifies offline payloads against one trust list; thread-safe and cheap to call (~0.15 ms)."""
+
+    def __init__(self, trust_list: TrustList, *, today: Callable[[], dt.date] = dt.date.today) -> None:
+        self.trust = trust_list
+        self.today = today
+        self._ledger = bytes.fromhex(str(trust_list.body["contracts"].get("CertificateLedger", "0x"))[2:])
+        # member accounts by their raw 20 bytes, already in EIP-55 form: the decoder hands us raw bytes
+        self._accounts = {bytes.fromhex(a[2:]): a for m in trust_list.members.values() for a in m.accounts}
+
+    def _address(self, raw: bytes) -> str:
+        return self._accounts.get(raw) or to_checksum_address(raw)
+
+    def verify_text(self, text: str) -> VerificationResult:
+        """Decode (``PayloadFormatError`` for text that is not a well-formed payload) and verify. The decoder
+        has already recomputed the batch root and recovered the signer (registry.qr, LZ2)."""
+        p = decode_payload(text)
+        return self._verify(p, p.batch_root, self._address(p.issuer_account) if p.issuer_account else None)
+
+    def verify_payload(self, p: OfflinePayload) -> VerificationResult:
+        """Verify a payload object (its batch root and signer are recomputed here, whatever it says)."""
+        try:
+            root = p.computed_batch_root()
+        except ValidationError:
+            root = None
+        try:
+            signer: str | None = recover_signer(p)
+        except ProofError:
+            signer = None
+        return self._verify(p, root, signer)
+
+    def _verify(self, p: OfflinePayload, root: bytes | None, signer: str | None) -> VerificationResult:
+        run = _Run()
+        out: dict[str, Any] = {}
+        match = _ID_PARTS.fullmatch(p.identifier)
+        cid = (match.group(1), match.group(2)) if match else None  # (type code, issuer USCC)
+        batch = self._integrity_and_anchoring(run, p, cid, root, out)
+        member = self._signature(run, signer)
+        self._issuer(run, p, cid, member, batch)
+        self._status(run, p, root)
+        self._validity(run, p)
+        if member is not None:
+            out["issuer"] = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
+                             "status": member.status}
+        verdict = run.verdict()
+        zh, en = VERDICT_TEXT[verdict]
+        return VerificationResult(
+            verdict=verdict, verdict_zh=zh, verdict_en=en, identifier=p.identifier, checks=run.checks,
+            issuer=out.get("issuer"), anchor=out.get("anchor"), disclosed_fields=list(p.disclosed),
+            hidden_fields=list(p.hidden), fields={k: v for k, (_, v) in p.disclosed.items()},
+            as_of={"block": self.trust.as_of_block, "time": self.trust.as_of_time, "source": "trust_list"},
+        )
+
+    # -- checks ------------------------------------------------------------------------------------
+    def _binding_problems(self, p: OfflinePayload, cid: tuple[str, str] | None) -> list[str]:
+        problems = [] if cid is not None else [f"identifier {p.identifier[:80]!r} is malformed"]
+        shown_id = p.disclosed.get(_ID)
+        if shown_id is None or shown_id[1] != p.identifier:
+            problems.append(f"field {_ID} must be shown and equal the identifier")
+        if cid is not None:
+            if p.type_code != cid[0]:
+                problems.append(f"type {p.type_code} differs from the identifier's type {cid[0]}")
+            code = p.disclosed.get(_ISSUER_CODE)
+            if code is not None and code[1] != cid[1]:
+                problems.append(f"{_ISSUER_CODE} {code[1]!r} differs from the identifier's issuer {cid[1]}")
+        return problems
+
+    def _integrity_and_anchoring(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, root: bytes | None,
+                                 out: dict[str, Any]) -> tuple[int, str, str] | None:
+        """The fields, hidden leaf hashes and audit path must lead to a batch root anchored (per the trust
+        list) in the block the payload names. LZ2 does not carry the root: a changed field, hash or proof
+        step yields a root nobody anchored. Returns the trust list's (block, issuer USCC, tx) of the batch."""
+        as_of, n_shown, n_hidden = self.trust.as_of_block, len(p.disclosed), len(p.hidden)
+        when = _iso(p.block_timestamp)
+        if p.chain_id != self.trust.chain_id or (self._ledger and p.ledger != self._ledger):
+            run.add("integrity", SKIPPED, "该证照属于另一条链，无法用本信任列表核验",
+                    "the certificate belongs to another chain: this trust list cannot check it")
+            run.add("anchoring", INVALID, "该证照锚定在另一条链或另一个合约上",
+                    f"anchored on chain {p.chain_id} / ledger 0x{p.ledger.hex()}, not this consortium's chain "
+                    f"{self.trust.chain_id}", "not_anchored")
+            return None
+        batch = self.trust.batches.get(root) if root is not None else None
+        out["anchor"] = {"batch_root": root.hex() if root else None, "index": p.index, "size": p.size,
+                         "tx_hash": batch[2] if batch else None, "block_number": p.block_number, "block_time": when,
+                         "chain_id": p.chain_id, "ledger": "0x" + p.ledger.hex()}
+        problems = self._binding_problems(p, cid)
+        if problems:
+            run.add("integrity", INVALID, "二维码内容被改动：" + "; ".join(problems),
+                    "the QR contents were altered: " + "; ".join(problems), "tampered")
+        elif batch is None and p.block_number <= as_of:
+            run.add("integrity", INVALID,
+                    f"字段、隐藏字段摘要或默克尔证明被改动：得出的批次根未上链（截至区块 {as_of}）",
+                    f"a field, hidden leaf hash or proof step was altered: they lead to a batch root that was not "
+                    f"anchored (as of block {as_of})", "tampered")
+        elif batch is None:
+            run.add("integrity", SKIPPED, f"批次声明于区块 {p.block_number} 上链，晚于信任列表（区块 {as_of}）：请更新信任列表",
+                    f"the batch claims block {p.block_number}, after the trust list (block {as_of}): pull it again")
+        else:
+            run.add("integrity", VALID, f"{n_shown} 个字段已核验，{n_hidden} 个字段隐藏；字段与证明得出已上链的批次根（SHA-256）",
+                    f"{n_shown} fields checked, {n_hidden} hidden; with the proof they lead to an anchored batch root "
+                    "(SHA-256)")
+        if batch is None:
+            run.add("anchoring", SKIPPED if p.block_number > as_of else INVALID,
+                    f"批次根不在信任列表中（截至区块 {as_of}）", f"the batch root is not in the trust list (as of block {as_of})")
+            return None
+        block, _, tx = batch
+        if block != p.block_number:
+            run.add("anchoring", INVALID, f"声明的区块 {p.block_number} 与实际上链区块 {block} 不符",
+                    f"claims block {p.block_number}, the batch was anchored in block {block}", "tampered")
+            return None
+        run.add("anchoring", VALID, f"已于区块 {block}（{when}）上链（据信任列表，截至区块 {as_of}）",
+                f"anchored in block {block} at {when} (per the trust list as of block {as_of})", tx_hash=tx,
+                block=block)
+        return batch
+
+    def _signature(self, run: _Run, signer: str | None) -> TrustedMember | None:
+        if signer is None:
+            run.add("signature", INVALID, "签名无效：无法恢复签名者", "bad signature: no signer recovers from it", "tampered")
+            return None
+        member = self.trust.member_of_account(signer)
+        if member is None:
+            run.add("signature", INVALID, f"签名者 {signer} 不是联盟成员账户（截至区块 {self.trust.as_of_block}）",
+                    f"signed by {signer}, which is not a consortium member account (as of block "
+                    f"{self.trust.as_of_block})", "unknown_issuer", signer=signer)
+            return None
+        run.add("signature", VALID, f"由联盟成员 {member.name} 的账户 {signer} 签名",
+                f"signed by {member.name}'s account {signer}", signer=signer)
+        return member
+
+    def _issuer(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, member: TrustedMember | None,
+                batch: tuple[int, str, str] | None) -> None:
+        if member is None:
+            run.add("issuer", SKIPPED, "签名者不是联盟成员，无法核验颁发机构", "the signer is no member: issuer not checked")
+            return
+        claimed_uscc = cid[1] if cid is not None else None
+        claimed_name = p.disclosed.get(_ISSUER_NAME, (b"", None))[1]
+        allowed = self.trust.type_issuers.get(p.type_code, ("", ()))[1]
+        problem = None
+        if claimed_uscc != member.uscc:
+            problem = (f"证照声称由 {claimed_uscc} 颁发，实际由 {member.name} 签名",
+                       f"claims issuer {claimed_uscc} but was signed by {member.uscc} ({member.name})")
+        elif batch is not None and batch[1] != member.uscc:
+            problem = (f"批次由 {batch[1]} 上链，与签名机构不符", f"the batch was anchored by {batch[1]}, not the signer")
+        elif claimed_name is not None and claimed_name != member.name:
+            problem = (f"颁发机构名称“{claimed_name}”与联盟登记名称“{member.name}”不符",
+                       f"issuer name {claimed_name!r} differs from the registered {member.name!r}")
+        elif "issuer" not in member.roles or member.uscc not in allowed:
+            problem = (f"{member.name} 无权颁发此类证照", f"{member.name} may not issue type {p.type_code}")
+        if problem:
+            run.add("issuer", INVALID, problem[0], problem[1], "unknown_issuer")
+            return
+        note_zh = "" if member.status == "active" else f"（该机构现状态：{member.status}）"
+        note_en = "" if member.status == "active" else f" (member is now {member.status})"
+        run.add("issuer", VALID, f"{member.name}（{member.bid}）为具备颁证权限的联盟成员{note_zh}",
+                f"{member.name} ({member.bid}) is a consortium member allowed to issue this type{note_en}",
+                uscc=member.uscc, bid=member.bid, roles=list(member.roles))
+
+    def _status(self, run: _Run, p: OfflinePayload, root: bytes | None) -> None:
+        # Only a batch holding a revoked, suspended or superseded document needs the document digest (the
+        # status list's key): the decoder already hashed every leaf once, and a second pass is a third of
+        # the cost of a verification. A digest is anchored in one batch only (digests are unique in the
+        # registry), so a batch with no change has no changed document.
+        state = None
+        if root is None or root in self.trust.changed_roots:
+            state = self.trust.documents.get(p.document_digest())
+        as_of = f"截至区块 {self.trust.as_of_block}（{self.trust.as_of_time}）"
+        as_of_en = f"as of block {self.trust.as_of_block} ({self.trust.as_of_time})"
+        if state is None:
+            run.add("status", VALID, f"未被撤销或暂停（{as_of}）", f"not revoked or suspended ({as_of_en})")
+        elif state.status == "revoked":
+            zh, en = REVOCATION_REASONS.get(state.reason, ("其他", "other"))
+            run.add("status", INVALID, f"已于区块 {state.block} 撤销，原因：{zh}（{as_of}）",
+                    f"revoked in block {state.block}: {en} ({as_of_en})", "revoked", reason=state.reason)
+        elif state.status == "suspended":
+            run.add("status", INVALID, f"已于区块 {state.block} 暂停（{as_of}）",
+                    f"suspended in block {state.block} ({as_of_en})", "suspended")
+        else:
+            run.add("status", INVALID, f"已于区块 {state.block} 被更正证照替代（{as_of}）",
+                    f"superseded in block {state.block} ({as_of_en})", "superseded")
+
+    def _validity(self, run: _Run, p: OfflinePayload) -> None:
+        start, until = _date(p, _FROM), _date(p, _UNTIL)
+        today = self.today()
+        if _UNTIL in p.hidden or _FROM in p.hidden:
+            run.add("validity", SKIPPED, "有效期字段未披露", "the validity dates are hidden")
+        elif isinstance(start, dt.date) and today < start:
+            run.add("validity", INVALID, f"尚未生效（{start.isoformat()} 起）", f"not valid before {start.isoformat()}",
+                    "expired")
+        elif isinstance(until, dt.date) and today > until:
+            run.add("validity", INVALID, f"已于 {until.isoformat()} 过期", f"expired on {until.isoformat()}", "expired")
+        elif isinstance(until, dt.date):
+            run.add("validity", VALID, f"有效期至 {until.isoformat()}", f"valid until {until.isoformat()}")
+        else:
+            run.add("validity", VALID, "长期有效", "no expiry date")
+
+
+def _date(p: OfflinePayload, name: str) -> dt.date | None:
+    value = p.disclosed.get(name, (b"", None))[1]
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None  # "长期" (long-term) and the like
+    return None
+
+
+def _iso(timestamp: int) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,485 @@
+"""Issuing certificates and changing their status.
+
+Issuing commits every document to the database first (the outbox) and returns at once with status
+`pending`; the anchoring worker batches and anchors them. A batch of up to `max_batch` documents is
+validated completely before anything is stored: all or nothing.
+
+Holder data is not kept in plaintext: each document is sealed (AES-256-GCM) under a fresh key that is
+returned once, inside the by-reference QR URL, and never stored.
+
+    >>> service = CertificateService(node, public_base="http://127.0.0.1:8000")          # doctest: +SKIP
+    >>> [issued] = service.issue("11230000MB...", type_code, [values], wait=True)         # doctest: +SKIP
+    >>> issued.status
+    'issued'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from chain.contracts import DocStatus
+from chain.errors import ChainUnavailableError as ChainDown
+from chain.errors import ContractRevertError, TransactionError
+from registry.certificates.documents import AnchorProof, Document
+from registry.errors import (
+    ChainUnavailableError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from registry.formats import envelope
+from registry.identifiers import CertificateId
+from registry.node import Node
+from registry.store.db import Batch, Certificate, Serial, StatusChange, utcnow
+
+REVOCATION_REASONS: dict[int, tuple[str, str]] = {
+    1: ("信息错误", "information incorrect"),
+    2: ("依法撤销", "withdrawn by law"),
+    3: ("主体注销", "holder dissolved or deceased"),
+    4: ("证照遗失", "certificate lost"),
+    5: ("违法违规", "violation"),
+    6: ("被更正证照替代", "replaced by a corrected certificate"),
+    9: ("其他", "other"),
+}
+
+SERVICE_FIELDS = ("证照名称", "证照类型代码", "证照标识", "颁发机构", "颁发机构代码", "持证主体代码类型")
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    identifier: str
+    status: str
+    document: dict[str, Any]
+    key: str
+    qr_url: str
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    """What the issuing agency sees of a stored certificate (no holder data: the server has none)."""
+
+    identifier: str
+    type_code: str
+    issuer_uscc: str
+    status: str
+    reason: int | None
+    digest_sha256: str
+    digest_sm3: str
+    valid_from: str | None
+    valid_until: str | None
+    supersedes: str | None
+    superseded_by: str | None
+    created_at: str
+    issued_at: str | None
+    anchor: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CertificateService:
+    def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: Any = None) -> None:
+        self.node = node
+        self.public_base = public_base.rstrip("/")
+        self.max_batch = max_batch
+        self.worker = worker
+
+    # -- issuing -----------------------------------------------------------------------------------
+    def _check_issuer(self, agency: str, type_code: str) -> Any:
+        cert_type = self.node.seeds.certificate_type(type_code)
+        if agency not in cert_type.issuers:
+            raise PermissionDeniedError(
+                f"agency {agency} may not issue {cert_type.name} ({type_code}); allowed: {', '.join(cert_type.issuers)}",
+                code="not_an_issuer_of_type",
+            )
+        return cert_type
+
+    def _complete(self, agency: str, cert_type: Any, values: Mapping[str, Any], identifier: str, serial: str,
+                  today: dt.date) -> dict[str, Any]:
+        member = self.node.seeds.member(agency)
+        fixed = {
+            "证照名称": cert_type.name,
+            "证照类型代码": cert_type.code,
+            "证照标识": identifier,
+            "颁发机构": member.name,
+            "颁发机构代码": agency,
+            "持证主体代码类型": cert_type.holder_code_type,
+        }
+        for name, value in fixed.items():
+            given = values.get(name)
+            if given is not None and given != value:
+                raise ValidationError(f"field {name} is set by the issuing service (expected {value!r}, got {given!r})",
+                                      code="invalid_field", details={"field": name})
+        out = dict(values)
+        out.update(fixed)
+        out.setdefault("证照编号", serial)
+        issued_on = out.setdefault("颁发日期", today.isoformat())
+        out.setdefault("有效期起始", issued_on)
+        if "有效期截止" not in out:
+            years = cert_type.validity_years
+            if years:
+                start = dt.date.fromisoformat(str(out["有效期起始"])) if _is_date(out["有效期起始"]) else today
+                try:
+                    end = start.replace(year=start.year + years) - dt.timedelta(days=1)
+                except ValueError:  # 29 February
+                    end = start.replace(year=start.year + years, day=28)
+                out["有效期截止"] = end.isoformat()
+            else:
+                out["有效期截止"] = None
+        out.setdefault("属地编码", member.region)
+        return out
+
+    def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
+                        *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
+        cert_type = self._check_issuer(agency, type_code)
+        today = dt.date.today()
+        docs = []
+        for i, values in enumerate(values_list):
+            if not isinstance(values, Mapping):
+                raise ValidationError(f"document {i} is not a JSON object", code="invalid_document", details={"index": i})
+            serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
+            identifier = str(CertificateId.build(type_code, agency, serial, version))
+            try:
+                docs.append(Document.create(cert_type, self._complete(agency, cert_type, values, identifier, serial, today),
+                                            identifier=identifier))
+            except ValidationError as exc:
+                exc.details.setdefault("index", i)
+                exc.message = f"document {i}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+        return docs
+
+    def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
+              wait: bool = False, timeout: float = 60.0) -> list[IssuedCertificate]:
+        if not values_list:
+            raise ValidationError("no documents to issue", code="empty_batch")
+        if len(values_list) > self.max_batch:
+            raise PayloadTooLargeError(
+                f"batch has {len(values_list)} documents; the limit is {self.max_batch}", code="batch_too_large",
+                details={"limit": self.max_batch, "count": len(values_list)})
+        self._check_issuer(agency, type_code)
+        n = len(values_list)
+        with self.node.db.session() as s:
+            # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
+            # the write lock first, so concurrent issues never share a serial, and a refused batch
+            # (rolled back) consumes none.
+            bumped = s.execute(update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
+                               .values(last=Serial.last + n)).rowcount
+            if not bumped:
+                s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
+                s.flush()
+            last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
+            docs = self.build_documents(agency, type_code, values_list, first_serial=int(last) - n + 1)
+            issued, rows = self._seal_rows(agency, type_code, docs)
+            s.execute(insert(Certificate), rows)
+        self._after_insert(issued, wait=wait, timeout=timeout)
+        return [self._refresh_status(i) for i in issued] if wait else issued
+
+    def _seal_rows(self, agency: str, type_code: str, docs: Sequence[Document],
+                   supersedes: str | None = None) -> tuple[list[IssuedCertificate], list[dict[str, Any]]]:
+        now = utcnow()
+        issued, rows = [], []
+        for doc in docs:
+            body = doc.to_json()
+            ident = doc.identifier
+            key, blob = envelope.seal(json.dumps(body, ensure_ascii=False).encode(), aad=envelope.aad_for(ident))
+            cid = CertificateId.parse(ident)
+            valid_from, valid_until = doc.valid_from, doc.valid_until
+            rows.append({
+                "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
+                "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
+                "valid_from": valid_from, "valid_until": valid_until, "status": "pending", "blob": blob,
+                "created_at": now, "supersedes": supersedes,
+            })
+            issued.append(IssuedCertificate(ident, "pending", body, envelope.encode_key(key),
+                                            envelope.build_ref_url(self.public_base, ident, key)))
+        return issued, rows
+
+    def _after_insert(self, issued: Sequence[IssuedCertificate], *, wait: bool, timeout: float) -> None:
+        if self.worker is None:
+            return
+        if wait:
+            self.wait_for([i.identifier for i in issued], timeout=timeout)
+        else:
+            self.worker.wake()
+
+    def wait_for(self, identifiers: Sequence[str], *, timeout: float = 60.0) -> None:
+        """Block until every identifier is anchored (or failed)."""
+        deadline = time.monotonic() + timeout
+        pending = set(identifiers)
+        while pending:
+            self.worker.request_flush()
+            with self.node.db.session() as s:
+                rows = s.execute(select(Certificate.identifier).where(
+                    Certificate.identifier.in_(list(pending)[:5000]), Certificate.status == "pending")).all()
+            still = {r[0] for r in rows}
+            if len(pending) > 5000:
+                still |= set(list(pending)[5000:])
+            pending = still
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ChainUnavailableError(
+                    f"{len(pending)} certificates are stored and will be anchored, but not within {timeout:.0f} s "
+                    f"(is the chain reachable? last error: {getattr(self.worker, 'last_error', None)})",
+                    code="anchoring_delayed")
+            time.sleep(0.05)
+
+    def _refresh_status(self, issued: IssuedCertificate) -> IssuedCertificate:
+        view = self.get(None, issued.identifier)
+        document = dict(issued.document)
+        document["anchor"] = view.anchor
+        return IssuedCertificate(issued.identifier, view.status, document, issued.key, issued.qr_url)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _row(self, s: Any, identifier: str) -> Certificate:
+        CertificateId.parse(identifier)  # malformed identifiers are a 422, not a 404
+        row = s.get(Certificate, identifier)
+        if row is None:
+            raise NotFoundError(f"no certificate {identifier}", code="unknown_certificate")
+        return row
+
+    def get(self, agency: str | None, identifier: str) -> CertificateView:
+        """The issuer view. `agency=None` is internal use; an agency may only read its own certificates."""
+        with self.node.db.session() as s:
+            row = self._row(s, identifier)
+            if agency is not None and row.issuer_uscc != agency:
+                raise PermissionDeniedError(f"certificate {identifier} was issued by {row.issuer_uscc}, not {agency}",
+                                            code="not_your_certificate")
+            batch = s.get(Batch, row.batch_id) if row.batch_id else None
+            history = [
+                {"action": c.action, "reason": c.reason, "state": c.state, "tx_hash": c.tx_hash,
+                 "block_number": c.block_number, "at": c.created_at.isoformat() + "Z", "by": c.actor_uscc}
+                for c in s.scalars(select(StatusChange).where(StatusChange.identifier == identifier)
+                                   .order_by(StatusChange.id))
+            ]
+            return CertificateView(
+                identifier=row.identifier, type_code=row.type_code, issuer_uscc=row.issuer_uscc, status=row.status,
+                reason=row.reason, digest_sha256=row.digest_sha256, digest_sm3=row.digest_sm3,
+                valid_from=row.valid_from.isoformat() if row.valid_from else None,
+                valid_until=row.valid_until.isoformat() if row.valid_until else None,
+                supersedes=row.supersedes, superseded_by=row.superseded_by,
+                created_at=row.created_at.isoformat() + "Z",
+                issued_at=row.issued_at.isoformat() + "Z" if row.issued_at else None,
+                anchor=self.anchor_json(row, batch), history=history,
+            )
+
+    def anchor_json(self, row: Certificate, batch: Batch | None) -> dict[str, Any] | None:
+        """The document's anchor proof in the document format (registry.documents.AnchorProof)."""
+        if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
+            return None
+        deployment = self.node.require_deployment()
+        return AnchorProof(
+            batch_root=bytes.fromhex(batch.root[2:]),
+            index=row.leaf_index,
+            size=batch.size,
+            path=tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32)),
+            chain_id=deployment.chain_id,
+            ledger=deployment.address("CertificateLedger"),
+            tx_hash=bytes.fromhex((batch.tx_hash or "0x" + "00" * 32)[2:]),
+            block_number=batch.block_number or 0,
+            block_timestamp=batch.block_timestamp or 0,
+            issuer_account=batch.issuer_account or "0x" + "00" * 20,
+        ).to_json()
+
+    def statuses(self, agency: str, identifiers: Sequence[str]) -> dict[str, str]:
+        """Status of many of the agency's certificates at once (unknown or foreign ones are omitted)."""
+        if len(identifiers) > self.max_batch:
+            raise PayloadTooLargeError(f"at most {self.max_batch} identifiers per request", code="batch_too_large")
+        out: dict[str, str] = {}
+        with self.node.db.session() as s:
+            for i in range(0, len(identifiers), 900):
+                chunk = list(identifiers[i:i + 900])
+                for ident, status in s.execute(select(Certificate.identifier, Certificate.status).where(
+                        Certificate.identifier.in_(chunk), Certificate.issuer_uscc == agency)):
+                    out[ident] = status
+        return out
+
+    def blob(self, identifier: str) -> bytes:
+        """The encrypted by-reference document (public: useless without the key in the QR)."""
+        with self.node.db.session() as s:
+            return self._row(s, identifier).blob
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def _authorise_change(self, agency: str, row: Certificate) -> None:
+        if row.issuer_uscc == agency:
+            return
+        # a revoker the issuer delegated to (ConsortiumRegistry.setRevokerDelegate; the contract checks it too)
+        delegated = self.node.consortium.contract.functions.isRevokerDelegate(
+            row.issuer_uscc.encode().ljust(32, b"\0"), agency.encode().ljust(32, b"\0")).call()
+        if not delegated:
+            raise PermissionDeniedError(
+                f"certificate {row.identifier} was issued by {row.issuer_uscc}; agency {agency} may not change it",
+                code="not_your_certificate")
+
+    _ALLOWED = {
+        "suspend": ({"issued"}, "suspended"),
+        "reinstate": ({"suspended"}, "issued"),
+        "revoke": ({"issued", "suspended"}, "revoked"),
+        "supersede": ({"issued", "suspended"}, "superseded"),
+    }
+
+    def change_status(self, agency: str, identifier: str, action: str, *, reason: int | None = None,
+                      wait: bool = True, timeout: float = 30.0) -> CertificateView:
+        if action not in self._ALLOWED:
+            raise ValidationError(f"unknown action {action!r}", code="invalid_action")
+        if action == "revoke" and reason not in REVOCATION_REASONS:
+            raise ValidationError(f"revocation reason must be one of {sorted(REVOCATION_REASONS)}, got {reason!r}",
+                                  code="invalid_reason", details={"reasons": {k: v[0] for k, v in REVOCATION_REASONS.items()}})
+        with self.node.db.session() as s:
+            self._lock_row(s, identifier)
+            row = self._row(s, identifier)
+            self._authorise_change(agency, row)
+            self._check_transition(s, row, action)
+            change = StatusChange(identifier=identifier, action=action, reason=reason, actor_uscc=agency)
+            s.add(change)
+            s.flush()
+            change_id = change.id
+        return self._apply_now(change_id, wait=wait, timeout=timeout)
+
+    @staticmethod
+    def _lock_row(s: Any, identifier: str) -> None:
+        """Take the write lock before the checks: two concurrent changes of one certificate must not both
+        pass them (SQLite reads outside a transaction until the first write; PostgreSQL locks the row)."""
+        s.execute(update(Certificate).where(Certificate.identifier == identifier).values(status=Certificate.status))
+
+    def _check_transition(self, s: Any, row: Certificate, action: str) -> None:
+        allowed_from, _ = self._ALLOWED[action]
+        if row.status == "pending":
+            raise ConflictError(f"certificate {row.identifier} is not anchored yet; retry in a few seconds",
+                                code="not_anchored_yet")
+        inflight = s.scalars(select(StatusChange).where(StatusChange.identifier == row.identifier,
+                                                        StatusChange.state.in_(("pending", "sent")))).first()
+        if inflight is not None:
+            raise ConflictError(f"a {inflight.action} of {row.identifier} is still in progress", code="change_in_progress")
+        if row.status not in allowed_from:
+            raise ConflictError(f"cannot {action} certificate {row.identifier}: it is {row.status}",
+                                code="invalid_transition", details={"status": row.status, "action": action})
+
+    def supersede(self, agency: str, identifier: str, values: Mapping[str, Any], *,
+                  timeout: float = 60.0) -> tuple[CertificateView, IssuedCertificate]:
+        """Issue a corrected version (same serial, version + 1) and mark the old one superseded on chain."""
+        with self.node.db.session() as s:
+            self._lock_row(s, identifier)
+            old = self._row(s, identifier)
+            self._authorise_change(agency, old)
+            self._check_transition(s, old, "supersede")
+            cid = CertificateId.parse(identifier)
+            newer = s.scalars(select(Certificate.identifier).where(
+                Certificate.type_code == old.type_code, Certificate.issuer_uscc == old.issuer_uscc,
+                Certificate.serial == old.serial, Certificate.version > old.version)).first()
+            if newer is not None:
+                raise ConflictError(f"{identifier} already has a newer version {newer}", code="already_superseded")
+            [doc] = self.build_documents(old.issuer_uscc, old.type_code, [values], first_serial=0,
+                                         version=int(cid.version) + 1, serials=[cid.serial])
+            [issued], rows = self._seal_rows(old.issuer_uscc, old.type_code, [doc], supersedes=identifier)
+            s.execute(insert(Certificate), rows)
+            change = StatusChange(identifier=identifier, action="supersede", new_identifier=issued.identifier,
+                                  actor_uscc=agency)
+            s.add(change)
+            s.flush()
+            change_id = change.id
+        if self.worker is not None:
+            self.wait_for([issued.identifier], timeout=timeout)
+        view = self._apply_now(change_id, wait=True, timeout=timeout)
+        return view, self._refresh_status(issued)
+
+    def _apply_now(self, change_id: int, *, wait: bool, timeout: float) -> CertificateView:
+        try:
+            self.apply_change(change_id)
+        except (ChainDown, TransactionError) as exc:
+            if wait:
+                raise ChainUnavailableError(
+                    f"the change is recorded and will be sent when the chain is back: {exc}", code="change_pending"
+                ) from exc
+        with self.node.db.session() as s:
+            identifier = s.get(StatusChange, change_id).identifier  # type: ignore[union-attr]
+        return self.get(None, identifier)
+
+    def apply_change(self, change_id: int) -> bool:
+        """Send one status change to the chain. A contract refusal deletes the change (nothing happened)
+        and raises the refusal; a chain outage leaves it pending for the worker."""
+        with self.node.db.session() as s:
+            ch = s.get(StatusChange, change_id)
+            if ch is None or ch.state == "done":
+                return False
+            row = s.get(Certificate, ch.identifier)
+            assert row is not None
+            batch = s.get(Batch, row.batch_id)
+            new_row = s.get(Certificate, ch.new_identifier) if ch.new_identifier else None
+            if new_row is not None and (new_row.status == "pending" or new_row.proof is None):
+                return False  # the corrected version is not anchored yet
+            new_batch = s.get(Batch, new_row.batch_id) if new_row is not None else None
+        ledger = self.node.certificate_ledger
+        sender = self.node.sender_for(ch.actor_uscc)
+        doc = bytes.fromhex(row.digest_sha256)
+        root = bytes.fromhex(batch.root[2:]) if batch else b""
+        proof = [row.proof[i:i + 32] for i in range(0, len(row.proof or b""), 32)]
+        try:
+            if ch.action == "suspend":
+                receipt = ledger.suspend(sender, doc, root, row.leaf_index, proof)
+            elif ch.action == "reinstate":
+                receipt = ledger.reinstate(sender, doc)
+            elif ch.action == "revoke":
+                receipt = ledger.revoke(sender, doc, root, row.leaf_index, proof, ch.reason)
+            else:
+                assert new_row is not None and new_batch is not None
+                new_proof = [new_row.proof[i:i + 32] for i in range(0, len(new_row.proof or b""), 32)]  # type: ignore[index]
+                receipt = ledger.supersede(sender, doc, root, row.leaf_index, proof, bytes.fromhex(new_row.digest_sha256),
+                                           bytes.fromhex(new_batch.root[2:]), new_row.leaf_index, new_proof)
+        except ContractRevertError as exc:
+            if self._already_applied(ch.action, doc):
+                receipt = None
+            else:
+                with self.node.db.session() as s:
+                    s.delete(s.get(StatusChange, change_id))
+                from registry.consortium.members import translate_revert
+
+                raise translate_revert(exc) from exc
+        with self.node.db.session() as s:
+            ch = s.get(StatusChange, change_id)
+            row = s.get(Certificate, ch.identifier)  # type: ignore[union-attr]
+            assert ch is not None and row is not None
+            ch.state, ch.done_at = "done", utcnow()
+            if receipt is not None:
+                ch.tx_hash, ch.block_number = receipt.tx_hash, receipt.block_number
+            row.status = self._ALLOWED[ch.action][1]
+            if ch.action == "revoke":
+                row.reason = ch.reason
+            if ch.action == "reinstate":
+                row.reason = None
+            if ch.action == "supersede":
+                row.superseded_by = ch.new_identifier
+        return True
+
+    def _already_applied(self, action: str, doc: bytes) -> bool:
+        state = self.node.certificate_ledger.document_state(doc)
+        return int(state.status) == {"suspend": DocStatus.SUSPENDED, "reinstate": DocStatus.ISSUED,
+                                     "revoke": DocStatus.REVOKED, "supersede": DocStatus.SUPERSEDED}[action]
+
+    def process_pending_changes(self, node: Node | None = None) -> int:
+        """Worker hook: send status changes left pending by an outage (or waiting for an anchor)."""
+        with self.node.db.session() as s:
+            ids = list(s.scalars(select(StatusChange.id).where(StatusChange.state == "pending").order_by(StatusChange.id)))
+        done = 0
+        for change_id in ids:
+            try:
+                done += int(self.apply_change(change_id))
+            except (PermissionDeniedError, ConflictError, NotFoundError):
+                continue  # refused by the contract: the change was removed
+        return done
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True

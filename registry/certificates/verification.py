@@ -1,0 +1,352 @@
+"""Verification: every check it ran (VALID / INVALID / SKIPPED, with a reason in Chinese and English)
+and one overall verdict — valid, revoked, suspended, expired, superseded, tampered, unknown_issuer,
+not_anchored, or cannot_verify when the chain cannot be read (never reported as valid or invalid).
+
+    >>> verifier = Verifier(node, index)                       # doctest: +SKIP
+    >>> result = verifier.verify_document(document_json)       # doctest: +SKIP
+    >>> result.verdict, [c.name for c in result.checks]        # doctest: +SKIP
+    ('valid', ['integrity', 'anchoring', 'issuer', 'status', 'validity'])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from chain.contracts import DocStatus, MemberStatus, Role
+from registry.certificates.documents import Document
+from registry.certificates.index import ChainIndex
+from registry.certificates.service import REVOCATION_REASONS
+from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
+from registry.errors import ChainUnavailableError, ValidationError
+from registry.node import Node
+from registry.store.db import Batch, Certificate
+
+VALID, INVALID, SKIPPED = "VALID", "INVALID", "SKIPPED"
+
+VERDICT_TEXT: dict[str, tuple[str, str]] = {
+    "valid": ("有效", "valid"),
+    "revoked": ("已撤销", "revoked"),
+    "suspended": ("已暂停", "suspended"),
+    "expired": ("已过期", "expired"),
+    "superseded": ("已被更正证照替代", "superseded by a corrected certificate"),
+    "tampered": ("内容被篡改", "tampered"),
+    "unknown_issuer": ("颁发机构未知", "unknown issuer"),
+    "not_anchored": ("未上链", "not anchored"),
+    "cannot_verify": ("暂时无法验证", "cannot verify now"),
+}
+
+# the first verdict in this order that applies wins
+_PRECEDENCE = ("tampered", "unknown_issuer", "not_anchored", "cannot_verify", "revoked", "superseded",
+               "suspended", "expired", "valid")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    reason_zh: str
+    reason_en: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    verdict: str
+    verdict_zh: str
+    verdict_en: str
+    identifier: str | None
+    checks: list[Check]
+    issuer: dict[str, Any] | None = None
+    anchor: dict[str, Any] | None = None
+    disclosed_fields: list[str] = field(default_factory=list)
+    hidden_fields: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    superseded_by: str | None = None
+    as_of: dict[str, Any] | None = None
+    # the batch's entry in the certificates ledger log: GET it for an RFC 6962 inclusion proof and the
+    # Backbone checkpoint covering it (api/routes/proofs.py)
+    log_proof: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Run:
+    """Collects checks and the verdicts they imply."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.verdicts: set[str] = set()
+
+    def add(self, name: str, status: str, zh: str, en: str, verdict: str | None = None, **details: Any) -> None:
+        self.checks.append(Check(name, status, zh, en, details))
+        if verdict:
+            self.verdicts.add(verdict)
+
+    def verdict(self) -> str:
+        for v in _PRECEDENCE:
+            if v in self.verdicts:
+                return v
+        return "valid"
+
+
+class Verifier:
+    def __init__(self, node: Node, index: ChainIndex, *, today: Callable[[], dt.date] = dt.date.today) -> None:
+        self.node = node
+        self.index = index
+        self.today = today
+
+    # -- entry points ------------------------------------------------------------------------------
+    def verify_document(self, document: Document | Mapping[str, Any] | str) -> VerificationResult:
+        doc = document if isinstance(document, Document) else Document.from_json(document)
+        run = _Run()
+        errors = doc.integrity_errors()
+        if errors:
+            run.add("integrity", INVALID, "字段内容与摘要不符：" + "; ".join(errors),
+                    "field contents do not match the digest: " + "; ".join(errors), "tampered")
+        else:
+            run.add("integrity", VALID, f"{len(doc.fields)} 个字段已核验，{len(doc.hidden)} 个字段隐藏（摘要一致）",
+                    f"{len(doc.fields)} fields checked, {len(doc.hidden)} hidden (digest matches)",
+                    sha256=doc.digest_sha256.hex(), sm3=doc.digest_sm3.hex())
+        anchor = self._anchor_of(doc)
+        result = self._chain_checks(run, doc.identifier, doc.digest_sha256, doc.issuer_uscc, doc.type_code, anchor,
+                                    doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"))
+        return _result(run, doc.identifier, result, doc)
+
+    def verify_identifier(self, identifier: str) -> VerificationResult:
+        """Status by identifier alone (no document presented: holder fields are not checked)."""
+        from registry.identifiers import CertificateId
+
+        cid = CertificateId.parse(identifier)
+        run = _Run()
+        run.add("integrity", SKIPPED, "未提供证照内容，仅核验状态", "no document presented: status only")
+        with self.node.db.session() as s:
+            row = s.get(Certificate, str(cid))
+            if row is None:
+                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored")
+                return _result(run, str(cid), {}, None)
+            anchor = self._db_anchor(s, row)
+            digest, issuer, type_code = bytes.fromhex(row.digest_sha256), row.issuer_uscc, row.type_code
+            valid_from, valid_until = row.valid_from, row.valid_until
+        result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
+        return _result(run, str(cid), result, None)
+
+    def verify_digest(self, identifier: str, digest: str | bytes) -> VerificationResult:
+        """Chain checks for a document whose fields the caller checked itself (the verifier page decrypts
+        a by-reference document in the browser and recomputes its SHA-256 root there), so the server learns
+        the identifier and the digest, never a field value. The digest must be the one registered for the
+        identifier; then anchoring, issuer, status and validity are checked as for a full document.
+
+        >>> verifier.verify_digest(identifier, "9f2c...").verdict     # doctest: +SKIP
+        'valid'
+        """
+        from registry.identifiers import CertificateId
+
+        cid = CertificateId.parse(identifier)
+        if isinstance(digest, str):
+            text = digest.removeprefix("0x").lower()
+            if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+                raise ValidationError(f"digest must be 64 hex digits (SHA-256), got {digest[:80]!r}",
+                                      code="invalid_digest")
+            digest = bytes.fromhex(text)
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise ValidationError("digest must be 32 bytes (SHA-256)", code="invalid_digest")
+        run = _Run()
+        with self.node.db.session() as s:
+            row = s.get(Certificate, str(cid))
+            if row is None:
+                run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
+                        "digest only: the fields were checked by the verifier's own device", sha256=digest.hex())
+                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored")
+                return _result(run, str(cid), {}, None)
+            if row.digest_sha256 != digest.hex():
+                run.add("integrity", INVALID, "证照摘要与该标识登记的摘要不符",
+                        f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
+                        sha256=digest.hex())
+                return _result(run, str(cid), {}, None)
+            run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
+                    "digest only (it matches the registered one): the fields were checked by the verifier's own device",
+                    sha256=digest.hex())
+            anchor = self._db_anchor(s, row)
+            issuer, type_code, valid_from, valid_until = row.issuer_uscc, row.type_code, row.valid_from, row.valid_until
+        result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
+        return _result(run, str(cid), result, None)
+
+    # -- anchoring ---------------------------------------------------------------------------------
+    def _anchor_of(self, doc: Document) -> dict[str, Any] | None:
+        if doc.anchor is not None:
+            a = doc.anchor
+            return {"batch_root": bytes(a.batch_root), "index": a.index, "size": a.size,
+                    "path": [bytes(p) for p in a.path], "source": "document"}
+        with self.node.db.session() as s:
+            row = s.scalars(select(Certificate).where(Certificate.digest_sha256 == doc.digest_sha256.hex())).first()
+            if row is None:
+                return None
+            return self._db_anchor(s, row)
+
+    @staticmethod
+    def _db_anchor(s: Any, row: Certificate) -> dict[str, Any] | None:
+        batch = s.get(Batch, row.batch_id) if row.batch_id else None
+        if batch is None or batch.state != "anchored" or row.proof is None:
+            return {"pending": True}
+        return {"batch_root": bytes.fromhex(batch.root[2:]), "index": row.leaf_index, "size": batch.size,
+                "path": [row.proof[i:i + 32] for i in range(0, len(row.proof), 32)], "source": "registry"}
+
+    def _chain_checks(self, run: _Run, identifier: str, digest: bytes, issuer_uscc: str | None, type_code: str,
+                      anchor: dict[str, Any] | None, valid_from: dt.date | None, valid_until: dt.date | None,
+                      claimed_name: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            self.index.refresh()
+        except ChainUnavailableError as exc:
+            for name in ("anchoring", "issuer", "status"):
+                run.add(name, SKIPPED, "区块链节点不可达，无法核验", f"chain unreachable: {exc.message}", "cannot_verify")
+            self._validity(run, valid_from, valid_until)
+            return out
+        out["as_of"] = {"block": self.index.synced_block}
+        if anchor is None or anchor.get("pending"):
+            member = self.index.members.get(issuer_uscc or "")
+            if member is None:
+                run.add("anchoring", INVALID, "未上链，且颁发机构不是联盟成员",
+                        "not anchored, and the issuer is not a consortium member", "unknown_issuer")
+            elif anchor is not None:
+                run.add("anchoring", INVALID, "已受理，等待上链（通常数秒内完成）",
+                        "accepted, waiting to be anchored (usually within seconds)", "not_anchored")
+            else:
+                run.add("anchoring", INVALID, "链上没有该证照的摘要", "the document digest is not anchored on chain",
+                        "not_anchored")
+            run.add("issuer", SKIPPED, "未上链，无法核验颁发机构", "not anchored: issuer not checked")
+            run.add("status", SKIPPED, "未上链，无状态", "not anchored: no status")
+            self._validity(run, valid_from, valid_until)
+            return out
+        root = anchor["batch_root"]
+        if not verify_inclusion_leaf_hash(leaf_hash(digest), anchor["index"], anchor["size"], anchor["path"], root):
+            run.add("anchoring", INVALID, "默克尔包含证明与批次根不符",
+                    "the Merkle inclusion proof does not lead to the batch root",
+                    "tampered")
+            return out
+        batch = self.index.batches.get(root)
+        if batch is None:
+            run.add("anchoring", INVALID, "批次根不在链上", f"batch root {root.hex()} is not on chain", "not_anchored")
+            run.add("issuer", SKIPPED, "未上链，无法核验颁发机构", "not anchored: issuer not checked")
+            run.add("status", SKIPPED, "未上链，无状态", "not anchored: no status")
+            self._validity(run, valid_from, valid_until)
+            return out
+        if batch.count != anchor["size"]:
+            run.add("anchoring", INVALID, "批次大小与链上记录不符",
+                    f"proof is for a batch of {anchor['size']}, the chain says {batch.count}", "tampered")
+            return out
+        timestamp = self.index.block_timestamp(batch.block_number)
+        when = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")
+        deployment = self.node.require_deployment()
+        out["anchor"] = {"batch_root": root.hex(), "index": anchor["index"], "size": anchor["size"],
+                         "tx_hash": batch.tx_hash, "block_number": batch.block_number, "block_hash": batch.block_hash,
+                         "block_time": when, "issuer_account": batch.issuer, "chain_id": deployment.chain_id,
+                         "ledger": deployment.address("CertificateLedger")}
+        out["log_proof"] = f"/api/v1/proofs/inclusion?ledger=certificates&key=0x{root.hex()}"
+        run.add("anchoring", VALID, f"已于区块 {batch.block_number}（{when}）上链",
+                f"anchored in block {batch.block_number} at {when}", tx_hash=batch.tx_hash, block=batch.block_number)
+        self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
+        self._status(run, out, digest)
+        self._validity(run, valid_from, valid_until)
+        return out
+
+    def _issuer(self, run: _Run, out: dict[str, Any], batch: Any, issuer_uscc: str | None, type_code: str,
+                claimed_name: Any) -> None:
+        member = self.index.members.get(batch.issuer_uscc)
+        if member is None:
+            run.add("issuer", INVALID, "上链账户不属于任何联盟成员", f"account {batch.issuer} belongs to no member",
+                    "unknown_issuer")
+            return
+        out["issuer"] = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": batch.issuer,
+                         "status": MemberStatus(member.status).name.lower()}
+        if issuer_uscc is not None and issuer_uscc != batch.issuer_uscc:
+            run.add("issuer", INVALID, f"证照声称由 {issuer_uscc} 颁发，实际由 {member.name} 上链",
+                    f"claims issuer {issuer_uscc} but was anchored by {member.uscc} ({member.name})", "unknown_issuer")
+            return
+        if claimed_name is not None and claimed_name != member.name:
+            run.add("issuer", INVALID, f"颁发机构名称“{claimed_name}”与联盟登记名称“{member.name}”不符",
+                    f"issuer name {claimed_name!r} differs from the registered {member.name!r}", "unknown_issuer")
+            return
+        try:
+            allowed = self.node.seeds.certificate_type(type_code).issuers
+        except Exception:
+            allowed = ()
+        if member.uscc not in allowed:
+            run.add("issuer", INVALID, f"{member.name} 无权颁发此类证照", f"{member.name} may not issue type {type_code}",
+                    "unknown_issuer")
+            return
+        note_zh = "" if member.status == MemberStatus.ACTIVE else "（该机构现已非活跃，颁发时有效）"
+        note_en = "" if member.status == MemberStatus.ACTIVE else " (no longer active; it was when it issued)"
+        run.add("issuer", VALID, f"{member.name}（{member.bid}）颁发时为具备颁证权限的联盟成员{note_zh}",
+                f"{member.name} ({member.bid}) held the issuer role when anchoring (enforced by the contract){note_en}",
+                uscc=member.uscc, bid=member.bid, roles=Role(member.roles).names())
+
+    def _status(self, run: _Run, out: dict[str, Any], digest: bytes) -> None:
+        state = self.index.docs.get(digest)
+        if state is None or state.status == DocStatus.ISSUED:
+            run.add("status", VALID, "未被撤销或暂停", "not revoked or suspended")
+            return
+        if state.status == DocStatus.REVOKED:
+            zh, en = REVOCATION_REASONS.get(state.reason, ("其他", "other"))
+            run.add("status", INVALID, f"已于区块 {state.since_block} 撤销，原因：{zh}",
+                    f"revoked in block {state.since_block}: {en}", "revoked", reason=state.reason, tx_hash=state.tx_hash)
+        elif state.status == DocStatus.SUSPENDED:
+            run.add("status", INVALID, f"已于区块 {state.since_block} 暂停", f"suspended in block {state.since_block}",
+                    "suspended", tx_hash=state.tx_hash)
+        else:
+            new = self._identifier_of(state.superseded_by)
+            out["superseded_by"] = new
+            run.add("status", INVALID, f"已被更正证照 {new or state.superseded_by.hex()} 替代",
+                    f"superseded by {new or state.superseded_by.hex()}", "superseded", tx_hash=state.tx_hash)
+
+    def _identifier_of(self, digest: bytes) -> str | None:
+        with self.node.db.session() as s:
+            return s.scalar(select(Certificate.identifier).where(Certificate.digest_sha256 == digest.hex()))
+
+    def _validity(self, run: _Run, valid_from: dt.date | None, valid_until: dt.date | None) -> None:
+        today = self.today()
+        if valid_from is not None and today < valid_from:
+            run.add("validity", INVALID, f"尚未生效（{valid_from.isoformat()} 起）", f"not valid before {valid_from.isoformat()}",
+                    "expired")
+        elif valid_until is not None and today > valid_until:
+            run.add("validity", INVALID, f"已于 {valid_until.isoformat()} 过期", f"expired on {valid_until.isoformat()}",
+                    "expired")
+        elif valid_until is None:
+            run.add("validity", VALID, "长期有效", "no expiry date")
+        else:
+            run.add("validity", VALID, f"有效期至 {valid_until.isoformat()}", f"valid until {valid_until.isoformat()}")
+
+
+def _shown(doc: Document, path: str) -> Any:
+    f = doc.fields.get(path)
+    return None if f is None else f.value
+
+
+def _result(run: _Run, identifier: str | None, out: dict[str, Any], doc: Document | None) -> VerificationResult:
+    verdict = run.verdict()
+    zh, en = VERDICT_TEXT[verdict]
+    return VerificationResult(
+        verdict=verdict, verdict_zh=zh, verdict_en=en, identifier=identifier, checks=run.checks,
+        issuer=out.get("issuer"), anchor=out.get("anchor"),
+        disclosed_fields=list(doc.fields) if doc else [], hidden_fields=list(doc.hidden) if doc else [],
+        fields={p: f.value for p, f in doc.fields.items()} if doc else {},
+        superseded_by=out.get("superseded_by"), as_of=out.get("as_of"), log_proof=out.get("log_proof"),
+    )
+
+
+def parse_verify_body(body: Any) -> tuple[str, Any]:
+    """A verify request is a document, or {"identifier": ...}."""
+    if isinstance(body, Mapping) and set(body) == {"identifier"}:
+        return "identifier", body["identifier"]
+    if isinstance(body, Mapping) and "fields" in body:
+        return "document", body
+    if isinstance(body, Mapping) and "document" in body and isinstance(body["document"], Mapping):
+        return "document", body["document"]
+    raise ValidationError("expected a certificate document (format lianzheng/cert/1) or {\"identifier\": ...}",
+                          code="invalid_document")

@@ -1,0 +1,196 @@
+"""The consortium: deploying the contracts once, admitting the seed agencies through M-of-N proposals,
+mirroring members into the database, and identifier resolution (多标识融合: BID <-> USCC <-> account).
+
+    >>> bootstrap(node)                       # deploy if needed, admit seeds, mirror    # doctest: +SKIP
+    >>> resolve(node, "did:bid:sf...")        # -> the member, its USCC and accounts    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+
+from chain.contracts import Action, ConsortiumClient, MemberInfo, MemberStatus, Role
+from chain.deploy import Deployment, deploy_contracts
+from chain.errors import ContractRevertError, DeploymentError
+from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from registry.identifiers import bid_from_private_key, classify_identifier
+from registry.node import Node
+from registry.store.db import Member
+
+log = structlog.get_logger(__name__)
+
+DEV_FUNDS = 10**21  # devnets only; production chains run with gas price 0
+
+
+def ensure_keys(node: Node) -> None:
+    """Every seed agency gets a signing key (encrypted at rest) the first time."""
+    for m in node.seeds.members:
+        if not node.keys.has_signing_key(m.uscc):
+            node.keys.create_signing_key(m.uscc)
+
+
+def member_bid(node: Node, uscc: str) -> str:
+    return bid_from_private_key(bytes(node.keys.signing_account(uscc).key))
+
+
+def _fund(node: Node, address: str) -> None:
+    fund = getattr(node.backend, "fund", None)
+    if fund is None:
+        return
+    try:
+        if node.backend.w3.eth.get_balance(address) < DEV_FUNDS // 10:
+            fund(address, DEV_FUNDS)
+    except Exception as exc:  # an external chain without anvil_setBalance: accounts are funded by the operator
+        log.info("cannot fund account (not a devnet?)", account=address, error=str(exc))
+
+
+def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = None) -> Deployment:
+    """Deploy all contracts unless deployment.json describes a live deployment on this chain."""
+    ensure_keys(node)
+    if node.deployment is not None:
+        try:
+            node.deployment.check(node.backend)
+            return node.deployment
+        except DeploymentError as exc:
+            log.warning("deployment is stale; redeploying", reason=str(exc))
+            node.deployment = None
+    for m in node.seeds.members:
+        _fund(node, node.keys.signing_account(m.uscc).address)
+    genesis = node.seeds.genesis
+    sender = node.sender_for(genesis.uscc)
+    sender.reset_nonce()
+    roles = int(Role.from_names(genesis.roles))
+    plan = [
+        ("ConsortiumRegistry", lambda d: [_b32(genesis.uscc), genesis.name, member_bid(node, genesis.uscc),
+                                          [sender.address], roles, node.seeds.threshold,
+                                          node.seeds.proposal_ttl_seconds]),
+        ("CertificateLedger", lambda d: [d["ConsortiumRegistry"].address]),
+        ("EvidenceLedger", lambda d: [d["ConsortiumRegistry"].address]),
+        ("ExchangeLedger", lambda d: [d["ConsortiumRegistry"].address]),
+        ("Backbone", lambda d: [member_bid(node, genesis.uscc)]),
+    ]
+    if on_step:
+        on_step("deploying contracts")
+    deployment = deploy_contracts(sender, plan)
+    deployment.save(node.deployment_file)
+    node.deployment = deployment
+    node._clients.clear()
+    return deployment
+
+
+def _b32(uscc: str) -> bytes:
+    return uscc.encode().ljust(32, b"\0")
+
+
+def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = None) -> list[str]:
+    """Admit every seed member not yet on chain, admins first, collecting approvals from the admins
+    already admitted until `requiredApprovals()` is met. Returns the USCCs admitted now."""
+    consortium = node.consortium
+    admitted: list[str] = []
+    ordered = sorted(node.seeds.members, key=lambda m: (not m.genesis, "admin" not in m.roles))
+    for m in ordered:
+        if consortium.get_member(m.uscc) is not None:
+            continue
+        account = node.keys.signing_account(m.uscc).address
+        data = ConsortiumClient.admit_data(m.name, member_bid(node, m.uscc), [account], Role.from_names(m.roles))
+        admins = [a for a in ordered if "admin" in a.roles and consortium.get_member(a.uscc) is not None]
+        if not admins:
+            raise ConflictError("no admin member is on chain to admit others", code="no_admin")
+        proposal = consortium.propose(node.sender_for(admins[0].uscc), Action.ADMIT, m.uscc, data)
+        need = consortium.required_approvals()
+        for other in admins[1:need]:
+            consortium.approve(node.sender_for(other.uscc), proposal)
+        consortium.execute(node.sender_for(admins[0].uscc), proposal)
+        admitted.append(m.uscc)
+        if on_step:
+            on_step(f"admitted {m.name}")
+    for m in node.seeds.members:
+        for delegate in m.revoker_delegates:
+            if not consortium.contract.functions.isRevokerDelegate(_b32(m.uscc), _b32(delegate)).call():
+                consortium.set_revoker_delegate(node.sender_for(m.uscc), delegate, True)
+    sync_members(node)
+    return admitted
+
+
+def bootstrap(node: Node, *, on_step: Callable[[str], None] | None = None) -> Deployment:
+    deployment = ensure_deployment(node, on_step=on_step)
+    admit_seed_members(node, on_step=on_step)
+    return deployment
+
+
+def sync_members(node: Node) -> list[MemberInfo]:
+    """Mirror on-chain members into the database (the chain is authoritative)."""
+    infos = node.consortium.members()
+    seeds = {m.uscc: m for m in node.seeds.members}
+    with node.db.session() as s:
+        for info in infos:
+            row = s.get(Member, info.uscc) or Member(uscc=info.uscc)
+            seed = seeds.get(info.uscc)
+            row.name = info.name
+            row.bid = info.bid
+            row.roles = int(info.roles)
+            row.status = int(info.status)
+            row.accounts = list(info.accounts)
+            row.admitted_block = info.admitted_block
+            if seed is not None:
+                row.name_en, row.short_name, row.region = seed.name_en, seed.short_name, seed.region
+            s.merge(row)
+    return infos
+
+
+@dataclass(frozen=True)
+class MemberView:
+    uscc: str
+    name: str
+    name_en: str
+    short_name: str
+    region: str
+    bid: str
+    roles: list[str]
+    status: str
+    accounts: list[str]
+
+    @classmethod
+    def from_row(cls, row: Member) -> MemberView:
+        return cls(row.uscc, row.name, row.name_en, row.short_name, row.region, row.bid,
+                   Role(row.roles).names(), MemberStatus(row.status).name.lower(), list(row.accounts))
+
+
+def list_members(node: Node) -> list[MemberView]:
+    with node.db.session() as s:
+        return [MemberView.from_row(r) for r in s.scalars(select(Member).order_by(Member.uscc))]
+
+
+def resolve(node: Node, text: str) -> tuple[str, MemberView]:
+    """Resolve a BID, USCC or account address to the member (多标识融合). Returns (kind, member)."""
+    kind, value = classify_identifier(text)
+    with node.db.session() as s:
+        if kind == "uscc":
+            row = s.get(Member, value)
+        elif kind == "bid":
+            row = s.scalars(select(Member).where(Member.bid == value)).first()
+        elif kind == "address":
+            uscc = node.consortium.member_of(value)
+            row = s.get(Member, uscc) if uscc else None
+        else:
+            raise ValidationError(f"{text!r} is a certificate identifier, not a member identifier",
+                                  code="invalid_identifier")
+        if row is None:
+            raise NotFoundError(f"no consortium member has the {kind} {value}", code="unknown_identifier")
+        return kind, MemberView.from_row(row)
+
+
+def translate_revert(exc: ContractRevertError) -> Exception:
+    """Contract refusals as domain errors (the chain enforces the same rules as the API)."""
+    if exc.name.endswith(("Unauthorized", "NotIssuer", "NotCustodian", "NotRecipient", "NotParty", "NotCaseOwner",
+                          "NotGateway", "NotWitness")):
+        return PermissionDeniedError(f"the contract refused: {exc}", code="contract_forbidden",
+                                     details={"error": exc.name})
+    if exc.name.endswith(("NotFound", "Unknown", "UnknownRoot", "UnknownDocument", "UnknownRecord")):
+        return NotFoundError(f"the contract does not know it: {exc}", code="contract_not_found",
+                             details={"error": exc.name})
+    return ConflictError(f"the contract refused: {exc}", code="contract_conflict", details={"error": exc.name})

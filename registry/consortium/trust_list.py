@@ -1,0 +1,268 @@
+"""The trust list: what an offline verifier needs to know about the consortium, signed by its operator.
+
+A verifier at a border post or a bank counter may have no network. Before going offline it pulls a trust list
+(``GET /api/v1/trust-list``, ``lianzheng trust-list pull``) and from then on can check offline QR codes
+(registry.offline) against it: which accounts belong to which member (USCC, registered name, BID, roles,
+status), which agencies may issue which certificate type, which batch roots were anchored in which block,
+and which documents were revoked, suspended or superseded -- all *as of* one block.
+
+Format ``lianzheng/trust-list/1`` (JSON)::
+
+    {"format": "lianzheng/trust-list/1", "chain_id": 31337,
+     "contracts": {"ConsortiumRegistry": "0x..", "CertificateLedger": "0x.."},
+     "as_of": {"block": 812, "block_hash": "0x..", "timestamp": 1718000000, "time": "2024-06-10T06:13:20Z"},
+     "generated_at": "2024-06-10T06:13:21Z",
+     "operator": {"uscc": "...", "name": "...", "account": "0x.."},
+     "members": [{"uscc", "name", "bid", "roles": ["issuer", ..], "status": "active", "accounts": ["0x.."]}],
+     "certificate_types": [{"code", "name", "issuers": ["<uscc>", ..]}],
+     "batches": {"<root hex>": [block_number, "<issuer uscc>", "<anchoring tx hash>"]},
+     "documents": {"<document digest hex>": {"status": "revoked", "reason": 2, "block": 790, "root": "<batch root hex>"}},
+     "signature": {"alg": "ES256K-R+SHA256+JCS", "signer": "0x..", "value": "0x<r||s||recid, 65 bytes>"}}
+
+The signature is a recoverable secp256k1 ECDSA signature by the consortium operator (the genesis member's
+account) over SHA-256 of the RFC 8785 canonical JSON of every other key: the same bytes in every language,
+whatever the key order or whitespace of the file. A verifier pins the operator's account the first time
+(or is given it) and refuses a list signed by anyone else.
+
+>>> from registry.consortium.trust_list import sign_trust_list, TrustList
+>>> body = {"format": FORMAT_ID, "chain_id": 1, "contracts": {}, "generated_at": "2024-01-01T00:00:00Z",
+...         "as_of": {"block": 5, "block_hash": "0x00", "timestamp": 0, "time": "1970-01-01T00:00:00Z"},
+...         "operator": {"uscc": "X", "name": "op", "account": "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"},
+...         "members": [], "certificate_types": [], "batches": {}, "documents": {}}
+>>> signed = sign_trust_list(body, bytes(31) + b"\\x01")
+>>> TrustList.from_json(signed).as_of_block
+5
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import coincurve
+import rfc8785
+from eth_hash.auto import keccak
+from eth_utils.address import to_checksum_address
+
+from registry.errors import PayloadFormatError, ProofError, ValidationError
+
+__all__ = [
+    "FORMAT_ID",
+    "SIGNATURE_ALG",
+    "DocumentState",
+    "TrustList",
+    "TrustedMember",
+    "build_trust_list",
+    "sign_trust_list",
+]
+
+FORMAT_ID = "lianzheng/trust-list/1"
+SIGNATURE_ALG = "ES256K-R+SHA256+JCS"  # recoverable secp256k1 over SHA-256 of the RFC 8785 (JCS) bytes
+_BODY_KEYS = {"format", "chain_id", "contracts", "as_of", "generated_at", "operator", "members",
+              "certificate_types", "batches", "documents"}
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedMember:
+    uscc: str
+    name: str
+    bid: str
+    roles: tuple[str, ...]
+    status: str
+    accounts: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uscc": self.uscc, "name": self.name, "bid": self.bid, "roles": list(self.roles),
+                "status": self.status, "accounts": list(self.accounts)}
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentState:
+    status: str  # revoked | suspended | superseded
+    reason: int
+    block: int
+    root: bytes  # the batch the document was anchored in
+
+
+@dataclass(frozen=True)
+class TrustList:
+    """A verified trust list with lookup tables; build it with :meth:`from_json` only."""
+
+    body: Mapping[str, Any]
+    signature: bytes
+    signer: str
+    members: Mapping[str, TrustedMember] = field(repr=False)
+    account_member: Mapping[str, str] = field(repr=False)  # lower-case address -> USCC
+    batches: Mapping[bytes, tuple[int, str, str]] = field(repr=False)  # root -> (block, issuer USCC, tx hash)
+    documents: Mapping[bytes, DocumentState] = field(repr=False)
+    type_issuers: Mapping[str, tuple[str, tuple[str, ...]]] = field(repr=False)  # code -> (name, issuers)
+    changed_roots: frozenset[bytes] = field(repr=False, default=frozenset())  # batches with a non-issued document
+
+    @property
+    def as_of_block(self) -> int:
+        return int(self.body["as_of"]["block"])
+
+    @property
+    def as_of_time(self) -> str:
+        return str(self.body["as_of"]["time"])
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.body["chain_id"])
+
+    @property
+    def operator(self) -> str:
+        return str(self.body["operator"]["account"])
+
+    def member_of_account(self, account: str) -> TrustedMember | None:
+        uscc = self.account_member.get(account.lower())
+        return None if uscc is None else self.members.get(uscc)
+
+    def to_json(self) -> dict[str, Any]:
+        """A fresh copy of the signed list (changing it does not change this object)."""
+        return {**copy.deepcopy(dict(self.body)), "signature": {"alg": SIGNATURE_ALG, "signer": self.signer,
+                                           "value": "0x" + self.signature.hex()}}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, operator: str | None = None) -> TrustList:
+        """Check the format and the operator's signature, then index the list.
+
+        ``operator`` is the pinned operator account; without it the list must at least be signed by the
+        account it names as operator (trust on first use: the caller pins ``signer`` afterwards).
+        Raises ``PayloadFormatError(code="invalid_trust_list")`` or ``ProofError(code="bad_trust_list_signature")``.
+        """
+        if not isinstance(obj, Mapping) or obj.get("format") != FORMAT_ID:
+            found = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__
+            raise _invalid(f"expected format {FORMAT_ID!r}, got {found!r}")
+        body = {k: copy.deepcopy(v) for k, v in obj.items() if k != "signature"}  # later changes to obj cannot leak in
+        if set(body) != _BODY_KEYS:
+            raise _invalid(f"keys must be {sorted(_BODY_KEYS | {'signature'})}, got {sorted(obj)}")
+        sig = obj.get("signature")
+        if not isinstance(sig, Mapping) or sig.get("alg") != SIGNATURE_ALG or not isinstance(sig.get("value"), str):
+            raise _invalid(f"signature must be {{'alg': {SIGNATURE_ALG!r}, 'signer', 'value'}}")
+        try:
+            signature = bytes.fromhex(sig["value"].removeprefix("0x"))
+        except ValueError:
+            raise _invalid("signature value is not hex") from None
+        signer = _recover(body, signature)
+        named = str(body["operator"].get("account", "")) if isinstance(body["operator"], Mapping) else ""
+        if signer.lower() != named.lower():
+            raise ProofError(f"信任列表签名无效 / trust list signature is invalid: signed by {signer}, but it names "
+                             f"{named or 'no account'} as operator (the list was altered or forged)",
+                             code="bad_trust_list_signature")
+        if operator is not None and signer.lower() != operator.lower():
+            raise ProofError(f"信任列表不是由联盟运营方签发 / trust list is not from the pinned consortium operator: "
+                             f"expected {operator}, signed by {signer}", code="untrusted_trust_list")
+        try:
+            return cls._index(body, signature, signer)
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            raise _invalid(f"malformed content ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _index(cls, body: dict[str, Any], signature: bytes, signer: str) -> TrustList:
+        members = {m["uscc"]: TrustedMember(m["uscc"], m["name"], m["bid"], tuple(m["roles"]), m["status"],
+                                            tuple(m["accounts"])) for m in body["members"]}
+        accounts = {a.lower(): m.uscc for m in members.values() for a in m.accounts}
+        batches = {bytes.fromhex(root.removeprefix("0x")): (int(v[0]), str(v[1]), str(v[2]))
+                   for root, v in body["batches"].items()}
+        documents = {bytes.fromhex(d.removeprefix("0x")): DocumentState(str(v["status"]), int(v.get("reason") or 0),
+                                                                        int(v["block"]), bytes.fromhex(v["root"]))
+                     for d, v in body["documents"].items()}
+        types = {t["code"]: (t["name"], tuple(t["issuers"])) for t in body["certificate_types"]}
+        int(body["as_of"]["block"])  # must be present and numeric
+        return cls(body=body, signature=signature, signer=signer, members=members, account_member=accounts,
+                   batches=batches, documents=documents, type_issuers=types,
+                   changed_roots=frozenset(d.root for d in documents.values()))
+
+
+def canonical_digest(body: Mapping[str, Any]) -> bytes:
+    """SHA-256 of the RFC 8785 canonical JSON of ``body`` (what the operator signs)."""
+    return hashlib.sha256(rfc8785.dumps(dict(body))).digest()
+
+
+def sign_trust_list(body: Mapping[str, Any], private_key: bytes) -> dict[str, Any]:
+    """``body`` plus the operator's signature (the operator account in ``body`` must match the key)."""
+    body = {k: v for k, v in body.items() if k != "signature"}
+    try:
+        key = coincurve.PrivateKey(private_key)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError("operator key must be a 32-byte secp256k1 private key", code="invalid_private_key") from exc
+    # coincurve hashes with SHA-256 itself; hasher=None signs our digest as is (the same thing, made explicit).
+    signature = key.sign_recoverable(canonical_digest(body), hasher=None)
+    signer = _address(key.public_key)
+    return {**body, "signature": {"alg": SIGNATURE_ALG, "signer": signer, "value": "0x" + signature.hex()}}
+
+
+def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The trust list as of the ChainIndex's last synced block (the caller refreshes it), signed with the
+    operator's (genesis member's) key.
+
+    ``node`` is a registry.node.Node and ``index`` a registry.index.ChainIndex (typed loosely: this module is
+    also imported by offline verifiers that have neither).
+    """
+    from chain.contracts import DocStatus, MemberStatus, Role
+
+    deployment = node.require_deployment()
+    block = index.synced_block
+    timestamp = index.block_timestamp(block)
+    genesis = node.seeds.genesis
+    operator = node.keys.signing_account(genesis.uscc)
+    members = [
+        {"uscc": m.uscc, "name": m.name, "bid": m.bid, "roles": Role(m.roles).names(),
+         "status": MemberStatus(m.status).name.lower(), "accounts": [to_checksum_address(a) for a in m.accounts]}
+        for m in sorted(index.members.values(), key=lambda m: m.uscc)
+    ]
+    status_names = {DocStatus.REVOKED: "revoked", DocStatus.SUSPENDED: "suspended", DocStatus.SUPERSEDED: "superseded"}
+    body = {
+        "format": FORMAT_ID,
+        "chain_id": int(deployment.chain_id),
+        "contracts": {name: deployment.address(name) for name in ("ConsortiumRegistry", "CertificateLedger")},
+        "as_of": {"block": block, "block_hash": "0x" + index.synced_hash.removeprefix("0x"), "timestamp": timestamp,
+                  "time": _iso(dt.datetime.fromtimestamp(timestamp, dt.UTC))},
+        "generated_at": _iso(now or dt.datetime.now(dt.UTC)),
+        "operator": {"uscc": genesis.uscc, "name": genesis.name, "account": operator.address},
+        "members": members,
+        "certificate_types": [{"code": t.code, "name": t.name, "issuers": list(t.issuers)}
+                              for t in node.seeds.certificate_types],
+        "batches": {root.hex(): [b.block_number, b.issuer_uscc, b.tx_hash] for root, b in index.batches.items()},
+        "documents": {digest.hex(): {"status": status_names[d.status], "reason": int(d.reason), "block": d.since_block,
+                                     "root": d.root.hex()}
+                      for digest, d in index.docs.items() if d.status in status_names},
+    }
+    return sign_trust_list(body, bytes(operator.key))
+
+
+# --- internals -------------------------------------------------------------------------------------------
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _address(public: coincurve.PublicKey) -> str:
+    # Ethereum address: the last 20 bytes of keccak-256 of the uncompressed key without its 0x04 prefix.
+    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+def _recover(body: Mapping[str, Any], signature: bytes) -> str:
+    if len(signature) != 65 or signature[64] > 3:
+        raise ProofError(f"信任列表签名无效 / trust list signature is malformed: expected 65 bytes with recovery id "
+                         f"0..3, got {len(signature)} bytes", code="bad_trust_list_signature")
+    try:
+        digest = canonical_digest(body)
+    except (TypeError, ValueError) as exc:  # rfc8785 refuses floats out of range, lone surrogates ...
+        raise _invalid(f"cannot canonicalise (RFC 8785): {exc}") from None
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
+    except Exception as exc:  # coincurve raises a bare Exception for unrecoverable signatures
+        raise ProofError(f"信任列表签名无效 / trust list signature does not recover a key ({exc})",
+                         code="bad_trust_list_signature") from exc
+    return _address(public)
+
+
+def _invalid(message: str) -> PayloadFormatError:
+    return PayloadFormatError(f"信任列表格式无效 / invalid trust list: {message}", code="invalid_trust_list")

@@ -1,0 +1,211 @@
+"""SQLAlchemy 2 models and the session factory. The database is the outbox: every record to anchor is
+committed here before any transaction is sent (DESIGN.md, Durability).
+
+Holder data is never stored in plaintext: a certificate row keeps its public metadata (identifier,
+type, issuer, digests, validity window, status, anchor) and the by-reference blob encrypted with a
+per-document key that the server does not keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Member(Base):
+    """Mirror of a ConsortiumRegistry member (the chain is authoritative)."""
+
+    __tablename__ = "members"
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    short_name: Mapped[str] = mapped_column(String(100), default="")
+    region: Mapped[str] = mapped_column(String(6), default="")
+    bid: Mapped[str] = mapped_column(String(80), unique=True)
+    roles: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[int] = mapped_column(Integer, default=1)
+    accounts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admitted_block: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class AgencyKey(Base):
+    """An agency's signing key, AES-GCM encrypted under the master key (keys at rest are encrypted)."""
+
+    __tablename__ = "agency_keys"
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An agency API key; only its SHA-256 is stored (the key is 256 random bits, so no slow hash is needed)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Batch(Base):
+    """One anchored Merkle root. States: prepared (root fixed, committed) -> sent (tx hash known) -> anchored."""
+
+    __tablename__ = "batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ledger: Mapped[str] = mapped_column(String(20), default="certificates")
+    issuer_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    root: Mapped[str] = mapped_column(String(66), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12), default="prepared", index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_timestamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    issuer_account: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    anchored_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+    identifier: Mapped[str] = mapped_column(String(120), primary_key=True)
+    type_code: Mapped[str] = mapped_column(String(21), index=True)
+    issuer_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    serial: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    digest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    digest_sm3: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[dt.date | None] = mapped_column(nullable=True)
+    valid_until: Mapped[dt.date | None] = mapped_column(nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    supersedes: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True, index=True)
+    leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    proof: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # concatenated 32-byte hashes
+    blob: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM(document) under a key the server does not keep
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("type_code", "issuer_uscc", "serial", "version", name="uq_certificate_serial"),
+        Index("ix_certificates_pending", "issuer_uscc", "status", "created_at"),
+    )
+
+
+class StatusChange(Base):
+    """Outbox for lifecycle transactions (suspend, reinstate, revoke, supersede) and their history."""
+
+    __tablename__ = "status_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identifier: Mapped[str] = mapped_column(ForeignKey("certificates.identifier"), index=True)
+    action: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_identifier: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    actor_uscc: Mapped[str] = mapped_column(String(18))
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending -> sent -> done
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Serial(Base):
+    """Per agency and type, the last 流水号 handed out."""
+
+    __tablename__ = "serials"
+    issuer_uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    type_code: Mapped[str] = mapped_column(String(21), primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class KeyValue(Base):
+    """Small persistent state: replay cursors, last sync block, trust-list cache."""
+
+    __tablename__ = "kv"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            cur = conn.cursor()
+            # WAL lets the API read while the anchoring worker writes; FULL sync keeps committed
+            # outbox rows across a power cut (the durability promise).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """Engine + session factory. Repositories and services own transactions via `session()`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        from registry.store.migrations import upgrade
+
+        upgrade(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error (no partial writes)."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
