@@ -180,13 +180,12 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
 def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
     from chain.artifacts import load_artifact
     from chain.logs import LogReader
-    from registry.audit.replay import fetch_headers
 
     ledger = node.certificate_ledger
     reader = LogReader(node.backend, {ledger.address: load_artifact("CertificateLedger").abi})
     events = [e for e in reader.events(from_block=node.require_deployment().first_block) if e.name == "BatchAnchored"]
     blocks = sorted({e.block_number for e in events})
-    headers = fetch_headers(node.backend, blocks[0], blocks[-1]) if blocks else {}
+    headers = node.blocks.header_range(blocks[0], blocks[-1]) if blocks else {}
     return {"0x" + e.args["root"].hex(): (e.block_number, e.tx_hash, e.block_hash, headers[e.block_number].timestamp)
             for e in events}
 

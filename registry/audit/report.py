@@ -79,6 +79,14 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
     "checkpoint_signature_invalid": ("检查点签名无效", "a checkpoint's gateway signature does not verify"),
     "checkpoint_missing": ("超过期限仍无检查点", "events not covered by any checkpoint beyond the deadline"),
     "checkpoint_late": ("检查点提交晚于期限", "a checkpoint submitted after its deadline"),
+    "checkpoint_record_mismatch": ("数据库中的检查点记录与骨干链不符", "a stored checkpoint differs from the Backbone's"),
+    "proof_mismatch": ("数据库中的默克尔证明无法推出链上批次根", "a stored audit path does not lead to the anchored root"),
+    "supersession_mismatch": ("更正/替代关系与链上不符", "a supersession or correction link differs from the chain"),
+    "anchor_mismatch": ("上链信息（交易、区块、账户）与链上不符", "a row's anchor (tx, block, account) differs from the chain"),
+    "step_mismatch": ("流程步骤记录与其交易中的链上事件不符", "an outbox step differs from the event in its transaction"),
+    "custody_mismatch": ("证据保管信息与链上不符", "custody (collector, custodian, pending transfer) differs from the chain"),
+    "case_mismatch": ("案件信息（归属、封存）与链上不符", "a case (owner, seal) differs from the chain"),
+    "exchange_mismatch": ("数据交换信息与链上不符", "an exchange's parties, reason or delivery differ from the chain"),
 }
 
 

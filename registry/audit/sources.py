@@ -1,37 +1,64 @@
-"""What each ledger tells the auditor about its own database rows, so the audit replay can compare the
-registry with the chain both ways without knowing each ledger's tables.
+"""The ledgers the audit compares with the database: one typed, explicit entry per ledger contract.
 
-Each ledger module (registry/certificates/service.py, registry/evidence/service.py, registry/exchanges/service.py) provides
-`audit_records(session) -> Iterable[LedgerRecord]`: one entry per thing it anchored or should have anchored.
+Each `LedgerSource` names the ledger (its log in registry/logs/log.py), the contract whose events form it, the
+comparison of every chain-derived column of its tables (registry/audit/_*.py), and, where the ledger's own
+module provides them, its `audit_records(session)` (compared both ways by key and digest). Adding a ledger is
+one line here; tests/unit/registry/test_audit_sources.py fails while a ledger contract has no entry.
+
+    >>> [s.ledger for s in SOURCES]
+    ['consortium', 'certificates', 'evidence', 'exchanges']
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from registry.store.db import Batch, Certificate
+from registry.audit._certificates import compare_certificates
+from registry.audit._context import CompareContext
+from registry.audit._custody import compare_evidence
+from registry.audit._exchanges import compare_exchanges
+from registry.audit._members import compare_members
+from registry.audit.records import LedgerRecord
+from registry.audit.state import ReplayState
+from registry.evidence.service import audit_records as evidence_records
+from registry.exchanges.service import audit_records as exchange_records
+
+CompareFn = Callable[[CompareContext], int]  # appends findings to the context; returns rows compared
+RecordsFn = Callable[[Session], Iterable[LedgerRecord]]
+ChainKeysFn = Callable[[ReplayState], Mapping[str, tuple[str, ...]]]  # on-chain key -> digests the chain holds
 
 
-@dataclass(frozen=True)
-class LedgerRecord:
-    ledger: str  # "certificates" | "evidence" | "exchanges"
-    ref: str  # the record's identifier as the database knows it
-    key: str  # 0x-hex of the on-chain key (batch root, evidence id, exchange id)
-    digest: str  # 0x-hex of what the chain should hold for it, recomputed from the row's content
-    state: str  # the row's own status (pending / issued / revoked / ...)
-    anchored: bool  # the row claims to be on chain
-    block_number: int | None
-    tx_hash: str | None
+@dataclass(frozen=True, slots=True)
+class KeyedRecords:
+    """A ledger module's `audit_records` and the replayed records they are matched with by key."""
+
+    records: RecordsFn
+    chain: ChainKeysFn
 
 
-def certificate_records(session) -> Iterable[LedgerRecord]:  # type: ignore[no-untyped-def]
-    """Certificates: one record per document; key = its batch root, digest = its document digest."""
-    rows = session.execute(
-        select(Certificate.identifier, Certificate.digest_sha256, Certificate.status, Batch.root, Batch.state,
-               Batch.block_number, Batch.tx_hash).outerjoin(Batch, Certificate.batch_id == Batch.id)
-    )
-    for ident, digest, status, root, bstate, block, tx in rows:
-        yield LedgerRecord("certificates", ident, root or "", "0x" + digest, status, bstate == "anchored", block, tx)
+@dataclass(frozen=True, slots=True)
+class LedgerSource:
+    ledger: str  # the ledger log's name (registry/logs/log.py LEDGER_CONTRACTS)
+    contract: str  # the contract whose events form the ledger
+    compare: CompareFn  # every chain-derived column of the ledger's tables, both ways
+    keyed: KeyedRecords | None = None  # the ledger module's own records, compared by key and digest
+
+
+SOURCES: tuple[LedgerSource, ...] = (
+    LedgerSource("consortium", "ConsortiumRegistry", compare_members),
+    LedgerSource("certificates", "CertificateLedger", compare_certificates),
+    LedgerSource("evidence", "EvidenceLedger", compare_evidence,
+                 KeyedRecords(evidence_records, lambda s: {k: v.digests for k, v in s.evidence.items()})),
+    LedgerSource("exchanges", "ExchangeLedger", compare_exchanges,
+                 KeyedRecords(exchange_records, lambda s: {k: v.digests for k, v in s.exchanges.items()})),
+)
+
+
+def source(ledger: str) -> LedgerSource:
+    return next(s for s in SOURCES if s.ledger == ledger)
+
+
+__all__ = ["SOURCES", "CompareFn", "KeyedRecords", "LedgerRecord", "LedgerSource", "RecordsFn", "source"]

@@ -43,7 +43,7 @@ from chain.contracts import MemberStatus, Role, b32
 from chain.errors import ChainError, TransactionError
 from chain.errors import ChainUnavailableError as ChainDown
 from chain.ledgers import EvidenceLedgerClient
-from registry.audit.sources import LedgerRecord
+from registry.audit.records import LedgerRecord
 from registry.errors import (
     ConflictError,
     NotFoundError,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from chain.contracts import MemberStatus, Role
 from chain.ledgers import ExchangeLedgerClient
-from registry.audit.sources import LedgerRecord
+from registry.audit.records import LedgerRecord
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from registry.node import Node
 from registry.outbox.steps import (
