@@ -163,8 +163,8 @@ def _check_links(ctx: CompareContext, s: Session, links: Sequence[tuple[str, str
     wanted = sorted({ident for _, _, ident, _ in links if ident})
     digests: dict[str, str] = {}
     for i in range(0, len(wanted), _CHUNK):
-        digests.update(s.execute(select(Certificate.identifier, Certificate.digest_sha256)
-                                 .where(Certificate.identifier.in_(wanted[i:i + _CHUNK]))).tuples().all())
+        digests.update((ident, digest) for ident, digest in s.execute(
+            select(Certificate.identifier, Certificate.digest_sha256).where(Certificate.identifier.in_(wanted[i:i + _CHUNK]))))
     for ref, column, ident, chain_digest in links:
         mine = "0x" + digests[ident] if ident and ident in digests else ("?" + ident if ident else "")
         if mine != chain_digest:
@@ -206,8 +206,8 @@ def _check_status_changes(ctx: CompareContext, s: Session) -> int:
     rows = s.execute(select(StatusChange, Certificate.digest_sha256)
                      .outerjoin(Certificate, Certificate.identifier == StatusChange.identifier)
                      .order_by(StatusChange.id)).all()
-    new_digests = dict(s.execute(select(Certificate.identifier, Certificate.digest_sha256).where(
-        Certificate.identifier.in_([ch.new_identifier for ch, _ in rows if ch.new_identifier]))).tuples().all())
+    new_digests = {ident: digest for ident, digest in s.execute(select(Certificate.identifier, Certificate.digest_sha256)
+                   .where(Certificate.identifier.in_([ch.new_identifier for ch, _ in rows if ch.new_identifier])))}
     for ch, digest in rows:
         ref = f"status change {ch.id} of {ch.identifier}"
         event = ctx.check_step(LEDGER, ref, f"the {ch.action}", Anchor(ch.state, ch.tx_hash, ch.block_number),
