@@ -1,6 +1,6 @@
 """The exchange ledger's tables against the chain: exchanges and their steps.
 
-Exchanges: step (``status_mismatch``), request digest (``digest_mismatch``), parties, catalogue item, the
+Exchanges: step (``status_mismatch``), key and request digest (``digest_mismatch``), parties, catalogue item, the
 authorisation's reason, the delivery (payload digest, size, records) and the acknowledged digest
 (``exchange_mismatch``). Steps (request, authorise, refuse, deliver, acknowledge): each done row against the event
 in its transaction (``step_mismatch``, ``anchor_mismatch``). An exchange with a step in flight is compared once
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from chain.contracts import b32
 from chain.ledgers import ExchangeStep
 from registry.audit._context import OPEN, Anchor, CompareContext, opt_hex
-from registry.outbox.steps import canonical_digest, hex0x
+from registry.outbox.steps import canonical_digest, hex0x, sha256_key
 from registry.store.ledger_models import Exchange, ExchangeStepRow
 
 LEDGER = "exchanges"
@@ -40,6 +40,8 @@ def compare_exchanges(ctx: CompareContext) -> int:
 def _compare_exchanges(ctx: CompareContext, s: Session, busy: set[str]) -> int:
     rows = list(s.scalars(select(Exchange).order_by(Exchange.id)))
     for ex in rows:
+        if ex.key != hex0x(sha256_key(ex.id)):
+            ctx.add("digest_mismatch", LEDGER, ex.id, f"the exchange's key {ex.key} is not SHA-256 of its identifier")
         chain = ctx.state.exchanges.get(ex.key)
         if chain is None or ex.id in busy:
             continue  # never anchored, or not yet: the generic comparison names it

@@ -237,11 +237,10 @@ def test_every_chain_derived_column_edited_is_found_by_its_own_kind(chains: TwoC
         for table, columns in EXPECTED.items():
             for column, kind in columns.items():
                 node.db.engine.dispose()
-                for suffix in ("-wal", "-shm"):
-                    Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-                shutil.copy(pristine, db_file)
                 db = sqlite3.connect(db_file)
                 try:
+                    with sqlite3.connect(pristine) as src:  # restore the untouched database (WAL-safe)
+                        src.backup(db)
                     rowid, old = _pick(db, table, column)
                     new = VALUE.get((table, column), _tamper(tables[table].columns[column], old))
                     assert new != old, (table, column)
