@@ -131,31 +131,34 @@ def _proves(leaf: bytes, index: int, count: int, proof: bytes, root: bytes) -> b
 
 def _check_rows(ctx: CompareContext, chain: BatchState, rows: Sequence[Any], inflight: set[str],
                 supersedes_of: Mapping[str, str], links: list[tuple[str, str, str | None, str]]) -> None:
-    docs = ctx.state.docs
-    for r in rows:
-        if r.issuer_uscc != chain.issuer_uscc:
-            ctx.add("issuer_mismatch", LEDGER, r.identifier,
-                    f"the database says issuer {r.issuer_uscc}; its batch was anchored by {chain.issuer_uscc}")
-        key = "0x" + r.digest_sha256
-        if r.supersedes not in inflight:  # a supersession still being sent links nothing on chain yet
-            links.append((r.identifier, "supersedes", r.supersedes, supersedes_of.get(key, "")))
-        if r.identifier in inflight or r.status not in _STATUS:
-            continue
+    docs, issuer = ctx.state.docs, chain.issuer_uscc
+    for ident, digest, _index, status, reason, row_issuer, superseded_by, supersedes, _proof in rows:
+        if row_issuer != issuer:
+            ctx.add("issuer_mismatch", LEDGER, ident,
+                    f"the database says issuer {row_issuer}; its batch was anchored by {issuer}")
+        key = "0x" + digest
         on_chain = docs.get(key)
-        chain_status = on_chain.status if on_chain else DocStatus.ISSUED
-        links.append((r.identifier, "superseded_by", r.superseded_by, on_chain.superseded_by if on_chain else ""))
-        expected_reason = on_chain.reason if on_chain is not None and chain_status == DocStatus.REVOKED else None
-        if _STATUS[r.status] == chain_status:
-            if r.reason != expected_reason:
-                ctx.add("status_mismatch", LEDGER, r.identifier, f"the chain says {chain_status.name.lower()} with "
-                                                                 f"reason {expected_reason}; the database says reason {r.reason}")
+        if (on_chain is None and status == "issued" and reason is None and superseded_by is None
+                and supersedes is None and key not in supersedes_of):
+            continue  # the common case, kept cheap: never changed on chain and issued in the database
+        if supersedes not in inflight:  # a supersession still being sent links nothing on chain yet
+            links.append((ident, "supersedes", supersedes, supersedes_of.get(key, "")))
+        if ident in inflight or status not in _STATUS:
             continue
-        if on_chain is not None and chain_status == DocStatus.REVOKED and r.status == "issued":
-            ctx.add("revoked_but_valid_in_db", LEDGER, r.identifier,
+        chain_status = on_chain.status if on_chain else DocStatus.ISSUED
+        links.append((ident, "superseded_by", superseded_by, on_chain.superseded_by if on_chain else ""))
+        expected_reason = on_chain.reason if on_chain is not None and chain_status == DocStatus.REVOKED else None
+        if _STATUS[status] == chain_status:
+            if reason != expected_reason:
+                ctx.add("status_mismatch", LEDGER, ident, f"the chain says {chain_status.name.lower()} with reason "
+                                                          f"{expected_reason}; the database says reason {reason}")
+            continue
+        if on_chain is not None and chain_status == DocStatus.REVOKED and status == "issued":
+            ctx.add("revoked_but_valid_in_db", LEDGER, ident,
                     f"revoked on chain in block {on_chain.block} (reason {on_chain.reason}); the database says issued")
         else:
-            ctx.add("status_mismatch", LEDGER, r.identifier,
-                    f"the chain says {chain_status.name.lower()}, the database says {r.status}")
+            ctx.add("status_mismatch", LEDGER, ident, f"the chain says {chain_status.name.lower()}, the database "
+                                                      f"says {status}")
 
 
 def _check_links(ctx: CompareContext, s: Session, links: Sequence[tuple[str, str, str | None, str]]) -> None:

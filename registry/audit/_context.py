@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from chain.blocks import TxReceipt
 from registry.audit.report import Finding
 from registry.audit.state import ReplayState, TxEvent
 from registry.node import Node
@@ -38,6 +37,14 @@ class Anchor:
     raw_tx: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the receipt of a transaction adds to its events: who sent it and the gas it used."""
+
+    sender: str  # lower-case
+    gas_used: int
+
+
 @dataclass
 class CompareContext:
     node: Node
@@ -46,7 +53,7 @@ class CompareContext:
     window_start: int | None  # a window audit compares only rows anchored from this block on
     deadline: float
     now: float
-    _receipts: dict[str, TxReceipt] = field(default_factory=dict)
+    _sent: dict[str, Sent] = field(default_factory=dict)
 
     def add(self, kind: str, ledger: str, ref: str, detail: str) -> None:
         self.findings.append(Finding(kind, ledger, str(ref), detail))
@@ -59,12 +66,16 @@ class CompareContext:
         """Rows created before this (naive UTC, like the database's) are past the deadline."""
         return dt.datetime.fromtimestamp(self.now - self.deadline, dt.UTC).replace(tzinfo=None)
 
-    def receipts(self, tx_hashes: Sequence[str | None]) -> Mapping[str, TxReceipt]:
-        """Receipts of the given transactions (batched; each fetched once per run), by lower-case hash."""
-        wanted = sorted({h.lower() for h in tx_hashes if h} - set(self._receipts))
+    def receipts(self, tx_hashes: Sequence[str | None]) -> Mapping[str, Sent]:
+        """Sender and gas of the given mined transactions (batched, each fetched once per run), by lower-case
+        hash. Read raw: only two fields are needed and checksumming every sender costs more than the call."""
+        wanted = sorted({h.lower() for h in tx_hashes if h and h.lower() not in self._sent})
         if wanted:
-            self._receipts.update(self.node.blocks.receipts(wanted))
-        return self._receipts
+            answers = self.node.blocks.batch([("eth_getTransactionReceipt", [h]) for h in wanted])
+            for h, r in zip(wanted, answers, strict=True):
+                if r:
+                    self._sent[h] = Sent(str(r["from"]).lower(), int(str(r["gasUsed"]), 16))
+        return self._sent
 
     def check_step(self, ledger: str, ref: str, what: str, anchor: Anchor, names: Collection[str], key: str,
                    *, tx_optional: bool = False) -> TxEvent | None:
@@ -113,7 +124,7 @@ class CompareContext:
             diffs.append("signed transaction bytes that do not hash to the transaction")
         if anchor.account is not None:
             receipt = self.receipts([tx]).get(tx)
-            if receipt is not None and receipt.sender.lower() != anchor.account.lower():
+            if receipt is not None and receipt.sender != anchor.account.lower():
                 diffs.append(f"account {anchor.account} (chain: {receipt.sender})")
         if diffs:
             self.add("anchor_mismatch", ledger, ref, f"the database's anchor of {what} (tx {tx}) differs from the chain "
@@ -136,4 +147,4 @@ def opt_hex(value: str | None) -> str:
     return text if text.startswith("0x") else "0x" + text
 
 
-__all__ = ["DONE", "OPEN", "Anchor", "CompareContext", "opt_hex"]
+__all__ = ["DONE", "OPEN", "Anchor", "CompareContext", "Sent", "opt_hex"]
