@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from registry.audit.report import Finding
 from registry.audit.state import ReplayState, TxEvent

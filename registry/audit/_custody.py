@@ -99,6 +99,7 @@ def _compare_steps(ctx: CompareContext, s: Session) -> int:
         if event is None:
             continue
         a = event.args
+        expected: list[tuple[str, object, object]]
         if step.kind == "seal":
             expected = [("record", step.record_id, None), ("actor", step.actor_uscc, a["ownerUscc"]),
                         ("case", step.case_key, a["caseId"]), ("to", step.to_uscc, None)]

@@ -49,7 +49,8 @@ def hex0x(value: bytes) -> str:
 def _arg(name: str, value: Any) -> Any:
     """An event argument as a JSON value (USCCs as strings, bytes as 0x-hex)."""
     if isinstance(value, (bytes, bytearray)):
-        return unpad(value) if name.endswith("Uscc") else hex0x(value)
+        raw = bytes(value)
+        return unpad(raw) if name.endswith("Uscc") else hex0x(raw)
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return value
