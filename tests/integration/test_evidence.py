@@ -19,9 +19,10 @@ from api.routes.evidence import service_for
 from chain.errors import ChainUnavailableError, ContractRevertError
 from chain.ledgers import EvidenceLedgerClient
 from chain.sender import TransactionSender
+from registry.crypto.hashing import sha256_key
 from registry.evidence.package import verify_package
 from registry.evidence.service import audit_records
-from registry.outbox.steps import OutboxLedgerService, sha256_key
+from registry.outbox.steps import StepLedger
 from registry.store.ledger_models import EvidenceEvent, EvidenceRecord
 from tests.conftest import Api
 from tests.support.evidence import (
@@ -292,14 +293,14 @@ def test_a_resend_finds_a_step_already_on_chain_instead_of_sending_it_again(api:
     assert r.status_code == 202
     # 2. a crash between the broadcast and recording the tx hash: the step stays `pending`, yet it is on chain
     monkeypatch.setattr(TransactionSender, "wait", real_wait)
-    real_mark = OutboxLedgerService._mark_sent
-    monkeypatch.setattr(OutboxLedgerService, "_mark_sent", lambda self, items: (_ for _ in ()).throw(
+    real_mark = StepLedger._mark_sent
+    monkeypatch.setattr(StepLedger, "_mark_sent", lambda self, items: (_ for _ in ()).throw(
         ChainUnavailableError("crashed before recording the tx")))
     r = api.client.post("/api/v1/evidence", json=evidence_body(b"crash before mark", case_no="C-resend"),
                         headers=api.auth(POLICE))
     second = r.json()["id"]
     assert r.status_code == 202
-    monkeypatch.setattr(OutboxLedgerService, "_mark_sent", real_mark)
+    monkeypatch.setattr(StepLedger, "_mark_sent", real_mark)
     _wait(lambda: service.pending_count() == 0)
     for rid in (first, second):
         view = api.client.get(f"/api/v1/evidence/{rid}", headers=api.auth(POLICE)).json()
