@@ -200,10 +200,10 @@ class CertificateService:
             rows.append({
                 "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
                 "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
-                "valid_from": valid_from, "valid_until": valid_until, "status": "pending", "blob": blob,
+                "valid_from": valid_from, "valid_until": valid_until, "status": CertificateStatus.PENDING, "blob": blob,
                 "created_at": now, "supersedes": supersedes,
             })
-            issued.append(IssuedCertificate(ident, "pending", body, envelope.encode_key(key),
+            issued.append(IssuedCertificate(ident, CertificateStatus.PENDING, body, envelope.encode_key(key),
                                             envelope.build_ref_url(self.public_base, ident, key)))
         return issued, rows
 
