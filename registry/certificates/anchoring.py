@@ -36,6 +36,7 @@ class BatchAnchoring(StepLedger):
     ledger_name = "batches"
     contract_name = "CertificateLedger"
     resend_after = 0.0  # the worker makes batches itself: no request is about to send them
+    pipelined = True  # batches are independent: new roots go out back to back, then their receipts
 
     def __init__(self, node: Node, *, batch_size: int = 1000, max_age: float = 2.0) -> None:
         super().__init__(node)

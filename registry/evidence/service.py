@@ -212,9 +212,7 @@ class EvidenceService(EvidenceCustody):
             member = require_role(s, agency, Role.EVIDENCE, "missing_evidence_role")
             step = self._insert(s, agency, member, p, set(), record_id)
             claimed.append(step.id)
-            record_id = step.record_id
         self.try_now(step.id)
-        assert record_id is not None
         return self.get(None, record_id)
 
     def register_many(self, agency: str,

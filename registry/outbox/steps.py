@@ -99,6 +99,7 @@ class StepLedger(ABC):
     ledger_name: ClassVar[str]
     contract_name: ClassVar[str]
     keep_refused: ClassVar[bool] = True  # a resend the contract refuses stays, failed (False: deleted)
+    pipelined: ClassVar[bool] = False  # steps are independent: the worker sends unsent ones without waiting
     receipt_timeout: float = 15.0
     resend_after: float = 1.0  # seconds before the worker takes over a step its request has not sent
 
@@ -401,8 +402,13 @@ class StepLedger(ABC):
             steps = s.scalars(select(model).where(model.state.in_(self.open_states())).order_by(model.id)).all()
             plan = [(st.id, *self._scopes(st), self.resend_after > 0 and st.attempts == 0 and st.created_at > fresh)
                     for st in steps]
-        blocked: set[str] = set()
+            unsent = [st.id for st in steps if st.tx_hash is None] if self.pipelined else []
         done = 0
+        if unsent:  # a refusal marks the step failed (`_discard`); one found on chain counts as done
+            refused = self.run_pipelined(unsent)
+            done += len(unsent) - len(refused)
+            plan = [p for p in plan if p[0] not in set(unsent)]
+        blocked: set[str] = set()
         for step_id, needs, blocks, too_fresh in plan:
             if too_fresh or needs & blocked:
                 blocked |= blocks
