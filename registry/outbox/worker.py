@@ -120,7 +120,19 @@ class OutboxWorker:
                 self._reconcile()
             flush = flush or self._flush_requested
             self._flush_requested = False
-            return sum(lane.process_pending(flush=flush) for lane in self.lanes)
+            return sum(self._pass(lane, flush=flush) for lane in self.lanes)
+
+    def _pass(self, lane: StepLedger, *, flush: bool) -> int:
+        """One lane's pass. A chain outage stops the whole pass (every lane needs the chain); any other
+        error is that lane's alone: it is logged and the other lanes still run."""
+        try:
+            return lane.process_pending(flush=flush)
+        except (ChainError, OSError):
+            raise
+        except Exception as exc:
+            lane.last_error = self.last_error = repr(exc)
+            log.exception("outbox lane error", lane=lane.ledger_name, error=repr(exc))
+            return 0
 
     def reconcile(self) -> ReconcileReport:
         """Put every done step whose block the chain lost back to pending (each lane's `reconcile`)."""
