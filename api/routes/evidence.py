@@ -22,19 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from api.deps import CurrentAgency, extra_service
+from api.deps import CurrentAgency
 from registry.crypto.hashing import digest_file, hash_constructor
 from registry.errors import PayloadFormatError, ValidationError
 from registry.evidence.package import export_case
 from registry.evidence.service import EvidenceService, EvidenceSubmission
-from registry.outbox.steps import OutboxWorker
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
 
 def service_for(app: FastAPI) -> EvidenceService:
-    """The app's EvidenceService (created once, lazily, from app.state.node)."""
-    return extra_service(app, "evidence", lambda: EvidenceService(app.state.node))
+    """The app's EvidenceService (built with the one outbox in api/services.py)."""
+    return app.state.services.evidence  # type: ignore[no-any-return]
 
 
 def _service(request: Request) -> EvidenceService:
@@ -45,10 +44,8 @@ EvidenceDep = Annotated[EvidenceService, Depends(_service)]
 
 
 def start(app: FastAPI) -> list[Any]:
-    """Background outbox worker: resends steps left pending by a chain outage."""
-    worker = OutboxWorker(service_for(app)).start()
-    app.state.extras["evidence_worker"] = worker
-    return [worker]
+    """Nothing of its own: the one outbox worker (api/services.py) sends evidence steps."""
+    return []
 
 
 # -- schemas -------------------------------------------------------------------------------------------

@@ -16,16 +16,15 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CurrentAgency, extra_service
+from api.deps import CurrentAgency
 from registry.exchanges.service import ExchangeService, ExchangeSubmission, ExchangeView
-from registry.outbox.steps import OutboxWorker
 
 router = APIRouter(prefix="/api/v1", tags=["exchanges"])
 
 
 def service_for(app: FastAPI) -> ExchangeService:
-    """The app's ExchangeService (created once, lazily, from app.state.node)."""
-    return extra_service(app, "exchanges", lambda: ExchangeService(app.state.node))
+    """The app's ExchangeService (built with the one outbox in api/services.py)."""
+    return app.state.services.exchanges  # type: ignore[no-any-return]
 
 
 def _service(request: Request) -> ExchangeService:
@@ -36,10 +35,8 @@ ExchangeDep = Annotated[ExchangeService, Depends(_service)]
 
 
 def start(app: FastAPI) -> list[Any]:
-    """Background outbox worker for exchange steps."""
-    worker = OutboxWorker(service_for(app)).start()
-    app.state.extras["exchanges_worker"] = worker
-    return [worker]
+    """Nothing of its own: the one outbox worker (api/services.py) sends exchange steps."""
+    return []
 
 
 class _Strict(BaseModel):

@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from chain.contracts import DocStatus
 from chain.errors import ChainUnavailableError as ChainDown
-from chain.errors import ContractRevertError, TransactionError
+from chain.errors import TransactionError
+from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
 from registry.errors import (
     ChainUnavailableError,
@@ -39,7 +39,9 @@ from registry.errors import (
 from registry.formats import envelope
 from registry.identifiers import CertificateId
 from registry.node import Node
+from registry.outbox.worker import OutboxWorker
 from registry.store.db import Batch, Certificate, Serial, StatusChange, utcnow
+from registry.store.states import BatchState, CertificateStatus, ChangeAction
 
 REVOCATION_REASONS: dict[int, tuple[str, str]] = {
     1: ("信息错误", "information incorrect"),
@@ -85,11 +87,14 @@ class CertificateView:
 
 
 class CertificateService:
-    def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: Any = None) -> None:
+    def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
+                 changes: StatusChanges | None = None) -> None:
         self.node = node
         self.public_base = public_base.rstrip("/")
         self.max_batch = max_batch
         self.worker = worker
+        # the request's own attempt and the worker's resends must share one lane: its claims keep them apart
+        self.changes = changes or (worker.lane(StatusChanges) if worker is not None else None) or StatusChanges(node)
 
     # -- issuing -----------------------------------------------------------------------------------
     def _check_issuer(self, agency: str, type_code: str) -> Any:
@@ -195,10 +200,10 @@ class CertificateService:
             rows.append({
                 "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
                 "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
-                "valid_from": valid_from, "valid_until": valid_until, "status": "pending", "blob": blob,
+                "valid_from": valid_from, "valid_until": valid_until, "status": CertificateStatus.PENDING, "blob": blob,
                 "created_at": now, "supersedes": supersedes,
             })
-            issued.append(IssuedCertificate(ident, "pending", body, envelope.encode_key(key),
+            issued.append(IssuedCertificate(ident, CertificateStatus.PENDING, body, envelope.encode_key(key),
                                             envelope.build_ref_url(self.public_base, ident, key)))
         return issued, rows
 
@@ -215,10 +220,12 @@ class CertificateService:
         deadline = time.monotonic() + timeout
         pending = set(identifiers)
         while pending:
-            self.worker.request_flush()
+            if self.worker is not None:
+                self.worker.request_flush()
             with self.node.db.session() as s:
                 rows = s.execute(select(Certificate.identifier).where(
-                    Certificate.identifier.in_(list(pending)[:5000]), Certificate.status == "pending")).all()
+                    Certificate.identifier.in_(list(pending)[:5000]),
+                    Certificate.status == CertificateStatus.PENDING)).all()
             still = {r[0] for r in rows}
             if len(pending) > 5000:
                 still |= set(list(pending)[5000:])
@@ -273,7 +280,7 @@ class CertificateService:
 
     def anchor_json(self, row: Certificate, batch: Batch | None) -> dict[str, Any] | None:
         """The document's anchor proof in the document format (registry.documents.AnchorProof)."""
-        if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
+        if batch is None or batch.state != BatchState.ANCHORED or row.proof is None or row.leaf_index is None:
             return None
         deployment = self.node.require_deployment()
         return AnchorProof(
@@ -319,30 +326,30 @@ class CertificateService:
                 f"certificate {row.identifier} was issued by {row.issuer_uscc}; agency {agency} may not change it",
                 code="not_your_certificate")
 
-    _ALLOWED = {
-        "suspend": ({"issued"}, "suspended"),
-        "reinstate": ({"suspended"}, "issued"),
-        "revoke": ({"issued", "suspended"}, "revoked"),
-        "supersede": ({"issued", "suspended"}, "superseded"),
+    _ALLOWED: dict[ChangeAction, frozenset[CertificateStatus]] = {
+        ChangeAction.SUSPEND: frozenset({CertificateStatus.ISSUED}),
+        ChangeAction.REINSTATE: frozenset({CertificateStatus.SUSPENDED}),
+        ChangeAction.REVOKE: frozenset({CertificateStatus.ISSUED, CertificateStatus.SUSPENDED}),
+        ChangeAction.SUPERSEDE: frozenset({CertificateStatus.ISSUED, CertificateStatus.SUSPENDED}),
     }
 
     def change_status(self, agency: str, identifier: str, action: str, *, reason: int | None = None,
                       wait: bool = True, timeout: float = 30.0) -> CertificateView:
-        if action not in self._ALLOWED:
+        if action not in ChangeAction.__members__.values():
             raise ValidationError(f"unknown action {action!r}", code="invalid_action")
-        if action == "revoke" and reason not in REVOCATION_REASONS:
+        if action == ChangeAction.REVOKE and reason not in REVOCATION_REASONS:
             raise ValidationError(f"revocation reason must be one of {sorted(REVOCATION_REASONS)}, got {reason!r}",
                                   code="invalid_reason", details={"reasons": {k: v[0] for k, v in REVOCATION_REASONS.items()}})
-        with self.node.db.session() as s:
+        with self.changes.new_steps() as (s, claimed):
             self._lock_row(s, identifier)
             row = self._row(s, identifier)
             self._authorise_change(agency, row)
-            self._check_transition(s, row, action)
-            change = StatusChange(identifier=identifier, action=action, reason=reason, actor_uscc=agency)
+            self._check_transition(s, row, ChangeAction(action))
+            change = StatusChange(identifier=identifier, action=ChangeAction(action), reason=reason, actor_uscc=agency)
             s.add(change)
             s.flush()
-            change_id = change.id
-        return self._apply_now(change_id, wait=wait, timeout=timeout)
+            claimed.append(change.id)
+        return self._apply_now(claimed[0], identifier, wait=wait)
 
     @staticmethod
     def _lock_row(s: Any, identifier: str) -> None:
@@ -350,27 +357,26 @@ class CertificateService:
         pass them (SQLite reads outside a transaction until the first write; PostgreSQL locks the row)."""
         s.execute(update(Certificate).where(Certificate.identifier == identifier).values(status=Certificate.status))
 
-    def _check_transition(self, s: Any, row: Certificate, action: str) -> None:
-        allowed_from, _ = self._ALLOWED[action]
-        if row.status == "pending":
+    def _check_transition(self, s: Any, row: Certificate, action: ChangeAction) -> None:
+        if row.status == CertificateStatus.PENDING:
             raise ConflictError(f"certificate {row.identifier} is not anchored yet; retry in a few seconds",
                                 code="not_anchored_yet")
         inflight = s.scalars(select(StatusChange).where(StatusChange.identifier == row.identifier,
-                                                        StatusChange.state.in_(("pending", "sent")))).first()
+                                                        StatusChange.state.in_(self.changes.open_states()))).first()
         if inflight is not None:
             raise ConflictError(f"a {inflight.action} of {row.identifier} is still in progress", code="change_in_progress")
-        if row.status not in allowed_from:
+        if row.status not in self._ALLOWED[action]:
             raise ConflictError(f"cannot {action} certificate {row.identifier}: it is {row.status}",
-                                code="invalid_transition", details={"status": row.status, "action": action})
+                                code="invalid_transition", details={"status": row.status, "action": action.value})
 
     def supersede(self, agency: str, identifier: str, values: Mapping[str, Any], *,
                   timeout: float = 60.0) -> tuple[CertificateView, IssuedCertificate]:
         """Issue a corrected version (same serial, version + 1) and mark the old one superseded on chain."""
-        with self.node.db.session() as s:
+        with self.changes.new_steps() as (s, claimed):
             self._lock_row(s, identifier)
             old = self._row(s, identifier)
             self._authorise_change(agency, old)
-            self._check_transition(s, old, "supersede")
+            self._check_transition(s, old, ChangeAction.SUPERSEDE)
             cid = CertificateId.parse(identifier)
             newer = s.scalars(select(Certificate.identifier).where(
                 Certificate.type_code == old.type_code, Certificate.issuer_uscc == old.issuer_uscc,
@@ -381,101 +387,35 @@ class CertificateService:
                                          version=int(cid.version) + 1, serials=[cid.serial])
             [issued], rows = self._seal_rows(old.issuer_uscc, old.type_code, [doc], supersedes=identifier)
             s.execute(insert(Certificate), rows)
-            change = StatusChange(identifier=identifier, action="supersede", new_identifier=issued.identifier,
+            change = StatusChange(identifier=identifier, action=ChangeAction.SUPERSEDE, new_identifier=issued.identifier,
                                   actor_uscc=agency)
             s.add(change)
             s.flush()
-            change_id = change.id
-        if self.worker is not None:
-            self.wait_for([issued.identifier], timeout=timeout)
-        view = self._apply_now(change_id, wait=True, timeout=timeout)
+            claimed.append(change.id)
+        try:
+            if self.worker is not None:
+                self.wait_for([issued.identifier], timeout=timeout)
+        except BaseException:
+            self.changes._release(claimed)  # the worker sends it once the replacement is anchored
+            raise
+        view = self._apply_now(claimed[0], identifier, wait=True)
         return view, self._refresh_status(issued)
 
-    def _apply_now(self, change_id: int, *, wait: bool, timeout: float) -> CertificateView:
+    def _apply_now(self, change_id: int, identifier: str, *, wait: bool) -> CertificateView:
+        """The request's own attempt at a change it has claimed. A contract refusal removes the change and
+        raises; a chain outage leaves it pending for the worker (an error if the caller waits)."""
         try:
-            self.apply_change(change_id)
+            self.changes.run_step(change_id, immediate=True, claimed=True)
         except (ChainDown, TransactionError) as exc:
+            self.changes.last_error = str(exc)
             if wait:
                 raise ChainUnavailableError(
                     f"the change is recorded and will be sent when the chain is back: {exc}", code="change_pending"
                 ) from exc
-        with self.node.db.session() as s:
-            identifier = s.get(StatusChange, change_id).identifier  # type: ignore[union-attr]
+        finally:
+            if self.worker is not None:
+                self.worker.wake()
         return self.get(None, identifier)
-
-    def apply_change(self, change_id: int) -> bool:
-        """Send one status change to the chain. A contract refusal deletes the change (nothing happened)
-        and raises the refusal; a chain outage leaves it pending for the worker."""
-        with self.node.db.session() as s:
-            ch = s.get(StatusChange, change_id)
-            if ch is None or ch.state == "done":
-                return False
-            row = s.get(Certificate, ch.identifier)
-            assert row is not None
-            batch = s.get(Batch, row.batch_id)
-            new_row = s.get(Certificate, ch.new_identifier) if ch.new_identifier else None
-            if new_row is not None and (new_row.status == "pending" or new_row.proof is None):
-                return False  # the corrected version is not anchored yet
-            new_batch = s.get(Batch, new_row.batch_id) if new_row is not None else None
-        ledger = self.node.certificate_ledger
-        sender = self.node.sender_for(ch.actor_uscc)
-        doc = bytes.fromhex(row.digest_sha256)
-        root = bytes.fromhex(batch.root[2:]) if batch else b""
-        proof = [row.proof[i:i + 32] for i in range(0, len(row.proof or b""), 32)]
-        try:
-            if ch.action == "suspend":
-                receipt = ledger.suspend(sender, doc, root, row.leaf_index, proof)
-            elif ch.action == "reinstate":
-                receipt = ledger.reinstate(sender, doc)
-            elif ch.action == "revoke":
-                receipt = ledger.revoke(sender, doc, root, row.leaf_index, proof, ch.reason)
-            else:
-                assert new_row is not None and new_batch is not None
-                new_proof = [new_row.proof[i:i + 32] for i in range(0, len(new_row.proof or b""), 32)]  # type: ignore[index]
-                receipt = ledger.supersede(sender, doc, root, row.leaf_index, proof, bytes.fromhex(new_row.digest_sha256),
-                                           bytes.fromhex(new_batch.root[2:]), new_row.leaf_index, new_proof)
-        except ContractRevertError as exc:
-            if self._already_applied(ch.action, doc):
-                receipt = None
-            else:
-                with self.node.db.session() as s:
-                    s.delete(s.get(StatusChange, change_id))
-                from registry.consortium.members import translate_revert
-
-                raise translate_revert(exc) from exc
-        with self.node.db.session() as s:
-            ch = s.get(StatusChange, change_id)
-            row = s.get(Certificate, ch.identifier)  # type: ignore[union-attr]
-            assert ch is not None and row is not None
-            ch.state, ch.done_at = "done", utcnow()
-            if receipt is not None:
-                ch.tx_hash, ch.block_number = receipt.tx_hash, receipt.block_number
-            row.status = self._ALLOWED[ch.action][1]
-            if ch.action == "revoke":
-                row.reason = ch.reason
-            if ch.action == "reinstate":
-                row.reason = None
-            if ch.action == "supersede":
-                row.superseded_by = ch.new_identifier
-        return True
-
-    def _already_applied(self, action: str, doc: bytes) -> bool:
-        state = self.node.certificate_ledger.document_state(doc)
-        return int(state.status) == {"suspend": DocStatus.SUSPENDED, "reinstate": DocStatus.ISSUED,
-                                     "revoke": DocStatus.REVOKED, "supersede": DocStatus.SUPERSEDED}[action]
-
-    def process_pending_changes(self, node: Node | None = None) -> int:
-        """Worker hook: send status changes left pending by an outage (or waiting for an anchor)."""
-        with self.node.db.session() as s:
-            ids = list(s.scalars(select(StatusChange.id).where(StatusChange.state == "pending").order_by(StatusChange.id)))
-        done = 0
-        for change_id in ids:
-            try:
-                done += int(self.apply_change(change_id))
-            except (PermissionDeniedError, ConflictError, NotFoundError):
-                continue  # refused by the contract: the change was removed
-        return done
-
 
 def _is_date(value: Any) -> bool:
     try:

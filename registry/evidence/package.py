@@ -47,10 +47,11 @@ from chain.backends import ChainBackend
 from chain.contracts import b32
 from chain.errors import ChainError
 from chain.ledgers import ZERO32, EvidenceLedgerClient, decode_call, decode_raw_transaction
+from registry.clock import iso_time
+from registry.crypto.hashing import hex0x, sha256_key
 from registry.errors import ChainUnavailableError, ConflictError, PayloadFormatError, PayloadTooLargeError
 from registry.evidence.service import EvidenceService, evidence_metadata, metadata_digest
 from registry.identifiers import eth_address_from_public_key
-from registry.outbox.steps import hex0x, iso_time, sha256_key
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, StepState
 
 log = structlog.get_logger(__name__)

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from api.routes.exchanges import service_for
 from chain.errors import ContractRevertError
 from chain.ledgers import ExchangeLedgerClient, ExchangeStep, decode_raw_transaction
+from registry.crypto.hashing import sha256_key
 from registry.exchanges.service import audit_records
-from registry.outbox.steps import sha256_key
 from registry.store.ledger_models import Exchange, ExchangeStepRow
 from tests.conftest import Api
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, POLICE, PRISON, chain_outage

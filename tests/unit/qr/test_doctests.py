@@ -13,7 +13,8 @@ import registry.formats.qr
 import tests.support.photos
 
 
-@pytest.mark.parametrize("module", [registry.formats.qr, registry.formats.envelope, registry.formats.images, tests.support.photos])
+@pytest.mark.parametrize("module", [registry.formats.qr, registry.formats.envelope, registry.formats.images,
+                                    tests.support.photos])
 def test_docstring_examples_run(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
