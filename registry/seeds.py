@@ -232,7 +232,7 @@ class CertificateType(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"field names must be unique, repeated: {', '.join(dupes)}")
-        from registry.certificates.documents import COMMON_FIELD_NAMES  # late import: documents imports this module
+        from registry.certificates.fields import COMMON_FIELD_NAMES  # late import: fields imports this module
 
         clash = sorted(set(names) & set(COMMON_FIELD_NAMES))
         if clash:

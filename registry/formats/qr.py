@@ -84,7 +84,7 @@ import coincurve
 import numpy as np
 from eth_hash.auto import keccak
 
-from registry.certificates.documents import _path_key, derive_salt, leaf_entry  # _path_key: the documents' leaf order
+from registry.certificates.fields import derive_salt, leaf_entry, path_key  # path_key: the documents' leaf order
 from registry.crypto import merkle
 from registry.errors import PayloadFormatError, ProofError, ValidationError
 from registry.formats.envelope import parse_ref_url
@@ -284,7 +284,7 @@ class OfflinePayload:
         """The SHA-256 document digest the fields rebuild (``Document.digest_sha256``): the RFC 6962 root over
         the disclosed fields' leaves and the hidden fields' leaf hashes, in the documents' path order."""
         leaves = []
-        for path in sorted({*self.disclosed, *self.hidden}, key=_path_key):
+        for path in sorted({*self.disclosed, *self.hidden}, key=path_key):
             if path in self.hidden:
                 leaves.append(self.hidden[path])
                 continue
