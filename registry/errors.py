@@ -72,3 +72,9 @@ class PayloadFormatError(ValidationError):
     """A QR payload, package or file is not in a format we issue."""
 
     default_code = "invalid_payload"
+
+
+class SignatureError(ProofError):
+    """A signature is malformed or recovers no key (registry.crypto.signing)."""
+
+    default_code = "bad_signature"
