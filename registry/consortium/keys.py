@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from registry.crypto.signing import SignatureAlgorithm, Signer
 from registry.errors import AuthenticationError, NotFoundError, ValidationError
 from registry.store.db import AgencyKey, ApiKey, Database, utcnow
 
@@ -80,6 +81,11 @@ class KeyStore:
         account: LocalAccount = Account.from_key(key)
         self._accounts[account.address] = account
         return account
+
+    def signer(self, uscc: str, algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1) -> Signer:
+        """The agency's active key as a `Signer` (registry.crypto.signing), for signatures that are not
+        transactions: trust lists, offline QR payloads, evidence packages, checkpoints, audit reports."""
+        return Signer.from_private_key(bytes(self.signing_account(uscc).key), algorithm)
 
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:
