@@ -117,6 +117,8 @@ class EthTesterBackend:
     """In-process py-evm chain: fast to start, no persistence; for contract and unit tests."""
 
     def __init__(self) -> None:
+        # Imported here: py-evm is slow to import and its py_ecc raises the recursion limit; only tests and
+        # `--backend eth-tester` need it, never the API serving an RPC chain.
         from eth_tester import EthereumTester, PyEVMBackend
         from web3 import EthereumTesterProvider
 

@@ -16,9 +16,9 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import BlockIdentifier
 
-from chain.artifacts import load_artifact
+from chain.artifacts import ErrorDecoder, load_artifact
 from chain.backends import ChainBackend
-from chain.sender import Receipt, TransactionSender
+from chain.sender import Receipt, TransactionSender, _revert_from
 
 
 class Role(IntFlag):
@@ -94,9 +94,6 @@ class ContractClient:
         self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
 
     def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
-        from chain.artifacts import ErrorDecoder
-        from chain.sender import _revert_from
-
         fn = self.contract.functions[fn_name](*args)
         try:
             return fn.call(block_identifier=cast(BlockIdentifier, block))

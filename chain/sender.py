@@ -51,7 +51,7 @@ class PendingTx:
 def _revert_from(exc: BaseException, decoder: ErrorDecoder) -> ContractRevertError | None:
     if isinstance(exc, ContractLogicError):
         return decoder.decode(exc.data if isinstance(exc.data, (str, bytes)) else None)
-    try:  # eth-tester raises its own TransactionFailed carrying the revert data
+    try:  # eth-tester raises its own TransactionFailed carrying the revert data (lazy: see EthTesterBackend)
         from eth_tester.exceptions import TransactionFailed
     except ImportError:  # pragma: no cover - eth-tester is a dependency
         return None

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import rfc8785
 
-from registry.seeds import FieldSpec, FieldType, JsonValue
+from registry.certificates.common_fields import COMMON_FIELD_NAMES, COMMON_FIELD_ROWS
+from registry.seeds import FieldSpec, JsonValue
 
 __all__ = [
     "COMMON_FIELDS",
@@ -33,26 +34,10 @@ SALT_SIZE = 16
 SALT_SEED_SIZE = 16
 _SALT_LABEL = b"lianzheng/salt/1"  # domain separation: these HMAC outputs are field salts, version 1
 
-# GB/T 36905 common metadata (as used by provincial e-certificate integrations); every certificate has them.
-_COMMON_ROWS: tuple[tuple[str, str, FieldType, bool, int | None, str | None], ...] = (
-    ("证照名称", "certificate_name", "string", True, 100, None),
-    ("证照类型代码", "certificate_type_code", "string", True, None, r"[0-9A-Z]{18}[0-9]{3}"),
-    ("证照编号", "certificate_number", "string", True, 64, None),
-    ("证照标识", "certificate_identifier", "string", True, 128, None),
-    ("颁发机构", "issuing_authority", "string", True, 100, None),
-    ("颁发机构代码", "issuing_authority_code", "string", True, None, r"[0-9A-Z]{18}"),
-    ("颁发日期", "issue_date", "date", True, None, None),
-    ("持证主体", "holder", "string", True, 200, None),
-    ("持证主体代码", "holder_code", "string", True, 32, None),
-    ("持证主体代码类型", "holder_code_type", "string", True, None, r"001|111"),
-    ("有效期起始", "valid_from", "date", True, None, None),
-    ("有效期截止", "valid_until", "date", False, None, None),
-    ("属地编码", "region_code", "string", True, None, r"[1-8][0-9]{5}"),
-)
 COMMON_FIELDS: tuple[FieldSpec, ...] = tuple(
-    FieldSpec(name=n, name_en=e, type=t, required=r, max_length=m, pattern=p) for n, e, t, r, m, p in _COMMON_ROWS
+    FieldSpec.model_validate({"name": n, "name_en": e, "type": t, "required": r, "max_length": m, "pattern": p})
+    for n, e, t, r, m, p in COMMON_FIELD_ROWS
 )
-COMMON_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in COMMON_FIELDS)
 
 # Field names the document header binds or the cross-field rules read.
 ID_FIELD, TYPE_FIELD, ISSUER_FIELD = "证照标识", "证照类型代码", "颁发机构代码"

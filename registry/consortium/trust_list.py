@@ -46,6 +46,7 @@ from typing import Any
 import rfc8785
 from eth_utils.address import to_checksum_address
 
+from chain.contracts import DocStatus, MemberStatus, Role
 from registry.crypto.signing import SignatureScheme, Signer, recover
 from registry.errors import PayloadFormatError, ProofError, SignatureError
 
@@ -198,8 +199,6 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
     ``node`` is a registry.node.Node and ``index`` a registry.index.ChainIndex (typed loosely: this module is
     also imported by offline verifiers that have neither).
     """
-    from chain.contracts import DocStatus, MemberStatus, Role
-
     deployment = node.require_deployment()
     block = index.synced_block
     timestamp = index.block_timestamp(block)
