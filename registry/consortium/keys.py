@@ -34,6 +34,7 @@ class KeyStore:
         self._db = db
         self._aead = AESGCM(master_key)
         self._accounts: dict[str, LocalAccount] = {}
+        self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
 
     # -- signing keys ------------------------------------------------------------------------------
     def _seal(self, secret: bytes, aad: bytes) -> bytes:
@@ -85,7 +86,12 @@ class KeyStore:
     def signer(self, uscc: str, algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1) -> Signer:
         """The agency's active key as a `Signer` (registry.crypto.signing), for signatures that are not
         transactions: trust lists, offline QR payloads, evidence packages, checkpoints, audit reports."""
-        return Signer.from_private_key(bytes(self.signing_account(uscc).key), algorithm)
+        account = self.signing_account(uscc)
+        signer = self._signers.get((account.address, algorithm))
+        if signer is None:
+            signer = Signer.from_private_key(bytes(account.key), algorithm)
+            self._signers[(account.address, algorithm)] = signer
+        return signer
 
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:

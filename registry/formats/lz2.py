@@ -79,7 +79,7 @@ from typing import Any
 import cbor2
 
 from registry.crypto.hashing import sha256
-from registry.crypto.signing import SignatureScheme, Signer, recover
+from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
 from registry.errors import PayloadFormatError, SignatureError, ValidationError
 from registry.formats._qr_errors import NOT_OURS as _NOT_OURS
 from registry.formats._qr_errors import invalid as _invalid
@@ -201,7 +201,7 @@ def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
     An empty ``issuer_account`` is filled in with the key's address (what the decoder will report)."""
     signer = Signer.from_private_key(private_key)
     signature = signer.sign(sha256(body_bytes(payload)), SignatureScheme.RECOVERABLE)
-    account = payload.issuer_account or bytes.fromhex(signer.address[2:])
+    account = payload.issuer_account or signer.account
     return dataclasses.replace(payload, signature=signature, issuer_account=account)
 
 
@@ -209,7 +209,7 @@ def recover_signer(payload: OfflinePayload) -> str:
     """The EIP-55 checksummed address whose key signed this payload. Any change to the body yields another
     address (or none); whether that address may sign for the issuer is the caller's trust decision.
     SignatureError (a ProofError, code ``bad_signature``) when the payload is unsigned or no key recovers."""
-    return _recover(body_bytes(payload), payload.signature)
+    return checksum_address(_recover(body_bytes(payload), payload.signature))
 
 
 # Text whose characters all lie here is stored as GB 18030 bytes. The set is ASCII, the CJK Unified
@@ -289,19 +289,19 @@ _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the va
 
 
 @functools.lru_cache(maxsize=256)  # decode_payload recovers the issuer, then the verifier calls recover_signer
-def _recover(body: bytes, signature: bytes) -> str:
-    """The account whose key made ``signature`` over SHA-256(``body``); SignatureError if none."""
+def _recover(body: bytes, signature: bytes) -> bytes:
+    """The 20-byte account whose key made ``signature`` over SHA-256(``body``); SignatureError if none."""
     if not signature:
         raise SignatureError("离线二维码未签名 / offline payload is not signed")
     try:
-        return recover(sha256(body), signature, SignatureScheme.RECOVERABLE)
+        return recover_account(sha256(body), signature, SignatureScheme.RECOVERABLE)
     except SignatureError as exc:
         raise SignatureError(f"签名无效 / bad signature: {exc.message}") from exc
 
 
 def _signer_or_empty(body: bytes, signature: bytes) -> bytes:
     try:
-        return bytes.fromhex(_recover(body, signature)[2:])
+        return _recover(body, signature)
     except SignatureError:
         return b""
 

@@ -9,6 +9,7 @@ import coincurve
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_utils.address import to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from registry.crypto.signing import (
     SignatureAlgorithm,
     SignatureScheme,
     Signer,
+    checksum_address,
     recover,
     recover_or_none,
     verify,
@@ -93,3 +95,8 @@ def test_an_unknown_scheme_is_refused() -> None:
     with pytest.raises(ValidationError, match="not one of the secp256k1 schemes") as err:
         Signer.from_private_key(KEY).sign(bytes(32), "sm2-sm3")  # type: ignore[arg-type]
     assert err.value.code == "unsupported_algorithm"
+
+
+@given(account=st.binary(min_size=20, max_size=20))
+def test_checksum_address_is_eip55(account: bytes) -> None:
+    assert checksum_address(account) == to_checksum_address(account)
