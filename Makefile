@@ -41,8 +41,10 @@ test: install system-deps
 compile: install
 	$(BIN)/lianzheng compile
 
+# ruff over everything; mypy strict (config: pyproject.toml [tool.mypy]) over the registry and chain layers.
 lint: install
 	$(BIN)/ruff check chain registry api tests
+	$(BIN)/mypy --strict registry chain
 
 bench: install
 	$(BIN)/lianzheng bench issue --count 10000

@@ -150,8 +150,7 @@ class BlockReader:
         """Headers of the given blocks; blocks the chain does not have are absent."""
         wanted = list(numbers)
         out: dict[int, Header] = {}
-        for _number, block in zip(wanted, self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted]),
-                            strict=True):
+        for block in self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted]):
             if block:
                 h = _header(block)
                 out[h.number] = h
@@ -197,7 +196,8 @@ class BlockReader:
         results: list[Any] = []
         for lo in range(0, len(calls), self.batch_size):
             part = calls[lo:lo + self.batch_size]
-            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)]
+            body: list[dict[str, Any]] = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                                          for i, (m, p) in enumerate(part)]
             try:
                 answer = self._session().post(url, json=body, timeout=self.timeout).json()
             except (requests.RequestException, ValueError) as exc:

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from chain.artifacts import _canonical_type
 from chain.backends import ChainBackend
@@ -191,14 +192,6 @@ class WordDecoder(EventDecoder):
         return Event(name=name, address=self._address(bytes.fromhex(address[2:])),
                      block_number=int(raw["blockNumber"], 16), block_hash=str(raw["blockHash"]).lower(),
                      tx_hash=str(raw["transactionHash"]).lower(), log_index=int(raw["logIndex"], 16), args=args)
-
-
-_STATIC = re.compile(r"bytes32|address|bool|u?int\d+|bytes\d+")
-_FALSE, _TRUE = bytes(32), bytes(31) + b"\x01"
-
-
-def _static(typ: str) -> bool:
-    return _STATIC.fullmatch(typ) is not None
 
 
 def _canonical(param: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.certificates.common_fields import COMMON_FIELD_NAMES
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_uscc
 
@@ -232,8 +233,6 @@ class CertificateType(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"field names must be unique, repeated: {', '.join(dupes)}")
-        from registry.certificates.documents import COMMON_FIELD_NAMES  # late import: documents imports this module
-
         clash = sorted(set(names) & set(COMMON_FIELD_NAMES))
         if clash:
             raise ValueError(f"type-specific fields repeat common metadata fields: {', '.join(clash)}")

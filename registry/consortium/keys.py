@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from registry.crypto.signing import SignatureAlgorithm, Signer
 from registry.errors import AuthenticationError, NotFoundError, ValidationError
 from registry.store.db import AgencyKey, ApiKey, Database, utcnow
 
@@ -33,6 +34,7 @@ class KeyStore:
         self._db = db
         self._aead = AESGCM(master_key)
         self._accounts: dict[str, LocalAccount] = {}
+        self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
 
     # -- signing keys ------------------------------------------------------------------------------
     def _seal(self, secret: bytes, aad: bytes) -> bytes:
@@ -80,6 +82,16 @@ class KeyStore:
         account: LocalAccount = Account.from_key(key)
         self._accounts[account.address] = account
         return account
+
+    def signer(self, uscc: str, algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1) -> Signer:
+        """The agency's active key as a `Signer` (registry.crypto.signing), for signatures that are not
+        transactions: trust lists, offline QR payloads, evidence packages, checkpoints, audit reports."""
+        account = self.signing_account(uscc)
+        signer = self._signers.get((account.address, algorithm))
+        if signer is None:
+            signer = Signer.from_private_key(bytes(account.key), algorithm)
+            self._signers[(account.address, algorithm)] = signer
+        return signer
 
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:
