@@ -4,7 +4,7 @@
 - `RequestContext`: an `X-Request-ID` on every response (a sane incoming one is kept, else one is made), one
   JSON access-log line per request (method, path without query values, status, duration, agency, request id;
   never a header, body or holder value), and the 500 for any exception nothing else handled: logged once as
-  plain redacted text without locals, answered `{"error": {"code": "internal_error", ..., "request_id"}}`.
+  plain redacted frames without locals or exception messages, answered `{"error": {"code": "internal_error", ..., "request_id"}}`.
 - `BodyLimitMiddleware` (api/limits.py): 413 past LIANZHENG_MAX_REQUEST_BYTES, declared or chunked.
 - `JsonGuard`: a body any route may parse as JSON is checked (UTF-8, nesting depth, number sizes) before a
   parser sees it (api/limits.py says why).
@@ -159,9 +159,21 @@ def _query_names(scope: Scope) -> list[str]:
 
 
 def _plain_traceback(exc: BaseException) -> str:
-    """Frames as file:line:function and source line, no locals (nothing from the request's memory), redacted."""
-    lines = traceback.TracebackException.from_exception(exc, limit=_TRACEBACK_FRAMES, capture_locals=False).format()
-    return redact_text("".join(lines))
+    """The frames (file, line, function, source line) of `exc` and of the exceptions it was raised from, with
+    the exception types but not their messages: a message may quote the request (a holder name, a key, SQL
+    parameters) and no pattern can recognise every holder value. No locals either. The request id ties the
+    entry to the request, which is how a bug is reproduced."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 5:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for e in reversed(chain):
+        frames = traceback.extract_tb(e.__traceback__)[-_TRACEBACK_FRAMES:]
+        parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+                     + f"{type(e).__module__}.{type(e).__qualname__}: (message withheld: it may quote the request)\n")
+    return redact_text("\nwhich caused:\n".join(parts))
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
