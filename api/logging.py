@@ -83,6 +83,9 @@ def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return {k: REDACTED if _is_secret_key(k) else _redact_value(v) for k, v in event_dict.items()}
 
 
+# Libraries whose INFO lines are noise in a server log (migrations run, HTTP calls to the chain made).
+_QUIET = ("alembic", "sqlalchemy", "web3", "urllib3", "httpx", "httpcore", "asyncio")
+
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,  # request_id of the request being served
     structlog.stdlib.add_log_level,
@@ -116,6 +119,8 @@ def configure_logging(level: str | int = "info", *, stream: TextIO | None = None
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[*_SHARED, structlog.processors.format_exc_info,
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
