@@ -18,6 +18,7 @@ from sqlalchemy import text
 from api.runtime import build_node
 from api.settings import Settings
 from api.stack import LocalStack
+from chain.devnet import DEVNET_CHAIN_ID
 from registry.store.db import Database
 
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("hardening_files")]
@@ -107,3 +108,21 @@ def test_a_new_database_is_created_owner_only(tmp_path: Path) -> None:
     assert mode(tmp_path / "new" / "x.db") == 0o600
     assert mode(tmp_path / "new" / "x.db-wal") == 0o600
     db.engine.dispose()
+
+
+def test_make_run_uses_lianzheng_data_dir_when_it_is_set() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("LIANZHENG_DATA_DIR", "DATA_DIR", "MAKEFLAGS")}
+
+    def dry_run(**extra: str) -> str:
+        out = subprocess.run(["make", "-n", "-s", "--no-print-directory", "-o", "install", "run"], cwd=root,
+                             env={**env, **extra}, capture_output=True, text=True, check=True).stdout
+        return out.strip().splitlines()[-1]
+
+    assert dry_run().endswith("--data-dir var up")
+    assert dry_run(LIANZHENG_DATA_DIR="/srv/lianzheng").endswith("--data-dir /srv/lianzheng up")
+
+
+def test_the_readme_states_the_devnet_chain_id() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"chain id {DEVNET_CHAIN_ID} by default" in readme and "31337 by default" not in readme
