@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from api.stack import LocalStack
+from tests.support.bodies import pathological_body
 
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("hardening_http")]
 
@@ -139,3 +142,64 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
     text = stack.log_file.read_text(encoding="utf-8")
     for secret in (token, token[4:], secret_query, holder_id, "lzk_not-a-real-key"):
         assert secret not in text
+
+
+def json_post_endpoints(stack: LocalStack) -> list[tuple[str, dict[str, Any]]]:
+    """Every POST operation with a JSON request body, its path parameters filled, and a body with its required
+    properties given placeholder values of the right JSON type (from the app's own OpenAPI)."""
+    spec = httpx.get(stack.url + "/openapi.json").json()
+    schemas = spec.get("components", {}).get("schemas", {})
+    placeholder = {"string": "1.2.156.3005.2.x", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    found = []
+    for path, ops in sorted(spec["paths"].items()):
+        op = ops.get("post")
+        content = (op or {}).get("requestBody", {}).get("content", {})
+        if "application/json" not in content:
+            continue
+        schema = content["application/json"].get("schema", {})
+        schema = schemas.get(schema.get("$ref", "").rsplit("/", 1)[-1], schema)
+        props = schema.get("properties", {})
+        base = {name: placeholder.get(props[name].get("type", "string"), "x") for name in schema.get("required", [])}
+        concrete = path
+        for param in op.get("parameters", []):
+            if param["in"] == "path":
+                concrete = concrete.replace("{" + param["name"] + "}", "1.2.156.3005.2.x")
+        found.append((concrete, base))
+    return found
+
+
+def test_1000_pathological_bodies_get_4xx_and_the_server_stays_up(stack: LocalStack) -> None:
+    endpoints = json_post_endpoints(stack)
+    assert len(endpoints) >= 20  # certificates, evidence, exchanges, verification
+    pid, token = stack.server_pid, stack.api_keys[AGENCY]
+    failures: list[str] = []
+    statuses: dict[int, int] = {}
+    started = time.monotonic()
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        rng = random.Random(10)
+        for i in range(1000):
+            path, base = endpoints[i % len(endpoints)]
+            body = pathological_body(rng, i, base=base)
+            headers = {"Authorization": f"Bearer {token}"}
+            if body.content_type is not None:
+                headers["Content-Type"] = body.content_type
+            r = client.post(path, content=body.content, headers=headers)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code >= 500 or (r.status_code >= 400 and not _error_shaped(r)):
+                failures.append(f"{body.kind} -> {path}: {r.status_code} {r.text[:200]} (body {body.content[:60]!r})")
+            if i % 100 == 99:
+                assert alive(stack), f"the server died after body {i} ({body.kind})"
+    elapsed = time.monotonic() - started
+    print(f"1000 pathological bodies in {elapsed:.1f} s: {dict(sorted(statuses.items()))}")
+    assert not failures, "\n".join(failures[:20])
+    assert stack.server_pid == pid and alive(stack)
+    assert sum(n for s, n in statuses.items() if 400 <= s < 500) >= 900
+    assert elapsed < 90
+
+
+def _error_shaped(r: httpx.Response) -> bool:
+    try:
+        error = r.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
