@@ -35,7 +35,10 @@ _BIG_EXPONENT = re.compile(rb"[eE][+-]?0*[1-9][0-9]{2,}")  # |exponent| >= 100: 
 _NON_JSON_LITERAL = re.compile(rb"NaN|Infinity")  # Python's json accepts them; RFC 8259 does not
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _ESCAPE_TOKEN = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
-_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte except the brackets: deleted below
+# Brackets only, objects read as arrays: depth does not depend on the kind, and a `[` closed by `}` is the
+# parser's to refuse (at a depth already known to be small).
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_AS_ARRAY = bytes.maketrans(b"{}", b"[]")
 
 
 class JsonBodyError(ValueError):
@@ -67,16 +70,16 @@ def check_json_body(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> None:
         raise JsonBodyError("number_too_large", "a number in the request body has an exponent of 100 or more")
     if _NON_JSON_LITERAL.search(outside) is not None:
         raise JsonBodyError("invalid_json", "request body is not valid JSON (NaN and Infinity are not JSON)", 422)
-    _check_depth(outside.translate(None, _BRACKETS), max_depth)
+    _check_depth(outside.translate(_AS_ARRAY, _NOT_BRACKETS), max_depth)
 
 
 def _check_depth(brackets: bytes, max_depth: int) -> None:
-    """Each pass removes the innermost level of pairs, so a well-formed nesting of depth d is empty after d
-    passes; one without progress cannot balance."""
+    """Each pass removes the innermost level of pairs, so a balanced nesting of depth d is empty after d
+    passes; a pass without progress means brackets that cannot balance."""
     for _ in range(max_depth):
         if not brackets:
             return
-        reduced = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        reduced = brackets.replace(b"[]", b"")  # one scan: a pair exposed by this pass waits for the next
         if len(reduced) == len(brackets):
             raise JsonBodyError("invalid_json", "request body is not valid JSON (unbalanced brackets)", 422)
         brackets = reduced
