@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.logging import plain_traceback
 from chain.errors import ChainError, ChainUnavailableError, ContractRevertError, DeploymentError
 from registry import errors as e
 
@@ -96,5 +97,5 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Only reached for errors raised outside api/middleware.RequestContext, which renders the others.
         request_id = request.scope.get("state", {}).get("request_id")
-        log.error("unhandled_error", exc_info=exc, error_type=type(exc).__name__)
+        log.error("unhandled_error", error_type=type(exc).__name__, exception=plain_traceback(exc))
         return JSONResponse(internal_error_body(request_id), status_code=500)

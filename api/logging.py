@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -25,6 +26,7 @@ import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
 REDACTED = "[redacted]"
+TRACEBACK_FRAMES = 30
 MAX_STRING = 16_000  # one log value never grows past this (a hostile path or message cannot flood the log)
 
 # Keys whose values are secrets or holder data whatever they hold (compared lower-case, '-' read as '_').
@@ -46,8 +48,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # URL fragments carry the document key of by-reference QR codes (<base>/v/<id>#<key>)
     (re.compile(r"#[A-Za-z0-9_\-]{16,}={0,2}"), "#" + REDACTED),
     # 居民身份证号码 (GB 11643): 6-digit region, birth date, sequence, check character
-    (re.compile(r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}"
-                r"[0-9Xx](?![0-9A-Za-z])"), REDACTED),
+    # (no word boundaries: digits around it, as in "代码230102..." or a longer run, must not shield it)
+    (re.compile(r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]"),
+     REDACTED),
 )
 
 
@@ -55,6 +58,24 @@ def redact_text(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...[truncated]"
+
+
+def plain_traceback(exc: BaseException) -> str:
+    """The frames (file, line, function, source line) of `exc` and of the exceptions it was raised from, with
+    the exception types but not their messages: a message may quote the request (a holder name, a key, SQL
+    parameters) and no pattern can recognise every holder value. No locals either. The request id ties the
+    entry to the request, which is how a bug is reproduced."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 5:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for e in reversed(chain):
+        frames = traceback.extract_tb(e.__traceback__)[-TRACEBACK_FRAMES:]
+        parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+                     + f"{type(e).__module__}.{type(e).__qualname__}: (message withheld: it may quote the request)\n")
+    return redact_text("\nwhich caused:\n".join(parts))
 
 
 def _is_secret_key(key: str) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import traceback
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import error_body, internal_error_body
 from api.interpreter import pin_recursion_limit
 from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, JsonBodyError, check_json_body
-from api.logging import redact_text
+from api.logging import plain_traceback
 from api.settings import Settings
 
 Scope = dict[str, Any]
@@ -40,7 +39,6 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Bodies these routes stream or parse as forms, never as JSON (evidence uploads).
 _NOT_JSON = ("multipart/form-data", "application/octet-stream")
 _CHECK_IN_THREAD = 256 * 1024  # above this the (linear, C-speed) check runs off the event loop
-_TRACEBACK_FRAMES = 30
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -89,7 +87,7 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # a bug: answer 500, log it once; uvicorn would print it again with less care
             log.error("unhandled_error", method=scope.get("method"), path=scope.get("path"),
-                      error_type=type(exc).__name__, exception=_plain_traceback(exc))
+                      error_type=type(exc).__name__, exception=plain_traceback(exc))
             if status is None:
                 await _send_json(send_with_id, 500, internal_error_body(request_id))
         finally:
@@ -156,24 +154,6 @@ def _query_names(scope: Scope) -> list[str]:
     """The names of the query parameters, never their values (a value may be a key or holder data)."""
     raw = scope.get("query_string", b"").decode("latin-1")
     return sorted({name[:40] for name, _ in parse_qsl(raw, keep_blank_values=True)})[:20]
-
-
-def _plain_traceback(exc: BaseException) -> str:
-    """The frames (file, line, function, source line) of `exc` and of the exceptions it was raised from, with
-    the exception types but not their messages: a message may quote the request (a holder name, a key, SQL
-    parameters) and no pattern can recognise every holder value. No locals either. The request id ties the
-    entry to the request, which is how a bug is reproduced."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 5:
-        chain.append(current)
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    parts = []
-    for e in reversed(chain):
-        frames = traceback.extract_tb(e.__traceback__)[-_TRACEBACK_FRAMES:]
-        parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
-                     + f"{type(e).__module__}.{type(e).__qualname__}: (message withheld: it may quote the request)\n")
-    return redact_text("\nwhich caused:\n".join(parts))
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
