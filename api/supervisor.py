@@ -35,6 +35,7 @@ from chain.devnet import Devnet
 log = structlog.get_logger("api.supervisor")
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_SIGINT_GRACE = 5.0  # seconds the API gets to finish a Ctrl-C on its own before it is sent SIGTERM
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,19 @@ class Supervisor:
         self.backoff = backoff
         self.grace = grace
         self._stop = threading.Event()
+        self._signal: int | None = None
         self._child: subprocess.Popen[bytes] | None = None
 
     def stop(self) -> None:
         self._stop.set()
 
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signal = signum
+        self._stop.set()
+
     def run(self) -> None:
         """Run the child until SIGTERM/SIGINT (or `stop()`), restarting it whenever it exits on its own."""
-        previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         delay = 0.0
         try:
             while not self._stop.is_set():
@@ -96,6 +102,14 @@ class Supervisor:
         child = self._child
         if child is None or child.poll() is not None:
             return
+        if self._signal == signal.SIGINT:
+            # A terminal's Ctrl-C reaches the whole foreground group: the API is already shutting down
+            # gracefully, and a second signal would make uvicorn cut that short.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(_SIGINT_GRACE)
+            if child.poll() is not None:
+                log.info("api_stopped", pid=child.pid, returncode=child.returncode)
+                return
         child.terminate()
         try:
             child.wait(self.grace)

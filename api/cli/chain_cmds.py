@@ -180,14 +180,14 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
     """In dev, write one API key per agency to <data dir>/api-keys.json the first time (for the CLI/demos)."""
     import json
 
+    from api.private_files import write_private
+
     if st.settings.env == "prod":
         return
     path = st.settings.data_dir / "api-keys.json"
     if path.exists():
         return
     node = st.node()
-    from api.private_files import write_private
-
     keys = {m.uscc: node.keys.create_api_key(m.uscc, label="dev") for m in node.seeds.members}
     write_private(path, json.dumps(keys, indent=2))
     err_console.print(f"dev API keys written to {path}")

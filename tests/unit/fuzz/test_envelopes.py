@@ -16,7 +16,7 @@ IDENTIFIER = "1.2.156.3005.2.11100000MB0143028R001.11230103MB1921544F.0000002024
 BASE = "https://lz.example.gov.cn"
 KEY, BLOB = seal('{"fields": {"持证主体": "黑龙江省冰城数字科技有限公司"}}'.encode(), aad=aad_for(IDENTIFIER))
 URL = build_ref_url(BASE, IDENTIFIER, KEY)
-identifiers = st.text(alphabet=st.characters(blacklist_characters="/#?", blacklist_categories=("Zs", "Cc", "Zl", "Zp")),
+identifiers = st.text(alphabet=st.characters(blacklist_characters="/#?", blacklist_categories=("Zs", "Cc", "Zl", "Zp", "Cs")),
                       min_size=1, max_size=60).filter(lambda s: not any(c.isspace() for c in s))
 
 
