@@ -140,6 +140,7 @@ def configure_logging(level: str | int = "info", *, stream: TextIO | None = None
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
+    logging.captureWarnings(True)  # Python warnings become log records too: one stream, one format
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.configure(

@@ -139,7 +139,10 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
     assert line["query_params"] == ["key", "wait"]
     [refused] = [e for e in entries if e.get("request_id") == bad.headers["x-request-id"]]
     assert refused["status"] == 401 and refused["agency"] is None
+    # uvicorn's own records go through the same JSON, redacted logging
+    assert any(e.get("logger") == "uvicorn.error" and "startup complete" in e["event"] for e in entries)
     text = stack.log_file.read_text(encoding="utf-8")
+    assert all(line.startswith("{") for line in text.splitlines() if line.strip())  # nothing but JSON lines
     for secret in (token, token[4:], secret_query, holder_id, "lzk_not-a-real-key"):
         assert secret not in text
 
