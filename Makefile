@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DATA_DIR ?= var
+# LIANZHENG_DATA_DIR, when set, is the data dir of `make run` too (the --data-dir flag would otherwise win over it)
+DATA_DIR ?= $(or $(LIANZHENG_DATA_DIR),var)
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := hardhat-free-devnet/node_modules/.installed
 PYTEST_ARGS ?=

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.limits import BodyLimitMiddleware
+from api.middleware import install_middleware
 from api.routes import system
 from api.services import build_services, start_services
 from api.settings import Settings
@@ -50,7 +50,7 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     app.include_router(system.router)
     for module in routers:
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    install_middleware(app, settings)
     return app
 
 

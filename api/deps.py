@@ -47,7 +47,9 @@ def current_agency(request: Request, node: Annotated[Node, Depends(get_node)]) -
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationError("issuer endpoints need 'Authorization: Bearer <agency API key>'")
-    return node.keys.authenticate(token.strip())
+    uscc = node.keys.authenticate(token.strip())
+    request.state.agency = uscc  # for the access log (api/middleware.py)
+    return uscc
 
 
 NodeDep = Annotated[Node, Depends(get_node)]

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from api.cli._common import State, console, err_console
+from api.interpreter import pin_recursion_limit
 from chain.errors import ChainError
 from registry.errors import RegistryError
 
@@ -61,6 +62,7 @@ _register()
 
 
 def main() -> None:
+    pin_recursion_limit()  # after every import above: py_ecc and py-evm raise it (api/interpreter.py)
     try:
         rv = app(standalone_mode=False)
         if isinstance(rv, int) and rv:  # click returns the code of ctx.exit()/typer.Exit without standalone mode

@@ -14,6 +14,7 @@ import typer
 
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.client import ApiClient, dev_api_key
+from api.private_files import ISSUED_DIR, write_private
 from registry.errors import ValidationError
 
 ApiUrl = Annotated[str | None, typer.Option("--api-url", envvar="LIANZHENG_API_URL",
@@ -70,11 +71,11 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def _save_issued(st: State, issued: list[dict[str, Any]]) -> Path:
-    """The agency's own copy: documents with their QR keys (the server keeps neither)."""
-    folder = st.settings.data_dir / "issued"
-    folder.mkdir(parents=True, exist_ok=True)
+    """The agency's own copy: documents with their QR keys (the server keeps neither). Holder data and the
+    decryption key: 0600 files in a 0700 folder, created with those modes (api/private_files.py)."""
+    folder = st.settings.data_dir / ISSUED_DIR
     for item in issued:
-        (folder / f"{item['identifier']}.json").write_text(json.dumps(item, ensure_ascii=False))
+        write_private(folder / f"{item['identifier']}.json", json.dumps(item, ensure_ascii=False))
     return folder
 
 

@@ -121,10 +121,13 @@ def _serve(ctx: typer.Context) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.logging import configure_logging
 
     st = state(ctx)
+    configure_logging(st.settings.log_level)  # JSON lines, redacted; uvicorn's loggers go through it too
     app = create_app(st.node(), st.settings)
-    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_level="warning")
+    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
+                log_level=st.settings.log_level)
 
 
 def serve(ctx: typer.Context) -> None:
@@ -133,33 +136,51 @@ def serve(ctx: typer.Context) -> None:
 
 
 def up(ctx: typer.Context) -> None:
-    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. Ctrl-C stops all."""
-    from api.runtime import devnet
+    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. The API runs as a child
+    process and is restarted if it dies; Ctrl-C (or SIGTERM) stops API and devnet, and a devnet started here
+    is stopped even if `up` itself is killed (api/supervisor.py)."""
+    import os
+    import sys
+
+    from api.logging import configure_logging
+    from api.runtime import devnet, secure_data_dir
+    from api.supervisor import DevnetWatchdog, Supervisor
     from registry.consortium.members import bootstrap
 
     st = state(ctx)
+    configure_logging(st.settings.log_level)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    secure_data_dir(st.settings)
     net = devnet(st.settings) if st.settings.uses_devnet else None
     started = bool(net and net.start())
+    watchdog = DevnetWatchdog(net) if net and started else None
     if net:
         console.print(f"devnet {'started' if started else 'already running'} at {net.url}")
     try:
         node = st.node()
         bootstrap(node, on_step=lambda m: err_console.print(m))
         ensure_demo_keys(st)
+        node.db.engine.dispose()  # the API process opens its own connections
         console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API and devnet)")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        _serve(ctx)
+        env = {**os.environ, "LIANZHENG_DATA_DIR": str(st.settings.data_dir.resolve())}
+        if st.settings.rpc_urls:
+            env["LIANZHENG_RPC_URLS"] = st.settings.rpc_urls
+        Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env).run()
     except KeyboardInterrupt:
         pass
     finally:
         if net and started:
             net.stop()
             err_console.print("devnet stopped")
+        if watchdog is not None:
+            watchdog.close()
 
 
 def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
     """In dev, write one API key per agency to <data dir>/api-keys.json the first time (for the CLI/demos)."""
     import json
+
+    from api.private_files import write_private
 
     if st.settings.env == "prod":
         return
@@ -168,8 +189,7 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
         return
     node = st.node()
     keys = {m.uscc: node.keys.create_api_key(m.uscc, label="dev") for m in node.seeds.members}
-    path.write_text(json.dumps(keys, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps(keys, indent=2))
     err_console.print(f"dev API keys written to {path}")
 
 

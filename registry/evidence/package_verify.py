@@ -12,6 +12,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from chain.backends import ChainBackend
 from chain.blocks import BlockReader
 from chain.ledgers import ZERO32, EvidenceLedgerClient
 from registry.crypto.hashing import hex0x, sha256_key
-from registry.errors import PayloadFormatError, PayloadTooLargeError, chain_boundary
+from registry.errors import PayloadFormatError, PayloadTooLargeError, RegistryError, chain_boundary
 from registry.evidence._package_checks import (
     Checker,
     Finding,
@@ -90,7 +91,12 @@ def _read_zip(source: Path | BinaryIO) -> dict[str, bytes]:
                 continue
             if name.startswith("/") or ".." in name.split("/"):
                 raise PayloadFormatError(f"unsafe path in package: {name!r}", code="invalid_package")
-            out[name] = z.read(info)
+            try:
+                out[name] = z.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+                    RuntimeError) as exc:  # corrupt, truncated, encrypted or oddly compressed member
+                raise PayloadFormatError(f"cannot read {name!r} from the package: {exc}",
+                                         code="invalid_package") from exc
         return out
 
 
@@ -105,8 +111,19 @@ def _json(files: Mapping[str, bytes], name: str) -> Any:
 
 def verify_package(source: Path | BinaryIO | bytes, *, backend: ChainBackend | None = None) -> PackageReport:
     """Check a package: signature, manifest, each record against its signed registration, the custody
-    order, and with `backend` (online) that every transaction and block is still on chain."""
+    order, and with `backend` (online) that every transaction and block is still on chain. A package whose
+    files do not have the shapes written by `export_case` is refused with PayloadFormatError."""
     files = _read_zip(io.BytesIO(source) if isinstance(source, bytes) else source)
+    try:
+        return _verify_files(files, backend)
+    except RegistryError:
+        raise
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:  # a JSON value of the wrong shape
+        raise PayloadFormatError(f"malformed package content ({type(exc).__name__}: {exc})",
+                                 code="invalid_package") from exc
+
+
+def _verify_files(files: Mapping[str, bytes], backend: ChainBackend | None) -> PackageReport:
     c = Checker()
     manifest = _json(files, "manifest.json")
     sig = _json(files, "signature.json")
