@@ -15,6 +15,7 @@ returned once, inside the by-reference QR URL, and never stored.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -27,7 +28,9 @@ from sqlalchemy import insert, select, update
 from chain.contracts import DocStatus
 from chain.errors import ChainUnavailableError as ChainDown
 from chain.errors import ContractRevertError, TransactionError
+from registry.certificates import idempotency
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.idempotency import IdempotencyKey
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -56,11 +59,24 @@ SERVICE_FIELDS = ("证照名称", "证照类型代码", "证照标识", "颁发�
 
 @dataclass(frozen=True)
 class IssuedCertificate:
+    """A certificate as its issuer receives it. `replayed`: issued before with the same 证照编号 and values;
+    then the document, its key and QR URL are not known any more (the key was returned once, never stored)."""
+
     identifier: str
     status: str
-    document: dict[str, Any]
-    key: str
-    qr_url: str
+    document: dict[str, Any] | None
+    key: str | None
+    qr_url: str | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    certificates: list[IssuedCertificate]
+    key_replayed: bool  # the first answer to this Idempotency-Key, replayed
+
+
+_MAX_REPORTED = 1000  # invalid documents listed in one error (the count says how many there were)
 
 
 @dataclass(frozen=True)
@@ -138,12 +154,18 @@ class CertificateService:
 
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
                         *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
+        """Validate and build every document. One ValidationError reports *all* invalid documents at once:
+        its code, message, `index` and `field` are the first's, and with several, `details.errors` lists the
+        index, field, code and message of each."""
         cert_type = self._check_issuer(agency, type_code)
         today = dt.date.today()
         docs = []
+        invalid: list[ValidationError] = []
         for i, values in enumerate(values_list):
             if not isinstance(values, Mapping):
-                raise ValidationError(f"document {i} is not a JSON object", code="invalid_document", details={"index": i})
+                invalid.append(ValidationError(f"document {i} is not a JSON object", code="invalid_document",
+                                               details={"index": i}))
+                continue
             serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
             identifier = str(CertificateId.build(type_code, agency, serial, version))
             try:
@@ -153,11 +175,28 @@ class CertificateService:
                 exc.details.setdefault("index", i)
                 exc.message = f"document {i}: {exc.message}"
                 exc.args = (exc.message,)
-                raise
+                invalid.append(exc)
+        if len(invalid) > 1:
+            first = invalid[0]
+            first.details["errors"] = [{"index": e.details["index"], "field": e.details.get("field"), "code": e.code,
+                                        "message": e.message} for e in invalid[:_MAX_REPORTED]]
+            first.details["invalid_documents"] = len(invalid)
+            first.message = f"{first.message} (and {len(invalid) - 1} more invalid documents: see details.errors)"
+            first.args = (first.message,)
+        if invalid:
+            raise invalid[0]
         return docs
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0) -> list[IssuedCertificate]:
+        return self.issue_request(agency, type_code, values_list, wait=wait, timeout=timeout).certificates
+
+    def issue_request(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
+                      wait: bool = False, timeout: float = 60.0, idempotency_key: IdempotencyKey | None = None,
+                      route: str = "batch") -> IssueResult:
+        """Issue, idempotently (registry/certificates/idempotency.py): a 证照编号 issued before with the same
+        values is returned as it is (`replayed`), with other values refused; a repeated Idempotency-Key
+        replays the first answer."""
         if not values_list:
             raise ValidationError("no documents to issue", code="empty_batch")
         if len(values_list) > self.max_batch:
@@ -166,21 +205,50 @@ class CertificateService:
                 details={"limit": self.max_batch, "count": len(values_list)})
         self._check_issuer(agency, type_code)
         n = len(values_list)
+        mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
         with self.node.db.session() as s:
             # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
-            # the write lock first, so concurrent issues never share a serial, and a refused batch
-            # (rolled back) consumes none.
+            # the write lock first, so concurrent issues never share a serial (nor a 证照编号 or an
+            # Idempotency-Key: they are checked under the same lock), and a refused batch (rolled back)
+            # consumes none.
             bumped = s.execute(update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
                                .values(last=Serial.last + n)).rowcount
             if not bumped:
                 s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
                 s.flush()
+            if idempotency_key is not None:
+                answer = idempotency.replay_answer(s, agency, idempotency_key, mac)
+                if answer is not None:
+                    s.rollback()  # the reserved serials are not needed
+                    replayed = [IssuedCertificate(**a) for a in answer]
+                    return IssueResult([self._current(i) for i in replayed], key_replayed=True)
             last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
             docs = self.build_documents(agency, type_code, values_list, first_serial=int(last) - n + 1)
-            issued, rows = self._seal_rows(agency, type_code, docs)
-            s.execute(insert(Certificate), rows)
-        self._after_insert(issued, wait=wait, timeout=timeout)
-        return [self._refresh_status(i) for i in issued] if wait else issued
+            numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
+            fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
+            issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+            if rows:
+                s.execute(insert(Certificate), rows)
+            by_index = iter(issued_fresh)
+            issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
+                      for i in range(len(docs))]
+            idempotency.record_numbers(s, agency, type_code, numbers, {
+                i: c.identifier for i, c in enumerate(issued) if not c.replayed})
+            if idempotency_key is not None:
+                idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
+        self._after_insert(issued_fresh, wait=wait, timeout=timeout)
+        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False)
+
+    def _replayed(self, s: Any, identifier: str) -> IssuedCertificate:
+        status = s.scalar(select(Certificate.status).where(Certificate.identifier == identifier))
+        return IssuedCertificate(identifier, str(status), None, None, None, replayed=True)
+
+    def _current(self, issued: IssuedCertificate) -> IssuedCertificate:
+        """With today's status (and anchor, for a document returned in full)."""
+        if issued.document is None:
+            view = self.get(None, issued.identifier)
+            return dataclasses.replace(issued, status=view.status)
+        return self._refresh_status(issued)
 
     def _seal_rows(self, agency: str, type_code: str, docs: Sequence[Document],
                    supersedes: str | None = None) -> tuple[list[IssuedCertificate], list[dict[str, Any]]]:
@@ -203,7 +271,7 @@ class CertificateService:
         return issued, rows
 
     def _after_insert(self, issued: Sequence[IssuedCertificate], *, wait: bool, timeout: float) -> None:
-        if self.worker is None:
+        if self.worker is None or not issued:
             return
         if wait:
             self.wait_for([i.identifier for i in issued], timeout=timeout)
@@ -234,9 +302,9 @@ class CertificateService:
 
     def _refresh_status(self, issued: IssuedCertificate) -> IssuedCertificate:
         view = self.get(None, issued.identifier)
-        document = dict(issued.document)
+        document = dict(issued.document or {})
         document["anchor"] = view.anchor
-        return IssuedCertificate(issued.identifier, view.status, document, issued.key, issued.qr_url)
+        return dataclasses.replace(issued, status=view.status, document=document)
 
     # -- reading -----------------------------------------------------------------------------------
     def _row(self, s: Any, identifier: str) -> Certificate:

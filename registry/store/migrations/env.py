@@ -8,7 +8,7 @@ from sqlalchemy import engine_from_config, pool
 from registry.store.db import Base
 
 # ledgers keep their models in modules of their own; importing them registers their tables on Base.metadata
-for _module in ("registry.store.ledger_models", "registry.store.audit_models"):
+for _module in ("registry.store.ledger_models", "registry.store.audit_models", "registry.store.idempotency_models"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as exc:
