@@ -20,6 +20,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from api.cli._common import console, print_json, progress
+from api.devtools.samples import sample_values
+from registry.store.db import Batch, Certificate
 
 
 def register(app: typer.Typer) -> None:
@@ -35,10 +37,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
               label: str, data_dir: Path) -> dict[str, Any]:
-    from api.devtools.samples import sample_values
+    # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
-    from registry.store.db import Batch, Certificate
-
     # the API in its own process, as deployed: the client here must not share its GIL
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:
         seeds = stack.node.seeds
