@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, state
-from api.routes.proofs import main_backend
+from api.runtime import main_backend
 from chain.contracts import Role
 from registry.audit.replay import Auditor, audit_link
 from registry.audit.report import AuditReport, anchor_report, default_auditor, render_html, sign_report, verify_report_signature
