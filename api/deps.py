@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.audits import AuditService
 from api.proofs import ProofService
@@ -38,13 +39,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_agency(request: Request, node: NodeDep) -> str:
+# Declares the bearer scheme in the OpenAPI (and on every operation that needs it); the check is ours, so that
+# a missing key gets our error body rather than FastAPI's.
+_bearer = HTTPBearer(auto_error=False, scheme_name="agency_api_key", description="an agency API key (lzk_...)")
+
+
+def current_agency(node: NodeDep,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The USCC of the agency whose API key is in `Authorization: Bearer <key>`."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise AuthenticationError("issuer endpoints need 'Authorization: Bearer <agency API key>'")
-    return node.keys.authenticate(token.strip())
+    return node.keys.authenticate(token)
 
 
 CurrentAgency = Annotated[str, Depends(current_agency)]

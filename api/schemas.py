@@ -86,3 +86,11 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000, description="entries to skip")
 Limit = Annotated[int, Query(ge=1, le=1000, description="entries to return")]
 
 IdempotencyKeyHeader = Annotated[str | None, Field(min_length=16, max_length=128, pattern=KEY_PATTERN)]
+
+
+def links(source: str, **targets: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links (3.0 §4.7.20) from a created resource to the operations that take it: `targets` maps
+    each operationId to its path parameter, filled from the response body's `source` field. They document
+    the workflow, and a stateful fuzzer follows them (tests/e2e/test_fuzz_api.py)."""
+    return {f"to_{op}": {"operationId": op, "parameters": {param: f"$response.body#/{source}"}}
+            for op, param in targets.items()}

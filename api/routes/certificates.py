@@ -25,6 +25,7 @@ from api.schemas import (
     IdentifierPath,
     Strict,
     TypeCode,
+    links,
 )
 from registry.certificates.documents import COMMON_FIELDS
 from registry.certificates.idempotency import IdempotencyKey
@@ -107,8 +108,13 @@ def _mark_replay(response: Response, result: IssueResult) -> None:
         response.headers["Idempotent-Replayed"] = "true"
 
 
-@router.post("/certificates", status_code=201, responses={**AGENCY_ERRORS, 200: {"model": IssuedPublic,
-                                                               "description": "issued before: the existing one"}})
+_CERTIFICATE_LINKS = links("identifier", get_certificate="identifier", revoke="identifier", suspend="identifier",
+                           reinstate="identifier", supersede="identifier", blob="identifier")
+
+
+@router.post("/certificates", status_code=201, operation_id="issue_one", responses={
+    **AGENCY_ERRORS, 201: {"description": "issued (pending until anchored)", "links": _CERTIFICATE_LINKS},
+    200: {"model": IssuedPublic, "description": "issued before: the existing one", "links": _CERTIFICATE_LINKS}})
 async def issue_one(body: CertificateCreate, agency: CurrentAgency, certificates: CertificatesDep, response: Response,
                     wait: Wait = False, idempotency_key: IdempotencyHeader = None) -> IssuedPublic:
     """Issue one certificate. Returns at once with status `pending` unless `wait=true`. The same 证照编号
@@ -144,33 +150,33 @@ async def statuses(body: StatusQuery, agency: CurrentAgency, certificates: Certi
     return {"count": len(found), "statuses": found}
 
 
-@router.get("/certificates/{identifier}", responses=AGENCY_ERRORS)
+@router.get("/certificates/{identifier}", responses=AGENCY_ERRORS, operation_id="get_certificate")
 async def get_certificate(identifier: IdentifierPath, agency: CurrentAgency,
                           certificates: CertificatesDep) -> dict[str, Any]:
     """The issuer view: status, digests, anchor and history (the server keeps no holder data)."""
     return asdict(await run_in_threadpool(certificates.get, agency, identifier))
 
 
-@router.post("/certificates/{identifier}/revoke", responses=AGENCY_ERRORS)
+@router.post("/certificates/{identifier}/revoke", responses=AGENCY_ERRORS, operation_id="revoke")
 async def revoke(identifier: IdentifierPath, body: RevokeRequest, agency: CurrentAgency,
                  certificates: CertificatesDep) -> dict[str, Any]:
     view = await run_in_threadpool(certificates.change_status, agency, identifier, "revoke", reason=body.reason)
     return asdict(view)
 
 
-@router.post("/certificates/{identifier}/suspend", responses=AGENCY_ERRORS)
+@router.post("/certificates/{identifier}/suspend", responses=AGENCY_ERRORS, operation_id="suspend")
 async def suspend(identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep,
                   body: EmptyRequest | None = None) -> dict[str, Any]:
     return asdict(await run_in_threadpool(certificates.change_status, agency, identifier, "suspend"))
 
 
-@router.post("/certificates/{identifier}/reinstate", responses=AGENCY_ERRORS)
+@router.post("/certificates/{identifier}/reinstate", responses=AGENCY_ERRORS, operation_id="reinstate")
 async def reinstate(identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep,
                     body: EmptyRequest | None = None) -> dict[str, Any]:
     return asdict(await run_in_threadpool(certificates.change_status, agency, identifier, "reinstate"))
 
 
-@router.post("/certificates/{identifier}/supersede", responses=AGENCY_ERRORS)
+@router.post("/certificates/{identifier}/supersede", responses=AGENCY_ERRORS, operation_id="supersede")
 async def supersede(identifier: IdentifierPath, body: SupersedeRequest, agency: CurrentAgency,
                     certificates: CertificatesDep) -> dict[str, Any]:
     """Issue a corrected version (version + 1) and mark this one superseded, linking both."""

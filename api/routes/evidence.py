@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from api.deps import CurrentAgency, EvidenceDep
-from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Strict, Text, Uscc
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Strict, Text, Uscc, links
 from registry.crypto.hashing import digest_file, hash_constructor
 from registry.errors import PayloadFormatError, ValidationError
 from registry.evidence.package import export_case
@@ -194,7 +194,12 @@ async def case_status(svc: EvidenceDep, case_no: CaseQuery) -> dict[str, Any]:
 # -- agencies ------------------------------------------------------------------------------------------
 
 
-@router.post("/evidence", status_code=201, responses={**AGENCY_ERRORS, **_PENDING})
+_RECORD_LINKS = links("id", get_record="record_id", custody_status="record_id", transfer_record="record_id",
+                      accept_record="record_id", reject_record="record_id")
+
+
+@router.post("/evidence", status_code=201, operation_id="register_evidence", responses={
+    **AGENCY_ERRORS, **_PENDING, 201: {"description": "registered and on chain", "links": _RECORD_LINKS}})
 async def register(body: EvidenceCreate, agency: CurrentAgency, svc: EvidenceDep, response: Response) -> dict[str, Any]:
     """Register one file by its digests (the content stays with the agency)."""
     view = await run_in_threadpool(svc.register, agency, body.submission())
@@ -254,19 +259,19 @@ async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) ->
                         headers={"X-Lianzheng-As-Of-Block": str(info.as_of_block)})
 
 
-@router.get("/evidence/{record_id}", responses=AGENCY_ERRORS)
+@router.get("/evidence/{record_id}", responses=AGENCY_ERRORS, operation_id="get_record")
 async def get_record(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep) -> dict[str, Any]:
     """A record with its custody log (involved agencies and auditors)."""
     return (await run_in_threadpool(svc.get, agency, record_id)).to_json()
 
 
-@router.get("/evidence/{record_id}/status", responses=PUBLIC_ERRORS)
+@router.get("/evidence/{record_id}/status", responses=PUBLIC_ERRORS, operation_id="custody_status")
 async def custody_status(record_id: RecordIdPath, svc: EvidenceDep) -> dict[str, Any]:
     """Public: the record's collector, custodian, pending recipient and case state."""
     return await run_in_threadpool(svc.custody_status, record_id)
 
 
-@router.post("/evidence/{record_id}/transfer", responses={**AGENCY_ERRORS, **_PENDING})
+@router.post("/evidence/{record_id}/transfer", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="transfer_record")
 async def transfer(record_id: RecordIdPath, body: TransferRequest, agency: CurrentAgency, svc: EvidenceDep,
                    response: Response) -> dict[str, Any]:
     """Ask another agency to take custody (the current custodian only)."""
@@ -275,7 +280,7 @@ async def transfer(record_id: RecordIdPath, body: TransferRequest, agency: Curre
     return _written(response, view)
 
 
-@router.post("/evidence/{record_id}/accept", responses={**AGENCY_ERRORS, **_PENDING})
+@router.post("/evidence/{record_id}/accept", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="accept_record")
 async def accept(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep, response: Response,
                  body: AcceptRequest | None = None) -> dict[str, Any]:
     """Take custody (the recipient only). With digests, the content received is re-checked first."""
@@ -284,7 +289,7 @@ async def accept(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDe
     return _written(response, view)
 
 
-@router.post("/evidence/{record_id}/reject", responses={**AGENCY_ERRORS, **_PENDING})
+@router.post("/evidence/{record_id}/reject", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="reject_record")
 async def reject(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep, response: Response,
                  body: RejectRequest | None = None) -> dict[str, Any]:
     """Decline a transfer (the recipient only); custody stays with the sender."""

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StrictBool, StrictInt
 
 from api.deps import CurrentAgency, ExchangesDep, NodeDep
-from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Limit, Offset, Strict, Text
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Limit, Offset, Strict, Text, links
 from registry.exchanges.service import ExchangeSubmission, ExchangeView
 
 router = APIRouter(prefix="/api/v1", tags=["exchanges"])
@@ -68,7 +68,12 @@ def catalogue(node: NodeDep) -> dict[str, Any]:
     return {"count": len(items), "items": items}
 
 
-@router.post("/exchanges", status_code=201, responses=_WRITE)
+_EXCHANGE_LINKS = links("id", get_exchange="exchange_id", authorise_exchange="exchange_id", refuse_exchange="exchange_id",
+                        deliver_exchange="exchange_id", acknowledge_exchange="exchange_id")
+
+
+@router.post("/exchanges", status_code=201, operation_id="request_exchange", responses={
+    **_WRITE, 201: {"description": "requested", "links": _EXCHANGE_LINKS}})
 async def request_exchange(body: ExchangeCreate, agency: CurrentAgency, svc: ExchangesDep,
                            response: Response) -> dict[str, Any]:
     """Request a catalogue item from its provider (you are the consumer)."""
@@ -89,12 +94,12 @@ async def search(agency: CurrentAgency, svc: ExchangesDep,
     return await run_in_threadpool(svc.search, agency, party=party, item=item, status=status, limit=limit, offset=offset)
 
 
-@router.get("/exchanges/{exchange_id}", responses=AGENCY_ERRORS)
+@router.get("/exchanges/{exchange_id}", responses=AGENCY_ERRORS, operation_id="get_exchange")
 async def get_exchange(exchange_id: ExchangeIdPath, agency: CurrentAgency, svc: ExchangesDep) -> dict[str, Any]:
     return (await run_in_threadpool(svc.get, agency, exchange_id)).to_json()
 
 
-@router.post("/exchanges/{exchange_id}/authorise", responses=_WRITE)
+@router.post("/exchanges/{exchange_id}/authorise", responses=_WRITE, operation_id="authorise_exchange")
 async def authorise(exchange_id: ExchangeIdPath, agency: CurrentAgency, svc: ExchangesDep, response: Response,
                     body: AuthoriseRequest | None = None) -> dict[str, Any]:
     """The provider grants the request (or refuses it with `granted: false` and a reason)."""
@@ -103,7 +108,7 @@ async def authorise(exchange_id: ExchangeIdPath, agency: CurrentAgency, svc: Exc
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/refuse", responses=_WRITE)
+@router.post("/exchanges/{exchange_id}/refuse", responses=_WRITE, operation_id="refuse_exchange")
 async def refuse(exchange_id: ExchangeIdPath, body: RefuseRequest, agency: CurrentAgency, svc: ExchangesDep,
                  response: Response) -> dict[str, Any]:
     """The provider refuses the request, with a reason."""
@@ -111,7 +116,7 @@ async def refuse(exchange_id: ExchangeIdPath, body: RefuseRequest, agency: Curre
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/deliver", responses=_WRITE)
+@router.post("/exchanges/{exchange_id}/deliver", responses=_WRITE, operation_id="deliver_exchange")
 async def deliver(exchange_id: ExchangeIdPath, body: DeliverRequest, agency: CurrentAgency, svc: ExchangesDep,
                   response: Response) -> dict[str, Any]:
     """The provider records the delivered payload's digest, size and record count (after authorisation)."""
@@ -120,7 +125,7 @@ async def deliver(exchange_id: ExchangeIdPath, body: DeliverRequest, agency: Cur
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/acknowledge", responses=_WRITE)
+@router.post("/exchanges/{exchange_id}/acknowledge", responses=_WRITE, operation_id="acknowledge_exchange")
 async def acknowledge(exchange_id: ExchangeIdPath, body: AcknowledgeRequest, agency: CurrentAgency, svc: ExchangesDep,
                       response: Response) -> dict[str, Any]:
     """The consumer confirms the digest it received: acknowledged if it matches, disputed otherwise."""

@@ -42,7 +42,7 @@ def _hide_list(hide: str | None) -> list[str]:
     return [h.strip() for h in (hide or "").split(",") if h.strip()]
 
 
-@router.get("/certificates/{identifier}/blob", response_class=Response,
+@router.get("/certificates/{identifier}/blob", response_class=Response, operation_id="blob",
             responses={**PUBLIC_ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "the blob"}})
 async def blob(identifier: IdentifierPath, certificates: CertificatesDep) -> Response:
     """The encrypted document (version byte, 12-byte nonce, AES-256-GCM ciphertext and tag; AAD = identifier)."""
