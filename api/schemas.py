@@ -67,6 +67,9 @@ IDENTIFIER_PATTERN = r"^1\.2\.156\.3005\.2\.[0-9A-Z]{18}[0-9]{3}\.[0-9A-Z]{18}\.
 _IDENTIFIER_SCHEMA = {"pattern": IDENTIFIER_PATTERN, "minLength": 1, "maxLength": 128}
 Identifier = Annotated[StrictStr, Field(max_length=128, description="电子证照标识 (GB/T 36904)",
                                         json_schema_extra=_IDENTIFIER_SCHEMA)]
+# In a list the pattern is enforced here: a malformed identifier there has no error code of its own
+StrictIdentifier = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN,
+                                              description="电子证照标识 (GB/T 36904)")]
 IdentifierPath = Annotated[str, Path(max_length=128, description="电子证照标识 (GB/T 36904)",
                                      json_schema_extra=_IDENTIFIER_SCHEMA)]
 USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"

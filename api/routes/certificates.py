@@ -21,9 +21,9 @@ from api.schemas import (
     PUBLIC_ERRORS,
     Fields,
     IdempotencyKeyHeader,
-    Identifier,
     IdentifierPath,
     Strict,
+    StrictIdentifier,
     TypeCode,
     links,
 )
@@ -91,7 +91,7 @@ class SupersedeRequest(Strict):
 
 
 class StatusQuery(Strict):
-    identifiers: list[Identifier] = Field(json_schema_extra={"maxItems": MAX_BATCH})
+    identifiers: list[StrictIdentifier] = Field(json_schema_extra={"maxItems": MAX_BATCH})
 
 
 def _issued(i: IssuedCertificate) -> IssuedPublic:
