@@ -129,10 +129,10 @@ def check_numbers(s: Session, node: Node, agency: str, type_code: str, docs: Seq
     values_macs = [node.keys.mac("certificate-values", _given_values(d, g)) for d, g in zip(docs, given, strict=True)]
     held: dict[str, CertificateNumber] = {}
     for i in range(0, len(number_macs), _CHUNK):
-        for row in s.scalars(select(CertificateNumber).where(
+        for found in s.scalars(select(CertificateNumber).where(
                 CertificateNumber.type_code == type_code, CertificateNumber.issuer_uscc == agency,
                 CertificateNumber.number_mac.in_(number_macs[i:i + _CHUNK]))):
-            held[row.number_mac] = row
+            held[found.number_mac] = found
     conflicts: list[dict[str, Any]] = []
     replay_of: dict[int, str] = {}
     first_index: dict[str, int] = {}

@@ -64,7 +64,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     cases = suites.findall(".//testcase")
     failed = [c.get("name") for c in cases if c.find("failure") is not None or c.find("error") is not None]
     assert failed == [], output[-12_000:]
-    assert len(cases) == operations, f"{len(cases)} operations tested of {operations}"
+    assert len(cases) >= operations, f"{len(cases)} scenarios for {operations} operations"  # + the stateful one
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated is not None and int(generated.group(1)) == int(generated.group(2)) > 10 * operations, output[-4000:]
     print(f"schemathesis: {generated.group(0)} over {operations} operations in {seconds:.0f} s")
