@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, state
+from api.cli.options import JsonOpt
 from api.runtime import main_backend
 from chain.contracts import Role
 from registry.audit.replay import Auditor, audit_link
@@ -33,7 +34,6 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit replay, checkpoints an
 
 MainRpc = Annotated[str | None, typer.Option("--main-rpc-url", envvar="LIANZHENG_MAIN_RPC_URLS",
                                              help="the main chain holding the Backbone (default: the business chain)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def register(app: typer.Typer) -> None:

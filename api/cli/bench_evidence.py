@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
 from registry.crypto.hashing import sm3
 
 COLLECTOR = "11230000MB1A00044B"  # 省公安厅 (evidence role)
@@ -140,7 +141,7 @@ def bench_evidence(
     count: Annotated[int, typer.Option("--count", min=1, max=20_000, help="records per run")] = 300,
     batch: Annotated[int, typer.Option("--batch", min=1, max=1000, help="records per batch request")] = 100,
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="records for the sequential baseline")] = 200,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Register COUNT evidence records and hand each to another agency, sequentially and pipelined."""
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it

@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
 from api.devtools.samples import sample_values
 from registry.store.db import Batch, Certificate
 
@@ -96,7 +97,7 @@ def bench_issue(
     workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="concurrent HTTP clients")] = 2,
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="documents for the one-per-transaction baseline")] = 300,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Issue COUNT certificates through POST /api/v1/certificates/batch and time them until anchored."""
     rows = []

@@ -34,6 +34,7 @@ from rich.table import Table
 from sqlalchemy import insert
 
 from api.cli._common import console, err_console, print_json, progress, state
+from api.cli.options import JsonOpt
 from chain.artifacts import load_artifact
 from chain.backends import RpcBackend
 from chain.devnet import Devnet, free_port
@@ -290,7 +291,7 @@ def bench_replay(
     cache: Annotated[Path | None, typer.Option("--cache", help="history cache (default <data dir>/bench-replay)")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="build the history again even if cached")] = False,
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="blocks per eth_getLogs")] = 5000,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Build (or reuse) a large history and time reading it and auditing it, with web3's path as a baseline."""
     spec = HistorySpec(batches, per_batch, evidence, exchanges)

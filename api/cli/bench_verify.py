@@ -29,6 +29,7 @@ import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
 from api.devtools.samples import sample_values
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import OfflineVerifier, make_offline_qr
@@ -184,7 +185,7 @@ def bench_verify(
     offline: Annotated[int, typer.Option("--offline", min=10, help="offline verifications")] = 20_000,
     processes: Annotated[int, typer.Option("--processes", min=1, max=32, help="offline: also measure N processes")] = 2,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Verifications/s and p50/p99 latency through POST /api/v1/verify, and offline verifications/s."""
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:

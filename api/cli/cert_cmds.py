@@ -267,7 +267,7 @@ def disclose(ctx: typer.Context,
 def sample(ctx: typer.Context,
            type_code: Annotated[str, typer.Option("--type", help="证照类型代码")],
            count: Annotated[int, typer.Option("--count", min=1, max=1_000_000)] = 10,
-           agency: Annotated[str | None, typer.Option("--agency", help="issuer (default: the first allowed)")] = None,
+           agency: Agency = None,
            seed: Annotated[int | None, typer.Option("--seed")] = None) -> None:
     """N realistic, valid sample documents of a type (fake holders) as a JSON list."""
     seeds = load_seeds(state(ctx).settings.seeds_dir)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from api.cli._common import console, err_console, print_json, state
+from api.cli.options import JsonOpt
 from api.runtime import devnet
 from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
 from registry.consortium.members import bootstrap, ensure_deployment, list_members, resolve
@@ -76,7 +77,7 @@ def devnet_stop(ctx: typer.Context,
 @devnet_app.command("status")
 def devnet_status(ctx: typer.Context,
                   port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None,
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                  as_json: JsonOpt = False) -> None:
     """Is the devnet running; its chain id and block height."""
     st = state(ctx)
     if port is not None:
@@ -172,7 +173,7 @@ def agency_key_create(ctx: typer.Context, uscc: str,
     typer.echo(node.keys.create_api_key(uscc, label=label))
 
 
-def members(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List consortium members."""
     views = list_members(state(ctx).node())
     if as_json:

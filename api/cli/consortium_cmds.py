@@ -15,6 +15,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from api.cli._common import console, print_json, state
+from api.cli.options import JsonOpt
 from chain.contracts import Action, ConsortiumClient, Role
 from registry.consortium.members import member_bid, sync_members
 from registry.errors import ValidationError
@@ -50,7 +51,7 @@ def propose(
     name: Annotated[str | None, typer.Option("--name", help="admit: the agency's registered name")] = None,
     roles: Annotated[str | None, typer.Option("--roles", help="admit/set-roles: comma-separated roles")] = None,
     threshold: Annotated[int | None, typer.Option("--threshold", min=1, max=255)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Propose a change; the proposing admin's approval is counted at once."""
     if action not in ACTIONS:
@@ -111,7 +112,7 @@ def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
 
 
 @consortium_app.command("proposals")
-def proposals(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def proposals(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List proposals with their approvals, expiry and state."""
     node = state(ctx).node()
     c = node.consortium

@@ -21,7 +21,7 @@ import typer
 
 from api.cli._common import console, err_console, print_json, state
 from api.cli.client import ApiClient
-from api.cli.options import Agency, ApiKey, ApiUrl, client_for
+from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, client_for
 from registry.errors import NotFoundError, ValidationError
 from registry.formats.images import qr_png, qr_svg
 from registry.identifiers import CertificateId
@@ -148,7 +148,7 @@ def trust_pull(
     operator: Annotated[str | None, typer.Option("--operator", envvar="LIANZHENG_OPERATOR",
                                                  help="pin this operator account (default: the one pinned "
                                                       "before, or the first list's signer)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Download the signed trust list, check its signature and cache it for offline verification."""
@@ -161,7 +161,7 @@ def trust_pull(
     _print_summary(trust, st.settings.data_dir / TRUST_LIST_FILE, as_json)
 
 
-def trust_show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def trust_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check and summarise the cached trust list (no network)."""
     # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
     from api.cli.qr_scan import load_trust_list
