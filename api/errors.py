@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.logging import plain_traceback
 from chain.errors import ChainError, ChainUnavailableError, ContractRevertError, DeploymentError
 from registry import errors as e
+from registry.consortium.members import translate_revert
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +61,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ContractRevertError)
     async def _revert(_: Request, exc: ContractRevertError) -> JSONResponse:
-        from registry.consortium.members import translate_revert
-
         domain = translate_revert(exc)
         assert isinstance(domain, e.RegistryError)
         return JSONResponse(error_body(domain.code, domain.message, domain.details), status_code=status_for(domain))

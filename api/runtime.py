@@ -8,7 +8,7 @@ from pathlib import Path
 
 from api.private_files import private_dir, secure_tree
 from api.settings import Settings
-from chain.backends import RpcBackend
+from chain.backends import ChainBackend, RpcBackend
 from chain.devnet import Devnet
 from registry.errors import ValidationError
 from registry.node import Node
@@ -58,3 +58,11 @@ def build_node(settings: Settings) -> Node:
         backend=backend(settings),
         deployment_file=settings.deployment_file,
     )
+
+
+def main_backend(settings: Settings, node: Node) -> ChainBackend:
+    """The main chain holding the Backbone: `main_rpc_urls`, else the business chain itself."""
+    urls = settings.main_rpc_url_list
+    if not urls or urls == settings.rpc_url_list:
+        return node.backend
+    return RpcBackend(urls, poa=settings.main_poa, timeout=settings.rpc_timeout)

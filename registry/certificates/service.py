@@ -15,19 +15,22 @@ returned once, inside the by-reference QR URL, and never stored.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy.orm import Session
 
 from chain.errors import ChainUnavailableError as ChainDown
 from chain.errors import TransactionError
+from registry.certificates import building, idempotency
 from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.idempotency import IdempotencyKey
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -58,11 +61,23 @@ SERVICE_FIELDS = ("证照名称", "证照类型代码", "证照标识", "颁发�
 
 @dataclass(frozen=True)
 class IssuedCertificate:
+    """A certificate as its issuer receives it. `replayed`: issued before with the same 证照编号 and values;
+    then the document, its key and QR URL are not known any more (the key was returned once, never stored)."""
+
     identifier: str
     status: str
-    document: dict[str, Any]
-    key: str
-    qr_url: str
+    document: dict[str, Any] | None
+    key: str | None
+    qr_url: str | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    certificates: list[IssuedCertificate]
+    key_replayed: bool  # the first answer to this Idempotency-Key, replayed
+
+
 
 
 @dataclass(frozen=True)
@@ -106,63 +121,22 @@ class CertificateService:
             )
         return cert_type
 
-    def _complete(self, agency: str, cert_type: Any, values: Mapping[str, Any], identifier: str, serial: str,
-                  today: dt.date) -> dict[str, Any]:
-        member = self.node.seeds.member(agency)
-        fixed = {
-            "证照名称": cert_type.name,
-            "证照类型代码": cert_type.code,
-            "证照标识": identifier,
-            "颁发机构": member.name,
-            "颁发机构代码": agency,
-            "持证主体代码类型": cert_type.holder_code_type,
-        }
-        for name, value in fixed.items():
-            given = values.get(name)
-            if given is not None and given != value:
-                raise ValidationError(f"field {name} is set by the issuing service (expected {value!r}, got {given!r})",
-                                      code="invalid_field", details={"field": name})
-        out = dict(values)
-        out.update(fixed)
-        out.setdefault("证照编号", serial)
-        issued_on = out.setdefault("颁发日期", today.isoformat())
-        out.setdefault("有效期起始", issued_on)
-        if "有效期截止" not in out:
-            years = cert_type.validity_years
-            if years:
-                start = dt.date.fromisoformat(str(out["有效期起始"])) if _is_date(out["有效期起始"]) else today
-                try:
-                    end = start.replace(year=start.year + years) - dt.timedelta(days=1)
-                except ValueError:  # 29 February
-                    end = start.replace(year=start.year + years, day=28)
-                out["有效期截止"] = end.isoformat()
-            else:
-                out["有效期截止"] = None
-        out.setdefault("属地编码", member.region)
-        return out
-
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
                         *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
-        cert_type = self._check_issuer(agency, type_code)
-        today = dt.date.today()
-        docs = []
-        for i, values in enumerate(values_list):
-            if not isinstance(values, Mapping):
-                raise ValidationError(f"document {i} is not a JSON object", code="invalid_document", details={"index": i})
-            serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
-            identifier = str(CertificateId.build(type_code, agency, serial, version))
-            try:
-                docs.append(Document.create(cert_type, self._complete(agency, cert_type, values, identifier, serial, today),
-                                            identifier=identifier))
-            except ValidationError as exc:
-                exc.details.setdefault("index", i)
-                exc.message = f"document {i}: {exc.message}"
-                exc.args = (exc.message,)
-                raise
-        return docs
+        """Validate and build every document (registry/certificates/building.py)."""
+        return building.build_documents(self.node, agency, self._check_issuer(agency, type_code), values_list,
+                                        first_serial=first_serial, version=version, serials=serials)
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0) -> list[IssuedCertificate]:
+        return self.issue_request(agency, type_code, values_list, wait=wait, timeout=timeout).certificates
+
+    def issue_request(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
+                      wait: bool = False, timeout: float = 60.0, idempotency_key: IdempotencyKey | None = None,
+                      route: str = "batch") -> IssueResult:
+        """Issue, idempotently (registry/certificates/idempotency.py): a 证照编号 issued before with the same
+        values is returned as it is (`replayed`), with other values refused; a repeated Idempotency-Key
+        replays the first answer."""
         if not values_list:
             raise ValidationError("no documents to issue", code="empty_batch")
         if len(values_list) > self.max_batch:
@@ -171,21 +145,52 @@ class CertificateService:
                 details={"limit": self.max_batch, "count": len(values_list)})
         self._check_issuer(agency, type_code)
         n = len(values_list)
+        mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
         with self.node.db.session() as s:
             # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
-            # the write lock first, so concurrent issues never share a serial, and a refused batch
-            # (rolled back) consumes none.
-            bumped = s.execute(update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
-                               .values(last=Serial.last + n)).rowcount
+            # the write lock first, so concurrent issues never share a serial (nor a 证照编号 or an
+            # Idempotency-Key: they are checked under the same lock), and a refused batch (rolled back)
+            # consumes none.
+            bumped = cast(CursorResult[Any], s.execute(
+                update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
+                .values(last=Serial.last + n))).rowcount
             if not bumped:
                 s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
                 s.flush()
+            if idempotency_key is not None:
+                answer = idempotency.replay_answer(s, agency, idempotency_key, mac)
+                if answer is not None:
+                    s.rollback()  # the reserved serials are not needed
+                    replayed = [IssuedCertificate(**a) for a in answer]
+                    return IssueResult([self._current(i) for i in replayed], key_replayed=True)
             last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
-            docs = self.build_documents(agency, type_code, values_list, first_serial=int(last) - n + 1)
-            issued, rows = self._seal_rows(agency, type_code, docs)
-            s.execute(insert(Certificate), rows)
-        self._after_insert(issued, wait=wait, timeout=timeout)
-        return [self._refresh_status(i) for i in issued] if wait else issued
+            assert last is not None  # reserved above in this transaction
+            docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1)
+            numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
+            fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
+            issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+            if rows:
+                s.execute(insert(Certificate), rows)
+            by_index = iter(issued_fresh)
+            issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
+                      for i in range(len(docs))]
+            idempotency.record_numbers(s, agency, type_code, numbers, {
+                i: c.identifier for i, c in enumerate(issued) if not c.replayed})
+            if idempotency_key is not None:
+                idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
+        self._after_insert(issued_fresh, wait=wait, timeout=timeout)
+        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False)
+
+    def _replayed(self, s: Any, identifier: str) -> IssuedCertificate:
+        status = s.scalar(select(Certificate.status).where(Certificate.identifier == identifier))
+        return IssuedCertificate(identifier, str(status), None, None, None, replayed=True)
+
+    def _current(self, issued: IssuedCertificate) -> IssuedCertificate:
+        """With today's status (and anchor, for a document returned in full)."""
+        if issued.document is None:
+            view = self.get(None, issued.identifier)
+            return dataclasses.replace(issued, status=view.status)
+        return self._refresh_status(issued)
 
     def _seal_rows(self, agency: str, type_code: str, docs: Sequence[Document],
                    supersedes: str | None = None) -> tuple[list[IssuedCertificate], list[dict[str, Any]]]:
@@ -208,7 +213,7 @@ class CertificateService:
         return issued, rows
 
     def _after_insert(self, issued: Sequence[IssuedCertificate], *, wait: bool, timeout: float) -> None:
-        if self.worker is None:
+        if self.worker is None or not issued:
             return
         if wait:
             self.wait_for([i.identifier for i in issued], timeout=timeout)
@@ -241,12 +246,12 @@ class CertificateService:
 
     def _refresh_status(self, issued: IssuedCertificate) -> IssuedCertificate:
         view = self.get(None, issued.identifier)
-        document = dict(issued.document)
+        document = dict(issued.document or {})
         document["anchor"] = view.anchor
-        return IssuedCertificate(issued.identifier, view.status, document, issued.key, issued.qr_url)
+        return dataclasses.replace(issued, status=view.status, document=document)
 
     # -- reading -----------------------------------------------------------------------------------
-    def _row(self, s: Any, identifier: str) -> Certificate:
+    def _row(self, s: Session, identifier: str) -> Certificate:
         CertificateId.parse(identifier)  # malformed identifiers are a 422, not a 404
         row = s.get(Certificate, identifier)
         if row is None:
@@ -416,10 +421,3 @@ class CertificateService:
             if self.worker is not None:
                 self.worker.wake()
         return self.get(None, identifier)
-
-def _is_date(value: Any) -> bool:
-    try:
-        dt.date.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True

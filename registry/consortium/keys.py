@@ -33,8 +33,16 @@ class KeyStore:
             raise ValidationError(f"master key must be 32 bytes, got {len(master_key)}", code="invalid_master_key")
         self._db = db
         self._aead = AESGCM(master_key)
+        # HMAC key for lookups that must not reveal what they index (registry/certificates/idempotency.py):
+        # derived, so the master key itself is used for one purpose only
+        self._mac_key = hmac.digest(master_key, b"lianzheng/mac/1", "sha256")
         self._accounts: dict[str, LocalAccount] = {}
         self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
+
+    def mac(self, purpose: str, data: bytes) -> str:
+        """HMAC-SHA256 (hex) of ``data`` under a key derived from the master key, separated by ``purpose``:
+        a database copy alone cannot test guesses against it."""
+        return hmac.new(self._mac_key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
 
     # -- signing keys ------------------------------------------------------------------------------
     def _seal(self, secret: bytes, aad: bytes) -> bytes:

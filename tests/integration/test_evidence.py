@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from api.routes.evidence import service_for
 from chain.errors import ChainUnavailableError, ContractRevertError
 from chain.ledgers import EvidenceLedgerClient
 from chain.sender import TransactionSender
@@ -270,7 +269,7 @@ def test_a_chain_outage_leaves_steps_in_the_outbox_and_the_worker_sends_each_onc
                             headers=api.auth(POLICE))
         assert r.status_code == 202 and r.json()["custody_log"][-1]["state"] == "pending"
         time.sleep(0.6)  # the worker keeps failing meanwhile; nothing is lost
-    service = service_for(api.client.app)
+    service = api.services.evidence
     _wait(lambda: service.pending_count() == 0)
     view = api.client.get(f"/api/v1/evidence/{pending}", headers=api.auth(POLICE)).json()
     assert view["status"] == "registered" and view["registered"]["tx_hash"]
@@ -279,7 +278,7 @@ def test_a_chain_outage_leaves_steps_in_the_outbox_and_the_worker_sends_each_onc
 
 
 def test_a_resend_finds_a_step_already_on_chain_instead_of_sending_it_again(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = service_for(api.client.app)
+    service = api.services.evidence
     sender = api.node.sender_for(POLICE)
     nonce = api.node.backend.w3.eth.get_transaction_count(sender.address)
 
@@ -359,7 +358,7 @@ def test_an_exported_package_verifies_online_and_offline_and_names_an_edited_rec
 
 
 def test_steps_the_chain_lost_are_found_by_reconcile_and_anchored_again_once(api: Api) -> None:
-    service = service_for(api.client.app)
+    service = api.services.evidence
     snapshot = api.node.backend.raw("evm_snapshot", [])
     rec = _register(api, POLICE, b"anchored, then lost", case_no="C-lost")
     assert rec["status"] == "registered"
@@ -380,7 +379,7 @@ def test_concurrent_transfers_of_one_record_let_exactly_one_through(api: Api) ->
     from registry.errors import ConflictError
 
     rec = _register(api, POLICE, b"contested photo", case_no="C-race")
-    service = service_for(api.client.app)
+    service = api.services.evidence
 
     def attempt(to: str) -> str:
         try:
