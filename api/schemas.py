@@ -50,8 +50,8 @@ AGENCY_ERRORS = _errors(400, 401, 403, 404, 409, 413, 422, 502, 503)
 # -- value types -----------------------------------------------------------------------------------------
 
 # Text that people write (purposes, reasons, descriptions): no control or bidirectional-formatting characters
-# (registry/text.py says why). The pattern is what the OpenAPI shows; pydantic enforces the same.
-# Tabs and line breaks stay allowed in these multi-line notes (certificate fields refuse them: registry/text.py).
+# (registry/validation.py says why). The pattern is what the OpenAPI shows; pydantic enforces the same.
+# Tabs and line breaks stay allowed in these multi-line notes (certificate fields refuse them: registry/validation.py).
 _SAFE_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]*$"
 
 

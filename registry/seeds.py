@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from registry.certificates.common_fields import COMMON_FIELD_NAMES
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_uscc
-from registry.text import UnsafeTextError, unsafe_characters
+from registry.validation import UnsafeTextError, unsafe_characters
 
 __all__ = [
     "CatalogueItem",
@@ -112,7 +112,7 @@ def _check_string(spec: FieldSpec, value: Any) -> JsonValue:
     if not _is_utf8_encodable(value):
         raise spec._invalid("contains a lone surrogate, which RFC 8785 cannot canonicalise")
     found = unsafe_characters(value)
-    if found:  # registry/text.py says why: NUL, ANSI escapes, bidi overrides change what a reader sees
+    if found:  # registry/validation.py says why: NUL, ANSI escapes, bidi overrides change what a reader sees
         raise UnsafeTextError(f"field {spec.name} ({spec.name_en}) contains characters that are not allowed "
                               f"(control or bidirectional formatting): {', '.join(found[:5])}",
                               details={"field": spec.name, "characters": found[:20]})
