@@ -9,7 +9,7 @@ returned once, inside the by-reference QR URL, and never stored.
 
     >>> service = CertificateService(node, public_base="http://127.0.0.1:8000")          # doctest: +SKIP
     >>> [issued] = service.issue("11230000MB...", type_code, [values], wait=True)         # doctest: +SKIP
-    >>> issued.status
+    >>> issued.status                                                                      # doctest: +SKIP
     'issued'
 """
 
