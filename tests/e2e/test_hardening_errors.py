@@ -75,8 +75,10 @@ def _requests(stack: LocalStack) -> list[dict[str, Any]]:
     return [
         {"method": "POST", "url": "/api/v1/verify", "json": {"identifier": f"{identifier} {HOLDER_NAME}"},
          "headers": secret_headers},
+        # well-formed identifiers (the schema refuses others with 422) whose serial is the holder's ID number
         {"method": "POST", "url": f"/api/v1/certificates/status?key={DOCUMENT_KEY}",
-         "json": {"identifiers": [identifier, HOLDER_NAME]}, "headers": secret_headers},
+         "json": {"identifiers": [f"1.2.156.3005.2.{AGENCY}001.{AGENCY}.{HOLDER_ID}.001.X"]},
+         "headers": secret_headers},
     ]
 
 
