@@ -41,6 +41,7 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
         description="可信电子证照链、存证公正链、数据共享交换链 — e-certificates, evidence and data exchanges on a "
         "permissioned EVM chain.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by api/routes/pages.py from vendored assets (no CDN)
     )
     app.state.node = node
     app.state.settings = settings
@@ -50,6 +51,8 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     app.include_router(system.router)
     for module in routers:
         app.include_router(module.router)
+        if hasattr(module, "install"):  # pages: HTML 404s for browsers, wrapping the JSON handler above
+            module.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     return app
 

@@ -366,7 +366,7 @@ def test_verifier_pages_and_static_files_are_served_with_a_strict_policy(api: Ap
     assert 'data-verdict="valid"' in page.text  # the no-JavaScript fallback: status by identifier
     assert cert["document"]["fields"]["持证主体"]["value"] not in page.text
     assert api.client.get("/verify").status_code == 200
-    js = api.client.get("/static/verifier/verifier.js")
+    js = api.client.get("/static/verifier/reference.js")  # the by-reference module (was verifier.js)
     assert js.status_code == 200 and "crypto.subtle" in js.text
     assert api.client.get("/static/vendor/jsQR.js").status_code == 200
     assert api.client.get("/static/verifier/index.html").status_code == 404
