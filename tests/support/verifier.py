@@ -24,8 +24,9 @@ REVOCATION_REASON = 5  # 违法违规 / violation
 
 def issue_roles(stack: LocalStack, roles: Sequence[str] = BASIC_ROLES) -> dict[str, dict[str, Any]]:
     """{role: the issuing response (identifier, qr_url, document)} for ``roles`` plus ``expired`` (a type with
-    a validity period, valid 2019-2020) and ``not_yet_valid`` (valid from 60 days ahead); the superseded one
-    has its replacement under ``replacement``."""
+    a validity period, valid 2019-2020), ``not_yet_valid`` (valid from 60 days ahead) and ``dense`` (a long
+    business scope, so its offline QR is of version 24-25); the superseded one has its replacement under
+    ``replacement``."""
     ct = stack.node.seeds.certificate_types[0]
     issuer = stack.node.seeds.member(ct.issuers[0])
     out: dict[str, dict[str, Any]] = {}
@@ -48,6 +49,9 @@ def issue_roles(stack: LocalStack, roles: Sequence[str] = BASIC_ROLES) -> dict[s
         start = (dt.date.today() + dt.timedelta(days=60)).isoformat()
         ahead.update({"有效期起始": start})
         out["not_yet_valid"] = _issue(http, ct.code, ahead)
+        [dense] = sample_values(ct, 1, issuer=issuer, seed=24)  # a long business scope: a version 24-25 offline QR
+        dense["经营范围"] = (str(dense["经营范围"]) * 4)[:150]
+        out["dense"] = _issue(http, ct.code, dense)
     timed = next(t for t in stack.node.seeds.certificate_types if t.validity_years)
     timed_issuer = stack.node.seeds.member(timed.issuers[0])
     with httpx.Client(base_url=stack.url, headers=stack.auth(timed_issuer.uscc), timeout=60) as http:
