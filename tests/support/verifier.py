@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,12 +21,17 @@ from registry.formats.images import decode_qr_image
 # one 营业执照 (no expiry) each, in one anchored batch; revoked / suspended / superseded change state afterwards
 BASIC_ROLES = ("valid", "revoked", "suspended", "superseded", "offline", "privacy", "upload", "camera", "print")
 REVOCATION_REASON = 5  # 违法违规 / violation
+# business-scope lengths giving offline QR codes of versions 20..25 at level M (measured: about two Base45
+# characters per Hanzi on top of ~750 for a 营业执照 with a short scope)
+DENSE = (100, 170, 240, 290)
+_HANZI = ("道路货物运输国内代理仓储服务食品销售餐饮技术开发咨询交流转让推广软件信息系统集成"
+          "批发零售进出口贸易建筑工程施工设计安装维修租赁")
 
 
 def issue_roles(stack: LocalStack, roles: Sequence[str] = BASIC_ROLES) -> dict[str, dict[str, Any]]:
     """{role: the issuing response (identifier, qr_url, document)} for ``roles`` plus ``expired`` (a type with
-    a validity period, valid 2019-2020), ``not_yet_valid`` (valid from 60 days ahead) and ``dense`` (a long
-    business scope, so its offline QR is of version 24-25); the superseded one has its replacement under
+    a validity period, valid 2019-2020), ``not_yet_valid`` (valid from 60 days ahead) and ``dense-<n>`` for each
+    n in ``DENSE`` (long business scopes: offline QR codes of versions 20-25); the superseded one has its replacement under
     ``replacement``."""
     ct = stack.node.seeds.certificate_types[0]
     issuer = stack.node.seeds.member(ct.issuers[0])
@@ -49,9 +55,11 @@ def issue_roles(stack: LocalStack, roles: Sequence[str] = BASIC_ROLES) -> dict[s
         start = (dt.date.today() + dt.timedelta(days=60)).isoformat()
         ahead.update({"有效期起始": start})
         out["not_yet_valid"] = _issue(http, ct.code, ahead)
-        [dense] = sample_values(ct, 1, issuer=issuer, seed=24)  # a long business scope: a version 24-25 offline QR
-        dense["经营范围"] = (str(dense["经营范围"]) * 4)[:150]
-        out["dense"] = _issue(http, ct.code, dense)
+        rng = random.Random(24)
+        for n in DENSE:  # a business scope of n random Hanzi (they barely compress): larger offline QR codes
+            [dense] = sample_values(ct, 1, issuer=issuer, seed=24 + n)
+            dense["经营范围"] = "".join(rng.choice(_HANZI) for _ in range(n))
+            out[f"dense-{n}"] = _issue(http, ct.code, dense)
     timed = next(t for t in stack.node.seeds.certificate_types if t.validity_years)
     timed_issuer = stack.node.seeds.member(timed.issuers[0])
     with httpx.Client(base_url=stack.url, headers=stack.auth(timed_issuer.uscc), timeout=60) as http:
