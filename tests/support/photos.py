@@ -81,8 +81,10 @@ def add_noise(im: Image.Image, rng: random.Random, sigma: float) -> Image.Image:
 def shade(im: Image.Image, rng: random.Random, strength: float = 0.25) -> Image.Image:
     """Uneven light: brightness falls linearly by up to ``strength`` across the frame in a random direction."""
     theta = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:im.height, 0:im.width].astype(np.float32)
-    ramp = xx / max(im.width, 1) * np.cos(theta) + yy / max(im.height, 1) * np.sin(theta)
+    # broadcast a row and a column instead of two full grids: the same values, a fraction of the time
+    xx = np.arange(im.width, dtype=np.float32)[None, :] / max(im.width, 1)
+    yy = np.arange(im.height, dtype=np.float32)[:, None] / max(im.height, 1)
+    ramp = xx * np.float32(np.cos(theta)) + yy * np.float32(np.sin(theta))
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     pixels = np.asarray(im, dtype=np.float32) * (1.0 - strength * ramp)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
