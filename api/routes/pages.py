@@ -35,6 +35,7 @@ import base64
 import datetime as dt
 import hashlib
 import html
+import inspect
 import re
 from functools import cache
 from pathlib import Path
@@ -232,7 +233,8 @@ def install(app: FastAPI) -> None:
         if (isinstance(exc, StarletteHTTPException) and exc.status_code == 404 and wants_html
                 and request.method in ("GET", "HEAD") and not request.url.path.startswith("/api/")):
             return _html(_fill(_template("not_found.html"), path=html.escape(request.url.path)), "no-store", 404)
-        return await json_handler(request, exc)  # type: ignore[no-any-return]
+        response = json_handler(request, exc)
+        return await response if inspect.isawaitable(response) else response
 
     app.add_exception_handler(StarletteHTTPException, handler)
 

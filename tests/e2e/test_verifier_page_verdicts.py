@@ -78,7 +78,7 @@ def browser() -> Iterator[Any]:
 
 
 def _link(case: str, stack: LocalStack, certs: dict[str, dict[str, Any]]) -> str:
-    valid = certs["valid"]["qr_url"]
+    valid = str(certs["valid"]["qr_url"])
     base, key = valid.split("#", 1)
     if case == "no_key":
         return base
@@ -108,10 +108,11 @@ def contrast(fg: str, bg: str) -> float:
 
 def _pairs(page: Any) -> list[tuple[str, str, str]]:
     """(what, text colour, background colour) of the banner and of every check badge."""
-    return [tuple(x) for x in page.eval_on_selector_all(  # type: ignore[misc]
+    found = page.eval_on_selector_all(
         "#verdict, #verdict .verdict-text, #verdict dd, #checks .badge",
         "els => els.map(e => [e.id || e.className, getComputedStyle(e).color, "
-        "getComputedStyle(e.closest('.badge') || e.closest('#verdict')).backgroundColor])")]
+        "getComputedStyle(e.closest('.badge') || e.closest('#verdict')).backgroundColor])")
+    return [(str(what), str(fg), str(bg)) for what, fg, bg in found]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
