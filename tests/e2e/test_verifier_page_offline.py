@@ -56,7 +56,8 @@ def certs(stack: LocalStack) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def texts(stack: LocalStack, certs: dict[str, dict[str, Any]]) -> dict[str, str]:
     """The offline payload of each role, read back from the PNG the API draws."""
-    return {role: offline_text(stack, certs[role]) for role in (*ROLES, *(f"dense-{n}" for n in DENSE))}
+    roles = (*ROLES, "not_yet_valid", "expired", *(f"dense-{n}" for n in DENSE))
+    return {role: offline_text(stack, certs[role]) for role in roles}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,8 @@ def test_an_offline_code_is_verified_with_the_network_off_and_never_leaves_the_d
         assert checks == [[c, "VALID"] for c in ("integrity", "anchoring", "signature", "issuer", "status", "validity")]
         assert _paste(page, texts["revoked"]) == "revoked"
         assert "违法违规" in page.inner_text("#verdict")
+        assert _paste(page, texts["not_yet_valid"]) == "not_yet_valid"
+        assert _paste(page, texts["expired"]) == "expired"
         shot(page, tmp_path, "verifier_offline_network_off")
     finally:
         context.set_offline(False)
@@ -127,6 +130,16 @@ def test_an_offline_code_is_verified_with_the_network_off_and_never_leaves_the_d
                                                     if name not in PUBLIC and len(str(f["value"])) > 3)]
         for secret in secrets:
             assert log.carrying(secret) == [], secret[:40]
+
+
+def test_the_server_says_not_yet_valid_too(stack: LocalStack, certs: dict[str, dict[str, Any]],
+                                          texts: dict[str, str]) -> None:
+    # the same verdict from the API clients use (by identifier, and the offline endpoint kept for them)
+    ident = certs["not_yet_valid"]["identifier"]
+    assert httpx.post(stack.url + "/api/v1/verify", json={"identifier": ident}).json()["verdict"] == "not_yet_valid"
+    r = httpx.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["not_yet_valid"]})
+    assert r.json()["verdict"] == "not_yet_valid"
+    assert httpx.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["expired"]}).json()["verdict"] == "expired"
 
 
 def test_an_altered_offline_code_and_a_forged_trust_list_are_refused(
