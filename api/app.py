@@ -48,11 +48,12 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     app.state.services = build_services(node, settings)
     app.state.extras = {}  # per-ledger services, created by their route modules (see api/routes/*.py)
     errors.install(app)
+    for module in routers:  # pages: HTML 404s for browsers, wrapping the JSON handler just installed
+        if hasattr(module, "install"):
+            module.install(app)
     app.include_router(system.router)
     for module in routers:
         app.include_router(module.router)
-        if hasattr(module, "install"):  # pages: HTML 404s for browsers, wrapping the JSON handler above
-            module.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     return app
 
