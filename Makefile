@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DATA_DIR ?= var
+# LIANZHENG_DATA_DIR, when set, is the data dir of `make run` too (the --data-dir flag would otherwise win over it)
+DATA_DIR ?= $(or $(LIANZHENG_DATA_DIR),var)
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := hardhat-free-devnet/node_modules/.installed
 PYTEST_ARGS ?=
@@ -41,8 +42,10 @@ test: install system-deps
 compile: install
 	$(BIN)/lianzheng compile
 
+# ruff over everything; mypy strict (config: pyproject.toml [tool.mypy]) over the registry and chain layers.
 lint: install
 	$(BIN)/ruff check chain registry api tests
+	$(BIN)/mypy --strict registry chain
 
 bench: install
 	$(BIN)/lianzheng bench issue --count 10000

@@ -1,19 +1,25 @@
-"""FastAPI dependencies as Annotated aliases: NodeDep, SettingsDep, CurrentAgency."""
+"""FastAPI dependencies as Annotated aliases: the node, settings and calling agency, and one alias per
+service built by api/services.py (`CertificatesDep`, `EvidenceDep`, `ExchangesDep`, ...)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.audits import AuditService
+from api.proofs import ProofService
 from api.services import Services
 from api.settings import Settings
+from api.trust import TrustListCache
+from registry.certificates.index import ChainIndex
+from registry.certificates.service import CertificateService
+from registry.certificates.verification import Verifier
 from registry.errors import AuthenticationError
+from registry.evidence.service import EvidenceService
+from registry.exchanges.service import ExchangeService
 from registry.node import Node
-
-T = TypeVar("T")
 
 
 def get_node(request: Request) -> Node:
@@ -24,33 +30,76 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-_extras_lock = threading.Lock()
-
-
-def extra_service(app: FastAPI, name: str, factory: Callable[[], T]) -> T:
-    """A per-app ledger service kept in `app.state.extras[name]`, created once, lazily (route modules own
-    their services; see api/app.py)."""
-    with _extras_lock:
-        svc = app.state.extras.get(name)
-        if svc is None:
-            svc = app.state.extras[name] = factory()
-        return svc  # type: ignore[no-any-return]
-
-
 def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def current_agency(request: Request, node: Annotated[Node, Depends(get_node)]) -> str:
-    """The USCC of the agency whose API key is in `Authorization: Bearer <key>`."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationError("issuer endpoints need 'Authorization: Bearer <agency API key>'")
-    return node.keys.authenticate(token.strip())
-
-
 NodeDep = Annotated[Node, Depends(get_node)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-CurrentAgency = Annotated[str, Depends(current_agency)]
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+# Declares the bearer scheme in the OpenAPI (and on every operation that needs it); the check is ours, so that
+# a missing key gets our error body rather than FastAPI's.
+_bearer = HTTPBearer(auto_error=False, scheme_name="agency_api_key", description="an agency API key (lzk_...)")
+
+
+def current_agency(request: Request, node: NodeDep,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The USCC of the agency whose API key is in `Authorization: Bearer <key>`."""
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
+        raise AuthenticationError("issuer endpoints need 'Authorization: Bearer <agency API key>'")
+    uscc = node.keys.authenticate(token)
+    request.state.agency = uscc  # for the access log (api/middleware.py)
+    return uscc
+
+
+CurrentAgency = Annotated[str, Depends(current_agency)]
+
+
+def _certificates(services: ServicesDep) -> CertificateService:
+    return services.certificates
+
+
+def _verifier(services: ServicesDep) -> Verifier:
+    return services.verifier
+
+
+def _index(services: ServicesDep) -> ChainIndex:
+    return services.index
+
+
+def _trust_lists(services: ServicesDep) -> TrustListCache:
+    return services.trust_lists
+
+
+def _evidence(services: ServicesDep) -> EvidenceService:
+    return services.evidence
+
+
+def _exchanges(services: ServicesDep) -> ExchangeService:
+    return services.exchanges
+
+
+def _proofs(services: ServicesDep) -> ProofService:
+    return services.proofs
+
+
+def _audit(services: ServicesDep) -> AuditService:
+    return services.audit
+
+
+CertificatesDep = Annotated[CertificateService, Depends(_certificates)]
+VerifierDep = Annotated[Verifier, Depends(_verifier)]
+IndexDep = Annotated[ChainIndex, Depends(_index)]
+TrustListsDep = Annotated[TrustListCache, Depends(_trust_lists)]
+EvidenceDep = Annotated[EvidenceService, Depends(_evidence)]
+ExchangesDep = Annotated[ExchangeService, Depends(_exchanges)]
+ProofsDep = Annotated[ProofService, Depends(_proofs)]
+AuditDep = Annotated[AuditService, Depends(_audit)]
+
+# The document key travels in a header, never in a URL (access logs, proxies and browser history keep URLs).
+DocumentKey = Annotated[str | None, Header(alias="X-Document-Key", max_length=200,
+                                           description="the document key (base64url), from the by-reference QR "
+                                                       "URL's fragment")]

@@ -1,6 +1,7 @@
 """One table maps domain and chain errors to HTTP statuses; every error body is
 `{"error": {"code": "...", "message": "...", "details": {...}}}`. Never a stack trace, never a 500 for
-bad input."""
+bad input. A 500 (a bug) says only `internal_error` and the request id to quote; its traceback goes to the log,
+redacted (api/middleware.py renders it, api/logging.py scrubs it)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.logging import plain_traceback
 from chain.errors import ChainError, ChainUnavailableError, ContractRevertError, DeploymentError
 from registry import errors as e
+from registry.consortium.members import translate_revert
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +38,14 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+INTERNAL_ERROR_MESSAGE = "内部错误 / internal error; it was logged with this request id"
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    return {"error": {"code": "internal_error", "message": INTERNAL_ERROR_MESSAGE, "details": {},
+                      "request_id": request_id}}
+
+
 def status_for(exc: BaseException) -> int:
     for cls, status in STATUS:
         if isinstance(exc, cls):
@@ -50,8 +61,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ContractRevertError)
     async def _revert(_: Request, exc: ContractRevertError) -> JSONResponse:
-        from registry.consortium.members import translate_revert
-
         domain = translate_revert(exc)
         assert isinstance(domain, e.RegistryError)
         return JSONResponse(error_body(domain.code, domain.message, domain.details), status_code=status_for(domain))
@@ -80,9 +89,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        # exc.headers carries `Allow` on 405 (RFC 9110 §15.5.6) and the like
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", error=repr(exc))
-        return JSONResponse(error_body("internal_error", "内部错误 / internal error; it was logged"), status_code=500)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Only reached for errors raised outside api/middleware.RequestContext, which renders the others.
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.error("unhandled_error", error_type=type(exc).__name__, exception=plain_traceback(exc))
+        return JSONResponse(internal_error_body(request_id), status_code=500)

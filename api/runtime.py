@@ -6,8 +6,9 @@ import base64
 import os
 from pathlib import Path
 
+from api.private_files import private_dir, secure_tree
 from api.settings import Settings
-from chain.backends import RpcBackend
+from chain.backends import ChainBackend, RpcBackend
 from chain.devnet import Devnet
 from registry.errors import ValidationError
 from registry.node import Node
@@ -28,7 +29,7 @@ def master_key(settings: Settings) -> bytes:
         raise ValidationError("LIANZHENG_MASTER_KEY must be 32 bytes in hex or base64", code="invalid_master_key")
     path = settings.data_dir / "master.key"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(os.urandom(32).hex())
@@ -43,8 +44,13 @@ def backend(settings: Settings) -> RpcBackend:
     return RpcBackend(settings.rpc_url_list, poa=settings.poa, timeout=settings.rpc_timeout)
 
 
+def secure_data_dir(settings: Settings) -> None:
+    """The data dir 0700 and the secrets in it 0600, whatever an older version left (api/private_files.py)."""
+    secure_tree(settings.data_dir)
+
+
 def build_node(settings: Settings) -> Node:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(settings)
     return Node.open(
         db=Database(settings.database),
         master_key=master_key(settings),
@@ -52,3 +58,11 @@ def build_node(settings: Settings) -> Node:
         backend=backend(settings),
         deployment_file=settings.deployment_file,
     )
+
+
+def main_backend(settings: Settings, node: Node) -> ChainBackend:
+    """The main chain holding the Backbone: `main_rpc_urls`, else the business chain itself."""
+    urls = settings.main_rpc_url_list
+    if not urls or urls == settings.rpc_url_list:
+        return node.backend
+    return RpcBackend(urls, poa=settings.main_poa, timeout=settings.rpc_timeout)

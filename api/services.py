@@ -1,39 +1,82 @@
-"""Background services started with the API, and the per-app domain services they share."""
+"""Every service of one app, built in one place (`build_services`) and started with it (`start_services`).
+Routes receive them through the `Annotated` dependencies of api/deps.py.
+
+    >>> services = build_services(node, settings)      # doctest: +SKIP
+    >>> running = start_services(services)             # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from api.audits import AuditService
+from api.proofs import ProofService
+from api.runtime import main_backend
 from api.settings import Settings
-from registry.certificates.anchoring import AnchoringWorker
+from api.trust import TrustListCache
+from registry.certificates.anchoring import BatchAnchoring
+from registry.certificates.changes import StatusChanges
 from registry.certificates.index import ChainIndex
 from registry.certificates.service import CertificateService
 from registry.certificates.verification import Verifier
+from registry.evidence.service import EvidenceService
+from registry.exchanges.service import ExchangeService
+from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.node import Node
+from registry.outbox.worker import OutboxWorker
 
 
 class Service(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    worker: AnchoringWorker
+    worker: OutboxWorker  # the one outbox: batches, status changes, evidence and exchange steps
+    anchoring: BatchAnchoring
     certificates: CertificateService
     index: ChainIndex
     verifier: Verifier
+    trust_lists: TrustListCache
+    evidence: EvidenceService
+    exchanges: ExchangeService
+    proofs: ProofService
+    audit: AuditService
+    checkpoints: CheckpointService | None  # the checkpoint gateway; None when disabled or not deployed yet
 
 
 def build_services(node: Node, settings: Settings) -> Services:
-    worker = AnchoringWorker(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
+    anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
+    changes = StatusChanges(node)
+    evidence, exchanges = EvidenceService(node), ExchangeService(node)
+    # batches first: a status change waits for its certificate's batch
+    worker = OutboxWorker([anchoring, changes, evidence, exchanges])
     certificates = CertificateService(node, public_base=settings.public_base,
-                                      max_batch=settings.max_batch_documents, worker=worker)
-    worker.on_lifecycle = certificates.process_pending_changes
+                                      max_batch=settings.max_batch_documents, worker=worker, changes=changes)
     index = ChainIndex(node)
-    return Services(worker=worker, certificates=certificates, index=index, verifier=Verifier(node, index))
+    proofs = ProofService(node, main_backend(settings, node))
+    return Services(
+        worker=worker, anchoring=anchoring, certificates=certificates, index=index, verifier=Verifier(node, index),
+        trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
+        proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline),
+        checkpoints=_checkpoint_gateway(node, settings, proofs),
+    )
+
+
+def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) -> CheckpointService | None:
+    """The checkpoint gateway (and the witnesses whose keys this data dir holds), unless disabled."""
+    if settings.checkpoint_interval <= 0 or node.deployment is None:
+        return None
+    gateway = CheckpointGateway(node, proofs.logs, link_provider=proofs.gateway_link,
+                                interval=settings.checkpoint_interval, max_events=settings.checkpoint_events)
+    return CheckpointService(gateway)
 
 
 def start_services(services: Services) -> list[Service]:
+    """Start the background services; returns them to be stopped on shutdown."""
     services.worker.start()
-    return [services.worker]
+    running: list[Service] = [services.worker]
+    if services.checkpoints is not None:
+        running.append(services.checkpoints.start())
+    return running

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_batch_documents: int = 10_000
     max_request_bytes: int = 16 * 1024 * 1024
 
+    # logs: JSON lines on stderr, redacted (api/logging.py); one access-log line per request
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
     # 星火·链网 backbone, checkpoints and audit (registry/logs/checkpoints.py, registry/audit/replay.py)
     main_rpc_urls: str = ""  # the main chain holding the Backbone, comma-separated; default: the business chain
     main_poa: bool = False

@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from api.private_files import write_private
 from api.runtime import build_node
 from api.settings import Settings
 from chain.devnet import Devnet, free_port
@@ -52,7 +53,7 @@ class LocalStack:
         self.node = build_node(self.settings)
         bootstrap(self.node)
         self.api_keys = {m.uscc: self.node.keys.create_api_key(m.uscc, label="stack") for m in self.node.seeds.members}
-        (self.data_dir / "api-keys.json").write_text(json.dumps(self.api_keys, indent=2))
+        write_private(self.data_dir / "api-keys.json", json.dumps(self.api_keys, indent=2))
         if self.server_process:
             self._start_process()
             return self
@@ -73,13 +74,14 @@ class LocalStack:
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(self.data_dir), "LIANZHENG_PORT": str(self.port),
                "LIANZHENG_DEVNET_PORT": str(self.devnet_port), "LIANZHENG_ENV": "test"}
         env.update({f"LIANZHENG_{k.upper()}": str(v) for k, v in self._extra_settings.items()})
-        cli = Path(sys.executable).parent / "lianzheng"
-        self._proc = subprocess.Popen([str(cli), "serve"], env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        # Its logs (JSON lines, one per request) go to a file: a pipe nobody drains would fill and block it.
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 30
         while True:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                err = self.log_file.read_bytes()[-2000:].decode(errors="replace")
                 raise RuntimeError(f"the API server process exited: {err[-500:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -88,6 +90,15 @@ class LocalStack:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the API server process did not start") from None
                 time.sleep(0.05)
+
+    @property
+    def log_file(self) -> Path:
+        """The server process's log (server_process=True): JSON lines, redacted (api/logging.py)."""
+        return self.data_dir / "server.log"
+
+    @property
+    def server_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:

@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.base import JSONBaseProvider
 from web3.providers.rpc import HTTPProvider
-from web3.types import RPCEndpoint, RPCResponse
+from web3.types import RPCEndpoint, RPCResponse, Wei
 
 from chain.errors import ChainUnavailableError
 
@@ -117,6 +117,8 @@ class EthTesterBackend:
     """In-process py-evm chain: fast to start, no persistence; for contract and unit tests."""
 
     def __init__(self) -> None:
+        # Imported here: py-evm is slow to import and its py_ecc raises the recursion limit; only tests and
+        # `--backend eth-tester` need it, never the API serving an RPC chain.
         from eth_tester import EthereumTester, PyEVMBackend
         from web3 import EthereumTesterProvider
 
@@ -128,7 +130,7 @@ class EthTesterBackend:
 
     def fund(self, address: str, wei: int) -> None:
         tx = self.w3.eth.send_transaction(
-            {"from": self._faucet, "to": Web3.to_checksum_address(address), "value": wei}
+            {"from": self._faucet, "to": Web3.to_checksum_address(address), "value": Wei(wei)}
         )
         self.w3.eth.wait_for_transaction_receipt(tx)
 

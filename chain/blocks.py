@@ -133,13 +133,24 @@ class BlockReader:
             return None
         return bytes(raw)
 
+    def logs(self, address: str, *, topics: Sequence[str | None], from_block: int = 0) -> list[dict[str, Any]]:
+        """Raw logs of one contract matching `topics` (0x-hex words, None = any), from `from_block` to the
+        head: eth_getLogs with a topic filter, so the node does the search (e.g. "is this step on chain?")."""
+        params: dict[str, Any] = {"address": to_checksum_address(address), "fromBlock": hex(from_block),
+                                  "toBlock": "latest", "topics": list(topics)}
+        if self._url() is not None:
+            return list(self._call("eth_getLogs", [params]) or [])
+        # eth-tester: through web3, whose formatters want integers and bytes
+        found = self.backend.w3.eth.get_logs(cast(Any, {
+            **params, "fromBlock": from_block, "topics": [None if t is None else HexBytes(t) for t in topics]}))
+        return [dict(item) for item in found]
+
     # -- many values, batched ------------------------------------------------------------------------------
     def headers(self, numbers: Iterable[int]) -> dict[int, Header]:
         """Headers of the given blocks; blocks the chain does not have are absent."""
         wanted = list(numbers)
         out: dict[int, Header] = {}
-        for n, block in zip(wanted, self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted]),
-                            strict=True):
+        for block in self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted]):
             if block:
                 h = _header(block)
                 out[h.number] = h
@@ -185,7 +196,8 @@ class BlockReader:
         results: list[Any] = []
         for lo in range(0, len(calls), self.batch_size):
             part = calls[lo:lo + self.batch_size]
-            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)]
+            body: list[dict[str, Any]] = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                                          for i, (m, p) in enumerate(part)]
             try:
                 answer = self._session().post(url, json=body, timeout=self.timeout).json()
             except (requests.RequestException, ValueError) as exc:

@@ -44,7 +44,7 @@ def source_files(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Path]:
 
 
 def _solc_version() -> str:
-    import solcx
+    import solcx  # lazy: only `lianzheng compile` and its tests run the compiler
 
     try:
         return str(solcx.wrapper.get_solc_version(SOLC_SHIM, with_commit_hash=True))

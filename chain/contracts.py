@@ -7,17 +7,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import encode as abi_encode
-from eth_utils import to_checksum_address
-from web3 import Web3
+from eth_abi.abi import encode as abi_encode
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 from web3.logs import DISCARD
+from web3.types import BlockIdentifier
 
-from chain.artifacts import load_artifact
+from chain.artifacts import ErrorDecoder, load_artifact
 from chain.backends import ChainBackend
-from chain.sender import Receipt, TransactionSender
+from chain.sender import Receipt, TransactionSender, _revert_from
 
 
 class Role(IntFlag):
@@ -93,12 +94,9 @@ class ContractClient:
         self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
 
     def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
-        from chain.artifacts import ErrorDecoder
-        from chain.sender import _revert_from
-
         fn = self.contract.functions[fn_name](*args)
         try:
-            return fn.call(block_identifier=block)
+            return fn.call(block_identifier=cast(BlockIdentifier, block))
         except Exception as exc:
             revert = _revert_from(exc, ErrorDecoder.for_all_contracts_cached())
             if revert is None:
@@ -247,4 +245,4 @@ class CertificateLedgerClient(ContractClient):
 
 
 def _receipt_for(backend: ChainBackend, receipt: Receipt) -> Any:
-    return backend.w3.eth.get_transaction_receipt(Web3.to_bytes(hexstr=receipt.tx_hash))
+    return backend.w3.eth.get_transaction_receipt(HexStr(receipt.tx_hash))

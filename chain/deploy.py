@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
+from web3.types import TxParams
 
 from chain.artifacts import load_artifact
 from chain.backends import ChainBackend
@@ -101,7 +102,7 @@ def deploy_contract(sender: TransactionSender, name: str, *args: Any, gas: int |
     data = factory.constructor(*args).data_in_transaction
     params: dict[str, Any] = {"from": sender.address, "data": data}
     if gas is None:
-        gas = int(sender.w3.eth.estimate_gas(params) * 1.2) + 50_000
+        gas = int(sender.w3.eth.estimate_gas(cast(TxParams, params)) * 1.2) + 50_000
     pending = sender.send_raw_params({"to": None, "data": data, "gas": gas})
     receipt = sender.wait(pending)
     raw = sender.w3.eth.get_transaction_receipt(HexBytes(receipt.tx_hash))

@@ -33,13 +33,19 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from chain._devnet_io import alive as _alive
+from chain._devnet_io import now as _now
+from chain._devnet_io import read_json as _read_json
+from chain._devnet_io import rpc as _rpc
+from chain._devnet_io import state_complete as _state_complete
+from chain._devnet_io import tail as _tail
+from chain._devnet_io import url as _url
+from chain._devnet_io import write_atomic as _write_atomic
 from chain.errors import DevnetError
 
 log = logging.getLogger(__name__)
@@ -72,9 +78,6 @@ NO_STATE_CACHE_FLAGS = ("--max-persisted-states", "0")
 _STATE_FILE = "state.json"
 _PREVIOUS_STATE_FILE = "state.prev.json"
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
-# anvil's SerializableState is written in field order and `historical_states` comes last (null unless
-# --preserve-historical-states, which this module does not use), so a complete dump ends with this.
-_COMPLETE_STATE_TAIL = b'"historical_states":null}'
 
 _PLATFORM_PACKAGES = {
     ("linux", "x86_64"): "anvil-linux-amd64",
@@ -406,83 +409,3 @@ class Devnet:
             "recovered": recovered,
         }
         _write_atomic(self.config_file, json.dumps(config, indent=2) + "\n")
-
-
-# -- helpers -------------------------------------------------------------------------------------------------------
-
-
-def _rpc(url: str, method: str, params: Sequence[Any] = (), *, timeout: float = 2.0) -> Any:
-    """One JSON-RPC call; OSError when nothing answers, ValueError when the answer is not a result."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        reply = json.loads(response.read())
-    if not isinstance(reply, dict) or "result" not in reply:
-        raise ValueError(f"{method} at {url}: no result in {reply!r}")
-    return reply["result"]
-
-
-def _url(host: str, port: int) -> str:
-    connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://[{connect}]:{port}" if ":" in connect else f"http://{connect}:{port}"
-
-
-def _alive(pid: int) -> bool:
-    """Is `pid` a live process? Reaps it first when it is our own exited child (else it lingers as a zombie)."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    try:  # a zombie whose parent has not reaped it yet is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _state_complete(path: Path) -> bool:
-    """Is `path` a complete anvil state dump? Reads the tail; parses the whole file only when the tail is odd."""
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            return False
-        with open(path, "rb") as handle:
-            handle.seek(max(0, size - 256))
-            if handle.read().rstrip().endswith(_COMPLETE_STATE_TAIL):
-                return True
-            handle.seek(0)
-            json.load(handle)
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_bytes()[-16384:].decode(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

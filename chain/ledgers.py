@@ -19,20 +19,19 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, cast
+from typing import Any
 
-import requests
 import rlp
 from eth_account import Account
-from eth_typing import HexStr
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
 from chain.artifacts import load_artifact
 from chain.backends import ChainBackend
+from chain.blocks import BlockReader, TxOutcome
 from chain.contracts import ContractClient, b32, unpad
-from chain.errors import ChainUnavailableError
 from chain.logs import Event, EventDecoder
 from chain.sender import Receipt, TransactionSender
 
@@ -239,82 +238,22 @@ class ExchangeLedgerClient(_KeyedLedger):
 # -- many receipts at once -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TxOutcome:
-    tx_hash: str
-    status: int
-    block_number: int
-    block_hash: str
-    timestamp: int
-    gas_used: int
-
-
-def _rpc_batch(url: str, calls: list[tuple[str, list[Any]]], timeout: float) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    try:
-        answer = requests.post(url, json=cast(Any, body), timeout=timeout).json()
-    except (requests.RequestException, ValueError) as exc:
-        raise ChainUnavailableError(f"batch request to {url} failed: {exc}") from exc
-    by_id = {item.get("id"): item for item in answer} if isinstance(answer, list) else {}
-    return [by_id.get(i, {}).get("result") for i in range(len(calls))]
+# -- deprecated: batched reads live in chain/blocks.py ------------------------------------------------------
+# These two delegate to BlockReader and stay only until registry/outbox/ calls node.blocks itself; new code
+# uses node.blocks.outcomes() / node.blocks.block_hashes().
 
 
 def fetch_outcomes(backend: ChainBackend, tx_hashes: list[str], *, chunk: int = 500,
                    timeout: float = 30.0) -> dict[str, TxOutcome]:
-    """Receipts of many transactions, with their blocks' hashes and times, in JSON-RPC batch requests (reads
-    may be batched; only eth_sendRawTransaction may not). Transactions not mined yet are absent."""
-    url = getattr(getattr(backend, "provider", None), "active_url", None)
-    if url is None:  # eth-tester: one by one through web3
-        out = {}
-        for h in tx_hashes:
-            try:
-                r = backend.w3.eth.get_transaction_receipt(HexStr(h))
-            except Exception:
-                continue
-            block = backend.w3.eth.get_block(r["blockNumber"])
-            out[h] = TxOutcome(h, int(r["status"]), int(r["blockNumber"]), "0x" + bytes(block["hash"]).hex(),
-                               int(block["timestamp"]), int(r["gasUsed"]))
-        return out
-    receipts: dict[str, Any] = {}
-    for lo in range(0, len(tx_hashes), chunk):
-        part = tx_hashes[lo:lo + chunk]
-        for h, r in zip(part, _rpc_batch(url, [("eth_getTransactionReceipt", [h]) for h in part], timeout), strict=True):
-            if r:
-                receipts[h] = r
-    numbers = sorted({int(r["blockNumber"], 16) for r in receipts.values()})
-    blocks: dict[int, Any] = {}
-    for lo in range(0, len(numbers), chunk):
-        wanted = numbers[lo:lo + chunk]
-        for n, b in zip(wanted, _rpc_batch(url, [("eth_getBlockByNumber", [hex(n), False]) for n in wanted], timeout),
-                        strict=True):
-            if b:
-                blocks[n] = b
-    out = {}
-    for h, r in receipts.items():
-        b = blocks.get(int(r["blockNumber"], 16))
-        if b is None or b["hash"] != r["blockHash"]:
-            continue  # reorganised meanwhile: ask again later
-        out[h] = TxOutcome(h, int(r["status"], 16), int(r["blockNumber"], 16), r["blockHash"], int(b["timestamp"], 16),
-                           int(r["gasUsed"], 16))
-    return out
+    """Deprecated: ``BlockReader(backend).outcomes(tx_hashes)``. Receipts with their blocks' hashes and times;
+    transactions not mined yet (or whose block was reorganised meanwhile) are absent."""
+    return BlockReader(backend, batch_size=chunk, timeout=timeout).outcomes(tx_hashes)
 
 
 def block_hashes(backend: ChainBackend, numbers: list[int], *, chunk: int = 500,
                  timeout: float = 30.0) -> dict[int, str | None]:
-    """The hash of each block number (None where the chain has no such block), in batch requests."""
-    url = getattr(getattr(backend, "provider", None), "active_url", None)
-    out: dict[int, str | None] = {}
-    if url is None:
-        head = int(backend.w3.eth.block_number)
-        for n in numbers:
-            out[n] = "0x" + bytes(backend.w3.eth.get_block(n)["hash"]).hex() if n <= head else None
-        return out
-    for lo in range(0, len(numbers), chunk):
-        wanted = numbers[lo:lo + chunk]
-        for n, b in zip(wanted, _rpc_batch(url, [("eth_getBlockByNumber", [hex(n), False]) for n in wanted], timeout),
-                        strict=True):
-            out[n] = b["hash"] if b else None
-    return out
+    """Deprecated: ``BlockReader(backend).block_hashes(numbers)``. None where the chain has no such block."""
+    return BlockReader(backend, batch_size=chunk, timeout=timeout).block_hashes(numbers)
 
 
 # -- offline helpers ------------------------------------------------------------------------------------

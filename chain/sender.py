@@ -11,13 +11,15 @@ import ast
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.types import BlockIdentifier, TxParams
 
 from chain.artifacts import ErrorDecoder
 from chain.backends import ChainBackend
@@ -48,8 +50,8 @@ class PendingTx:
 
 def _revert_from(exc: BaseException, decoder: ErrorDecoder) -> ContractRevertError | None:
     if isinstance(exc, ContractLogicError):
-        return decoder.decode(exc.data)
-    try:  # eth-tester raises its own TransactionFailed carrying the revert data
+        return decoder.decode(exc.data if isinstance(exc.data, (str, bytes)) else None)
+    try:  # eth-tester raises its own TransactionFailed carrying the revert data (lazy: see EthTesterBackend)
         from eth_tester.exceptions import TransactionFailed
     except ImportError:  # pragma: no cover - eth-tester is a dependency
         return None
@@ -81,7 +83,7 @@ class TransactionSender:
         self.backend = backend
         self.w3 = backend.w3
         self.account = account
-        self.address: str = account.address
+        self.address: ChecksumAddress = account.address
         self.decoder = decoder
         self.receipt_timeout = receipt_timeout
         self._lock = threading.Lock()
@@ -93,7 +95,7 @@ class TransactionSender:
     def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
         """eth_call a view or simulate a write; reverts become ContractRevertError."""
         try:
-            return fn.call({"from": self.address}, block_identifier=block)
+            return fn.call({"from": self.address}, block_identifier=cast(BlockIdentifier, block))
         except ChainUnavailableError:
             raise
         except Exception as exc:
@@ -186,7 +188,7 @@ class TransactionSender:
 
     def _estimate(self, params: dict[str, Any]) -> int:
         try:
-            return int(int(self.w3.eth.estimate_gas(params)) * GAS_MARGIN) + 10_000
+            return int(int(self.w3.eth.estimate_gas(cast(TxParams, params))) * GAS_MARGIN) + 10_000
         except ChainUnavailableError:
             raise
         except Exception as exc:
@@ -223,7 +225,7 @@ class TransactionSender:
         if pending.params.get("to"):
             params["to"] = pending.params["to"]
         try:
-            self.w3.eth.call(params, receipt.block_number - 1)
+            self.w3.eth.call(cast(TxParams, params), receipt.block_number - 1)
         except Exception as exc:
             revert = _revert_from(exc, self.decoder)
             if revert is not None:

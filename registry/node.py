@@ -19,6 +19,7 @@ from chain.contracts import CertificateLedgerClient, ConsortiumClient, ContractC
 from chain.deploy import Deployment
 from chain.sender import TransactionSender
 from registry.consortium.keys import KeyStore
+from registry.errors import ChainUnavailableError
 from registry.seeds import Seeds, load_seeds
 from registry.store.db import Database
 
@@ -59,8 +60,6 @@ class Node:
     # -- contracts ---------------------------------------------------------------------------------
     def require_deployment(self) -> Deployment:
         if self.deployment is None:
-            from registry.errors import ChainUnavailableError
-
             raise ChainUnavailableError("contracts are not deployed yet; run `lianzheng deploy`", code="not_deployed")
         return self.deployment
 

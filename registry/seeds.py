@@ -25,8 +25,10 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.certificates.common_fields import COMMON_FIELD_NAMES
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_uscc
+from registry.text import UnsafeTextError, unsafe_characters
 
 __all__ = [
     "CatalogueItem",
@@ -67,6 +69,8 @@ class FieldSpec(_Frozen):
     required: bool = True
     max_length: int | None = Field(default=None, gt=0)
     pattern: str | None = None
+    minimum: int | None = None  # integer and decimal fields: the smallest value allowed (注册资本 >= 0)
+    maximum: int | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -107,7 +111,20 @@ def _check_string(spec: FieldSpec, value: Any) -> JsonValue:
         raise spec._invalid(f"must be a string, got {type(value).__name__}")
     if not _is_utf8_encodable(value):
         raise spec._invalid("contains a lone surrogate, which RFC 8785 cannot canonicalise")
+    found = unsafe_characters(value)
+    if found:  # registry/text.py says why: NUL, ANSI escapes, bidi overrides change what a reader sees
+        raise UnsafeTextError(f"field {spec.name} ({spec.name_en}) contains characters that are not allowed "
+                              f"(control or bidirectional formatting): {', '.join(found[:5])}",
+                              details={"field": spec.name, "characters": found[:20]})
     return value
+
+
+def _check_range(spec: FieldSpec, number: decimal.Decimal | int, shown: JsonValue) -> JsonValue:
+    if spec.minimum is not None and number < spec.minimum:
+        raise spec._invalid(f"must be at least {spec.minimum}, got {shown}")
+    if spec.maximum is not None and number > spec.maximum:
+        raise spec._invalid(f"must be at most {spec.maximum}, got {shown}")
+    return shown
 
 
 def _is_utf8_encodable(text: str) -> bool:
@@ -123,7 +140,7 @@ def _check_integer(spec: FieldSpec, value: Any) -> JsonValue:
         raise spec._invalid(f"must be an integer, got {type(value).__name__}")
     if abs(value) > _MAX_SAFE_INT:
         raise spec._invalid(f"must be within ±(2**53 - 1) (RFC 8785), got {value}")
-    return value
+    return _check_range(spec, value, value)
 
 
 def _check_boolean(spec: FieldSpec, value: Any) -> JsonValue:
@@ -157,7 +174,7 @@ def _check_decimal(spec: FieldSpec, value: Any) -> JsonValue:
         value = str(value)
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         raise spec._invalid(f"must be a decimal string such as '12.50', got {value!r}")
-    return value
+    return _check_range(spec, decimal.Decimal(value), value)
 
 
 _CHECKERS: dict[str, Callable[[FieldSpec, Any], JsonValue]] = {
@@ -232,8 +249,6 @@ class CertificateType(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"field names must be unique, repeated: {', '.join(dupes)}")
-        from registry.certificates.documents import COMMON_FIELD_NAMES  # late import: documents imports this module
-
         clash = sorted(set(names) & set(COMMON_FIELD_NAMES))
         if clash:
             raise ValueError(f"type-specific fields repeat common metadata fields: {', '.join(clash)}")

@@ -8,11 +8,23 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import structlog
 import typer
 from rich.markup import escape
 
+from api.cli import (
+    audit_cmds,
+    bench_cmds,
+    cert_cmds,
+    chain_cmds,
+    consortium_cmds,
+    evidence_cmds,
+    exchange_cmds,
+    qr_cmds,
+)
 from api.cli._common import State, console, err_console
+from api.interpreter import pin_recursion_limit
 from chain.errors import ChainError
 from registry.errors import RegistryError
 
@@ -41,26 +53,15 @@ def _root(
     ctx.obj = State(overrides)
 
 
-def _register() -> None:
-    from api.cli import chain_cmds
-
-    chain_cmds.register(app)
-    import importlib
-
-    for name in ("cert_cmds", "qr_cmds", "evidence_cmds", "exchange_cmds", "audit_cmds", "consortium_cmds", "bench_cmds"):
-        try:
-            module = importlib.import_module(f"api.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"api.cli.{name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+# Every command module, listed once; each adds its commands in `register(app)`.
+COMMAND_MODULES = (chain_cmds, cert_cmds, qr_cmds, evidence_cmds, exchange_cmds, audit_cmds, consortium_cmds,
+                   bench_cmds)
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main() -> None:
+    pin_recursion_limit()  # after every import above: py_ecc and py-evm raise it (api/interpreter.py)
     try:
         rv = app(standalone_mode=False)
         if isinstance(rv, int) and rv:  # click returns the code of ctx.exit()/typer.Exit without standalone mode
@@ -78,8 +79,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # click usage errors and the like
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.runtime import build_node
 from api.settings import Settings
 
 # tables stay readable when stdout is a pipe or a CI log (rich would assume 80 columns)
@@ -31,8 +32,6 @@ class State:
 
     def node(self) -> Any:
         if self._node is None:
-            from api.runtime import build_node
-
             self._node = build_node(self.settings)
         return self._node
 

@@ -21,13 +21,19 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, state
+from api.cli.options import JsonOpt
+from api.runtime import main_backend
+from chain.contracts import Role
+from registry.audit.replay import Auditor, audit_link
+from registry.audit.report import AuditReport, anchor_report, default_auditor, render_html, sign_report, verify_report_signature
 from registry.errors import ValidationError
+from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
+from registry.logs.log import LedgerLogs
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit replay, checkpoints and the 星火·链网 backbone.")
 
 MainRpc = Annotated[str | None, typer.Option("--main-rpc-url", envvar="LIANZHENG_MAIN_RPC_URLS",
                                              help="the main chain holding the Backbone (default: the business chain)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +45,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _main(st: State, main_rpc_url: str | None) -> Any:
-    from api.routes.proofs import main_backend
-
     settings = st.settings if main_rpc_url is None else st.settings.model_copy(update={"main_rpc_urls": main_rpc_url})
     return main_backend(settings, st.node())
 
@@ -79,10 +83,6 @@ def replay(
     main_rpc_url: MainRpc = None,
 ) -> None:
     """Replay every event from the deployment block, check it, and compare with the database and checkpoints."""
-    from registry.audit.replay import Auditor, audit_link
-    from registry.audit.report import anchor_report, default_auditor, render_html, sign_report
-    from registry.logs.checkpoints import connect_backbone
-
     st = state(ctx)
     node = st.node()
     main = _main(st, main_rpc_url)
@@ -137,9 +137,6 @@ def _print_report(data: dict[str, Any], html: Path | None) -> None:
 
 def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """Submit a checkpoint of every ledger with new events now (the gateway's key), then let witnesses cosign."""
-    from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
-    from registry.logs.log import LedgerLogs
-
     st = state(ctx)
     node = st.node()
     link = connect_backbone(node, _main(st, main_rpc_url))
@@ -167,9 +164,6 @@ def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainR
 
 def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """The node hierarchy on the Backbone and each ledger's latest checkpoint."""
-    from registry.audit.replay import audit_link
-    from registry.logs.checkpoints import read_checkpoints
-
     st = state(ctx)
     node = st.node()
     main = _main(st, main_rpc_url)
@@ -208,9 +202,6 @@ def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc
 
 def verify_report(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="a signed report (JSON)")]) -> None:
     """Check a report's signature and that its signer is an auditor member on chain; exit 0 when it holds."""
-    from chain.contracts import Role
-    from registry.audit.report import AuditReport, verify_report_signature
-
     try:
         report = AuditReport(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:

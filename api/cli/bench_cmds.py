@@ -1,18 +1,17 @@
-"""`lianzheng bench ...`: each benchmark lives in api/cli/bench_<name>.py and registers itself here."""
+"""`lianzheng bench ...`: each benchmark lives in api/cli/bench_<name>.py and is listed here."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from pathlib import Path
-
 import typer
+
+from api.cli import bench_evidence, bench_issue, bench_replay, bench_verify
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private devnet; each prints a table.")
 
+BENCHMARKS = (bench_evidence, bench_issue, bench_replay, bench_verify)
+
 
 def register(app: typer.Typer) -> None:
-    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
-        if info.name.startswith("bench_") and info.name != "bench_cmds":
-            importlib.import_module(f"api.cli.{info.name}").register(bench_app)
+    for module in BENCHMARKS:
+        module.register(bench_app)
     app.add_typer(bench_app, name="bench")

@@ -23,6 +23,8 @@ import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
+from registry.crypto.hashing import sm3
 
 COLLECTOR = "11230000MB1A00044B"  # 省公安厅 (evidence role)
 RECIPIENT = "11230100MB1B00037B"  # 哈尔滨中院 (evidence role)
@@ -41,8 +43,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def _body(case_no: str, i: int, label: str) -> dict[str, Any]:
     content = f"{label} photo {i}".encode()
-    from registry.crypto.hashing import sm3
-
     return {"case_no": case_no, "scenario": "行政执法", "sha256": hashlib.sha256(content).hexdigest(),
             "sm3": sm3(content).hex(), "size": len(content), "media_type": "image/jpeg", "authority": "黑龙江省公安厅",
             "legal_basis": "《行政处罚法》第四十七条", "operator_id": "bench-0001",
@@ -56,9 +56,9 @@ def _check(r: httpx.Response) -> Any:
 
 
 def _gas(stack: Any, tx_hashes: list[str]) -> float:
-    w3 = stack.node.backend.w3
     sample = tx_hashes[:: max(1, len(tx_hashes) // 20)]
-    return sum(int(w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in sample) / max(len(sample), 1)
+    receipts = stack.node.blocks.receipts(sample)
+    return sum(r.gas_used for r in receipts.values()) / max(len(receipts), 1)
 
 
 def run_sequential(stack: Any, count: int, bar: Any) -> dict[str, Any]:
@@ -141,9 +141,10 @@ def bench_evidence(
     count: Annotated[int, typer.Option("--count", min=1, max=20_000, help="records per run")] = 300,
     batch: Annotated[int, typer.Option("--batch", min=1, max=1000, help="records per batch request")] = 100,
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="records for the sequential baseline")] = 200,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Register COUNT evidence records and hand each to another agency, sequentially and pipelined."""
+    # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
 
     rows = []

@@ -20,6 +20,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
+from api.devtools.samples import sample_values
+from registry.store.db import Batch, Certificate
 
 
 def register(app: typer.Typer) -> None:
@@ -35,10 +38,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
               label: str, data_dir: Path) -> dict[str, Any]:
-    from api.devtools.samples import sample_values
+    # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
-    from registry.store.db import Batch, Certificate
-
     # the API in its own process, as deployed: the client here must not share its GIL
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:
         seeds = stack.node.seeds
@@ -96,7 +97,7 @@ def bench_issue(
     workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="concurrent HTTP clients")] = 2,
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="documents for the one-per-transaction baseline")] = 300,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Issue COUNT certificates through POST /api/v1/certificates/batch and time them until anchored."""
     rows = []

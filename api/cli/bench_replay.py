@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -30,8 +31,25 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import insert
 
 from api.cli._common import console, err_console, print_json, progress, state
+from api.cli.options import JsonOpt
+from chain.artifacts import load_artifact
+from chain.backends import RpcBackend
+from chain.devnet import Devnet, free_port
+from chain.logs import LogReader, count_with_web3
+from registry.audit.replay import Auditor, audit_link
+from registry.consortium.members import bootstrap
+from registry.crypto.merkle import root_from_leaf_hashes
+from registry.errors import ConflictError
+from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
+from registry.exchanges.service import ExchangeService, ExchangeSubmission
+from registry.identifiers import CertificateId
+from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
+from registry.logs.log import LEDGER_CONTRACTS, LedgerLogs, fast_reader
+from registry.node import Node
+from registry.store.db import Batch, Certificate, Database, utcnow
 
 MANIFEST = "history.json"
 
@@ -51,12 +69,6 @@ class HistorySpec:
 
 def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
     """A node of its own on the bench devnet: database, keys and deployment all live in the cache."""
-    import os
-
-    from chain.backends import RpcBackend
-    from registry.node import Node
-    from registry.store.db import Database
-
     key_file = cache / "master.key"
     if not key_file.exists():
         key_file.write_text(os.urandom(32).hex())
@@ -66,8 +78,6 @@ def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
 
 
 def _devnet(cache: Path) -> Any:
-    from chain.devnet import Devnet, free_port
-
     # a large block gas limit and no block-time surprises: the history is built in few, full blocks
     return Devnet(data_dir=cache, port=free_port(), state_interval=30)
 
@@ -77,9 +87,6 @@ def _devnet(cache: Path) -> Any:
 
 def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, Any]:
     """Build the history into `cache` (replacing an earlier history there); returns the manifest."""
-    from registry.consortium.members import bootstrap
-    from registry.errors import ConflictError
-
     if cache.exists() and any(cache.iterdir()):
         if not (cache / MANIFEST).exists() and not (cache / "devnet").exists():
             raise ConflictError(f"{cache} is not empty and holds no bench history; choose another --cache",
@@ -96,13 +103,10 @@ def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, 
             _certificates(node, spec, bar)
             _evidence(node, spec, bar)
             _exchanges(node, spec, bar)
-        from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
-        from registry.logs.log import LedgerLogs
-
         link = connect_backbone(node)
         CheckpointService(CheckpointGateway(node, LedgerLogs(node.backend, node.require_deployment()),
                                             link_provider=lambda: link)).run_once(force=True)
-        head = int(node.backend.w3.eth.block_number)
+        head = node.blocks.head()
         node.db.engine.dispose()
     finally:
         devnet.stop(timeout=120)  # SIGTERM: anvil writes its state file
@@ -120,12 +124,6 @@ def _mine_all(node: Any) -> None:
 
 def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Anchor `batches` roots of `per_batch` real SHA-256 digests, pipelined, and bulk-insert their rows."""
-    from sqlalchemy import insert
-
-    from registry.crypto.merkle import root_from_leaf_hashes
-    from registry.identifiers import CertificateId
-    from registry.store.db import Batch, Certificate, utcnow
-
     seeds = node.seeds
     types = [(ct.code, ct.issuers[0]) for ct in seeds.certificate_types]
     ledger = node.certificate_ledger
@@ -178,9 +176,6 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
 
 
 def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
-    from chain.artifacts import load_artifact
-    from chain.logs import LogReader
-
     ledger = node.certificate_ledger
     reader = LogReader(node.backend, {ledger.address: load_artifact("CertificateLedger").abi})
     events = [e for e in reader.events(from_block=node.require_deployment().first_block) if e.name == "BatchAnchored"]
@@ -195,8 +190,6 @@ def _evidence(node: Any, spec: HistorySpec, bar: Any) -> None:
     省司法厅 and accepted, every third is sealed."""
     if not spec.evidence:
         return
-    from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
-
     police, justice = "11230000MB1A00044B", "11230000MB1A00036G"
     service = EvidenceService(node)
     task = bar.add_task("evidence", total=spec.evidence, rate="")
@@ -225,8 +218,6 @@ def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Data exchanges through request, authorise, deliver and acknowledge, over the shareable catalogue items."""
     if not spec.exchanges:
         return
-    from registry.exchanges.service import ExchangeService, ExchangeSubmission
-
     seeds = node.seeds
     items = [i for i in seeds.catalogue if i.share_condition != "不予共享"]
     consumers = [m.uscc for m in seeds.members_with_role("exchange")]
@@ -250,34 +241,16 @@ def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
 
 def _read_baseline(node: Any, head: int, chunk: int) -> dict[str, Any]:
     """web3's standard path: w3.eth.get_logs (with its result formatters) + contract.events.X().process_log."""
-    from chain.artifacts import load_artifact
-    from registry.logs.log import LEDGER_CONTRACTS
-
     deployment = node.require_deployment()
-    w3 = node.backend.w3
-    by_topic: dict[tuple[str, bytes], Any] = {}
-    for name in LEDGER_CONTRACTS.values():
-        contract = w3.eth.contract(address=deployment.address(name), abi=load_artifact(name).abi)
-        for event in contract.events:
-            by_topic[(contract.address.lower(), bytes.fromhex(str(event.topic).removeprefix("0x")))] = event
-    addresses = [deployment.address(n) for n in LEDGER_CONTRACTS.values()]
+    abis = {deployment.address(n): load_artifact(n).abi for n in LEDGER_CONTRACTS.values()}
     t0 = time.perf_counter()
-    count = 0
-    for lo in range(deployment.first_block, head + 1, chunk):
-        for log in w3.eth.get_logs({"fromBlock": lo, "toBlock": min(lo + chunk - 1, head), "address": addresses}):
-            event = by_topic[(log["address"].lower(), bytes(log["topics"][0]))]
-            event.process_log(log)
-            count += 1
+    count = count_with_web3(node.backend, abis, from_block=deployment.first_block, to_block=head, chunk=chunk)
     seconds = time.perf_counter() - t0
     return {"events": count, "seconds": round(seconds, 3), "events_per_s": round(count / seconds, 1)}
 
 
 def _read_ours(node: Any, head: int, chunk: int, *, words: bool) -> dict[str, Any]:
     """chain/logs.py's LogReader (raw eth_getLogs, eth_abi), or with registry.ledger_log.WordDecoder."""
-    from chain.artifacts import load_artifact
-    from chain.logs import LogReader
-    from registry.logs.log import LEDGER_CONTRACTS, fast_reader
-
     deployment = node.require_deployment()
     abis = {deployment.address(n): load_artifact(n).abi for n in LEDGER_CONTRACTS.values()}
     reader = fast_reader(node.backend, abis, chunk=chunk) if words else LogReader(node.backend, abis, chunk=chunk)
@@ -292,8 +265,6 @@ def _best(run: Any, times: int = 3) -> dict[str, Any]:
 
 
 def _audit(node: Any, bar: Any) -> dict[str, Any]:
-    from registry.audit.replay import Auditor, audit_link
-
     tasks: dict[str, Any] = {}
 
     def on_progress(phase: str, done: int, total: int, events: int) -> None:
@@ -320,7 +291,7 @@ def bench_replay(
     cache: Annotated[Path | None, typer.Option("--cache", help="history cache (default <data dir>/bench-replay)")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="build the history again even if cached")] = False,
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="blocks per eth_getLogs")] = 5000,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Build (or reuse) a large history and time reading it and auditing it, with web3's path as a baseline."""
     spec = HistorySpec(batches, per_batch, evidence, exchanges)

@@ -24,10 +24,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
+from api.cli.options import JsonOpt
+from api.devtools.samples import sample_values
+from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.offline import OfflineVerifier, make_offline_qr
+from registry.consortium.trust_list import TrustList, build_trust_list
 
 TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 5000.0}
 
@@ -49,8 +55,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def _client(url: str, bodies: list[Any], count: int, offset: int, start_at: float) -> tuple[list[float], int]:
     """One client process: ``count`` requests over one keep-alive connection, per-request latency."""
-    import httpx
-
     latencies: list[float] = []
     failures = 0
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -87,9 +91,6 @@ _WORKER: Any = None
 
 def _offline_init(signed: dict[str, Any]) -> None:
     global _WORKER
-    from registry.certificates.offline import OfflineVerifier
-    from registry.consortium.trust_list import TrustList
-
     _WORKER = OfflineVerifier(TrustList.from_json(signed))
 
 
@@ -113,10 +114,6 @@ def _offline_parallel(signed: dict[str, Any], texts: list[str], count: int, proc
 
 def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """The signed trust list and one signed offline payload per certificate."""
-    from registry.certificates.documents import AnchorProof, Document
-    from registry.certificates.offline import make_offline_qr
-    from registry.consortium.trust_list import build_trust_list
-
     index = stack.services.index
     index.refresh(force=True)
     signed = build_trust_list(stack.node, index)
@@ -132,9 +129,6 @@ def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes
     """Offline verifications of distinct payloads -- more than registry.qr's decoder caches hold, so each one
     pays its signature recovery, as a verifier scanning new certificates would -- after the server, the chain
     and the anchoring worker have stopped (nothing else runs in this process)."""
-    from registry.certificates.offline import OfflineVerifier
-    from registry.consortium.trust_list import TrustList
-
     verifier = OfflineVerifier(TrustList.from_json(signed))
     for text in texts:  # warm up, and every payload must be valid
         verdict = verifier.verify_text(text).verdict
@@ -156,9 +150,7 @@ def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes
 
 def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
                data_dir: Path, processes: int = 2) -> list[dict[str, Any]]:
-    import httpx
-
-    from api.devtools.samples import sample_values
+    # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
 
     with LocalStack(data_dir, batch_max_age=0.2) as stack, progress(transient=True) as bar:
@@ -193,7 +185,7 @@ def bench_verify(
     offline: Annotated[int, typer.Option("--offline", min=10, help="offline verifications")] = 20_000,
     processes: Annotated[int, typer.Option("--processes", min=1, max=32, help="offline: also measure N processes")] = 2,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Verifications/s and p50/p99 latency through POST /api/v1/verify, and offline verifications/s."""
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:

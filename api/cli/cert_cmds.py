@@ -13,13 +13,13 @@ from typing import Annotated, Any
 import typer
 
 from api.cli._common import State, console, err_console, print_json, progress, state
-from api.cli.client import ApiClient, dev_api_key
+from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, RequiredAgency, client_for, public_client
+from api.devtools.samples import sample_values
+from api.private_files import ISSUED_DIR, write_private
+from registry.certificates.documents import Document
 from registry.errors import ValidationError
-
-ApiUrl = Annotated[str | None, typer.Option("--api-url", envvar="LIANZHENG_API_URL",
-                                            help="the Lianzheng API (default: the local server)")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="LIANZHENG_API_KEY",
-                                            help="agency API key (dev default: <data dir>/api-keys.json)")]
+from registry.identifiers import CertificateId
+from registry.seeds import load_seeds
 
 
 def register(app: typer.Typer) -> None:
@@ -31,14 +31,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     app.command("disclose")(disclose)
     app.command("sample")(sample)
-
-
-def client_for(st: State, api_url: str | None, api_key: str | None, agency: str | None) -> ApiClient:
-    key = api_key or (dev_api_key(st.settings.data_dir, agency) if agency else None)
-    if agency and not key:
-        raise ValidationError(f"no API key for agency {agency}: pass --api-key or create one with "
-                              f"`lianzheng agency key create {agency}`", code="no_api_key")
-    return ApiClient(api_url or st.settings.public_base, api_key=key)
 
 
 def read_documents(path: Path) -> list[dict[str, Any]]:
@@ -70,18 +62,18 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def _save_issued(st: State, issued: list[dict[str, Any]]) -> Path:
-    """The agency's own copy: documents with their QR keys (the server keeps neither)."""
-    folder = st.settings.data_dir / "issued"
-    folder.mkdir(parents=True, exist_ok=True)
+    """The agency's own copy: documents with their QR keys (the server keeps neither). Holder data and the
+    decryption key: 0600 files in a 0700 folder, created with those modes (api/private_files.py)."""
+    folder = st.settings.data_dir / ISSUED_DIR
     for item in issued:
-        (folder / f"{item['identifier']}.json").write_text(json.dumps(item, ensure_ascii=False))
+        write_private(folder / f"{item['identifier']}.json", json.dumps(item, ensure_ascii=False))
     return folder
 
 
 def issue(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSON list or CSV of field values ('-' for stdin)")],
-    agency: Annotated[str, typer.Option("--agency", envvar="LIANZHENG_AGENCY", help="issuing agency USCC")],
+    agency: RequiredAgency,
     type_code: Annotated[str, typer.Option("--type", help="证照类型代码")],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per document: id, status")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait until every document is anchored")] = True,
@@ -146,8 +138,6 @@ def issue(
 
 
 def _issuer_of(identifier: str) -> str:
-    from registry.identifiers import CertificateId
-
     return CertificateId.parse(identifier).issuer_uscc
 
 
@@ -162,26 +152,23 @@ def _change(ctx: typer.Context, identifier: str, action: str, body: dict[str, An
         console.print(f"{identifier}: {view['status']}")
 
 
-AgencyOpt = Annotated[str | None, typer.Option("--agency", envvar="LIANZHENG_AGENCY",
-                                               help="acting agency (default: the issuer in the identifier)")]
-JsonOpt = Annotated[bool, typer.Option("--json")]
 
 
 def revoke(ctx: typer.Context, identifier: str,
            reason: Annotated[int, typer.Option(
                "--reason", help="1 信息错误, 2 依法撤销, 3 主体注销, 4 证照遗失, 5 违法违规, 6 被替代, 9 其他")],
-           agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None, as_json: JsonOpt = False) -> None:
+           agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None, as_json: JsonOpt = False) -> None:
     """Revoke a certificate (final)."""
     _change(ctx, identifier, "revoke", {"reason": reason}, agency, api_url, api_key, as_json)
 
 
-def suspend(ctx: typer.Context, identifier: str, agency: AgencyOpt = None, api_url: ApiUrl = None,
+def suspend(ctx: typer.Context, identifier: str, agency: Agency = None, api_url: ApiUrl = None,
             api_key: ApiKey = None, as_json: JsonOpt = False) -> None:
     """Suspend a certificate (reversible)."""
     _change(ctx, identifier, "suspend", {}, agency, api_url, api_key, as_json)
 
 
-def reinstate(ctx: typer.Context, identifier: str, agency: AgencyOpt = None, api_url: ApiUrl = None,
+def reinstate(ctx: typer.Context, identifier: str, agency: Agency = None, api_url: ApiUrl = None,
               api_key: ApiKey = None, as_json: JsonOpt = False) -> None:
     """Reinstate a suspended certificate."""
     _change(ctx, identifier, "reinstate", {}, agency, api_url, api_key, as_json)
@@ -189,7 +176,7 @@ def reinstate(ctx: typer.Context, identifier: str, agency: AgencyOpt = None, api
 
 def supersede(ctx: typer.Context, identifier: str,
               file: Annotated[Path, typer.Argument(help="JSON object with the corrected field values")],
-              agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None,
+              agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None,
               as_json: JsonOpt = False) -> None:
     """Issue a corrected version and mark this certificate superseded."""
     [fields] = read_documents(file)[:1]
@@ -217,9 +204,7 @@ def verify(ctx: typer.Context,
 
 
 def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]:
-    from registry.identifiers import CertificateId
-
-    client = ApiClient(api_url or st.settings.public_base)
+    client = public_client(st, api_url)
     path = Path(target)
     try:
         is_file = path.is_file()
@@ -228,6 +213,7 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
     if is_file:
         data = path.read_bytes()
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"):
+            # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
             from api.cli import qr_scan
 
             return qr_scan.verify_photo(st, data, client)
@@ -242,6 +228,7 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
         CertificateId.parse(target)
     except ValidationError:
         try:
+            # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
             from api.cli import qr_scan
         except ImportError:
             raise ValidationError(f"{target!r} is not a file or a certificate identifier", code="invalid_target") from None
@@ -263,8 +250,6 @@ def disclose(ctx: typer.Context,
              hide: Annotated[str, typer.Option("--hide", help="comma-separated field names to hide")],
              out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Make a copy with some fields hidden (their leaf hashes kept): it still verifies."""
-    from registry.certificates.documents import Document
-
     try:
         body = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -284,12 +269,9 @@ def disclose(ctx: typer.Context,
 def sample(ctx: typer.Context,
            type_code: Annotated[str, typer.Option("--type", help="证照类型代码")],
            count: Annotated[int, typer.Option("--count", min=1, max=1_000_000)] = 10,
-           agency: Annotated[str | None, typer.Option("--agency", help="issuer (default: the first allowed)")] = None,
+           agency: Agency = None,
            seed: Annotated[int | None, typer.Option("--seed")] = None) -> None:
     """N realistic, valid sample documents of a type (fake holders) as a JSON list."""
-    from api.devtools.samples import sample_values
-    from registry.seeds import load_seeds
-
     seeds = load_seeds(state(ctx).settings.seeds_dir)
     cert_type = seeds.certificate_type(type_code)
     issuer = seeds.member(agency or cert_type.issuers[0])

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import sys
 import time
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
 from api.cli._common import console, err_console, print_json, state
+from api.cli.options import JsonOpt
+from api.logging import configure_logging
+from api.private_files import write_private
+from api.runtime import devnet, secure_data_dir
+from api.supervisor import DevnetWatchdog, Supervisor
+from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
+from registry.consortium.members import bootstrap, ensure_deployment, list_members, resolve
+from registry.identifiers import validate_uscc
 
 devnet_app = typer.Typer(no_args_is_help=True, help="The local anvil devnet (persistent state in the data dir).")
 agency_app = typer.Typer(no_args_is_help=True, help="Agencies: API keys and signing keys.")
@@ -30,8 +42,6 @@ def register(app: typer.Typer) -> None:
 
 def compile_cmd(check: Annotated[bool, typer.Option("--check", help="fail if contracts/build differs")] = False) -> None:
     """Compile contracts/*.sol with the offline npm solc into contracts/build/."""
-    from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
-
     artifacts = compile_contracts()
     if check:
         stale = [n for n, a in artifacts.items()
@@ -49,8 +59,6 @@ def compile_cmd(check: Annotated[bool, typer.Option("--check", help="fail if con
 def devnet_start(ctx: typer.Context,
                  port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
     """Start anvil in the background with persistent state (no-op if it is already running)."""
-    from api.runtime import devnet
-
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -65,8 +73,6 @@ def devnet_start(ctx: typer.Context,
 def devnet_stop(ctx: typer.Context,
                 port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
     """Stop the devnet cleanly (SIGTERM: anvil writes its state)."""
-    from api.runtime import devnet
-
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -76,12 +82,8 @@ def devnet_stop(ctx: typer.Context,
 @devnet_app.command("status")
 def devnet_status(ctx: typer.Context,
                   port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None,
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                  as_json: JsonOpt = False) -> None:
     """Is the devnet running; its chain id and block height."""
-    from dataclasses import asdict
-
-    from api.runtime import devnet
-
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -98,8 +100,6 @@ def devnet_status(ctx: typer.Context,
 
 def deploy(ctx: typer.Context) -> None:
     """Deploy all contracts once (reuses deployment.json when it is live on this chain)."""
-    from registry.consortium.members import ensure_deployment
-
     node = state(ctx).node()
     before = node.deployment
     deployment = ensure_deployment(node, on_step=lambda m: err_console.print(m))
@@ -110,21 +110,24 @@ def deploy(ctx: typer.Context) -> None:
 
 def seed(ctx: typer.Context) -> None:
     """Admit the seed agencies (M-of-N approvals) and mirror members; safe to run again."""
-    from registry.consortium.members import bootstrap
-
     node = state(ctx).node()
     bootstrap(node, on_step=lambda m: err_console.print(m))
     console.print(f"{len(node.consortium.members())} members on chain")
 
 
 def _serve(ctx: typer.Context) -> None:
+    # lazy import: the HTTP server: only `serve`/`up` load it
     import uvicorn
 
+    # lazy import: the FastAPI app and every route: only `serve`/`up` load it
     from api.app import create_app
+    from api.logging import configure_logging
 
     st = state(ctx)
+    configure_logging(st.settings.log_level)  # JSON lines, redacted; uvicorn's loggers go through it too
     app = create_app(st.node(), st.settings)
-    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_level="warning")
+    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
+                log_level=st.settings.log_level)
 
 
 def serve(ctx: typer.Context) -> None:
@@ -133,34 +136,40 @@ def serve(ctx: typer.Context) -> None:
 
 
 def up(ctx: typer.Context) -> None:
-    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. Ctrl-C stops all."""
-    from api.runtime import devnet
-    from registry.consortium.members import bootstrap
-
+    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. The API runs as a child
+    process and is restarted if it dies; Ctrl-C (or SIGTERM) stops API and devnet, and a devnet started here
+    is stopped even if `up` itself is killed (api/supervisor.py)."""
     st = state(ctx)
+    configure_logging(st.settings.log_level)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    secure_data_dir(st.settings)
     net = devnet(st.settings) if st.settings.uses_devnet else None
     started = bool(net and net.start())
+    watchdog = DevnetWatchdog(net) if net and started else None
     if net:
         console.print(f"devnet {'started' if started else 'already running'} at {net.url}")
     try:
         node = st.node()
         bootstrap(node, on_step=lambda m: err_console.print(m))
         ensure_demo_keys(st)
+        node.db.engine.dispose()  # the API process opens its own connections
         console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API and devnet)")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        _serve(ctx)
+        env = {**os.environ, "LIANZHENG_DATA_DIR": str(st.settings.data_dir.resolve())}
+        if st.settings.rpc_urls:
+            env["LIANZHENG_RPC_URLS"] = st.settings.rpc_urls
+        Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env).run()
     except KeyboardInterrupt:
         pass
     finally:
         if net and started:
             net.stop()
             err_console.print("devnet stopped")
+        if watchdog is not None:
+            watchdog.close()
 
 
 def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
     """In dev, write one API key per agency to <data dir>/api-keys.json the first time (for the CLI/demos)."""
-    import json
-
     if st.settings.env == "prod":
         return
     path = st.settings.data_dir / "api-keys.json"
@@ -168,8 +177,7 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
         return
     node = st.node()
     keys = {m.uscc: node.keys.create_api_key(m.uscc, label="dev") for m in node.seeds.members}
-    path.write_text(json.dumps(keys, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps(keys, indent=2))
     err_console.print(f"dev API keys written to {path}")
 
 
@@ -177,20 +185,14 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
 def agency_key_create(ctx: typer.Context, uscc: str,
                       label: Annotated[str, typer.Option("--label")] = "") -> None:
     """Create an API key for an agency (printed once; only its hash is stored)."""
-    from registry.identifiers import validate_uscc
-
     node = state(ctx).node()
     uscc = validate_uscc(uscc)
     node.seeds.member(uscc)  # unknown agencies are refused
     typer.echo(node.keys.create_api_key(uscc, label=label))
 
 
-def members(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List consortium members."""
-    from dataclasses import asdict
-
-    from registry.consortium.members import list_members
-
     views = list_members(state(ctx).node())
     if as_json:
         print_json([asdict(v) for v in views])
@@ -201,10 +203,6 @@ def members(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
 
 def resolve_cmd(ctx: typer.Context, identifier: str) -> None:
     """Resolve a BID, USCC or account to the member (多标识融合)."""
-    from dataclasses import asdict
-
-    from registry.consortium.members import resolve
-
     kind, view = resolve(state(ctx).node(), identifier)
     print_json({"kind": kind, "member": asdict(view)})
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from api.cli._common import console, print_json, state
+from api.cli.options import JsonOpt
+from chain.contracts import Action, ConsortiumClient, Role
+from registry.consortium.members import member_bid, sync_members
 from registry.errors import ValidationError
+from registry.identifiers import validate_uscc
 
 consortium_app = typer.Typer(no_args_is_help=True, help="Consortium governance: proposals, approvals, execution.")
 
@@ -28,8 +33,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _roles(text: str | None) -> int:
-    from chain.contracts import Role
-
     if not text:
         raise ValidationError("--roles is required (comma-separated: admin, issuer, revoker, evidence, exchange, "
                               "auditor, gateway)", code="missing_roles")
@@ -48,13 +51,9 @@ def propose(
     name: Annotated[str | None, typer.Option("--name", help="admit: the agency's registered name")] = None,
     roles: Annotated[str | None, typer.Option("--roles", help="admit/set-roles: comma-separated roles")] = None,
     threshold: Annotated[int | None, typer.Option("--threshold", min=1, max=255)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Propose a change; the proposing admin's approval is counted at once."""
-    from chain.contracts import Action, ConsortiumClient
-    from registry.consortium.members import member_bid
-    from registry.identifiers import validate_uscc
-
     if action not in ACTIONS:
         raise ValidationError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", code="invalid_action")
     node = state(ctx).node()
@@ -101,11 +100,6 @@ def approve(ctx: typer.Context, proposal: int, acting: As) -> None:
 @consortium_app.command("execute")
 def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
     """Execute a proposal that has enough approvals and has not expired; mirrors members afterwards."""
-    from eth_abi import decode as abi_decode
-
-    from chain.contracts import Action
-    from registry.consortium.members import sync_members
-
     node = state(ctx).node()
     node.consortium.execute(node.sender_for(acting), proposal)
     info = node.consortium.get_proposal(proposal)
@@ -118,7 +112,7 @@ def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
 
 
 @consortium_app.command("proposals")
-def proposals(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def proposals(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List proposals with their approvals, expiry and state."""
     node = state(ctx).node()
     c = node.consortium

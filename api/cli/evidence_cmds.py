@@ -28,16 +28,16 @@ from rich.progress import Progress
 from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, progress, state
-from api.cli.client import ApiClient, dev_api_key
+from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, agency_client, public_client
+from chain.backends import RpcBackend
+from chain.devnet import Devnet
+from registry import errors as registry_errors
 from registry.crypto.hashing import FileDigests, digest_file
 from registry.errors import ValidationError
+from registry.evidence.package import verify_package
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence records (存证): register, custody, seal, verify, export.")
 
-ApiUrl = Annotated[str | None, typer.Option("--api-url", envvar="LIANZHENG_API_URL", help="the Lianzheng API")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="LIANZHENG_API_KEY", help="agency API key")]
-AgencyOpt = Annotated[str | None, typer.Option("--agency", envvar="LIANZHENG_AGENCY", help="acting agency USCC")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def register(app: typer.Typer) -> None:
@@ -45,21 +45,6 @@ def register(app: typer.Typer) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def public_client(st: State, api_url: str | None) -> ApiClient:
-    return ApiClient(api_url or st.settings.public_base)
-
-
-def agency_client(st: State, api_url: str | None, api_key: str | None, agency: str | None) -> ApiClient:
-    """A client acting as `agency` (its dev key) or as the owner of `api_key`."""
-    key = api_key or (dev_api_key(st.settings.data_dir, agency) if agency else None)
-    if not key:
-        if agency:
-            raise ValidationError(f"no API key for agency {agency}: pass --api-key or create one with "
-                                  f"`lianzheng agency key create {agency}`", code="no_api_key")
-        raise ValidationError("which agency acts? pass --agency USCC or --api-key", code="no_agency")
-    return ApiClient(api_url or st.settings.public_base, api_key=key)
 
 
 class _ProgressReader:
@@ -127,7 +112,7 @@ def add(
     file: Annotated[Path, typer.Argument(help="the file to register (hashed locally, never uploaded)")],
     case_no: Annotated[str, typer.Option("--case", help="案件/执法编号")],
     scenario: Annotated[str, typer.Option("--scenario", help="行政执法 | 刑罚执行 | 公证")],
-    agency: AgencyOpt = None,
+    agency: Agency = None,
     type_code: Annotated[str | None, typer.Option("--type", help="evidence type (default: by scenario, media type)")] = None,
     media_type: Annotated[str | None, typer.Option("--media-type", help="default: guessed from the file name")] = None,
     authority: Annotated[str | None, typer.Option("--authority", help="执法主体 (default: the agency's name)")] = None,
@@ -188,7 +173,7 @@ def transfer(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metava
              to: Annotated[str, typer.Option("--to", help="USCC of the receiving agency")],
              purpose: Annotated[str, typer.Option("--purpose", help="why custody moves")] = "移交保管 / custody transfer",
              rechecked: Annotated[bool, typer.Option("--rechecked", help="the content was re-hashed before sending")] = False,
-             agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+             agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Offer custody of a record to another agency (as its current custodian)."""
     st = state(ctx)
     acting = agency or (None if api_key else _custodian_of(st, api_url, record_id)["custodian"]["uscc"])
@@ -210,7 +195,7 @@ def _step_state(view: dict[str, Any]) -> str:
 @evidence_app.command("accept")
 def accept(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar="ID")],
            file: Annotated[Path | None, typer.Option("--file", help="re-check the received content first")] = None,
-           agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+           agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Take custody of a record offered to your agency (optionally re-checking the file)."""
     st = state(ctx)
     acting = agency
@@ -233,7 +218,7 @@ def accept(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar=
 @evidence_app.command("reject")
 def reject(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar="ID")],
            reason: Annotated[str | None, typer.Option("--reason")] = None,
-           agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+           agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Decline a transfer offered to your agency."""
     st = state(ctx)
     acting = agency
@@ -248,7 +233,7 @@ def reject(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar=
 
 
 @evidence_app.command("seal")
-def seal(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CASE")], agency: AgencyOpt = None,
+def seal(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CASE")], agency: Agency = None,
          as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Seal a case (as its owner): its records are frozen afterwards."""
     st = state(ctx)
@@ -262,7 +247,7 @@ def seal(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CAS
 
 
 @evidence_app.command("show")
-def show(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar="ID")], agency: AgencyOpt = None,
+def show(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar="ID")], agency: Agency = None,
          as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """A record with its custody log (as an involved agency; default: the custodian)."""
     st = state(ctx)
@@ -275,7 +260,7 @@ def show(ctx: typer.Context, record_id: Annotated[str, typer.Argument(metavar="I
 
 
 @evidence_app.command("case")
-def case(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CASE")], agency: AgencyOpt = None,
+def case(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CASE")], agency: Agency = None,
          as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """A case and its records (as an involved agency; default: the owner)."""
     st = state(ctx)
@@ -317,7 +302,7 @@ def verify(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="the fi
 @evidence_app.command("export")
 def export(ctx: typer.Context, case_no: Annotated[str, typer.Argument(metavar="CASE")],
            out: Annotated[Path, typer.Option("--out", help="where to write the package (zip)")],
-           agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+           agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Export a case's evidence package (records, custody log, proofs, trust list), signed by your agency."""
     st = state(ctx)
     acting = agency or (None if api_key else _owner_of(st, api_url, case_no))
@@ -344,14 +329,10 @@ def verify_package_cmd(ctx: typer.Context, package: Annotated[Path, typer.Argume
                        as_json: JsonOpt = False) -> None:
     """Check a package: signature, manifest, records, custody order, and online that every transaction is
     still on chain. Exit 0 when valid, 1 when not."""
-    from registry.evidence.package import verify_package
-
     if not package.is_file():
         raise ValidationError(f"no such file: {package}", code="file_not_found")
     backend = None
     if not offline:
-        from chain.backends import RpcBackend
-
         st = state(ctx)
         urls = st.settings.rpc_url_list if st.settings.rpc_urls else [_devnet_url(st)]
         backend = RpcBackend(urls, timeout=st.settings.rpc_timeout)
@@ -374,8 +355,7 @@ def verify_package_cmd(ctx: typer.Context, package: Annotated[Path, typer.Argume
 
 def _http_error(r: Any) -> Exception:
     """The domain error of an API error response (same mapping as ApiClient)."""
-    from registry import errors as e
-
+    e = registry_errors
     by_status: dict[int, type[e.RegistryError]] = {401: e.AuthenticationError, 403: e.PermissionDeniedError,
                                                    404: e.NotFoundError, 409: e.ConflictError, 422: e.ValidationError,
                                                    503: e.ChainUnavailableError}
@@ -388,6 +368,4 @@ def _http_error(r: Any) -> Exception:
 
 
 def _devnet_url(st: State) -> str:
-    from chain.devnet import Devnet
-
     return Devnet.from_data_dir(st.settings.data_dir).url

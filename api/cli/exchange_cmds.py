@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 from api.cli._common import State, console, print_json, state
-from api.cli.evidence_cmds import AgencyOpt, ApiKey, ApiUrl, JsonOpt, agency_client, hash_file, public_client
+from api.cli.evidence_cmds import hash_file
+from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, agency_client, public_client
 
 exchange_app = typer.Typer(no_args_is_help=True, help="Data exchanges (数据共享交换): request, authorise, deliver, acknowledge.")
 
@@ -55,7 +56,7 @@ def request(ctx: typer.Context,
             legal_basis: Annotated[str, typer.Option("--legal-basis", help="法律依据")],
             provider: Annotated[str | None, typer.Option("--provider", help="default: the item's provider")] = None,
             operator: Annotated[str | None, typer.Option("--operator", envvar="LIANZHENG_OPERATOR")] = None,
-            agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+            agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Request a catalogue item from its provider (your agency is the consumer)."""
     client = agency_client(state(ctx), api_url, api_key, agency)
     _out(client.post("/api/v1/exchanges", {"item": item, "purpose": purpose, "legal_basis": legal_basis,
@@ -65,7 +66,7 @@ def request(ctx: typer.Context,
 @exchange_app.command("authorise")
 def authorise(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")],
               reason: Annotated[str | None, typer.Option("--reason")] = None,
-              agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+              agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Grant a request (as the provider)."""
     st = state(ctx)
     client = agency_client(st, api_url, api_key, agency or (None if api_key else _provider_of(st, api_url, exchange_id)))
@@ -75,7 +76,7 @@ def authorise(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(met
 @exchange_app.command("refuse")
 def refuse(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")],
            reason: Annotated[str, typer.Option("--reason", help="why (recorded; its digest goes on chain)")],
-           agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+           agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Refuse a request (as the provider)."""
     st = state(ctx)
     client = agency_client(st, api_url, api_key, agency or (None if api_key else _provider_of(st, api_url, exchange_id)))
@@ -86,7 +87,7 @@ def refuse(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metava
 def deliver(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")],
             payload: Annotated[Path, typer.Argument(help="the delivered payload (hashed locally)")],
             records: Annotated[int, typer.Option("--records", min=0, help="number of records delivered")],
-            agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+            agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Record a delivery (as the provider, after authorisation): payload digest, size, record count."""
     st = state(ctx)
     d = hash_file(payload)
@@ -98,7 +99,7 @@ def deliver(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metav
 @exchange_app.command("acknowledge")
 def acknowledge(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")],
                 received: Annotated[Path, typer.Argument(help="the payload as received (hashed locally)")],
-                agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None,
+                agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None,
                 api_key: ApiKey = None) -> None:
     """Confirm receipt (as the consumer): acknowledged if the digest matches the delivery, disputed if not.
     Exit 0 when acknowledged, 1 when disputed."""
@@ -110,7 +111,7 @@ def acknowledge(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(m
 
 
 @exchange_app.command("show")
-def show(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")], agency: AgencyOpt = None,
+def show(ctx: typer.Context, exchange_id: Annotated[str, typer.Argument(metavar="ID")], agency: Agency = None,
          as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """One exchange with its steps (as a party or an auditor)."""
     st = state(ctx)
@@ -132,7 +133,7 @@ def list_cmd(ctx: typer.Context,
              item: Annotated[str | None, typer.Option("--item")] = None,
              status: Annotated[str | None, typer.Option("--status", help="e.g. unacknowledged, disputed, open")] = None,
              limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
-             agency: AgencyOpt = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
+             agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Your exchanges (all, for an auditor), filtered."""
     client = agency_client(state(ctx), api_url, api_key, agency)
     params = {k: v for k, v in {"agency": party, "item": item, "status": status, "limit": limit}.items() if v is not None}

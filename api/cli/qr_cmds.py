@@ -20,9 +20,11 @@ from urllib.parse import quote
 import typer
 
 from api.cli._common import console, err_console, print_json, state
-from api.cli.cert_cmds import ApiKey, ApiUrl, client_for
 from api.cli.client import ApiClient
+from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, client_for
 from registry.errors import NotFoundError, ValidationError
+from registry.formats.images import qr_png, qr_svg
+from registry.identifiers import CertificateId
 
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for every `lianzheng` invocation
     import httpx
@@ -35,8 +37,6 @@ trust_app = typer.Typer(no_args_is_help=True, help="The signed trust list for of
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="ref: link with the key (needs the network to verify); "
                                       "offline: signed payload, verifiable with a cached trust list")]
-AgencyOpt = Annotated[str | None, typer.Option("--agency", envvar="LIANZHENG_AGENCY",
-                                               help="acting agency (default: the issuer in the identifier)")]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,8 +48,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _issuer(identifier: str) -> str:
-    from registry.identifiers import CertificateId
-
     return CertificateId.parse(identifier).issuer_uscc
 
 
@@ -84,11 +82,9 @@ def qr(
     scale: Annotated[int, typer.Option("--scale", min=1, max=40, help="pixels per module")] = 8,
     hide: Annotated[str | None, typer.Option("--hide", help="offline: comma-separated fields to hide")] = None,
     max_version: Annotated[int, typer.Option("--max-version", min=1, max=40, help="offline: largest QR version")] = 25,
-    agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None,
+    agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None,
 ) -> None:
     """Write a certificate's QR code (PNG or SVG, by the file suffix)."""
-    from registry.formats.images import qr_png, qr_svg
-
     st = state(ctx)
     saved = _saved(st.settings.data_dir, identifier)
     fmt = out.suffix.lower().lstrip(".")
@@ -117,7 +113,7 @@ def print_certificate(
     identifier: Annotated[str, typer.Argument(help="证照标识 of a certificate issued from this data dir")],
     out: Annotated[Path, typer.Option("--out", help="output HTML file (A4, print it from a browser)")],
     mode: ModeOpt = "ref",
-    agency: AgencyOpt = None, api_url: ApiUrl = None, api_key: ApiKey = None,
+    agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None,
 ) -> None:
     """Write the printable certificate (HTML, A4) with its QR code."""
     st = state(ctx)
@@ -152,10 +148,11 @@ def trust_pull(
     operator: Annotated[str | None, typer.Option("--operator", envvar="LIANZHENG_OPERATOR",
                                                  help="pin this operator account (default: the one pinned "
                                                       "before, or the first list's signer)")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Download the signed trust list, check its signature and cache it for offline verification."""
+    # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
     from api.cli.qr_scan import save_trust_list
 
     st = state(ctx)
@@ -164,8 +161,9 @@ def trust_pull(
     _print_summary(trust, st.settings.data_dir / TRUST_LIST_FILE, as_json)
 
 
-def trust_show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def trust_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check and summarise the cached trust list (no network)."""
+    # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
     from api.cli.qr_scan import load_trust_list
 
     st = state(ctx)

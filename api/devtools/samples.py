@@ -232,7 +232,10 @@ def sample_values(
     organisation = cert_type.holder_code_type == "001"
     specs = cert_type.fields
     out: list[dict[str, JsonValue]] = []
-    for _ in range(count):
+    # 证照编号 is unique per type and issuer (issuing it twice is a replay or a conflict): consecutive numbers
+    # from a random start never collide within one call
+    first_number = rng.randrange(10**10)
+    for n in range(count):
         holder = _company(rng, today) if organisation else _person(rng, today)
         issued = _date_between(rng, earliest, today)
         if not organisation:
@@ -245,7 +248,7 @@ def sample_values(
         values: dict[str, JsonValue] = {
             "证照名称": cert_type.name,
             "证照类型代码": cert_type.code,
-            "证照编号": f"{issuer.region}{issued:%Y}{rng.randrange(10**8):08d}",
+            "证照编号": f"{issuer.region}{issued:%Y}{(first_number + n) % 10**10:010d}",
             "颁发机构": issuer.name,
             "颁发机构代码": issuer.uscc,
             "颁发日期": issued.isoformat(),

@@ -1,39 +1,74 @@
-"""Certificates: issue (single and batch), the issuer view, lifecycle changes, verification, types."""
+"""Certificates: issue (single and batch, idempotent), the issuer view, lifecycle changes, verification, types.
+
+Issuing is idempotent by 证照编号 per type and issuer, and by the `Idempotency-Key` header
+(registry/certificates/idempotency.py): a replayed certificate comes back with `idempotent_replay: true`
+and 200, a replayed Idempotency-Key answer with the first answer's status and `Idempotent-Replayed: true`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field, StrictInt
 
-from api.deps import CurrentAgency, NodeDep, ServicesDep
-from registry.certificates.service import REVOCATION_REASONS, IssuedCertificate
+from api.deps import CertificatesDep, CurrentAgency, NodeDep, VerifierDep
+from api.schemas import (
+    AGENCY_ERRORS,
+    MAX_BATCH,
+    PUBLIC_ERRORS,
+    Fields,
+    IdempotencyKeyHeader,
+    IdentifierPath,
+    Strict,
+    StrictIdentifier,
+    TypeCode,
+    links,
+)
+from registry.certificates.documents import COMMON_FIELDS
+from registry.certificates.idempotency import IdempotencyKey
+from registry.certificates.service import REVOCATION_REASONS, IssuedCertificate, IssueResult
 from registry.certificates.verification import parse_verify_body
 from registry.errors import ValidationError
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
-
-class CertificateCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = Field(description="证照类型代码 (see GET /api/v1/certificate-types)", max_length=32)
-    fields: dict[str, Any] = Field(description="field values by Chinese field name")
+Wait = Annotated[bool, Query(description="block until anchored")]
+IdempotencyHeader = Annotated[IdempotencyKeyHeader, Header(
+    alias="Idempotency-Key", description="replays the first answer to the same request; refuses a different one")]
 
 
-class BatchCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = Field(max_length=32)
-    documents: list[dict[str, Any]] = Field(description="field values of each document (at most 10,000)")
+def _known_reason(code: int) -> int:
+    if code not in REVOCATION_REASONS:
+        raise ValueError(f"must be one of the revocation reason codes {sorted(REVOCATION_REASONS)}, got {code}")
+    return code
+
+
+# StrictInt: "4" and true are refused, not coerced (a Literal of ints would take true for 1)
+RevocationReason = Annotated[StrictInt, AfterValidator(_known_reason),
+                             Field(json_schema_extra={"enum": sorted(REVOCATION_REASONS)})]
+
+
+class CertificateCreate(Strict):
+    type: TypeCode
+    fields: Fields
+
+
+class BatchCreate(Strict):
+    type: TypeCode
+    documents: list[Fields] = Field(min_length=1, description="field values of each document (1 to 10,000)",
+                                    json_schema_extra={"maxItems": MAX_BATCH})
 
 
 class IssuedPublic(BaseModel):
     identifier: str
     status: str
-    qr_url: str = Field(description="by-reference QR URL; the decryption key is only in its fragment")
-    document: dict[str, Any]
+    qr_url: str | None = Field(description="by-reference QR URL; the decryption key is only in its fragment. "
+                                           "null for a replayed certificate: the key was returned once")
+    document: dict[str, Any] | None = Field(description="the document; null for a replayed certificate")
+    idempotent_replay: bool = Field(description="issued before with the same 证照编号 and values: no new certificate")
 
 
 class BatchPublic(BaseModel):
@@ -42,103 +77,129 @@ class BatchPublic(BaseModel):
     certificates: list[IssuedPublic]
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: int = Field(description="revocation reason code: " + ", ".join(f"{k} {v[0]}" for k, v in REVOCATION_REASONS.items()))
+class RevokeRequest(Strict):
+    reason: RevocationReason = Field(
+        description="revocation reason code: " + ", ".join(f"{k} {v[0]}" for k, v in REVOCATION_REASONS.items()))
 
 
-class EmptyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EmptyRequest(Strict):
+    pass
 
 
-class SupersedeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    fields: dict[str, Any]
+class SupersedeRequest(Strict):
+    fields: Fields
+
+
+class StatusQuery(Strict):
+    identifiers: list[StrictIdentifier] = Field(json_schema_extra={"maxItems": MAX_BATCH})
 
 
 def _issued(i: IssuedCertificate) -> IssuedPublic:
-    return IssuedPublic(identifier=i.identifier, status=i.status, qr_url=i.qr_url, document=i.document)
+    return IssuedPublic(identifier=i.identifier, status=i.status, qr_url=i.qr_url, document=i.document,
+                        idempotent_replay=i.replayed)
 
 
-@router.post("/certificates", status_code=201)
-async def issue_one(body: CertificateCreate, agency: CurrentAgency, services: ServicesDep,
-                    wait: bool = Query(False, description="block until anchored")) -> IssuedPublic:
-    """Issue one certificate. Returns at once with status `pending` unless `wait=true`."""
-    [issued] = await run_in_threadpool(services.certificates.issue, agency, body.type, [body.fields], wait=wait)
+def _key(header: str | None) -> IdempotencyKey | None:
+    return None if header is None else IdempotencyKey.parse(header)
+
+
+def _mark_replay(response: Response, result: IssueResult) -> None:
+    if result.key_replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
+_CERTIFICATE_LINKS = links("identifier", get_certificate="identifier", revoke="identifier", suspend="identifier",
+                           reinstate="identifier", supersede="identifier", blob="identifier")
+
+
+@router.post("/certificates", status_code=201, operation_id="issue_one", responses={
+    **AGENCY_ERRORS, 201: {"description": "issued (pending until anchored)", "links": _CERTIFICATE_LINKS},
+    200: {"model": IssuedPublic, "description": "issued before: the existing one", "links": _CERTIFICATE_LINKS}})
+async def issue_one(body: CertificateCreate, agency: CurrentAgency, certificates: CertificatesDep, response: Response,
+                    wait: Wait = False, idempotency_key: IdempotencyHeader = None) -> IssuedPublic:
+    """Issue one certificate. Returns at once with status `pending` unless `wait=true`. The same 证照编号
+    with the same values returns the existing certificate (200); with other values: 409."""
+    result = await run_in_threadpool(lambda: certificates.issue_request(
+        agency, body.type, [body.fields], wait=wait, idempotency_key=_key(idempotency_key), route="single"))
+    [issued] = result.certificates
+    response.status_code = 200 if issued.replayed else 201
+    _mark_replay(response, result)
     return _issued(issued)
 
 
-@router.post("/certificates/batch", status_code=201)
-async def issue_batch(body: BatchCreate, agency: CurrentAgency, services: ServicesDep,
-                      wait: bool = Query(False, description="block until all are anchored")) -> BatchPublic:
-    """Issue up to 10,000 certificates of one type. All are validated before any is stored: all or nothing."""
-    issued = await run_in_threadpool(services.certificates.issue, agency, body.type, body.documents, wait=wait)
+@router.post("/certificates/batch", status_code=201, responses={**AGENCY_ERRORS, 200: {"model": BatchPublic,
+                                                                     "description": "every one issued before"}})
+async def issue_batch(body: BatchCreate, agency: CurrentAgency, certificates: CertificatesDep, response: Response,
+                      wait: Annotated[bool, Query(description="block until all are anchored")] = False,
+                      idempotency_key: IdempotencyHeader = None) -> BatchPublic:
+    """Issue up to 10,000 certificates of one type. All are validated before any is stored (all or nothing);
+    every invalid document is reported at once in `error.details.errors`."""
+    result = await run_in_threadpool(lambda: certificates.issue_request(
+        agency, body.type, body.documents, wait=wait, idempotency_key=_key(idempotency_key), route="batch"))
+    issued = result.certificates
+    response.status_code = 200 if all(i.replayed for i in issued) else 201
+    _mark_replay(response, result)
     status = "issued" if all(i.status == "issued" for i in issued) else "pending"
     return BatchPublic(count=len(issued), status=status, certificates=[_issued(i) for i in issued])
 
 
-class StatusQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    identifiers: list[str] = Field(max_length=10_000)
-
-
-@router.post("/certificates/status")
-async def statuses(body: StatusQuery, agency: CurrentAgency, services: ServicesDep) -> dict[str, Any]:
+@router.post("/certificates/status", responses=AGENCY_ERRORS)
+async def statuses(body: StatusQuery, agency: CurrentAgency, certificates: CertificatesDep) -> dict[str, Any]:
     """Status of many of your certificates at once (pending / issued / suspended / revoked / superseded)."""
-    found = await run_in_threadpool(services.certificates.statuses, agency, body.identifiers)
+    found = await run_in_threadpool(certificates.statuses, agency, body.identifiers)
     return {"count": len(found), "statuses": found}
 
 
-@router.get("/certificates/{identifier}")
-async def get_certificate(identifier: str, agency: CurrentAgency, services: ServicesDep) -> dict[str, Any]:
+@router.get("/certificates/{identifier}", responses=AGENCY_ERRORS, operation_id="get_certificate")
+async def get_certificate(identifier: IdentifierPath, agency: CurrentAgency,
+                          certificates: CertificatesDep) -> dict[str, Any]:
     """The issuer view: status, digests, anchor and history (the server keeps no holder data)."""
-    return asdict(await run_in_threadpool(services.certificates.get, agency, identifier))
+    return asdict(await run_in_threadpool(certificates.get, agency, identifier))
 
 
-@router.post("/certificates/{identifier}/revoke")
-async def revoke(identifier: str, body: RevokeRequest, agency: CurrentAgency, services: ServicesDep) -> dict[str, Any]:
-    view = await run_in_threadpool(services.certificates.change_status, agency, identifier, "revoke", reason=body.reason)
+@router.post("/certificates/{identifier}/revoke", responses=AGENCY_ERRORS, operation_id="revoke")
+async def revoke(identifier: IdentifierPath, body: RevokeRequest, agency: CurrentAgency,
+                 certificates: CertificatesDep) -> dict[str, Any]:
+    view = await run_in_threadpool(certificates.change_status, agency, identifier, "revoke", reason=body.reason)
     return asdict(view)
 
 
-@router.post("/certificates/{identifier}/suspend")
-async def suspend(identifier: str, agency: CurrentAgency, services: ServicesDep,
+@router.post("/certificates/{identifier}/suspend", responses=AGENCY_ERRORS, operation_id="suspend")
+async def suspend(identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep,
                   body: EmptyRequest | None = None) -> dict[str, Any]:
-    return asdict(await run_in_threadpool(services.certificates.change_status, agency, identifier, "suspend"))
+    return asdict(await run_in_threadpool(certificates.change_status, agency, identifier, "suspend"))
 
 
-@router.post("/certificates/{identifier}/reinstate")
-async def reinstate(identifier: str, agency: CurrentAgency, services: ServicesDep,
+@router.post("/certificates/{identifier}/reinstate", responses=AGENCY_ERRORS, operation_id="reinstate")
+async def reinstate(identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep,
                     body: EmptyRequest | None = None) -> dict[str, Any]:
-    return asdict(await run_in_threadpool(services.certificates.change_status, agency, identifier, "reinstate"))
+    return asdict(await run_in_threadpool(certificates.change_status, agency, identifier, "reinstate"))
 
 
-@router.post("/certificates/{identifier}/supersede")
-async def supersede(identifier: str, body: SupersedeRequest, agency: CurrentAgency,
-                    services: ServicesDep) -> dict[str, Any]:
+@router.post("/certificates/{identifier}/supersede", responses=AGENCY_ERRORS, operation_id="supersede")
+async def supersede(identifier: IdentifierPath, body: SupersedeRequest, agency: CurrentAgency,
+                    certificates: CertificatesDep) -> dict[str, Any]:
     """Issue a corrected version (version + 1) and mark this one superseded, linking both."""
-    old, new = await run_in_threadpool(services.certificates.supersede, agency, identifier, body.fields)
+    old, new = await run_in_threadpool(certificates.supersede, agency, identifier, body.fields)
     return {"superseded": asdict(old), "replacement": _issued(new).model_dump()}
 
 
-@router.post("/verify", tags=["verification"])
-async def verify(body: dict[str, Any], services: ServicesDep) -> dict[str, Any]:
+@router.post("/verify", tags=["verification"], responses=PUBLIC_ERRORS)
+async def verify(body: dict[str, Any], verifier: VerifierDep) -> dict[str, Any]:
     """Verify a certificate document (full or selectively disclosed), or `{"identifier": ...}` for status only."""
     kind, value = parse_verify_body(body)
     if kind == "identifier":
         if not isinstance(value, str):
             raise ValidationError("identifier must be a string", code="invalid_identifier")
-        result = await run_in_threadpool(services.verifier.verify_identifier, value)
+        result = await run_in_threadpool(verifier.verify_identifier, value)
     else:
-        result = await run_in_threadpool(services.verifier.verify_document, value)
+        result = await run_in_threadpool(verifier.verify_document, value)
     return result.to_json()
 
 
-@router.get("/certificate-types")
+@router.get("/certificate-types", responses=PUBLIC_ERRORS)
 def certificate_types(node: NodeDep) -> dict[str, Any]:
     """Each certificate type: code, name, the agencies allowed to issue it, and its fields."""
-    from registry.certificates.documents import COMMON_FIELDS
-
     types = []
     for t in node.seeds.certificate_types:
         types.append({

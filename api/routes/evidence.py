@@ -15,77 +15,59 @@ import tempfile
 from typing import Annotated, Any
 
 import pydantic
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool, StrictInt
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from api.deps import CurrentAgency, extra_service
+from api.deps import CurrentAgency, EvidenceDep
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Strict, Text, Uscc, links
 from registry.crypto.hashing import digest_file, hash_constructor
 from registry.errors import PayloadFormatError, ValidationError
 from registry.evidence.package import export_case
-from registry.evidence.service import EvidenceService, EvidenceSubmission
-from registry.outbox.steps import OutboxWorker
+from registry.evidence.service import EvidenceSubmission
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
-
-def service_for(app: FastAPI) -> EvidenceService:
-    """The app's EvidenceService (created once, lazily, from app.state.node)."""
-    return extra_service(app, "evidence", lambda: EvidenceService(app.state.node))
-
-
-def _service(request: Request) -> EvidenceService:
-    return service_for(request.app)
-
-
-EvidenceDep = Annotated[EvidenceService, Depends(_service)]
-
-
-def start(app: FastAPI) -> list[Any]:
-    """Background outbox worker: resends steps left pending by a chain outage."""
-    worker = OutboxWorker(service_for(app)).start()
-    app.state.extras["evidence_worker"] = worker
-    return [worker]
-
-
 # -- schemas -------------------------------------------------------------------------------------------
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AcquisitionIn(_Strict):
-    device: str | None = Field(None, max_length=500, description="device or source (执法记录仪 serial, URL ...)")
-    tool: str | None = Field(None, max_length=500)
-    tool_version: str | None = Field(None, max_length=100)
-    place: str | None = Field(None, max_length=500)
-    acquired_at: str | None = Field(None, description="ISO 8601 date-time with offset, e.g. 2026-03-15T09:30:00+08:00")
+CaseNo = Text(200, min_length=1, description="案件/执法编号; only its SHA-256 goes on chain")
+RecordIdPath = Annotated[str, Path(max_length=64, json_schema_extra={"minLength": 1})]
+CaseQuery = Annotated[str, Query(min_length=1, max_length=200, description="案件/执法编号")]
+_PENDING = {202: {"description": "recorded; the chain step waits in the outbox (chain unreachable)"}}
+Size = Annotated[StrictInt, Field(le=2**53 - 1, description="bytes", json_schema_extra={"minimum": 0})]
 
 
-class EvidenceCreate(_Strict):
+class AcquisitionIn(Strict):
+    device: Text(500, description="device or source (执法记录仪 serial, URL ...)") | None = None
+    tool: Text(500) | None = None
+    tool_version: Text(100) | None = None
+    place: Text(500) | None = None
+    acquired_at: Text(64, description="ISO 8601 date-time with offset, e.g. 2026-03-15T09:30:00+08:00") | None = None
+
+
+class EvidenceCreate(Strict):
     """The digests and metadata of one file. Required fields are checked by the service, so a missing one
     gets its own error code (`missing_legal_basis`, `missing_authority`, ...)."""
 
-    case_no: str | None = Field(None, max_length=200, description="案件/执法编号; only its SHA-256 goes on chain")
-    scenario: str | None = Field(None, description="行政执法 | 刑罚执行 | 公证")
-    type: str | None = Field(None, max_length=16, description="evidence type code (GET /api/v1/evidence-types)")
-    sha256: str | None = Field(None, max_length=66)
-    sm3: str | None = Field(None, max_length=66)
-    size: int | None = None
-    media_type: str | None = Field(None, max_length=100)
-    authority: str | None = Field(None, description="执法主体 / the authority acting")
-    legal_basis: str | None = Field(None, description="法律依据")
-    operator_id: str | None = Field(None, description="real-name operator id (执法证号); never on chain")
-    filename: str | None = None
-    description: str | None = None
+    case_no: CaseNo | None = None
+    scenario: Text(20, description="行政执法 | 刑罚执行 | 公证") | None = None
+    type: Text(16, description="evidence type code (GET /api/v1/evidence-types)") | None = None
+    sha256: Digest | None = None
+    sm3: Digest | None = None
+    size: Size | None = None
+    media_type: Text(100) | None = None
+    authority: Text(200, description="执法主体 / the authority acting") | None = None
+    legal_basis: Text(500, description="法律依据") | None = None
+    operator_id: Text(64, description="real-name operator id (执法证号); never on chain") | None = None
+    filename: Text(255) | None = None
+    description: Text(2000) | None = None
     acquisition: AcquisitionIn | None = None
-    timestamp_token: str | None = Field(None, description="RFC 3161 TimeStampToken (DER), base64")
-    supersedes: str | None = Field(None, description="the record this one corrects (same case)")
-    correction_reason: str | None = None
+    timestamp_token: Text(65_536, description="RFC 3161 TimeStampToken (DER), base64") | None = None
+    supersedes: Text(64, description="the record this one corrects (same case)") | None = None
+    correction_reason: Text(500) | None = None
 
     def submission(self) -> EvidenceSubmission:
         data = self.model_dump(exclude={"type", "acquisition"})
@@ -93,41 +75,41 @@ class EvidenceCreate(_Strict):
                                   acquisition=self.acquisition.model_dump() if self.acquisition else None)
 
 
-class EvidenceBatchCreate(_Strict):
-    records: list[EvidenceCreate] = Field(max_length=1000)
+class EvidenceBatchCreate(Strict):
+    records: list[EvidenceCreate] = Field(min_length=1, max_length=1000)
 
 
-class TransferRequest(_Strict):
-    to: str = Field(max_length=40, description="USCC of the receiving agency")
-    purpose: str | None = Field(None, description="why custody moves (移送审查, 移送法院 ...)")
-    digest_rechecked: bool = Field(False, description="the sender re-hashed the content before sending")
+class TransferRequest(Strict):
+    to: Uscc = Field(description="USCC of the receiving agency")
+    purpose: Text(500, description="why custody moves (移送审查, 移送法院 ...)") | None = None
+    digest_rechecked: StrictBool = Field(False, description="the sender re-hashed the content before sending")
 
 
-class AcceptRequest(_Strict):
-    sha256: str | None = Field(None, description="digest of what was received: re-checked before accepting")
-    sm3: str | None = None
+class AcceptRequest(Strict):
+    sha256: Digest | None = Field(None, description="digest of what was received: re-checked before accepting")
+    sm3: Digest | None = None
 
 
-class RejectRequest(_Strict):
-    reason: str | None = None
+class RejectRequest(Strict):
+    reason: Text(500) | None = None
 
 
-class CaseRequest(_Strict):
-    case_no: str = Field(max_length=200)
+class CaseRequest(Strict):
+    case_no: CaseNo
 
 
-class CaseTransferRequest(_Strict):
-    case_no: str = Field(max_length=200)
-    to: str = Field(max_length=40)
-    purpose: str | None = None
+class CaseTransferRequest(Strict):
+    case_no: CaseNo
+    to: Uscc
+    purpose: Text(500) | None = None
 
 
-class VerifyDigests(_Strict):
-    sha256: str
-    sm3: str | None = None
-    size: int | None = None
-    id: str | None = Field(None, description="the record the file must match")
-    case_no: str | None = Field(None, description="the case one of whose records the file must match")
+class VerifyDigests(Strict):
+    sha256: Digest
+    sm3: Digest | None = None
+    size: Size | None = None
+    id: Text(64, description="the record the file must match") | None = None
+    case_no: Text(200, description="the case one of whose records the file must match") | None = None
 
 
 def _written(response: Response, view: Any, *, created: bool = False) -> dict[str, Any]:
@@ -140,17 +122,17 @@ def _written(response: Response, view: Any, *, created: bool = False) -> dict[st
 # -- public --------------------------------------------------------------------------------------------
 
 
-@router.get("/evidence-types")
+@router.get("/evidence-types", responses=PUBLIC_ERRORS)
 def evidence_types(svc: EvidenceDep) -> dict[str, Any]:
     """Evidence types by scenario (行政执法, 刑罚执行, 公证) with media types and legal basis."""
     types = svc.types()
     return {"count": len(types), "scenarios": list(svc.scenario_codes), "types": types}
 
 
-@router.post("/evidence/verify", tags=["verification"])
+@router.post("/evidence/verify", tags=["verification"], responses=PUBLIC_ERRORS)
 async def verify(request: Request, svc: EvidenceDep,
-                 id: str | None = Query(None, description="record to match (octet-stream uploads)"),
-                 case_no: str | None = Query(None)) -> dict[str, Any]:
+                 id: Annotated[str | None, Query(max_length=64, description="record to match (uploads)")] = None,
+                 case_no: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
     """Is this file unaltered? Send it as multipart (`file`, optional `id` / `case_no`), as a raw
     `application/octet-stream` body, or send its digests as JSON `{"sha256", "sm3", "size", "id"}`. Uploads
     are hashed as they stream (constant memory); the content is not kept. Uploads are bounded by the API's
@@ -169,36 +151,42 @@ async def verify(request: Request, svc: EvidenceDep,
             case = _form_text(form.get("case_no")) or case_no
         finally:
             await form.close()
-        digests = VerifyDigests(sha256=d.sha256_hex, sm3=d.sm3_hex, size=d.size, id=record_id, case_no=case)
+        digests = _digests({"sha256": d.sha256_hex, "sm3": d.sm3_hex, "size": d.size, "id": record_id,
+                            "case_no": case})
     elif ctype.startswith("application/octet-stream"):
         h256, hsm3, size = hash_constructor("sha256")(b""), hash_constructor("sm3")(b""), 0
         async for chunk in request.stream():
             h256.update(chunk)
             hsm3.update(chunk)
             size += len(chunk)
-        digests = VerifyDigests(sha256=h256.digest().hex(), sm3=hsm3.digest().hex(), size=size, id=id, case_no=case_no)
+        digests = _digests({"sha256": h256.digest().hex(), "sm3": hsm3.digest().hex(), "size": size, "id": id,
+                            "case_no": case_no})
     else:
         try:
             body = await request.json()
         except ValueError as exc:
             raise PayloadFormatError("request body is not valid JSON", code="invalid_json") from exc
-        try:
-            digests = VerifyDigests.model_validate(body)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValidationError(f"{where}: {first['msg']}", code="invalid_request") from exc
+        digests = _digests(body)
     result = await run_in_threadpool(svc.verify, sha256=digests.sha256, sm3=digests.sm3, size=digests.size,
                                      record_id=digests.id, case_no=digests.case_no)
     return result.to_json()
+
+
+def _digests(data: Any) -> VerifyDigests:
+    try:
+        return VerifyDigests.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValidationError(f"{where}: {first['msg']}", code="invalid_request") from exc
 
 
 def _form_text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-@router.get("/evidence/cases/status")
-async def case_status(svc: EvidenceDep, case_no: str = Query(max_length=200)) -> dict[str, Any]:
+@router.get("/evidence/cases/status", responses=PUBLIC_ERRORS)
+async def case_status(svc: EvidenceDep, case_no: CaseQuery) -> dict[str, Any]:
     """Public: a case's owner, sealed state and number of records (what the chain shows)."""
     return await run_in_threadpool(svc.case_status, case_no)
 
@@ -206,14 +194,19 @@ async def case_status(svc: EvidenceDep, case_no: str = Query(max_length=200)) ->
 # -- agencies ------------------------------------------------------------------------------------------
 
 
-@router.post("/evidence", status_code=201)
+_RECORD_LINKS = links("id", get_record="record_id", custody_status="record_id", transfer_record="record_id",
+                      accept_record="record_id", reject_record="record_id")
+
+
+@router.post("/evidence", status_code=201, operation_id="register_evidence", responses={
+    **AGENCY_ERRORS, **_PENDING, 201: {"description": "registered and on chain", "links": _RECORD_LINKS}})
 async def register(body: EvidenceCreate, agency: CurrentAgency, svc: EvidenceDep, response: Response) -> dict[str, Any]:
     """Register one file by its digests (the content stays with the agency)."""
     view = await run_in_threadpool(svc.register, agency, body.submission())
     return _written(response, view, created=True)
 
 
-@router.post("/evidence/batch", status_code=201)
+@router.post("/evidence/batch", status_code=201, responses={**AGENCY_ERRORS, **_PENDING})
 async def register_batch(body: EvidenceBatchCreate, agency: CurrentAgency, svc: EvidenceDep,
                          response: Response) -> dict[str, Any]:
     """Register up to 1,000 files at once (e.g. a day's on-site photos): validated as a whole, then sent
@@ -224,19 +217,19 @@ async def register_batch(body: EvidenceBatchCreate, agency: CurrentAgency, svc: 
             "refused": [{"index": i, "code": e.code, "message": e.message} for i, e in sorted(refused.items())]}
 
 
-@router.get("/evidence/cases")
-async def get_case(agency: CurrentAgency, svc: EvidenceDep, case_no: str = Query(max_length=200)) -> dict[str, Any]:
+@router.get("/evidence/cases", responses=AGENCY_ERRORS)
+async def get_case(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) -> dict[str, Any]:
     """A case and its records (owner, involved agencies and auditors)."""
     return (await run_in_threadpool(svc.case, agency, case_no)).to_json()
 
 
-@router.post("/evidence/cases/seal")
+@router.post("/evidence/cases/seal", responses={**AGENCY_ERRORS, **_PENDING})
 async def seal(body: CaseRequest, agency: CurrentAgency, svc: EvidenceDep, response: Response) -> dict[str, Any]:
     """Seal a case (its owner): no record can be added, transferred or accepted afterwards."""
     return _written(response, await run_in_threadpool(svc.seal, agency, body.case_no))
 
 
-@router.post("/evidence/cases/transfer")
+@router.post("/evidence/cases/transfer", responses={**AGENCY_ERRORS, **_PENDING})
 async def transfer_case(body: CaseTransferRequest, agency: CurrentAgency, svc: EvidenceDep,
                         response: Response) -> dict[str, Any]:
     """Transfer every record of the case you hold to another agency (pipelined)."""
@@ -244,14 +237,15 @@ async def transfer_case(body: CaseTransferRequest, agency: CurrentAgency, svc: E
     return _written(response, view)
 
 
-@router.post("/evidence/cases/accept")
+@router.post("/evidence/cases/accept", responses={**AGENCY_ERRORS, **_PENDING})
 async def accept_case(body: CaseRequest, agency: CurrentAgency, svc: EvidenceDep, response: Response) -> dict[str, Any]:
     """Accept every transfer of the case pending to you (pipelined)."""
     return _written(response, await run_in_threadpool(svc.accept_case, agency, body.case_no))
 
 
-@router.get("/evidence/cases/export", response_class=FileResponse)
-async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: str = Query(max_length=200)) -> FileResponse:
+@router.get("/evidence/cases/export", response_class=FileResponse,
+            responses={**AGENCY_ERRORS, 200: {"content": {"application/zip": {}}, "description": "the package"}})
+async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) -> FileResponse:
     """The case's evidence package (zip), signed with your agency key."""
     fd, path = tempfile.mkstemp(prefix="lianzheng-package-", suffix=".zip")
     try:
@@ -265,20 +259,20 @@ async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: str = Query(m
                         headers={"X-Lianzheng-As-Of-Block": str(info.as_of_block)})
 
 
-@router.get("/evidence/{record_id}")
-async def get_record(record_id: str, agency: CurrentAgency, svc: EvidenceDep) -> dict[str, Any]:
+@router.get("/evidence/{record_id}", responses=AGENCY_ERRORS, operation_id="get_record")
+async def get_record(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep) -> dict[str, Any]:
     """A record with its custody log (involved agencies and auditors)."""
     return (await run_in_threadpool(svc.get, agency, record_id)).to_json()
 
 
-@router.get("/evidence/{record_id}/status")
-async def custody_status(record_id: str, svc: EvidenceDep) -> dict[str, Any]:
+@router.get("/evidence/{record_id}/status", responses=PUBLIC_ERRORS, operation_id="custody_status")
+async def custody_status(record_id: RecordIdPath, svc: EvidenceDep) -> dict[str, Any]:
     """Public: the record's collector, custodian, pending recipient and case state."""
     return await run_in_threadpool(svc.custody_status, record_id)
 
 
-@router.post("/evidence/{record_id}/transfer")
-async def transfer(record_id: str, body: TransferRequest, agency: CurrentAgency, svc: EvidenceDep,
+@router.post("/evidence/{record_id}/transfer", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="transfer_record")
+async def transfer(record_id: RecordIdPath, body: TransferRequest, agency: CurrentAgency, svc: EvidenceDep,
                    response: Response) -> dict[str, Any]:
     """Ask another agency to take custody (the current custodian only)."""
     view = await run_in_threadpool(svc.transfer, agency, record_id, body.to, body.purpose,
@@ -286,8 +280,8 @@ async def transfer(record_id: str, body: TransferRequest, agency: CurrentAgency,
     return _written(response, view)
 
 
-@router.post("/evidence/{record_id}/accept")
-async def accept(record_id: str, agency: CurrentAgency, svc: EvidenceDep, response: Response,
+@router.post("/evidence/{record_id}/accept", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="accept_record")
+async def accept(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep, response: Response,
                  body: AcceptRequest | None = None) -> dict[str, Any]:
     """Take custody (the recipient only). With digests, the content received is re-checked first."""
     body = body or AcceptRequest()
@@ -295,8 +289,8 @@ async def accept(record_id: str, agency: CurrentAgency, svc: EvidenceDep, respon
     return _written(response, view)
 
 
-@router.post("/evidence/{record_id}/reject")
-async def reject(record_id: str, agency: CurrentAgency, svc: EvidenceDep, response: Response,
+@router.post("/evidence/{record_id}/reject", responses={**AGENCY_ERRORS, **_PENDING}, operation_id="reject_record")
+async def reject(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep, response: Response,
                  body: RejectRequest | None = None) -> dict[str, Any]:
     """Decline a transfer (the recipient only); custody stays with the sender."""
     body = body or RejectRequest()

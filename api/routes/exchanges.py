@@ -12,66 +12,48 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictBool, StrictInt
 
-from api.deps import CurrentAgency, extra_service
-from registry.exchanges.service import ExchangeService, ExchangeSubmission, ExchangeView
-from registry.outbox.steps import OutboxWorker
+from api.deps import CurrentAgency, ExchangesDep, NodeDep
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Digest, Limit, Offset, Strict, Text, links
+from registry.exchanges.service import ExchangeSubmission, ExchangeView
 
 router = APIRouter(prefix="/api/v1", tags=["exchanges"])
 
-
-def service_for(app: FastAPI) -> ExchangeService:
-    """The app's ExchangeService (created once, lazily, from app.state.node)."""
-    return extra_service(app, "exchanges", lambda: ExchangeService(app.state.node))
-
-
-def _service(request: Request) -> ExchangeService:
-    return service_for(request.app)
+ExchangeIdPath = Annotated[str, Path(max_length=64, json_schema_extra={"minLength": 1})]
+_PENDING = {202: {"description": "recorded; the chain step waits in the outbox (chain unreachable)"}}
+_WRITE = {**AGENCY_ERRORS, **_PENDING}
+Count = Annotated[StrictInt, Field(le=2**53 - 1, json_schema_extra={"minimum": 0})]  # the service: invalid_size
 
 
-ExchangeDep = Annotated[ExchangeService, Depends(_service)]
+class ExchangeCreate(Strict):
+    item: Text(20, description="data catalogue item code (seeds/catalogue.yaml)") | None = None
+    provider: Text(18, description="defaults to the item's provider") | None = None
+    purpose: Text(2000, description="申请事由; only a salted digest goes on chain") | None = None
+    legal_basis: Text(500, description="法律依据") | None = None
+    operator_id: Text(64) | None = None
 
 
-def start(app: FastAPI) -> list[Any]:
-    """Background outbox worker for exchange steps."""
-    worker = OutboxWorker(service_for(app)).start()
-    app.state.extras["exchanges_worker"] = worker
-    return [worker]
+class AuthoriseRequest(Strict):
+    granted: StrictBool = True
+    reason: Text(500) | None = None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RefuseRequest(Strict):
+    reason: Text(500) | None = None
 
 
-class ExchangeCreate(_Strict):
-    item: str | None = Field(None, max_length=20, description="data catalogue item code (seeds/catalogue.yaml)")
-    provider: str | None = Field(None, max_length=18, description="defaults to the item's provider")
-    purpose: str | None = Field(None, description="申请事由; only a salted digest goes on chain")
-    legal_basis: str | None = Field(None, description="法律依据")
-    operator_id: str | None = Field(None, max_length=64)
+class DeliverRequest(Strict):
+    sha256: Digest = Field(description="SHA-256 of the delivered payload")
+    sm3: Digest | None = None
+    size: Count = Field(description="bytes delivered")
+    records: Count = Field(description="records delivered")
 
 
-class AuthoriseRequest(_Strict):
-    granted: bool = True
-    reason: str | None = None
-
-
-class RefuseRequest(_Strict):
-    reason: str | None = None
-
-
-class DeliverRequest(_Strict):
-    sha256: str = Field(max_length=66, description="SHA-256 of the delivered payload")
-    sm3: str | None = Field(None, max_length=66)
-    size: int
-    records: int
-
-
-class AcknowledgeRequest(_Strict):
-    sha256: str = Field(max_length=66, description="SHA-256 of what the consumer received")
+class AcknowledgeRequest(Strict):
+    sha256: Digest = Field(description="SHA-256 of what the consumer received")
 
 
 def _written(response: Response, view: ExchangeView, *, created: bool = False) -> dict[str, Any]:
@@ -79,15 +61,20 @@ def _written(response: Response, view: ExchangeView, *, created: bool = False) -
     return view.to_json()
 
 
-@router.get("/catalogue")
-def catalogue(request: Request) -> dict[str, Any]:
+@router.get("/catalogue", responses=PUBLIC_ERRORS)
+def catalogue(node: NodeDep) -> dict[str, Any]:
     """The data catalogue (数据共享交换目录): items, providers and share conditions."""
-    items = [c.model_dump() for c in request.app.state.node.seeds.catalogue]
+    items = [c.model_dump() for c in node.seeds.catalogue]
     return {"count": len(items), "items": items}
 
 
-@router.post("/exchanges", status_code=201)
-async def request_exchange(body: ExchangeCreate, agency: CurrentAgency, svc: ExchangeDep,
+_EXCHANGE_LINKS = links("id", get_exchange="exchange_id", authorise_exchange="exchange_id", refuse_exchange="exchange_id",
+                        deliver_exchange="exchange_id", acknowledge_exchange="exchange_id")
+
+
+@router.post("/exchanges", status_code=201, operation_id="request_exchange", responses={
+    **_WRITE, 201: {"description": "requested", "links": _EXCHANGE_LINKS}})
+async def request_exchange(body: ExchangeCreate, agency: CurrentAgency, svc: ExchangesDep,
                            response: Response) -> dict[str, Any]:
     """Request a catalogue item from its provider (you are the consumer)."""
     sub = ExchangeSubmission(item=body.item, purpose=body.purpose, legal_basis=body.legal_basis,
@@ -95,23 +82,25 @@ async def request_exchange(body: ExchangeCreate, agency: CurrentAgency, svc: Exc
     return _written(response, await run_in_threadpool(svc.request, agency, sub), created=True)
 
 
-@router.get("/exchanges")
-async def search(agency: CurrentAgency, svc: ExchangeDep,
-                 party: str | None = Query(None, alias="agency", description="exchanges involving this agency (USCC)"),
-                 item: str | None = Query(None, description="catalogue item code"),
-                 status: str | None = Query(None, description="a step, or unacknowledged / disputed / open"),
-                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+@router.get("/exchanges", responses=AGENCY_ERRORS)
+async def search(agency: CurrentAgency, svc: ExchangesDep,
+                 party: Annotated[str | None, Query(alias="agency", max_length=18,
+                                                    description="exchanges involving this agency (USCC)")] = None,
+                 item: Annotated[str | None, Query(max_length=20, description="catalogue item code")] = None,
+                 status: Annotated[str | None, Query(max_length=20, description="a step, or unacknowledged / "
+                                                                                 "disputed / open")] = None,
+                 limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Your exchanges (every exchange for an auditor), by counterpart agency, item or status."""
     return await run_in_threadpool(svc.search, agency, party=party, item=item, status=status, limit=limit, offset=offset)
 
 
-@router.get("/exchanges/{exchange_id}")
-async def get_exchange(exchange_id: str, agency: CurrentAgency, svc: ExchangeDep) -> dict[str, Any]:
+@router.get("/exchanges/{exchange_id}", responses=AGENCY_ERRORS, operation_id="get_exchange")
+async def get_exchange(exchange_id: ExchangeIdPath, agency: CurrentAgency, svc: ExchangesDep) -> dict[str, Any]:
     return (await run_in_threadpool(svc.get, agency, exchange_id)).to_json()
 
 
-@router.post("/exchanges/{exchange_id}/authorise")
-async def authorise(exchange_id: str, agency: CurrentAgency, svc: ExchangeDep, response: Response,
+@router.post("/exchanges/{exchange_id}/authorise", responses=_WRITE, operation_id="authorise_exchange")
+async def authorise(exchange_id: ExchangeIdPath, agency: CurrentAgency, svc: ExchangesDep, response: Response,
                     body: AuthoriseRequest | None = None) -> dict[str, Any]:
     """The provider grants the request (or refuses it with `granted: false` and a reason)."""
     body = body or AuthoriseRequest()
@@ -119,16 +108,16 @@ async def authorise(exchange_id: str, agency: CurrentAgency, svc: ExchangeDep, r
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/refuse")
-async def refuse(exchange_id: str, body: RefuseRequest, agency: CurrentAgency, svc: ExchangeDep,
+@router.post("/exchanges/{exchange_id}/refuse", responses=_WRITE, operation_id="refuse_exchange")
+async def refuse(exchange_id: ExchangeIdPath, body: RefuseRequest, agency: CurrentAgency, svc: ExchangesDep,
                  response: Response) -> dict[str, Any]:
     """The provider refuses the request, with a reason."""
     view = await run_in_threadpool(lambda: svc.authorise(agency, exchange_id, granted=False, reason=body.reason))
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/deliver")
-async def deliver(exchange_id: str, body: DeliverRequest, agency: CurrentAgency, svc: ExchangeDep,
+@router.post("/exchanges/{exchange_id}/deliver", responses=_WRITE, operation_id="deliver_exchange")
+async def deliver(exchange_id: ExchangeIdPath, body: DeliverRequest, agency: CurrentAgency, svc: ExchangesDep,
                   response: Response) -> dict[str, Any]:
     """The provider records the delivered payload's digest, size and record count (after authorisation)."""
     view = await run_in_threadpool(lambda: svc.deliver(agency, exchange_id, sha256=body.sha256, sm3=body.sm3,
@@ -136,8 +125,8 @@ async def deliver(exchange_id: str, body: DeliverRequest, agency: CurrentAgency,
     return _written(response, view)
 
 
-@router.post("/exchanges/{exchange_id}/acknowledge")
-async def acknowledge(exchange_id: str, body: AcknowledgeRequest, agency: CurrentAgency, svc: ExchangeDep,
+@router.post("/exchanges/{exchange_id}/acknowledge", responses=_WRITE, operation_id="acknowledge_exchange")
+async def acknowledge(exchange_id: ExchangeIdPath, body: AcknowledgeRequest, agency: CurrentAgency, svc: ExchangesDep,
                       response: Response) -> dict[str, Any]:
     """The consumer confirms the digest it received: acknowledged if it matches, disputed otherwise."""
     view = await run_in_threadpool(lambda: svc.acknowledge(agency, exchange_id, sha256=body.sha256))

@@ -48,14 +48,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from api.deps import CurrentAgency, NodeDep, ServicesDep
-from api.routes.qr import DocumentKey, open_document, qr_text
+from api.certificate_qr import OpenedDocument, open_document, qr_text
+from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SettingsDep, VerifierDep
+from api.schemas import AGENCY_ERRORS, IdentifierPath
+from api.settings import Settings
 from registry.certificates.documents import COMMON_FIELDS
 from registry.certificates.service import REVOCATION_REASONS
-from registry.certificates.verification import VerificationResult
+from registry.certificates.verification import VerificationResult, Verifier
 from registry.errors import NotFoundError, RegistryError
 from registry.formats.images import qr_svg
 from registry.formats.qr import FIELD_CODES
+from registry.node import Node
 
 router = APIRouter(include_in_schema=False)
 
@@ -90,8 +93,7 @@ def _fill(template: str, **values: str) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], template)
 
 
-def _page(request: Request, *, page: str, identifier: str = "", noscript: str = "") -> HTMLResponse:
-    settings = request.app.state.settings
+def _page(settings: Settings, *, page: str, identifier: str = "", noscript: str = "") -> HTMLResponse:
     body = _fill(_template("index.html"), page=page, identifier=html.escape(identifier),
                  public_base=html.escape(settings.public_base), noscript=noscript)
     return _html(body, "no-store")
@@ -102,10 +104,10 @@ def _html(body: str, cache_control: str, status_code: int = 200) -> HTMLResponse
                         headers={**_HEADERS, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": cache_control})
 
 
-def _status_only(services: Any, identifier: str) -> str:
+def _status_only(verifier: Verifier, identifier: str) -> str:
     """The no-JavaScript fallback: the status by identifier (no holder fields: they need the key)."""
     try:
-        result: VerificationResult = services.verifier.verify_identifier(identifier)
+        result: VerificationResult = verifier.verify_identifier(identifier)
     except RegistryError as exc:
         return f'<p class="notice notice-foreign">{html.escape(exc.message)}</p>'
     checks = "".join(
@@ -118,14 +120,14 @@ def _status_only(services: Any, identifier: str) -> str:
 
 
 @router.get("/v/{identifier}", response_class=HTMLResponse)
-async def verify_page(identifier: str, request: Request, services: ServicesDep) -> HTMLResponse:
-    noscript = await run_in_threadpool(_status_only, services, identifier)
-    return _page(request, page="reference", identifier=identifier, noscript=noscript)
+async def verify_page(identifier: str, settings: SettingsDep, verifier: VerifierDep) -> HTMLResponse:
+    noscript = await run_in_threadpool(_status_only, verifier, identifier)
+    return _page(settings, page="reference", identifier=identifier, noscript=noscript)
 
 
 @router.get("/verify", response_class=HTMLResponse)
-async def scanner_page(request: Request) -> HTMLResponse:
-    return _page(request, page="scanner",
+async def scanner_page(settings: SettingsDep) -> HTMLResponse:
+    return _page(settings, page="scanner",
                  noscript="<p>扫码需要 JavaScript / scanning needs JavaScript</p>")
 
 
@@ -165,7 +167,7 @@ def _english(name_en: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def page_meta(node: Any) -> dict[str, Any]:
+def page_meta(node: Node) -> dict[str, Any]:
     """What the page needs to label and decode certificates offline, from seeds/ and the registry's tables."""
     seeds = node.seeds
     labels = {f.name: _english(f.name_en) for f in COMMON_FIELDS}
@@ -255,7 +257,7 @@ def _value(value: Any) -> str:
     return html.escape(str(value))
 
 
-def render_print(node: Any, opened: Any, text: str, mode: str) -> str:
+def render_print(node: Node, opened: OpenedDocument, text: str, mode: str) -> str:
     doc, view = opened.document, opened.view
     cert_type = node.seeds.certificate_type(doc.type_code)
     specs = [*COMMON_FIELDS, *cert_type.fields]
@@ -291,17 +293,18 @@ def _print_csp() -> str:
 
 
 @router.get("/api/v1/certificates/{identifier}/print", response_class=HTMLResponse, include_in_schema=True,
-            tags=["qr"])
+            tags=["qr"], responses=AGENCY_ERRORS)
 async def print_view(
-    identifier: str, agency: CurrentAgency, services: ServicesDep, node: NodeDep, key: DocumentKey = None,
+    identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep,
+    key: DocumentKey = None,
     mode: Annotated[Literal["ref", "offline"], Query(description="which QR to print")] = "ref",
 ) -> HTMLResponse:
     """A printable A4 certificate (HTML): fields in Chinese, issuer, identifier and the QR code.
     Needs the document key in ``X-Document-Key``; nothing of the plaintext is stored or logged."""
 
     def render() -> str:
-        opened = open_document(services, agency, identifier, key)
-        text, _ = qr_text(node, services, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
+        opened = open_document(certificates, agency, identifier, key)
+        text, _ = qr_text(node, certificates, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
         return render_print(node, opened, text, mode)
 
     page = await run_in_threadpool(render)

@@ -14,127 +14,32 @@ and a consistency proof with §2.1.4.2 (registry.merkle.verify_consistency).
 
     $ curl '127.0.0.1:8000/api/v1/proofs/inclusion?ledger=certificates&index=0'     # doctest: +SKIP
 
-The module's ``start(app)`` runs the checkpoint gateway with the API (unless ``checkpoint_interval`` is 0).
+The checkpoint gateway runs with the API (api/services.py), unless ``checkpoint_interval`` is 0.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.settings import Settings
-from chain.backends import ChainBackend, RpcBackend
-from registry.audit.replay import audit_link
+from api.deps import ProofsDep
+from api.proofs import ProofService
+from api.schemas import PUBLIC_ERRORS
 from registry.errors import ValidationError
-from registry.logs.checkpoints import (
-    BackboneLink,
-    Checkpoint,
-    CheckpointGateway,
-    CheckpointService,
-    connect_backbone,
-    read_checkpoints,
-)
-from registry.logs.log import LEDGERS, LedgerLogs, check_ledger
-from registry.node import Node
-from registry.store.audit_models import CheckpointRecord
+from registry.logs.log import LEDGERS, check_ledger
 
-router = APIRouter(prefix="/api/v1/proofs", tags=["proofs"])
-
-_SYNC_EVERY = 0.5  # seconds: proofs may lag the head by this much (a checkpoint lags far more)
-_CHECKPOINTS_EVERY = 1.0
-
-
-def main_backend(settings: Settings, node: Node) -> ChainBackend:
-    """The main chain holding the Backbone: `main_rpc_urls`, else the business chain itself."""
-    urls = settings.main_rpc_url_list
-    if not urls or urls == settings.rpc_url_list:
-        return node.backend
-    return RpcBackend(urls, poa=settings.main_poa, timeout=settings.rpc_timeout)
-
-
-class ProofService:
-    """The ledger logs kept in step with the sub-chain, and the Backbone's checkpoints, for one app."""
-
-    def __init__(self, node: Node, settings: Settings) -> None:
-        self.node = node
-        self.settings = settings
-        self.main = main_backend(settings, node)
-        self.logs = LedgerLogs(node.backend, node.require_deployment())
-        self._synced_at = 0.0
-        self._link: BackboneLink | None = None
-        self._set_up = False
-        self._checkpoints: dict[str, list[Checkpoint]] = {}
-        self._checkpoints_at = 0.0
-        self._lock = threading.Lock()
-
-    def sync(self) -> LedgerLogs:
-        if time.monotonic() - self._synced_at >= _SYNC_EVERY:
-            self.logs.sync()
-            self._synced_at = time.monotonic()
-        return self.logs
-
-    def link(self, *, setup: bool = False) -> BackboneLink | None:
-        """The Backbone; with `setup` (the gateway) it is deployed and the hierarchy registered where missing."""
-        if setup and not self._set_up:
-            self._link, self._set_up = connect_backbone(self.node, self.main), True
-        elif self._link is None:
-            self._link = audit_link(self.node, None if self.main is self.node.backend else self.main)
-        return self._link
-
-    def gateway_link(self) -> BackboneLink:
-        link = self.link(setup=True)
-        assert link is not None
-        return link
-
-    def checkpoints(self, ledger: str) -> list[Checkpoint]:
-        with self._lock:
-            if time.monotonic() - self._checkpoints_at >= _CHECKPOINTS_EVERY:
-                link = self.link()
-                self._checkpoints = read_checkpoints(link) if link is not None else {}
-                self._checkpoints_at = time.monotonic()
-            return sorted(self._checkpoints.get(ledger, []), key=lambda c: c.index)
-
-    def signature(self, cp: Checkpoint) -> dict[str, str] | None:
-        with self.node.db.session() as s:
-            row = s.get(CheckpointRecord, "0x" + cp.hash.hex())
-            return None if row is None else {"signer": row.signer, "uscc": row.signer_uscc, "scheme": "eip191-personal-sign",
-                                             "value": row.signature}
-
-    def checkpoint_json(self, cp: Checkpoint | None) -> dict[str, Any] | None:
-        if cp is None:
-            return None
-        out = cp.to_json()
-        link = self.link()
-        if link is not None:
-            out["main_chain_id"] = link.chain_id
-            out["backbone"] = link.contract.address
-        out["gateway_signature"] = self.signature(cp)
-        return out
-
-
-def service(request: Request) -> ProofService:
-    extras = request.app.state.extras
-    svc = extras.get("proofs")
-    if svc is None:
-        svc = extras.setdefault("proofs", ProofService(request.app.state.node, request.app.state.settings))
-    return svc  # type: ignore[no-any-return]
+router = APIRouter(prefix="/api/v1/proofs", tags=["proofs"], responses=PUBLIC_ERRORS)
 
 
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-def _check_ledger(ledger: str) -> str:
-    return check_ledger(ledger)
-
-
 def inclusion(svc: ProofService, ledger: str, index: int | None, size: int | None, key: str | None) -> dict[str, Any]:
-    _check_ledger(ledger)
+    check_ledger(ledger)
     logs = svc.sync()
     with logs.lock:
         lg = logs.log(ledger)
@@ -158,7 +63,7 @@ def inclusion(svc: ProofService, ledger: str, index: int | None, size: int | Non
 
 
 def consistency(svc: ProofService, ledger: str, first: int, second: int | None) -> dict[str, Any]:
-    _check_ledger(ledger)
+    check_ledger(ledger)
     logs = svc.sync()
     cps = svc.checkpoints(ledger)
     with logs.lock:
@@ -175,40 +80,39 @@ def consistency(svc: ProofService, ledger: str, first: int, second: int | None) 
             "second_checkpoint": svc.checkpoint_json(by_size.get(second))}
 
 
-LedgerQ = Annotated[str, Query(description=f"one of {', '.join(LEDGERS)}", max_length=32)]
+LedgerQ = Annotated[str, Query(description=f"one of {', '.join(LEDGERS)}", max_length=32,
+                               json_schema_extra={"enum": list(LEDGERS)})]  # check_ledger answers unknown_ledger
 SizeQ = Annotated[int | None, Query(ge=0, le=2**53, description="tree size (default: the latest checkpoint's)")]
 
 
 @router.get("/inclusion")
-async def get_inclusion(request: Request, ledger: LedgerQ,
+async def get_inclusion(svc: ProofsDep, ledger: LedgerQ,
                         index: Annotated[int | None, Query(ge=0, le=2**53)] = None,
                         size: SizeQ = None,
                         key: Annotated[str | None, Query(max_length=66, pattern=r"^0x[0-9a-fA-F]{1,64}$")] = None,
                         ) -> dict[str, Any]:
     """RFC 6962 inclusion proof of one ledger-log entry, and the checkpoint of that tree size."""
-    return await run_in_threadpool(inclusion, service(request), ledger, index, size, key)
+    return await run_in_threadpool(inclusion, svc, ledger, index, size, key)
 
 
 @router.get("/consistency")
-async def get_consistency(request: Request, ledger: LedgerQ, first: Annotated[int, Query(ge=0, le=2**53)],
+async def get_consistency(svc: ProofsDep, ledger: LedgerQ, first: Annotated[int, Query(ge=0, le=2**53)],
                           second: SizeQ = None) -> dict[str, Any]:
     """RFC 6962 consistency proof between two sizes of a ledger log."""
-    return await run_in_threadpool(consistency, service(request), ledger, first, second)
+    return await run_in_threadpool(consistency, svc, ledger, first, second)
 
 
 @router.get("/checkpoints")
-async def get_checkpoints(request: Request, ledger: LedgerQ) -> dict[str, Any]:
+async def get_checkpoints(svc: ProofsDep, ledger: LedgerQ) -> dict[str, Any]:
     """A ledger's checkpoints on the Backbone, oldest first, with their cosigners."""
-    _check_ledger(ledger)
-    svc = service(request)
+    check_ledger(ledger)
     cps = await run_in_threadpool(svc.checkpoints, ledger)
     return {"ledger": ledger, "count": len(cps), "checkpoints": [svc.checkpoint_json(c) for c in cps]}
 
 
 @router.get("/ledgers")
-async def get_ledgers(request: Request) -> dict[str, Any]:
+async def get_ledgers(svc: ProofsDep) -> dict[str, Any]:
     """Every ledger log's size and root, its latest checkpoint, and where the Backbone is."""
-    svc = service(request)
 
     def work() -> dict[str, Any]:
         logs = svc.sync()
@@ -224,17 +128,3 @@ async def get_ledgers(request: Request) -> dict[str, Any]:
         return out
 
     return await run_in_threadpool(work)
-
-
-def start(app: FastAPI) -> list[Any]:
-    """The checkpoint gateway (and the witnesses whose keys this data dir holds), unless disabled."""
-    settings: Settings = app.state.settings
-    node: Node = app.state.node
-    if settings.checkpoint_interval <= 0 or node.deployment is None:
-        return []
-    svc = app.state.extras.setdefault("proofs", ProofService(node, settings))
-    gateway = CheckpointGateway(node, svc.logs, link_provider=svc.gateway_link,
-                                interval=settings.checkpoint_interval, max_events=settings.checkpoint_events)
-    checkpoints = CheckpointService(gateway)
-    app.state.extras["checkpoints"] = checkpoints
-    return [checkpoints.start()]

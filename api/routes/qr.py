@@ -20,129 +20,52 @@ signed trust list, and the two verification forms the verifier page uses.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from api.deps import CurrentAgency, NodeDep, ServicesDep
-from api.services import Services
-from registry.certificates.documents import AnchorProof, Document
-from registry.certificates.offline import OfflineVerifier, make_offline_qr
-from registry.certificates.service import CertificateView
-from registry.consortium.trust_list import TrustList, build_trust_list
-from registry.errors import ConflictError, ValidationError
-from registry.formats import envelope
+from api.certificate_qr import open_document, qr_text
+from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, TrustListsDep, VerifierDep
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Identifier, IdentifierPath, Strict, Text
+from registry.certificates.offline import OfflineVerifier
 from registry.formats.images import qr_png, qr_svg
-from registry.node import Node
 
 router = APIRouter(prefix="/api/v1", tags=["qr"])
 
-DocumentKey = Annotated[str | None, Header(alias="X-Document-Key", description="the document key (base64url), "
-                                           "from the by-reference QR URL's fragment")]
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-
-
-class TrustListCache:
-    """The signed trust list, rebuilt only when the chain index has moved to a new block."""
-
-    def __init__(self, node: Node, services: Services) -> None:
-        self.node = node
-        self.index = services.index
-        self._lock = threading.Lock()
-        self._block = -1
-        self._signed: dict[str, Any] | None = None
-        self._parsed: TrustList | None = None
-
-    def current(self, *, force: bool = False) -> tuple[dict[str, Any], TrustList]:
-        self.index.refresh(force=force)
-        with self._lock:
-            if self._signed is None or self._parsed is None or self._block != self.index.synced_block:
-                signed = build_trust_list(self.node, self.index)
-                self._parsed = TrustList.from_json(signed)
-                self._signed, self._block = signed, int(signed["as_of"]["block"])
-            return self._signed, self._parsed
-
-
-def trust_lists(request: Request) -> TrustListCache:
-    extras: dict[str, Any] = request.app.state.extras
-    cache = extras.get("trust_lists")
-    if cache is None:
-        cache = extras.setdefault("trust_lists", TrustListCache(request.app.state.node, request.app.state.services))
-    return cache  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class OpenedDocument:
-    document: Document
-    view: CertificateView
-    key: bytes
-
-
-def open_document(services: Services, agency: str, identifier: str, key_text: str | None) -> OpenedDocument:
-    """Decrypt one of ``agency``'s documents with the key its caller holds (kept in memory only)."""
-    view = services.certificates.get(agency, identifier)  # 404 / 403 before anything is decrypted
-    if not key_text:
-        raise ValidationError("需要证照密钥 / the document key is required in the X-Document-Key header "
-                              "(the fragment of the by-reference QR URL); the server does not keep it",
-                              code="missing_key")
-    key = envelope.decode_key(key_text.strip())
-    plaintext = envelope.open_(services.certificates.blob(identifier), key, aad=envelope.aad_for(identifier))
-    return OpenedDocument(Document.from_json(plaintext), view, key)
-
-
-def anchor_of(view: CertificateView) -> AnchorProof:
-    if view.anchor is None:
-        raise ConflictError(f"certificate {view.identifier} is not anchored yet; an offline QR needs its anchor proof",
-                            code="not_anchored_yet")
-    return AnchorProof.from_json(view.anchor)
-
-
-def qr_text(node: Node, services: Services, opened: OpenedDocument, mode: str, *, hide: list[str],
-            max_version: int) -> tuple[str, dict[str, str]]:
-    """The text to encode and headers describing it."""
-    if mode == "ref":
-        return envelope.build_ref_url(services.certificates.public_base, opened.view.identifier, opened.key), {
-            "X-QR-Mode": "ref"}
-    account = node.keys.signing_account(opened.view.issuer_uscc)
-    qr = make_offline_qr(opened.document, anchor_of(opened.view), bytes(account.key), hide=hide,
-                         max_version=max_version)
-    return qr.text, {"X-QR-Mode": "offline", "X-QR-Version": str(qr.version),
-                     "X-QR-Hidden-Fields": ",".join(quote(h, safe="") for h in qr.hidden)}
 
 
 def _hide_list(hide: str | None) -> list[str]:
     return [h.strip() for h in (hide or "").split(",") if h.strip()]
 
 
-@router.get("/certificates/{identifier}/blob", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-async def blob(identifier: str, services: ServicesDep) -> Response:
+@router.get("/certificates/{identifier}/blob", response_class=Response, operation_id="blob",
+            responses={**PUBLIC_ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "the blob"}})
+async def blob(identifier: IdentifierPath, certificates: CertificatesDep) -> Response:
     """The encrypted document (version byte, 12-byte nonce, AES-256-GCM ciphertext and tag; AAD = identifier)."""
-    data = await run_in_threadpool(services.certificates.blob, identifier)
+    data = await run_in_threadpool(certificates.blob, identifier)
     return Response(data, media_type="application/octet-stream", headers=_NO_STORE)
 
 
 @router.get("/certificates/{identifier}/qr", response_class=Response,
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}})
+            responses={**AGENCY_ERRORS, 200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "the QR"}})
 async def qr_image(
-    identifier: str, agency: CurrentAgency, services: ServicesDep, node: NodeDep, key: DocumentKey = None,
+    identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep,
+    key: DocumentKey = None,
     mode: Annotated[Literal["ref", "offline"], Query(description="ref: link + key; offline: signed payload")] = "ref",
     format: Annotated[Literal["png", "svg"], Query()] = "png",
     scale: Annotated[int, Query(ge=1, le=40, description="pixels per module")] = 8,
-    hide: Annotated[str | None, Query(description="offline: comma-separated fields to hide")] = None,
+    hide: Annotated[str | None, Query(max_length=2000, description="offline: comma-separated fields to hide")] = None,
     max_version: Annotated[int, Query(ge=1, le=40, description="offline: largest QR version allowed (level M)")] = 25,
 ) -> Response:
     """The certificate's QR code. Needs the document key in ``X-Document-Key`` (the server never stored it)."""
 
     def render() -> tuple[bytes | str, dict[str, str]]:
-        opened = open_document(services, agency, identifier, key)
-        text, headers = qr_text(node, services, opened, mode, hide=_hide_list(hide), max_version=max_version)
+        opened = open_document(certificates, agency, identifier, key)
+        text, headers = qr_text(node, certificates, opened, mode, hide=_hide_list(hide), max_version=max_version)
         image = qr_png(text, scale=scale) if format == "png" else qr_svg(text, scale=scale, title=identifier)
         return image, headers
 
@@ -151,37 +74,36 @@ async def qr_image(
     return Response(image, media_type=media, headers={**_NO_STORE, **headers})
 
 
-@router.get("/trust-list", tags=["verification"])
-async def trust_list(request: Request) -> JSONResponse:
+@router.get("/trust-list", tags=["verification"], responses={
+    **PUBLIC_ERRORS, 200: {"content": {"application/json": {"schema": {"type": "object"}}}, "description": "signed"}})
+async def trust_list(trust_lists: TrustListsDep) -> JSONResponse:
     """The signed trust list for offline verification (as of the chain's latest block)."""
-    signed, _ = await run_in_threadpool(lambda: trust_lists(request).current(force=True))
+    signed, _ = await run_in_threadpool(lambda: trust_lists.current(force=True))
     return JSONResponse(signed, headers={"Cache-Control": "no-cache"})
 
 
-class DigestVerify(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    identifier: str = Field(max_length=128)
-    digest: str = Field(max_length=66, description="SHA-256 document digest (hex), recomputed by the caller")
+class DigestVerify(Strict):
+    identifier: Identifier
+    digest: Text(66, description="SHA-256 document digest (hex), recomputed by the caller")
 
 
-class OfflineVerify(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OfflineVerify(Strict):
     payload: str = Field(max_length=8000, description="the scanned LZ2:... text")
 
 
-@router.post("/verify/digest", tags=["verification"])
-async def verify_digest(body: DigestVerify, services: ServicesDep) -> dict[str, Any]:
+@router.post("/verify/digest", tags=["verification"], responses=PUBLIC_ERRORS)
+async def verify_digest(body: DigestVerify, verifier: VerifierDep) -> dict[str, Any]:
     """Chain checks for a by-reference document verified in the browser: only the identifier and digest."""
-    result = await run_in_threadpool(services.verifier.verify_digest, body.identifier, body.digest)
+    result = await run_in_threadpool(verifier.verify_digest, body.identifier, body.digest)
     return {**result.to_json(), "mode": "reference"}
 
 
-@router.post("/verify/offline", tags=["verification"])
-async def verify_offline(body: OfflineVerify, request: Request) -> dict[str, Any]:
+@router.post("/verify/offline", tags=["verification"], responses=PUBLIC_ERRORS)
+async def verify_offline(body: OfflineVerify, trust_lists: TrustListsDep) -> dict[str, Any]:
     """An offline (by-value) payload checked against the current trust list."""
 
     def run() -> dict[str, Any]:
-        _, parsed = trust_lists(request).current()
+        _, parsed = trust_lists.current()
         return {**OfflineVerifier(parsed).verify_text(body.payload).to_json(), "mode": "offline"}
 
     return await run_in_threadpool(run)

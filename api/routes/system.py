@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api.deps import NodeDep
+from api.schemas import PUBLIC_ERRORS
 from registry.consortium.members import MemberView, list_members, resolve
 
 router = APIRouter()
@@ -42,13 +43,12 @@ def _public(view: MemberView) -> MemberPublic:
     return MemberPublic(**asdict(view))
 
 
-@router.get("/healthz", tags=["system"])
+@router.get("/healthz", tags=["system"], responses=PUBLIC_ERRORS)
 def healthz(node: NodeDep) -> dict[str, Any]:
     """Chain reachability, block height and the deployment in use."""
     chain: dict[str, Any] = {"reachable": False}
     try:
-        w3 = node.backend.w3
-        chain = {"reachable": True, "chain_id": int(w3.eth.chain_id), "block_number": int(w3.eth.block_number)}
+        chain = {"reachable": True, "chain_id": node.blocks.chain_id(), "block_number": node.blocks.head()}
     except Exception as exc:  # unreachable is a health answer, not an error
         chain["error"] = str(exc)[:200]
     deployment = node.deployment.to_json() if node.deployment else None
@@ -56,14 +56,14 @@ def healthz(node: NodeDep) -> dict[str, Any]:
     return {"status": status, "chain": chain, "deployment": deployment}
 
 
-@router.get("/api/v1/members", tags=["consortium"])
+@router.get("/api/v1/members", tags=["consortium"], responses=PUBLIC_ERRORS)
 async def members(node: NodeDep) -> MembersPublic:
     views = await run_in_threadpool(list_members, node)
     return MembersPublic(count=len(views), members=[_public(v) for v in views])
 
 
-@router.get("/api/v1/identifiers/{identifier}", tags=["consortium"])
-async def identifiers(identifier: str, node: NodeDep) -> Resolution:
+@router.get("/api/v1/identifiers/{identifier}", tags=["consortium"], responses=PUBLIC_ERRORS)
+async def identifiers(identifier: Annotated[str, Path(max_length=128)], node: NodeDep) -> Resolution:
     """Resolve a BID (did:bid:...), a USCC or an account address to the consortium member."""
     kind, view = await run_in_threadpool(resolve, node, identifier)
     return Resolution(query=identifier, kind=kind, member=_public(view))

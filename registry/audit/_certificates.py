@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from eth_utils.crypto import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -89,6 +90,9 @@ def _check_anchor(ctx: CompareContext, batch: Batch, chain: BatchState, receipts
         ("block", batch.block_number, chain.block), ("block hash", (batch.block_hash or "").lower(), chain.block_hash),
         ("block time", batch.block_timestamp, chain.timestamp),
         ("account", (batch.issuer_account or "").lower(), chain.issuer_account.lower()),
+        # the signed bytes the worker kept must hash to the anchoring transaction
+        ("signed tx hash", "0x" + keccak(batch.raw_tx).hex() if batch.raw_tx is not None else chain.tx_hash,
+         chain.tx_hash),
         # gas is recorded when the worker saw the receipt (a bulk import may leave it empty)
         ("gas used", batch.gas_used, receipt.gas_used if receipt is not None and batch.gas_used is not None
          else batch.gas_used)])
@@ -213,7 +217,8 @@ def _check_status_changes(ctx: CompareContext, s: Session) -> int:
                    .where(Certificate.identifier.in_([ch.new_identifier for ch, _ in rows if ch.new_identifier])))}
     for ch, digest in rows:
         ref = f"status change {ch.id} of {ch.identifier}"
-        event = ctx.check_step(LEDGER, ref, f"the {ch.action}", Anchor(ch.state, ch.tx_hash, ch.block_number),
+        event = ctx.check_step(LEDGER, ref, f"the {ch.action}", Anchor(ch.state, ch.tx_hash, ch.block_number, ch.block_hash,
+                                                                      ch.block_timestamp, ch.account, ch.raw_tx),
                                {_EVENT.get(ch.action, ch.action)}, "0x" + (digest or "?"), tx_optional=True)
         if event is None:
             continue

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.audit._context import OPEN, Anchor, CompareContext, opt_hex
-from registry.outbox.steps import canonical_digest, hex0x, sha256_key
+from registry.crypto.hashing import canonical_digest, hex0x, sha256_key
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord
 
 LEDGER = "evidence"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from chain.contracts import b32
 from chain.ledgers import ExchangeStep
 from registry.audit._context import OPEN, Anchor, CompareContext, opt_hex
-from registry.outbox.steps import canonical_digest, hex0x, sha256_key
+from registry.crypto.hashing import canonical_digest, hex0x, sha256_key
 from registry.store.ledger_models import Exchange, ExchangeStepRow
 
 LEDGER = "exchanges"

@@ -19,7 +19,7 @@ from chain.artifacts import load_artifact
 from chain.contracts import DocStatus, MemberInfo, unpad
 from chain.errors import ChainError
 from chain.logs import Event, LogReader
-from registry.errors import ChainUnavailableError
+from registry.errors import ChainUnavailableError, NotFoundError, chain_boundary
 from registry.node import Node
 
 log = structlog.get_logger(__name__)
@@ -114,8 +114,8 @@ class ChainIndex:
         self.synced_at = time.monotonic()
 
     def _block_hash(self, number: int) -> str:
-        block = self.node.backend.w3.eth.get_block(number)
-        return bytes(block["hash"]).hex()
+        header = self.node.blocks.header(number)
+        return header.hash[2:] if header is not None else ""  # no such block: the chain was reset
 
     def _load_members(self) -> None:
         infos = self.node.consortium.members()
@@ -157,9 +157,10 @@ class ChainIndex:
     def block_timestamp(self, number: int) -> int:
         ts = self._timestamps.get(number)
         if ts is None:
-            try:
-                ts = int(self.node.backend.w3.eth.get_block(number)["timestamp"])
-            except (ChainError, OSError) as exc:
-                raise ChainUnavailableError(f"区块链不可达 / chain unreachable: {exc}") from exc
+            with chain_boundary(f"cannot read the time of block {number}"):
+                header = self.node.blocks.header(number)
+            if header is None:
+                raise NotFoundError(f"block {number} is not on chain (was the chain reset?)", code="block_not_found")
+            ts = header.timestamp
             self._timestamps[number] = ts
         return ts

@@ -92,7 +92,7 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
     seed = shown.salt_seed if shown.salt_seed is not None and not shown.hidden else b""
     return OfflinePayload(
         identifier=shown.identifier, type_code=shown.type_code,
-        disclosed={p: (f.salt, f.value) for p, f in shown.fields.items()},  # type: ignore[misc]
+        disclosed={p: (f.salt, f.value) for p, f in shown.fields.items()},
         hidden={p: h.sha256 for p, h in shown.hidden.items()},
         batch_root=anchor.batch_root, index=anchor.index, size=anchor.size, proof=list(anchor.path),
         chain_id=anchor.chain_id, ledger=bytes.fromhex(anchor.ledger[2:]), block_number=anchor.block_number,

@@ -15,19 +15,22 @@ returned once, inside the by-reference QR URL, and never stored.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy.orm import Session
 
-from chain.contracts import DocStatus
 from chain.errors import ChainUnavailableError as ChainDown
-from chain.errors import ContractRevertError, TransactionError
+from chain.errors import TransactionError
+from registry.certificates import building, idempotency
+from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.idempotency import IdempotencyKey
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -39,7 +42,9 @@ from registry.errors import (
 from registry.formats import envelope
 from registry.identifiers import CertificateId
 from registry.node import Node
+from registry.outbox.worker import OutboxWorker
 from registry.store.db import Batch, Certificate, Serial, StatusChange, utcnow
+from registry.store.states import BatchState, CertificateStatus, ChangeAction
 
 REVOCATION_REASONS: dict[int, tuple[str, str]] = {
     1: ("信息错误", "information incorrect"),
@@ -56,11 +61,23 @@ SERVICE_FIELDS = ("证照名称", "证照类型代码", "证照标识", "颁发�
 
 @dataclass(frozen=True)
 class IssuedCertificate:
+    """A certificate as its issuer receives it. `replayed`: issued before with the same 证照编号 and values;
+    then the document, its key and QR URL are not known any more (the key was returned once, never stored)."""
+
     identifier: str
     status: str
-    document: dict[str, Any]
-    key: str
-    qr_url: str
+    document: dict[str, Any] | None
+    key: str | None
+    qr_url: str | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    certificates: list[IssuedCertificate]
+    key_replayed: bool  # the first answer to this Idempotency-Key, replayed
+
+
 
 
 @dataclass(frozen=True)
@@ -85,11 +102,14 @@ class CertificateView:
 
 
 class CertificateService:
-    def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: Any = None) -> None:
+    def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
+                 changes: StatusChanges | None = None) -> None:
         self.node = node
         self.public_base = public_base.rstrip("/")
         self.max_batch = max_batch
         self.worker = worker
+        # the request's own attempt and the worker's resends must share one lane: its claims keep them apart
+        self.changes = changes or (worker.lane(StatusChanges) if worker is not None else None) or StatusChanges(node)
 
     # -- issuing -----------------------------------------------------------------------------------
     def _check_issuer(self, agency: str, type_code: str) -> Any:
@@ -101,63 +121,22 @@ class CertificateService:
             )
         return cert_type
 
-    def _complete(self, agency: str, cert_type: Any, values: Mapping[str, Any], identifier: str, serial: str,
-                  today: dt.date) -> dict[str, Any]:
-        member = self.node.seeds.member(agency)
-        fixed = {
-            "证照名称": cert_type.name,
-            "证照类型代码": cert_type.code,
-            "证照标识": identifier,
-            "颁发机构": member.name,
-            "颁发机构代码": agency,
-            "持证主体代码类型": cert_type.holder_code_type,
-        }
-        for name, value in fixed.items():
-            given = values.get(name)
-            if given is not None and given != value:
-                raise ValidationError(f"field {name} is set by the issuing service (expected {value!r}, got {given!r})",
-                                      code="invalid_field", details={"field": name})
-        out = dict(values)
-        out.update(fixed)
-        out.setdefault("证照编号", serial)
-        issued_on = out.setdefault("颁发日期", today.isoformat())
-        out.setdefault("有效期起始", issued_on)
-        if "有效期截止" not in out:
-            years = cert_type.validity_years
-            if years:
-                start = dt.date.fromisoformat(str(out["有效期起始"])) if _is_date(out["有效期起始"]) else today
-                try:
-                    end = start.replace(year=start.year + years) - dt.timedelta(days=1)
-                except ValueError:  # 29 February
-                    end = start.replace(year=start.year + years, day=28)
-                out["有效期截止"] = end.isoformat()
-            else:
-                out["有效期截止"] = None
-        out.setdefault("属地编码", member.region)
-        return out
-
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
                         *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
-        cert_type = self._check_issuer(agency, type_code)
-        today = dt.date.today()
-        docs = []
-        for i, values in enumerate(values_list):
-            if not isinstance(values, Mapping):
-                raise ValidationError(f"document {i} is not a JSON object", code="invalid_document", details={"index": i})
-            serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
-            identifier = str(CertificateId.build(type_code, agency, serial, version))
-            try:
-                docs.append(Document.create(cert_type, self._complete(agency, cert_type, values, identifier, serial, today),
-                                            identifier=identifier))
-            except ValidationError as exc:
-                exc.details.setdefault("index", i)
-                exc.message = f"document {i}: {exc.message}"
-                exc.args = (exc.message,)
-                raise
-        return docs
+        """Validate and build every document (registry/certificates/building.py)."""
+        return building.build_documents(self.node, agency, self._check_issuer(agency, type_code), values_list,
+                                        first_serial=first_serial, version=version, serials=serials)
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0) -> list[IssuedCertificate]:
+        return self.issue_request(agency, type_code, values_list, wait=wait, timeout=timeout).certificates
+
+    def issue_request(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
+                      wait: bool = False, timeout: float = 60.0, idempotency_key: IdempotencyKey | None = None,
+                      route: str = "batch") -> IssueResult:
+        """Issue, idempotently (registry/certificates/idempotency.py): a 证照编号 issued before with the same
+        values is returned as it is (`replayed`), with other values refused; a repeated Idempotency-Key
+        replays the first answer."""
         if not values_list:
             raise ValidationError("no documents to issue", code="empty_batch")
         if len(values_list) > self.max_batch:
@@ -166,21 +145,52 @@ class CertificateService:
                 details={"limit": self.max_batch, "count": len(values_list)})
         self._check_issuer(agency, type_code)
         n = len(values_list)
+        mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
         with self.node.db.session() as s:
             # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
-            # the write lock first, so concurrent issues never share a serial, and a refused batch
-            # (rolled back) consumes none.
-            bumped = s.execute(update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
-                               .values(last=Serial.last + n)).rowcount
+            # the write lock first, so concurrent issues never share a serial (nor a 证照编号 or an
+            # Idempotency-Key: they are checked under the same lock), and a refused batch (rolled back)
+            # consumes none.
+            bumped = cast(CursorResult[Any], s.execute(
+                update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
+                .values(last=Serial.last + n))).rowcount
             if not bumped:
                 s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
                 s.flush()
+            if idempotency_key is not None:
+                answer = idempotency.replay_answer(s, agency, idempotency_key, mac)
+                if answer is not None:
+                    s.rollback()  # the reserved serials are not needed
+                    replayed = [IssuedCertificate(**a) for a in answer]
+                    return IssueResult([self._current(i) for i in replayed], key_replayed=True)
             last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
-            docs = self.build_documents(agency, type_code, values_list, first_serial=int(last) - n + 1)
-            issued, rows = self._seal_rows(agency, type_code, docs)
-            s.execute(insert(Certificate), rows)
-        self._after_insert(issued, wait=wait, timeout=timeout)
-        return [self._refresh_status(i) for i in issued] if wait else issued
+            assert last is not None  # reserved above in this transaction
+            docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1)
+            numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
+            fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
+            issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+            if rows:
+                s.execute(insert(Certificate), rows)
+            by_index = iter(issued_fresh)
+            issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
+                      for i in range(len(docs))]
+            idempotency.record_numbers(s, agency, type_code, numbers, {
+                i: c.identifier for i, c in enumerate(issued) if not c.replayed})
+            if idempotency_key is not None:
+                idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
+        self._after_insert(issued_fresh, wait=wait, timeout=timeout)
+        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False)
+
+    def _replayed(self, s: Any, identifier: str) -> IssuedCertificate:
+        status = s.scalar(select(Certificate.status).where(Certificate.identifier == identifier))
+        return IssuedCertificate(identifier, str(status), None, None, None, replayed=True)
+
+    def _current(self, issued: IssuedCertificate) -> IssuedCertificate:
+        """With today's status (and anchor, for a document returned in full)."""
+        if issued.document is None:
+            view = self.get(None, issued.identifier)
+            return dataclasses.replace(issued, status=view.status)
+        return self._refresh_status(issued)
 
     def _seal_rows(self, agency: str, type_code: str, docs: Sequence[Document],
                    supersedes: str | None = None) -> tuple[list[IssuedCertificate], list[dict[str, Any]]]:
@@ -195,15 +205,15 @@ class CertificateService:
             rows.append({
                 "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
                 "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
-                "valid_from": valid_from, "valid_until": valid_until, "status": "pending", "blob": blob,
+                "valid_from": valid_from, "valid_until": valid_until, "status": CertificateStatus.PENDING, "blob": blob,
                 "created_at": now, "supersedes": supersedes,
             })
-            issued.append(IssuedCertificate(ident, "pending", body, envelope.encode_key(key),
+            issued.append(IssuedCertificate(ident, CertificateStatus.PENDING, body, envelope.encode_key(key),
                                             envelope.build_ref_url(self.public_base, ident, key)))
         return issued, rows
 
     def _after_insert(self, issued: Sequence[IssuedCertificate], *, wait: bool, timeout: float) -> None:
-        if self.worker is None:
+        if self.worker is None or not issued:
             return
         if wait:
             self.wait_for([i.identifier for i in issued], timeout=timeout)
@@ -215,10 +225,12 @@ class CertificateService:
         deadline = time.monotonic() + timeout
         pending = set(identifiers)
         while pending:
-            self.worker.request_flush()
+            if self.worker is not None:
+                self.worker.request_flush()
             with self.node.db.session() as s:
                 rows = s.execute(select(Certificate.identifier).where(
-                    Certificate.identifier.in_(list(pending)[:5000]), Certificate.status == "pending")).all()
+                    Certificate.identifier.in_(list(pending)[:5000]),
+                    Certificate.status == CertificateStatus.PENDING)).all()
             still = {r[0] for r in rows}
             if len(pending) > 5000:
                 still |= set(list(pending)[5000:])
@@ -234,12 +246,12 @@ class CertificateService:
 
     def _refresh_status(self, issued: IssuedCertificate) -> IssuedCertificate:
         view = self.get(None, issued.identifier)
-        document = dict(issued.document)
+        document = dict(issued.document or {})
         document["anchor"] = view.anchor
-        return IssuedCertificate(issued.identifier, view.status, document, issued.key, issued.qr_url)
+        return dataclasses.replace(issued, status=view.status, document=document)
 
     # -- reading -----------------------------------------------------------------------------------
-    def _row(self, s: Any, identifier: str) -> Certificate:
+    def _row(self, s: Session, identifier: str) -> Certificate:
         CertificateId.parse(identifier)  # malformed identifiers are a 422, not a 404
         row = s.get(Certificate, identifier)
         if row is None:
@@ -273,7 +285,7 @@ class CertificateService:
 
     def anchor_json(self, row: Certificate, batch: Batch | None) -> dict[str, Any] | None:
         """The document's anchor proof in the document format (registry.documents.AnchorProof)."""
-        if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
+        if batch is None or batch.state != BatchState.ANCHORED or row.proof is None or row.leaf_index is None:
             return None
         deployment = self.node.require_deployment()
         return AnchorProof(
@@ -319,30 +331,30 @@ class CertificateService:
                 f"certificate {row.identifier} was issued by {row.issuer_uscc}; agency {agency} may not change it",
                 code="not_your_certificate")
 
-    _ALLOWED = {
-        "suspend": ({"issued"}, "suspended"),
-        "reinstate": ({"suspended"}, "issued"),
-        "revoke": ({"issued", "suspended"}, "revoked"),
-        "supersede": ({"issued", "suspended"}, "superseded"),
+    _ALLOWED: dict[ChangeAction, frozenset[CertificateStatus]] = {
+        ChangeAction.SUSPEND: frozenset({CertificateStatus.ISSUED}),
+        ChangeAction.REINSTATE: frozenset({CertificateStatus.SUSPENDED}),
+        ChangeAction.REVOKE: frozenset({CertificateStatus.ISSUED, CertificateStatus.SUSPENDED}),
+        ChangeAction.SUPERSEDE: frozenset({CertificateStatus.ISSUED, CertificateStatus.SUSPENDED}),
     }
 
     def change_status(self, agency: str, identifier: str, action: str, *, reason: int | None = None,
                       wait: bool = True, timeout: float = 30.0) -> CertificateView:
-        if action not in self._ALLOWED:
+        if action not in ChangeAction.__members__.values():
             raise ValidationError(f"unknown action {action!r}", code="invalid_action")
-        if action == "revoke" and reason not in REVOCATION_REASONS:
+        if action == ChangeAction.REVOKE and reason not in REVOCATION_REASONS:
             raise ValidationError(f"revocation reason must be one of {sorted(REVOCATION_REASONS)}, got {reason!r}",
                                   code="invalid_reason", details={"reasons": {k: v[0] for k, v in REVOCATION_REASONS.items()}})
-        with self.node.db.session() as s:
+        with self.changes.new_steps() as (s, claimed):
             self._lock_row(s, identifier)
             row = self._row(s, identifier)
             self._authorise_change(agency, row)
-            self._check_transition(s, row, action)
-            change = StatusChange(identifier=identifier, action=action, reason=reason, actor_uscc=agency)
+            self._check_transition(s, row, ChangeAction(action))
+            change = StatusChange(identifier=identifier, action=ChangeAction(action), reason=reason, actor_uscc=agency)
             s.add(change)
             s.flush()
-            change_id = change.id
-        return self._apply_now(change_id, wait=wait, timeout=timeout)
+            claimed.append(change.id)
+        return self._apply_now(claimed[0], identifier, wait=wait)
 
     @staticmethod
     def _lock_row(s: Any, identifier: str) -> None:
@@ -350,27 +362,26 @@ class CertificateService:
         pass them (SQLite reads outside a transaction until the first write; PostgreSQL locks the row)."""
         s.execute(update(Certificate).where(Certificate.identifier == identifier).values(status=Certificate.status))
 
-    def _check_transition(self, s: Any, row: Certificate, action: str) -> None:
-        allowed_from, _ = self._ALLOWED[action]
-        if row.status == "pending":
+    def _check_transition(self, s: Any, row: Certificate, action: ChangeAction) -> None:
+        if row.status == CertificateStatus.PENDING:
             raise ConflictError(f"certificate {row.identifier} is not anchored yet; retry in a few seconds",
                                 code="not_anchored_yet")
         inflight = s.scalars(select(StatusChange).where(StatusChange.identifier == row.identifier,
-                                                        StatusChange.state.in_(("pending", "sent")))).first()
+                                                        StatusChange.state.in_(self.changes.open_states()))).first()
         if inflight is not None:
             raise ConflictError(f"a {inflight.action} of {row.identifier} is still in progress", code="change_in_progress")
-        if row.status not in allowed_from:
+        if row.status not in self._ALLOWED[action]:
             raise ConflictError(f"cannot {action} certificate {row.identifier}: it is {row.status}",
-                                code="invalid_transition", details={"status": row.status, "action": action})
+                                code="invalid_transition", details={"status": row.status, "action": action.value})
 
     def supersede(self, agency: str, identifier: str, values: Mapping[str, Any], *,
                   timeout: float = 60.0) -> tuple[CertificateView, IssuedCertificate]:
         """Issue a corrected version (same serial, version + 1) and mark the old one superseded on chain."""
-        with self.node.db.session() as s:
+        with self.changes.new_steps() as (s, claimed):
             self._lock_row(s, identifier)
             old = self._row(s, identifier)
             self._authorise_change(agency, old)
-            self._check_transition(s, old, "supersede")
+            self._check_transition(s, old, ChangeAction.SUPERSEDE)
             cid = CertificateId.parse(identifier)
             newer = s.scalars(select(Certificate.identifier).where(
                 Certificate.type_code == old.type_code, Certificate.issuer_uscc == old.issuer_uscc,
@@ -381,105 +392,32 @@ class CertificateService:
                                          version=int(cid.version) + 1, serials=[cid.serial])
             [issued], rows = self._seal_rows(old.issuer_uscc, old.type_code, [doc], supersedes=identifier)
             s.execute(insert(Certificate), rows)
-            change = StatusChange(identifier=identifier, action="supersede", new_identifier=issued.identifier,
+            change = StatusChange(identifier=identifier, action=ChangeAction.SUPERSEDE, new_identifier=issued.identifier,
                                   actor_uscc=agency)
             s.add(change)
             s.flush()
-            change_id = change.id
-        if self.worker is not None:
-            self.wait_for([issued.identifier], timeout=timeout)
-        view = self._apply_now(change_id, wait=True, timeout=timeout)
+            claimed.append(change.id)
+        try:
+            if self.worker is not None:
+                self.wait_for([issued.identifier], timeout=timeout)
+        except BaseException:
+            self.changes._release(claimed)  # the worker sends it once the replacement is anchored
+            raise
+        view = self._apply_now(claimed[0], identifier, wait=True)
         return view, self._refresh_status(issued)
 
-    def _apply_now(self, change_id: int, *, wait: bool, timeout: float) -> CertificateView:
+    def _apply_now(self, change_id: int, identifier: str, *, wait: bool) -> CertificateView:
+        """The request's own attempt at a change it has claimed. A contract refusal removes the change and
+        raises; a chain outage leaves it pending for the worker (an error if the caller waits)."""
         try:
-            self.apply_change(change_id)
+            self.changes.run_step(change_id, immediate=True, claimed=True)
         except (ChainDown, TransactionError) as exc:
+            self.changes.last_error = str(exc)
             if wait:
                 raise ChainUnavailableError(
                     f"the change is recorded and will be sent when the chain is back: {exc}", code="change_pending"
                 ) from exc
-        with self.node.db.session() as s:
-            identifier = s.get(StatusChange, change_id).identifier  # type: ignore[union-attr]
+        finally:
+            if self.worker is not None:
+                self.worker.wake()
         return self.get(None, identifier)
-
-    def apply_change(self, change_id: int) -> bool:
-        """Send one status change to the chain. A contract refusal deletes the change (nothing happened)
-        and raises the refusal; a chain outage leaves it pending for the worker."""
-        with self.node.db.session() as s:
-            ch = s.get(StatusChange, change_id)
-            if ch is None or ch.state == "done":
-                return False
-            row = s.get(Certificate, ch.identifier)
-            assert row is not None
-            batch = s.get(Batch, row.batch_id)
-            new_row = s.get(Certificate, ch.new_identifier) if ch.new_identifier else None
-            if new_row is not None and (new_row.status == "pending" or new_row.proof is None):
-                return False  # the corrected version is not anchored yet
-            new_batch = s.get(Batch, new_row.batch_id) if new_row is not None else None
-        ledger = self.node.certificate_ledger
-        sender = self.node.sender_for(ch.actor_uscc)
-        doc = bytes.fromhex(row.digest_sha256)
-        root = bytes.fromhex(batch.root[2:]) if batch else b""
-        proof = [row.proof[i:i + 32] for i in range(0, len(row.proof or b""), 32)]
-        try:
-            if ch.action == "suspend":
-                receipt = ledger.suspend(sender, doc, root, row.leaf_index, proof)
-            elif ch.action == "reinstate":
-                receipt = ledger.reinstate(sender, doc)
-            elif ch.action == "revoke":
-                receipt = ledger.revoke(sender, doc, root, row.leaf_index, proof, ch.reason)
-            else:
-                assert new_row is not None and new_batch is not None
-                new_proof = [new_row.proof[i:i + 32] for i in range(0, len(new_row.proof or b""), 32)]  # type: ignore[index]
-                receipt = ledger.supersede(sender, doc, root, row.leaf_index, proof, bytes.fromhex(new_row.digest_sha256),
-                                           bytes.fromhex(new_batch.root[2:]), new_row.leaf_index, new_proof)
-        except ContractRevertError as exc:
-            if self._already_applied(ch.action, doc):
-                receipt = None
-            else:
-                with self.node.db.session() as s:
-                    s.delete(s.get(StatusChange, change_id))
-                from registry.consortium.members import translate_revert
-
-                raise translate_revert(exc) from exc
-        with self.node.db.session() as s:
-            ch = s.get(StatusChange, change_id)
-            row = s.get(Certificate, ch.identifier)  # type: ignore[union-attr]
-            assert ch is not None and row is not None
-            ch.state, ch.done_at = "done", utcnow()
-            if receipt is not None:
-                ch.tx_hash, ch.block_number = receipt.tx_hash, receipt.block_number
-            row.status = self._ALLOWED[ch.action][1]
-            if ch.action == "revoke":
-                row.reason = ch.reason
-            if ch.action == "reinstate":
-                row.reason = None
-            if ch.action == "supersede":
-                row.superseded_by = ch.new_identifier
-        return True
-
-    def _already_applied(self, action: str, doc: bytes) -> bool:
-        state = self.node.certificate_ledger.document_state(doc)
-        return int(state.status) == {"suspend": DocStatus.SUSPENDED, "reinstate": DocStatus.ISSUED,
-                                     "revoke": DocStatus.REVOKED, "supersede": DocStatus.SUPERSEDED}[action]
-
-    def process_pending_changes(self, node: Node | None = None) -> int:
-        """Worker hook: send status changes left pending by an outage (or waiting for an anchor)."""
-        with self.node.db.session() as s:
-            ids = list(s.scalars(select(StatusChange.id).where(StatusChange.state == "pending").order_by(StatusChange.id)))
-        done = 0
-        for change_id in ids:
-            try:
-                done += int(self.apply_change(change_id))
-            except (PermissionDeniedError, ConflictError, NotFoundError):
-                continue  # refused by the contract: the change was removed
-        return done
-
-
-def _is_date(value: Any) -> bool:
-    try:
-        dt.date.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return True

@@ -25,6 +25,7 @@ from registry.certificates.index import ChainIndex
 from registry.certificates.service import REVOCATION_REASONS
 from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
 from registry.errors import ChainUnavailableError, ValidationError
+from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Batch, Certificate
 
@@ -123,8 +124,6 @@ class Verifier:
 
     def verify_identifier(self, identifier: str) -> VerificationResult:
         """Status by identifier alone (no document presented: holder fields are not checked)."""
-        from registry.identifiers import CertificateId
-
         cid = CertificateId.parse(identifier)
         run = _Run()
         run.add("integrity", SKIPPED, "未提供证照内容，仅核验状态", "no document presented: status only")
@@ -149,8 +148,6 @@ class Verifier:
         >>> verifier.verify_digest(identifier, "9f2c...").verdict     # doctest: +SKIP
         'valid'
         """
-        from registry.identifiers import CertificateId
-
         cid = CertificateId.parse(identifier)
         if isinstance(digest, str):
             text = digest.removeprefix("0x").lower()

@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from registry.crypto.signing import SignatureAlgorithm, Signer
 from registry.errors import AuthenticationError, NotFoundError, ValidationError
 from registry.store.db import AgencyKey, ApiKey, Database, utcnow
 
@@ -32,7 +33,16 @@ class KeyStore:
             raise ValidationError(f"master key must be 32 bytes, got {len(master_key)}", code="invalid_master_key")
         self._db = db
         self._aead = AESGCM(master_key)
+        # HMAC key for lookups that must not reveal what they index (registry/certificates/idempotency.py):
+        # derived, so the master key itself is used for one purpose only
+        self._mac_key = hmac.digest(master_key, b"lianzheng/mac/1", "sha256")
         self._accounts: dict[str, LocalAccount] = {}
+        self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
+
+    def mac(self, purpose: str, data: bytes) -> str:
+        """HMAC-SHA256 (hex) of ``data`` under a key derived from the master key, separated by ``purpose``:
+        a database copy alone cannot test guesses against it."""
+        return hmac.new(self._mac_key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
 
     # -- signing keys ------------------------------------------------------------------------------
     def _seal(self, secret: bytes, aad: bytes) -> bytes:
@@ -80,6 +90,16 @@ class KeyStore:
         account: LocalAccount = Account.from_key(key)
         self._accounts[account.address] = account
         return account
+
+    def signer(self, uscc: str, algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1) -> Signer:
+        """The agency's active key as a `Signer` (registry.crypto.signing), for signatures that are not
+        transactions: trust lists, offline QR payloads, evidence packages, checkpoints, audit reports."""
+        account = self.signing_account(uscc)
+        signer = self._signers.get((account.address, algorithm))
+        if signer is None:
+            signer = Signer.from_private_key(bytes(account.key), algorithm)
+            self._signers[(account.address, algorithm)] = signer
+        return signer
 
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:

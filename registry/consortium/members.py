@@ -42,7 +42,7 @@ def _fund(node: Node, address: str) -> None:
     if fund is None:
         return
     try:
-        if node.backend.w3.eth.get_balance(address) < DEV_FUNDS // 10:
+        if node.blocks.balance(address) < DEV_FUNDS // 10:
             fund(address, DEV_FUNDS)
     except Exception as exc:  # an external chain without anvil_setBalance: accounts are funded by the operator
         log.info("cannot fund account (not a devnet?)", account=address, error=str(exc))

@@ -43,12 +43,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import coincurve
 import rfc8785
-from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 
-from registry.errors import PayloadFormatError, ProofError, ValidationError
+from chain.contracts import DocStatus, MemberStatus, Role
+from registry.crypto.signing import SignatureScheme, Signer, recover
+from registry.errors import PayloadFormatError, ProofError, SignatureError
 
 __all__ = [
     "FORMAT_ID",
@@ -187,14 +187,9 @@ def canonical_digest(body: Mapping[str, Any]) -> bytes:
 def sign_trust_list(body: Mapping[str, Any], private_key: bytes) -> dict[str, Any]:
     """``body`` plus the operator's signature (the operator account in ``body`` must match the key)."""
     body = {k: v for k, v in body.items() if k != "signature"}
-    try:
-        key = coincurve.PrivateKey(private_key)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError("operator key must be a 32-byte secp256k1 private key", code="invalid_private_key") from exc
-    # coincurve hashes with SHA-256 itself; hasher=None signs our digest as is (the same thing, made explicit).
-    signature = key.sign_recoverable(canonical_digest(body), hasher=None)
-    signer = _address(key.public_key)
-    return {**body, "signature": {"alg": SIGNATURE_ALG, "signer": signer, "value": "0x" + signature.hex()}}
+    signer = Signer.from_private_key(private_key)
+    signature = signer.sign(canonical_digest(body), SignatureScheme.RECOVERABLE)
+    return {**body, "signature": {"alg": SIGNATURE_ALG, "signer": signer.address, "value": "0x" + signature.hex()}}
 
 
 def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -204,8 +199,6 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
     ``node`` is a registry.node.Node and ``index`` a registry.index.ChainIndex (typed loosely: this module is
     also imported by offline verifiers that have neither).
     """
-    from chain.contracts import DocStatus, MemberStatus, Role
-
     deployment = node.require_deployment()
     block = index.synced_block
     timestamp = index.block_timestamp(block)
@@ -243,11 +236,6 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _address(public: coincurve.PublicKey) -> str:
-    # Ethereum address: the last 20 bytes of keccak-256 of the uncompressed key without its 0x04 prefix.
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
-
-
 def _recover(body: Mapping[str, Any], signature: bytes) -> str:
     if len(signature) != 65 or signature[64] > 3:
         raise ProofError(f"信任列表签名无效 / trust list signature is malformed: expected 65 bytes with recovery id "
@@ -257,11 +245,10 @@ def _recover(body: Mapping[str, Any], signature: bytes) -> str:
     except (TypeError, ValueError) as exc:  # rfc8785 refuses floats out of range, lone surrogates ...
         raise _invalid(f"cannot canonicalise (RFC 8785): {exc}") from None
     try:
-        public = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
-    except Exception as exc:  # coincurve raises a bare Exception for unrecoverable signatures
-        raise ProofError(f"信任列表签名无效 / trust list signature does not recover a key ({exc})",
+        return recover(digest, signature, SignatureScheme.RECOVERABLE)
+    except SignatureError as exc:
+        raise ProofError(f"信任列表签名无效 / trust list signature does not recover a key ({exc.message})",
                          code="bad_trust_list_signature") from exc
-    return _address(public)
 
 
 def _invalid(message: str) -> PayloadFormatError:

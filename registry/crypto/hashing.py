@@ -21,8 +21,9 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, NewType, Protocol
+from typing import Any, BinaryIO, NewType, Protocol
 
+import rfc8785
 from cryptography.hazmat.primitives import hashes as _crypto_hashes
 
 from registry.errors import ValidationError
@@ -33,11 +34,14 @@ __all__ = [
     "FileDigests",
     "HashObject",
     "HexStr",
+    "canonical_digest",
     "digest_file",
     "from_hex",
     "hash_constructor",
     "hash_function",
+    "hex0x",
     "sha256",
+    "sha256_key",
     "sm3",
     "to_hex",
 ]
@@ -211,3 +215,22 @@ def from_hex(text: str, *, length: int | None = None, what: str = "hex string") 
             code="invalid_hex",
         )
     return data
+
+
+def hex0x(data: bytes) -> str:
+    """Lower-case hex with ``0x`` (how keys and digests are shown next to the chain's values)."""
+    return "0x" + bytes(data).hex()
+
+
+def sha256_key(text: str) -> bytes:
+    """The on-chain key of an identifier or case number: SHA-256 of its UTF-8 bytes.
+
+    >>> hex0x(sha256_key("EV-1"))[:10]
+    '0x6f50f0dd'
+    """
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def canonical_digest(obj: Any) -> bytes:
+    """SHA-256 of the RFC 8785 (JCS) canonical JSON of `obj` (what metaDigest and purposeDigest are)."""
+    return hashlib.sha256(rfc8785.dumps(obj)).digest()

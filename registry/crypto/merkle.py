@@ -288,9 +288,10 @@ def verify_inclusion_leaf_hash(
 
 
 def verify_inclusion(
-    entry: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes, *, algorithm: str = "sha256"
+    entry: object, index: int, size: int, proof: Sequence[bytes], root: bytes, *, algorithm: str = "sha256"
 ) -> bool:
-    """Verify the audit path of a raw ``entry`` (hashed here as a leaf)."""
+    """Verify the audit path of a raw ``entry`` (hashed here as a leaf); False for anything but bytes (the
+    entry may come from untrusted JSON)."""
     if not isinstance(entry, (bytes, bytearray, memoryview)):
         return False
     return verify_inclusion_leaf_hash(

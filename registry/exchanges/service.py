@@ -4,7 +4,7 @@ ExchangeLedger. The payload travels off chain; only its digest, size and record 
 
 On chain: sha256(identifier) as the exchange id, the catalogue item code, and a salted RFC 8785 digest of
 the request (purpose 申请事由, legal basis, parties), so the purpose text stays off chain but provable.
-Steps go through the same outbox as evidence (registry/evidence/service.py: OutboxLedgerService).
+Steps are outbox steps like every other ledger's (registry/outbox/steps.py: StepLedger).
 
     >>> svc = ExchangeService(node)                                                          # doctest: +SKIP
     >>> ex = svc.request("11230000MB1A00044B", ExchangeSubmission(item="SCJG-001", purpose="核查涉案企业登记信息",
@@ -27,33 +27,22 @@ from sqlalchemy.orm import Session
 from chain.contracts import MemberStatus, Role
 from chain.ledgers import ExchangeLedgerClient
 from registry.audit.records import LedgerRecord
+from registry.clock import CHINA, iso_time
+from registry.consortium.roles import agency_json, is_auditor, require_role
+from registry.crypto.hashing import canonical_digest, hex0x, sha256_key
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from registry.node import Node
-from registry.outbox.steps import (
-    OutboxLedgerService,
-    StepCall,
-    agency_json,
-    canonical_digest,
-    hex0x,
-    is_auditor,
-    iso_time,
-    lock_row,
-    next_serial,
-    normalise_digest,
-    optional_text,
-    require_role,
-    required_text,
-    sha256_key,
-)
+from registry.outbox.steps import StepCall, StepLedger
 from registry.store.db import Member
 from registry.store.ledger_models import Exchange, ExchangeStepRow, StepState
+from registry.store.rows import lock_row, next_serial
+from registry.validation import normalise_digest, optional_text, required_text
 
 STATUSES = ("pending", "requested", "authorised", "refused", "delivered", "acknowledged", "disputed", "failed")
 # query aliases: a delivery the consumer never acknowledged is visible as such (DESIGN.md)
 STATUS_ALIASES = {"unacknowledged": ("delivered",), "open": ("pending", "requested", "authorised", "delivered"),
                   "disputes": ("disputed",)}
 _OPEN = (StepState.PENDING.value, StepState.SENT.value)
-_CHINA = dt.timezone(dt.timedelta(hours=8))
 _MAX_UINT32 = 2**32 - 1
 _MAX_SIZE = 2**53 - 1
 
@@ -98,14 +87,15 @@ def request_metadata(ex: Exchange) -> dict[str, Any]:
             "salt": ex.salt}
 
 
-class ExchangeService(OutboxLedgerService):
+class ExchangeService(StepLedger):
     step_model = ExchangeStepRow
     ledger_name = "exchanges"
+    contract_name = "ExchangeLedger"
 
     def __init__(self, node: Node) -> None:
         super().__init__(node)
 
-    # -- OutboxLedgerService hooks -----------------------------------------------------------------
+    # -- outbox hooks --------------------------------------------------------------------------------
     def _ledger(self) -> ExchangeLedgerClient:
         return self.node.client(ExchangeLedgerClient)
 
@@ -197,7 +187,7 @@ class ExchangeService(OutboxLedgerService):
             raise ConflictError(f"{item.code} ({item.name}) is not shared (不予共享)", code="not_shareable")
 
         def work(s: Session) -> tuple[str, int]:
-            prefix = f"EX-{item.code}-{dt.datetime.now(_CHINA):%Y%m%d}"
+            prefix = f"EX-{item.code}-{dt.datetime.now(CHINA):%Y%m%d}"
             ex_id = f"{prefix}-{next_serial(s, prefix):06d}"  # the first write: see lock_row
             require_role(s, consumer, Role.EXCHANGE, "missing_exchange_role")
             m = s.get(Member, provider)

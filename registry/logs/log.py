@@ -39,6 +39,7 @@ import structlog
 
 from chain.artifacts import load_artifact
 from chain.backends import ChainBackend
+from chain.blocks import BlockReader
 from chain.deploy import Deployment
 from chain.logs import DEFAULT_CHUNK, Event, LogReader, WordDecoder
 from registry.crypto.merkle import MerkleTree, empty_root, leaf_hash, root_from_leaf_hashes
@@ -267,6 +268,7 @@ class LedgerLogs:
     def __init__(self, backend: ChainBackend, deployment: Deployment, *, chunk: int = DEFAULT_CHUNK,
                  keep_entries: bool = True) -> None:
         self.backend = backend
+        self.blocks = BlockReader(backend)
         self.keep_entries = keep_entries
         self.deployment = deployment
         self.chain_id = deployment.chain_id
@@ -319,8 +321,8 @@ class LedgerLogs:
             return SyncResult(count, head, reset)
 
     def _hash(self, number: int) -> str:
-        block = self.backend.w3.eth.get_block(number)
-        return "0x" + bytes(block["hash"]).hex()
+        header = self.blocks.header(number)
+        return header.hash if header is not None else ""  # no such block: the chain was reset
 
     def __iter__(self) -> Iterator[LedgerLog]:
         return iter(self.logs.values())

@@ -8,10 +8,13 @@ per-document key that the server does not keep.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -29,7 +32,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker, synonym
+
+from registry.store.states import BatchState, CertificateStatus, StepState
 
 
 def utcnow() -> dt.datetime:
@@ -38,6 +43,28 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class AnchoredStep:
+    """Outbox columns shared by every step row (registry/outbox/steps.py reads and writes them)."""
+
+    state: Mapped[str] = mapped_column(String(8), default=StepState.PENDING)  # indexed with id by each table
+    account: Mapped[str | None] = mapped_column(String(42), nullable=True)  # the signing account
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the signed transaction
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_timestamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    def anchor_json(self) -> dict[str, Any] | None:
+        if self.state != StepState.DONE:
+            return None
+        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash,
+                "block_timestamp": self.block_timestamp, "account": self.account}
 
 
 class Member(Base):
@@ -82,7 +109,8 @@ class ApiKey(Base):
 
 
 class Batch(Base):
-    """One anchored Merkle root. States: prepared (root fixed, committed) -> sent (tx hash known) -> anchored."""
+    """One anchored Merkle root: a step of the outbox. States (`BatchState`): prepared (root fixed,
+    committed) -> sent (tx hash known) -> anchored, or failed (refused by the contract)."""
 
     __tablename__ = "batches"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -90,7 +118,7 @@ class Batch(Base):
     issuer_uscc: Mapped[str] = mapped_column(String(18), index=True)
     root: Mapped[str] = mapped_column(String(66), unique=True)
     size: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(12), default="prepared", index=True)
+    state: Mapped[str] = mapped_column(String(12), default=BatchState.PREPARED, index=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
@@ -100,6 +128,11 @@ class Batch(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     anchored_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the signed anchorBatch (0004)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the contract refused it (0004)
+    # the outbox's names for the columns a batch has always had under its own names
+    account = synonym("issuer_account")
+    done_at = synonym("anchored_at")
 
 
 class Certificate(Base):
@@ -113,8 +146,10 @@ class Certificate(Base):
     digest_sm3: Mapped[str] = mapped_column(String(64))
     valid_from: Mapped[dt.date | None] = mapped_column(nullable=True)
     valid_until: Mapped[dt.date | None] = mapped_column(nullable=True)
-    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(12), default=CertificateStatus.PENDING, index=True)
     reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the status change `status` reflects: a change writes the status only if it is later on chain (0004)
+    status_change_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     supersedes: Mapped[str | None] = mapped_column(String(120), nullable=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True, index=True)
@@ -130,8 +165,9 @@ class Certificate(Base):
     )
 
 
-class StatusChange(Base):
-    """Outbox for lifecycle transactions (suspend, reinstate, revoke, supersede) and their history."""
+class StatusChange(Base, AnchoredStep):
+    """Outbox for lifecycle transactions (suspend, reinstate, revoke, supersede) and their history.
+    States (`StepState`): pending -> sent -> done (a refused change is deleted: nothing happened)."""
 
     __tablename__ = "status_changes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -140,11 +176,7 @@ class StatusChange(Base):
     reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
     new_identifier: Mapped[str | None] = mapped_column(String(120), nullable=True)
     actor_uscc: Mapped[str] = mapped_column(String(18))
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending -> sent -> done
-    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(12), default=StepState.PENDING)
 
 
 class Serial(Base):
@@ -169,7 +201,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -184,6 +216,18 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database holds encrypted agency keys, API key hashes and document ciphertexts: owner-only. Created
+    here with mode 0600 before SQLite opens it, because SQLite gives its -wal, -shm and -journal files the
+    database file's mode; existing files (and a folder SQLite would create) are narrowed to 0600/0700."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 class Database:

@@ -17,13 +17,13 @@ salted digest of the metadata (see registry/evidence/service.py).
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry.store.db import Base, utcnow
+from registry.store.db import AnchoredStep, Base, utcnow
+from registry.store.states import StepState
 
 __all__ = [
     "AnchoredStep",
@@ -35,35 +35,6 @@ __all__ = [
     "LedgerSerial",
     "StepState",
 ]
-
-
-class StepState(StrEnum):
-    PENDING = "pending"  # committed, not yet (known to be) sent
-    SENT = "sent"  # broadcast; tx hash and signed bytes recorded, receipt not yet seen
-    DONE = "done"  # on chain (receipt status 1, or found on chain when resuming)
-    FAILED = "failed"  # the contract refused it when the worker resent it (kept, with the reason)
-
-
-class AnchoredStep:
-    """Outbox columns shared by every step row."""
-
-    state: Mapped[str] = mapped_column(String(8), default=StepState.PENDING.value)  # indexed with id by each table
-    account: Mapped[str | None] = mapped_column(String(42), nullable=True)  # the signing account
-    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the signed transaction
-    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    block_timestamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    done_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-
-    def anchor_json(self) -> dict[str, Any] | None:
-        if self.state != StepState.DONE.value:
-            return None
-        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash,
-                "block_timestamp": self.block_timestamp, "account": self.account}
 
 
 class LedgerSerial(Base):

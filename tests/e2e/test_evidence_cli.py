@@ -21,7 +21,7 @@ import pytest
 
 from api.stack import LocalStack
 from chain.ledgers import EvidenceLedgerClient
-from registry.outbox.steps import sha256_key
+from registry.crypto.hashing import sha256_key
 from tests.support.anvil import make_devnet
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, NOTARY, POLICE, PRISON, rewrite_zip
 

@@ -234,7 +234,7 @@ def test_the_api_runs_the_gateway_in_the_background(chains: TwoChains, tmp_path:
             issue(node, 2, seed=51)
             deadline = time.monotonic() + 20
             while len(read_checkpoints(link).get("certificates", [])) == before:
-                assert time.monotonic() < deadline, api.client.app.state.extras["checkpoints"].last_error
+                assert time.monotonic() < deadline, api.services.checkpoints.last_error
                 time.sleep(0.1)
             body = api.client.get("/api/v1/proofs/checkpoints", params={"ledger": "certificates"}).json()
             assert body["count"] == before + 1

@@ -50,7 +50,7 @@ def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-
                 identifiers += [c["identifier"] for c in r.json()["certificates"]]
                 if i == 1500:
                     # some batches are anchored by now; more are prepared or in flight
-                    _wait(lambda: stack.services.worker.anchored_batches >= 1, 30, "a first anchored batch")
+                    _wait(lambda: stack.services.anchoring.anchored_batches >= 1, 30, "a first anchored batch")
                     devnet.kill()
             time.sleep(1.0)  # the API keeps accepting while the chain is down
             assert devnet.start()
@@ -80,20 +80,21 @@ def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-
 
 
 def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicates(anvil_node) -> None:  # type: ignore[no-untyped-def]
-    from registry.certificates.anchoring import AnchoringWorker
+    from registry.certificates.anchoring import BatchAnchoring
     from registry.certificates.service import CertificateService
+    from registry.outbox.worker import OutboxWorker
 
     ct = anvil_node.seeds.certificate_types[0]
     issuer = anvil_node.seeds.member(ct.issuers[0])
-    crashed = AnchoringWorker(anvil_node, batch_size=10)
+    crashed = BatchAnchoring(anvil_node, batch_size=10)
     service = CertificateService(anvil_node, public_base="http://x", worker=None)
     issued = service.issue(issuer.uscc, ct.code, sample_values(ct, 25, issuer=issuer, seed=3))
-    crashed._prepare_batches(flush=True)  # roots fixed and committed ... then the process dies
+    crashed.prepare_batches(flush=True)  # roots fixed and committed ... then the process dies
     with anvil_node.db.session() as s:
         from registry.store.db import Batch
 
         assert {b.state for b in s.scalars(select(Batch))} == {"prepared"}
-    AnchoringWorker(anvil_node, batch_size=10).flush(timeout=30)  # a new process
+    OutboxWorker([BatchAnchoring(anvil_node, batch_size=10)]).flush(timeout=30)  # a new process
     with anvil_node.db.session() as s:
         assert {c.status for c in s.scalars(select(Certificate))} == {"issued"}
         assert s.scalar(select(func.count()).select_from(Batch)) == 3
@@ -101,14 +102,16 @@ def test_a_crash_between_preparing_and_sending_a_batch_resumes_without_duplicate
 
 
 def test_the_reconciler_reanchors_batches_a_reset_chain_lost(anvil_node) -> None:  # type: ignore[no-untyped-def]
-    from registry.certificates.anchoring import AnchoringWorker
+    from registry.certificates.anchoring import BatchAnchoring
+    from registry.certificates.changes import StatusChanges
     from registry.certificates.index import ChainIndex
     from registry.certificates.service import CertificateService
     from registry.certificates.verification import Verifier
+    from registry.outbox.worker import OutboxWorker
 
     ct = anvil_node.seeds.certificate_types[0]
     issuer = anvil_node.seeds.member(ct.issuers[0])
-    worker = AnchoringWorker(anvil_node, batch_size=100)
+    worker = OutboxWorker([BatchAnchoring(anvil_node, batch_size=100), StatusChanges(anvil_node)])
     service = CertificateService(anvil_node, public_base="http://x", worker=None)
     verifier = Verifier(anvil_node, ChainIndex(anvil_node, refresh_interval=0))
     snapshot = anvil_node.backend.raw("evm_snapshot", [])
@@ -119,7 +122,7 @@ def test_the_reconciler_reanchors_batches_a_reset_chain_lost(anvil_node) -> None
     anvil_node.reset_senders()
     assert verifier.verify_identifier(cert.identifier).verdict == "not_anchored"
     report = worker.reconcile()
-    assert len(report.reanchored) == 1
+    assert report.lost == {"batches": 1, "status changes": 0}  # the batch goes back to be re-anchored
     worker.flush(timeout=30)
     assert verifier.verify_identifier(cert.identifier).verdict == "valid"
-    assert worker.reconcile().reanchored == []
+    assert worker.reconcile().total == 0

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from api.routes.evidence import service_for
 from chain.errors import ChainUnavailableError, ContractRevertError
 from chain.ledgers import EvidenceLedgerClient
 from chain.sender import TransactionSender
+from registry.crypto.hashing import sha256_key
 from registry.evidence.package import verify_package
 from registry.evidence.service import audit_records
-from registry.outbox.steps import OutboxLedgerService, sha256_key
+from registry.outbox.steps import StepLedger
 from registry.store.ledger_models import EvidenceEvent, EvidenceRecord
 from tests.conftest import Api
 from tests.support.evidence import (
@@ -269,7 +269,7 @@ def test_a_chain_outage_leaves_steps_in_the_outbox_and_the_worker_sends_each_onc
                             headers=api.auth(POLICE))
         assert r.status_code == 202 and r.json()["custody_log"][-1]["state"] == "pending"
         time.sleep(0.6)  # the worker keeps failing meanwhile; nothing is lost
-    service = service_for(api.client.app)
+    service = api.services.evidence
     _wait(lambda: service.pending_count() == 0)
     view = api.client.get(f"/api/v1/evidence/{pending}", headers=api.auth(POLICE)).json()
     assert view["status"] == "registered" and view["registered"]["tx_hash"]
@@ -278,7 +278,7 @@ def test_a_chain_outage_leaves_steps_in_the_outbox_and_the_worker_sends_each_onc
 
 
 def test_a_resend_finds_a_step_already_on_chain_instead_of_sending_it_again(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = service_for(api.client.app)
+    service = api.services.evidence
     sender = api.node.sender_for(POLICE)
     nonce = api.node.backend.w3.eth.get_transaction_count(sender.address)
 
@@ -292,14 +292,14 @@ def test_a_resend_finds_a_step_already_on_chain_instead_of_sending_it_again(api:
     assert r.status_code == 202
     # 2. a crash between the broadcast and recording the tx hash: the step stays `pending`, yet it is on chain
     monkeypatch.setattr(TransactionSender, "wait", real_wait)
-    real_mark = OutboxLedgerService._mark_sent
-    monkeypatch.setattr(OutboxLedgerService, "_mark_sent", lambda self, items: (_ for _ in ()).throw(
+    real_mark = StepLedger._mark_sent
+    monkeypatch.setattr(StepLedger, "_mark_sent", lambda self, items: (_ for _ in ()).throw(
         ChainUnavailableError("crashed before recording the tx")))
     r = api.client.post("/api/v1/evidence", json=evidence_body(b"crash before mark", case_no="C-resend"),
                         headers=api.auth(POLICE))
     second = r.json()["id"]
     assert r.status_code == 202
-    monkeypatch.setattr(OutboxLedgerService, "_mark_sent", real_mark)
+    monkeypatch.setattr(StepLedger, "_mark_sent", real_mark)
     _wait(lambda: service.pending_count() == 0)
     for rid in (first, second):
         view = api.client.get(f"/api/v1/evidence/{rid}", headers=api.auth(POLICE)).json()
@@ -358,7 +358,7 @@ def test_an_exported_package_verifies_online_and_offline_and_names_an_edited_rec
 
 
 def test_steps_the_chain_lost_are_found_by_reconcile_and_anchored_again_once(api: Api) -> None:
-    service = service_for(api.client.app)
+    service = api.services.evidence
     snapshot = api.node.backend.raw("evm_snapshot", [])
     rec = _register(api, POLICE, b"anchored, then lost", case_no="C-lost")
     assert rec["status"] == "registered"
@@ -379,7 +379,7 @@ def test_concurrent_transfers_of_one_record_let_exactly_one_through(api: Api) ->
     from registry.errors import ConflictError
 
     rec = _register(api, POLICE, b"contested photo", case_no="C-race")
-    service = service_for(api.client.app)
+    service = api.services.evidence
 
     def attempt(to: str) -> str:
         try:
@@ -393,3 +393,31 @@ def test_concurrent_transfers_of_one_record_let_exactly_one_through(api: Api) ->
     assert outcomes.count("ok") == 1 and set(outcomes) - {"ok"} <= {"step_in_progress", "transfer_pending"}, outcomes
     transfers = [e for e in _ledger(api).events_for(sha256_key(rec["id"])) if e.name == "CustodyTransferRequested"]
     assert len(transfers) == 1
+
+
+def test_custody_comes_from_the_chain_so_an_edited_custodian_neither_shows_nor_locks_out_the_real_one(api: Api) -> None:
+    rec = _register(api, POLICE, b"seized ledger book", case_no="C-forged-custody")
+    _post(api, f"/api/v1/evidence/{rec['id']}/transfer", {"to": JUSTICE, "purpose": "移送审核"}, POLICE)
+    _post(api, f"/api/v1/evidence/{rec['id']}/accept", None, JUSTICE)  # JUSTICE holds it, on chain and in the DB
+    with api.node.db.session() as s:  # someone with database access forges the custodian and a pending offer
+        s.execute(text("update evidence_records set custodian_uscc = :forger, pending_to = :to where id = :id"),
+                  {"forger": PRISON, "to": NOTARY, "id": rec["id"]})
+
+    status = api.client.get(f"/api/v1/evidence/{rec['id']}/status").json()
+    assert status["source"] == "chain" and status["custodian"]["uscc"] == JUSTICE, status
+    assert status["pending_transfer_to"] is None and status["collector"]["uscc"] == POLICE
+
+    # the forged custodian is refused by the API (and would be by the contract); the forged offer is not one
+    r = api.client.post(f"/api/v1/evidence/{rec['id']}/transfer", json={"to": COURT, "purpose": "x"},
+                        headers=api.auth(PRISON))
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "not_custodian")
+    r = api.client.post(f"/api/v1/evidence/{rec['id']}/accept", headers=api.auth(NOTARY))
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "no_pending_transfer")
+
+    # the real custodian still transfers, and the court accepts: the chain records both
+    _post(api, f"/api/v1/evidence/{rec['id']}/transfer", {"to": COURT, "purpose": "移送审查起诉"}, JUSTICE)
+    assert _ledger(api).get_record(sha256_key(rec["id"])).pending_to == COURT  # type: ignore[union-attr]
+    assert api.client.get(f"/api/v1/evidence/{rec['id']}/status").json()["pending_transfer_to"]["uscc"] == COURT
+    view = _post(api, f"/api/v1/evidence/{rec['id']}/accept", None, COURT)
+    assert view["custodian"]["uscc"] == COURT  # the mirror is right again once a step lands
+    assert _ledger(api).get_record(sha256_key(rec["id"])).custodian_uscc == COURT  # type: ignore[union-attr]

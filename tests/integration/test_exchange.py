@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from api.routes.exchanges import service_for
 from chain.errors import ContractRevertError
 from chain.ledgers import ExchangeLedgerClient, ExchangeStep, decode_raw_transaction
+from registry.crypto.hashing import sha256_key
 from registry.exchanges.service import audit_records
-from registry.outbox.steps import sha256_key
 from registry.store.ledger_models import Exchange, ExchangeStepRow
 from tests.conftest import Api
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, POLICE, PRISON, chain_outage
@@ -173,7 +172,7 @@ def test_a_chain_outage_queues_exchange_steps_and_each_is_anchored_once(api: Api
         ex = r.json()
         r = api.client.post(f"/api/v1/exchanges/{ex['id']}/authorise", json={}, headers=api.auth(MARKET))
         assert (r.status_code, r.json()["error"]["code"]) == (409, "step_in_progress")
-    service = service_for(api.client.app)
+    service = api.services.exchanges
     deadline = time.monotonic() + 20
     while service.pending_count():
         assert time.monotonic() < deadline

@@ -26,7 +26,8 @@ from chain.backends import RpcBackend
 from chain.compile import SOLC_SHIM
 from chain.contracts import b32
 from chain.devnet import Devnet
-from registry.certificates.anchoring import AnchoringWorker
+from registry.certificates.anchoring import BatchAnchoring
+from registry.certificates.changes import StatusChanges
 from registry.certificates.service import CertificateService
 from registry.consortium.members import bootstrap
 from registry.evidence.service import EvidenceService, EvidenceSubmission
@@ -40,6 +41,7 @@ from registry.logs.checkpoints import (
 )
 from registry.logs.log import LedgerLogs
 from registry.node import Node
+from registry.outbox.worker import OutboxWorker
 from registry.store.db import Database
 from tests.conftest import MASTER_KEY, SEEDS
 from tests.support.anvil import make_devnet
@@ -134,7 +136,7 @@ def issue(node: Node, n: int, *, type_index: int = 0, seed: int = 1) -> list[str
     """Issue and anchor `n` certificates of one type (one batch); returns their identifiers."""
     ct = node.seeds.certificate_types[type_index]
     issuer = node.seeds.member(ct.issuers[0])
-    worker = AnchoringWorker(node, batch_size=1000, max_age=0)
+    worker = OutboxWorker([BatchAnchoring(node, batch_size=1000, max_age=0)])
     service = CertificateService(node, public_base="http://lianzheng.test", worker=worker)
     issued = service.issue(issuer.uscc, ct.code, sample_values(ct, n, issuer=issuer, seed=seed))
     worker.flush()
@@ -146,9 +148,8 @@ def populate(node: Node) -> Activity:
     case, and a data exchange through all four steps: each through its service (database first, then chain)."""
     act = Activity()
     act.certificates = issue(node, 4, type_index=0, seed=3) + issue(node, 3, type_index=1, seed=4)
-    worker = AnchoringWorker(node, batch_size=1000, max_age=0.05, poll=0.05)
+    worker = OutboxWorker([BatchAnchoring(node, batch_size=1000, max_age=0.05), StatusChanges(node)], poll=0.05)
     service = CertificateService(node, public_base="http://lianzheng.test", worker=worker)
-    worker.on_lifecycle = service.process_pending_changes
     worker.start()
     try:
         first = act.certificates[0]

@@ -1,19 +1,11 @@
 from __future__ import annotations
 
-import importlib
-
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+# Every models module, imported so that its tables are on Base.metadata (autogenerate compares against it).
+from registry.store import audit_models, idempotency_models, ledger_models  # noqa: F401
 from registry.store.db import Base
-
-# ledgers keep their models in modules of their own; importing them registers their tables on Base.metadata
-for _module in ("registry.store.ledger_models", "registry.store.audit_models"):
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
 
 config = context.config
 target_metadata = Base.metadata

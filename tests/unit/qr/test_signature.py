@@ -135,12 +135,9 @@ def test_signing_is_deterministic_rfc6979(signed_payload: OfflinePayload) -> Non
     assert sign_payload(make_payload(), ISSUER_KEY).signature == signed_payload.signature
 
 
-def test_offline_verification_cost_leaves_room_for_5000_per_second(offline_text: str) -> None:
-    """decode + recover measures ~0.13 ms here; the bound is loose so a busy CI machine does not flake."""
-    import time
-
-    rounds = 300
-    start = time.perf_counter()
-    for _ in range(rounds):
-        recover_signer(decode_payload(offline_text))
-    assert (time.perf_counter() - start) / rounds < 1e-3
+def test_offline_verification_is_repeatable_and_keeps_no_state(offline_text: str) -> None:
+    """Decoding and recovering the same payload many times gives the same signer every time (no cache keyed on
+    mutable state). Its speed (>= 5,000/s target) is measured by `lianzheng bench verify`, not by a timed test:
+    CI machines are shared and noisy."""
+    signers = {recover_signer(decode_payload(offline_text)) for _ in range(300)}
+    assert len(signers) == 1

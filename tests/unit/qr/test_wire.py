@@ -19,9 +19,9 @@ from api.devtools.samples import sample_values
 from registry.certificates.documents import AnchorProof, Document, derive_salt
 from registry.crypto import merkle
 from registry.errors import ValidationError
+from registry.formats.offline_payload import _root_from_audit_path
 from registry.formats.qr import (
     OfflinePayload,
-    _root_from_audit_path,
     b45decode,
     body_bytes,
     decode_payload,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import pytest
@@ -67,11 +66,12 @@ def test_samples_carry_values_only_not_identifiers() -> None:
     assert "证照标识" not in v
 
 
-def test_ten_thousand_samples_take_well_under_a_second() -> None:
+def test_ten_thousand_samples_are_distinct_and_reproducible() -> None:
+    """The bench issues 10,000+ documents from these samples: numbers must not repeat and a seed must reproduce
+    them. (How fast they are made is part of `lianzheng bench issue`, not a timed test.)"""
     t = SEEDS.certificate_type("11230000MB1A00087Q001")  # 不动产权证书, the largest type
     issuer = SEEDS.member(t.issuers[0])
-    start = time.perf_counter()
     samples = sample_values(t, 10_000, issuer=issuer, seed=1)
-    elapsed = time.perf_counter() - start
     assert len(samples) == 10_000
-    assert elapsed < 1.0, f"10,000 samples took {elapsed:.2f} s"
+    assert len({v["证照编号"] for v in samples}) == 10_000
+    assert sample_values(t, 10_000, issuer=issuer, seed=1) == samples

@@ -1,0 +1,101 @@
+"""Building certificate documents from the values an issuing agency sends: the fields the service sets
+(name, type, identifier, issuer, holder code type), the defaults (证照编号 = 流水号, 颁发日期 = today,
+the validity window, 属地编码), then validation of every document of a request, reporting every invalid
+one at once.
+
+    >>> docs = build_documents(node, agency, cert_type, [values], first_serial=1)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from registry.certificates.documents import Document
+from registry.errors import ValidationError
+from registry.identifiers import CertificateId
+from registry.node import Node
+from registry.seeds import CertificateType
+
+MAX_REPORTED = 1000  # invalid documents listed in one error (the count says how many there were)
+
+
+def complete_values(node: Node, agency: str, cert_type: CertificateType, values: Mapping[str, Any], identifier: str,
+                    serial: str, today: dt.date) -> dict[str, Any]:
+    """The values with the fields the service sets and the defaults filled in."""
+    member = node.seeds.member(agency)
+    fixed = {
+        "证照名称": cert_type.name,
+        "证照类型代码": cert_type.code,
+        "证照标识": identifier,
+        "颁发机构": member.name,
+        "颁发机构代码": agency,
+        "持证主体代码类型": cert_type.holder_code_type,
+    }
+    for name, value in fixed.items():
+        given = values.get(name)
+        if given is not None and given != value:
+            raise ValidationError(f"field {name} is set by the issuing service (expected {value!r}, got {given!r})",
+                                  code="invalid_field", details={"field": name})
+    out = dict(values)
+    out.update(fixed)
+    out.setdefault("证照编号", serial)
+    issued_on = out.setdefault("颁发日期", today.isoformat())
+    out.setdefault("有效期起始", issued_on)
+    if "有效期截止" not in out:
+        years = cert_type.validity_years
+        if years:
+            start = dt.date.fromisoformat(str(out["有效期起始"])) if _is_date(out["有效期起始"]) else today
+            try:
+                end = start.replace(year=start.year + years) - dt.timedelta(days=1)
+            except ValueError:  # 29 February
+                end = start.replace(year=start.year + years, day=28)
+            out["有效期截止"] = end.isoformat()
+        else:
+            out["有效期截止"] = None
+    out.setdefault("属地编码", member.region)
+    return out
+
+
+def build_documents(node: Node, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
+                    *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
+    """Validate and build every document. One ValidationError reports *all* invalid documents at once:
+    its code, message, `index` and `field` are the first's, and with several, `details.errors` lists the
+    index, field, code and message of each."""
+    today = dt.date.today()
+    docs = []
+    invalid: list[ValidationError] = []
+    for i, values in enumerate(cast(Sequence[object], values_list)):  # JSON bodies may hold anything
+        if not isinstance(values, Mapping):
+            invalid.append(ValidationError(f"document {i} is not a JSON object", code="invalid_document",
+                                           details={"index": i}))
+            continue
+        serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
+        identifier = str(CertificateId.build(cert_type.code, agency, serial, version))
+        try:
+            docs.append(Document.create(cert_type, complete_values(node, agency, cert_type, values, identifier, serial, today),
+                                        identifier=identifier))
+        except ValidationError as exc:
+            exc.details.setdefault("index", i)
+            exc.message = f"document {i}: {exc.message}"
+            exc.args = (exc.message,)
+            invalid.append(exc)
+    if len(invalid) > 1:
+        first = invalid[0]
+        first.details["errors"] = [{"index": e.details["index"], "field": e.details.get("field"), "code": e.code,
+                                    "message": e.message} for e in invalid[:MAX_REPORTED]]
+        first.details["invalid_documents"] = len(invalid)
+        first.message = f"{first.message} (and {len(invalid) - 1} more invalid documents: see details.errors)"
+        first.args = (first.message,)
+    if invalid:
+        raise invalid[0]
+    return docs
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,100 @@
+"""The field leaves of a certificate document: the GB/T 36905 common fields, salts, and the raw Merkle
+entry of one field.
+
+Every field is a leaf whose entry is the RFC 8785 canonical JSON of ``{"path", "salt", "value"}`` with a
+16-byte salt; leaves are ordered by path in RFC 8785 key order (`path_key`). Salts derive from one 16-byte
+seed per document (`derive_salt`). registry.formats re-derives salts and leaves with these functions (the
+one implementation).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+
+import rfc8785
+
+from registry.certificates.common_fields import COMMON_FIELD_NAMES, COMMON_FIELD_ROWS
+from registry.seeds import FieldSpec, JsonValue
+
+__all__ = [
+    "COMMON_FIELDS",
+    "COMMON_FIELD_NAMES",
+    "SALT_SEED_SIZE",
+    "SALT_SIZE",
+    "DisclosedField",
+    "HiddenField",
+    "derive_salt",
+    "leaf_entry",
+    "path_key",
+]
+
+SALT_SIZE = 16
+SALT_SEED_SIZE = 16
+_SALT_LABEL = b"lianzheng/salt/1"  # domain separation: these HMAC outputs are field salts, version 1
+
+COMMON_FIELDS: tuple[FieldSpec, ...] = tuple(
+    FieldSpec.model_validate({"name": n, "name_en": e, "type": t, "required": r, "max_length": m, "pattern": p})
+    for n, e, t, r, m, p in COMMON_FIELD_ROWS
+)
+
+# Field names the document header binds or the cross-field rules read.
+ID_FIELD, TYPE_FIELD, ISSUER_FIELD = "证照标识", "证照类型代码", "颁发机构代码"
+HOLDER_CODE_FIELD, HOLDER_TYPE_FIELD = "持证主体代码", "持证主体代码类型"
+FROM_FIELD, UNTIL_FIELD = "有效期起始", "有效期截止"
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosedField:
+    salt: bytes
+    value: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenField:
+    """A withheld field: only its leaf hashes (H(0x00 || entry)) in both algorithms remain."""
+
+    sha256: bytes
+    sm3: bytes
+
+
+def path_key(path: str) -> bytes:
+    # RFC 8785 §3.2.3 sorts keys by UTF-16 code units; big-endian UTF-16 bytes compare the same way.
+    return path.encode("utf-16-be", "surrogatepass")
+
+
+_json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_SCALARS = (str, int, bool, type(None))
+
+
+def leaf_entry(path: str, salt: bytes, value: JsonValue) -> bytes:
+    """The raw Merkle entry of one field: RFC 8785 canonical JSON of {"path", "salt", "value"}.
+
+    Field values are strings, integers within ±2^53, booleans or null (FieldSpec.normalise), and the
+    keys are already in RFC 8785 order; for those, Python's compact JSON with ensure_ascii=False is
+    byte-for-byte the RFC 8785 form (same escapes, ECMAScript integer rendering), at a tenth of the
+    cost. Anything else goes through `rfc8785`. tests/unit/registry/test_documents.py checks the two
+    agree on arbitrary strings and integers.
+    """
+    if type(path) is str and type(value) in _SCALARS and (type(value) is not int or -(2**53) < value < 2**53):
+        try:
+            return f'{{"path":{_json_text(path)},"salt":"{salt.hex()}","value":{_json_text(value)}}}'.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
+            pass
+    return rfc8785.dumps({"path": path, "salt": salt.hex(), "value": value})
+
+
+def derive_salt(seed: bytes, path: str) -> bytes:
+    """The salt of field ``path`` in a document whose salts derive from ``seed``:
+    ``HMAC-SHA256(seed, b"lianzheng/salt/1" || UTF-8(path))[:16]``.
+
+    HMAC is a PRF keyed by the 16 random bytes of the seed, so each salt is as unpredictable as a random
+    one to anyone without the seed, distinct paths give independent salts, and one salt reveals neither
+    the seed nor any other field's salt. registry.qr re-derives the salts of an offline payload with this
+    function (the one implementation).
+
+    >>> derive_salt(bytes(16), "住所").hex()
+    '62050facdfa1bc73f1b9daaa112d18d0'
+    """
+    return hmac.digest(seed, _SALT_LABEL + path.encode("utf-8"), "sha256")[:SALT_SIZE]

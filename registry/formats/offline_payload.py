@@ -1,0 +1,187 @@
+"""The offline QR payload as a value: what an offline verifier needs of one certificate, independent of
+the document model (field names, salts, values, leaf hashes, the batch proof and where it was anchored).
+Its wire format is registry.formats.lz2.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from registry.certificates.fields import derive_salt, leaf_entry, path_key  # path_key: the documents' leaf order
+from registry.crypto import merkle
+from registry.errors import ValidationError
+
+__all__ = ["FIELD_CODES", "FieldValue", "OfflinePayload"]
+
+# Frozen since format LZ1 (LZ2 uses the same table): a code's meaning may never change, and a new entry needs
+# a new format version (an old decoder could not read it); names not listed still work, as text. Codes 0..23
+# cost one CBOR byte, 24..255 two (RFC 8949 §3.1). 0..12: the GB/T 36905 common metadata
+# (registry.certificates.fields.COMMON_FIELDS); then the type-specific fields of seeds/certificate_types.yaml (营业执照
+# first), then other frequent names.
+FIELD_CODES: tuple[str, ...] = (
+    "证照名称", "证照类型代码", "证照编号", "证照标识", "颁发机构", "颁发机构代码", "颁发日期",
+    "持证主体", "持证主体代码", "持证主体代码类型", "有效期起始", "有效期截止", "属地编码",
+    "类型", "法定代表人", "注册资本", "成立日期", "营业期限", "住所", "经营范围", "性别", "出生日期",
+    "经营场所", "主体业态", "经营项目", "网络经营", "日常监督管理机构", "投诉举报电话", "从业资格类别",
+    "准驾车型", "初次领证日期", "学位授予单位", "学位级别", "学科门类", "专业", "授予日期", "职业名称",
+    "职业技能等级", "理论知识考试成绩", "操作技能考核成绩", "评价机构", "共有情况", "坐落", "不动产单元号",
+    "权利类型", "权利性质", "用途", "房屋建筑面积", "土地使用期限截止", "执业机构", "执业证类别",
+    "法律职业资格证书编号", "首次执业日期", "查询事由", "查询结果", "开具单位",
+    "负责人", "经营者", "组成形式", "许可项目", "许可范围", "姓名", "民族", "住址", "公民身份号码", "名称",
+    "地址", "备注", "发证日期", "登记机关", "统一社会信用代码", "证书编号",
+)  # fmt: skip
+_CODE_OF = {name: code for code, name in enumerate(FIELD_CODES)}
+
+SALT_LEN, SEED_LEN, HASH_LEN, ADDRESS_LEN, SIGNATURE_LEN = 16, 16, 32, 20, 65
+_U64 = 2**64
+
+FieldValue = str | int | bool | None
+
+
+@dataclass(frozen=True, repr=False)
+class OfflinePayload:
+    """Everything an offline verifier needs; independent of the document model (it only sees field names,
+    salts, values and leaf hashes). Construction validates sizes and types (``ValidationError``).
+
+    ``tx_hash`` and ``issuer_account`` may be empty (``b""``): a decoded payload has no transaction hash and
+    takes its issuer account from the signature (see the module docstring). ``salt_seed`` is the seed every
+    disclosed salt derives from (`registry.certificates.fields.derive_salt`), or empty: with a seed the payload may
+    have no hidden fields and every disclosed salt must derive from it. ``batch_root`` must be the root the
+    fields, index, size and proof lead to (`computed_batch_root`) for the payload to be encoded.
+    """
+
+    identifier: str
+    type_code: str
+    disclosed: dict[str, tuple[bytes, FieldValue]]
+    hidden: dict[str, bytes]
+    batch_root: bytes
+    index: int
+    size: int
+    proof: list[bytes]
+    chain_id: int
+    ledger: bytes
+    block_number: int
+    block_timestamp: int
+    tx_hash: bytes
+    issuer_account: bytes
+    signature: bytes = field(default=b"")
+    salt_seed: bytes = field(default=b"")
+
+    def __post_init__(self) -> None:
+        for name in ("identifier", "type_code"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise _bad_field(name, "a non-empty string", getattr(self, name))
+        for name in ("index", "size", "chain_id", "block_number", "block_timestamp"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value < _U64:
+                raise _bad_field(name, "an integer in 0..2**64-1", value)
+        if self.index >= self.size:
+            raise ValidationError(f"offline payload index must be below size {self.size}, got {self.index}",
+                                  code="invalid_payload_field")
+        for name, length in (("batch_root", HASH_LEN), ("ledger", ADDRESS_LEN)):
+            _check_bytes(name, getattr(self, name), length)
+        for name, length in (("tx_hash", HASH_LEN), ("issuer_account", ADDRESS_LEN), ("signature", SIGNATURE_LEN),
+                             ("salt_seed", SEED_LEN)):
+            value = getattr(self, name)
+            if not (isinstance(value, bytes) and value == b""):
+                _check_bytes(name, value, length, " or empty")
+        for i, step in enumerate(self.proof):
+            _check_bytes(f"proof[{i}]", step, HASH_LEN)
+        for name, pair in self.disclosed.items():
+            if not isinstance(name, str) or not name:
+                raise _bad_field("disclosed field name", "a non-empty string", name)
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
+            _check_bytes(f"disclosed[{name!r}] salt", pair[0], SALT_LEN)
+            value = pair[1]
+            # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
+            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
+                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
+        for name, leaf in self.hidden.items():
+            if not isinstance(name, str) or not name:
+                raise _bad_field("hidden field name", "a non-empty string", name)
+            if name in self.disclosed:
+                raise ValidationError(f"field {name!r} is both disclosed and hidden", code="invalid_payload_field")
+            _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
+        if self.salt_seed:
+            if self.hidden:  # the seed would give away the hidden fields' salts (see the module docstring)
+                raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
+                                      "reveal their salts; leave salt_seed empty (the per-field salts travel)",
+                                      code="invalid_payload_field")
+            for name, (salt, _) in self.disclosed.items():
+                if salt != derive_salt_cached(self.salt_seed, name):
+                    raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from salt_seed",
+                                          code="invalid_payload_field")
+
+    def __repr__(self) -> str:  # never print holder data into logs
+        return (f"OfflinePayload(identifier={self.identifier!r}, disclosed={len(self.disclosed)} fields, "
+                f"hidden={len(self.hidden)}, index={self.index}/{self.size}, signed={bool(self.signature)})")
+
+    def document_digest(self) -> bytes:
+        """The SHA-256 document digest the fields rebuild (``Document.digest_sha256``): the RFC 6962 root over
+        the disclosed fields' leaves and the hidden fields' leaf hashes, in the documents' path order."""
+        leaves = []
+        for path in sorted({*self.disclosed, *self.hidden}, key=path_key):
+            if path in self.hidden:
+                leaves.append(self.hidden[path])
+                continue
+            salt, value = self.disclosed[path]
+            try:
+                entry = leaf_entry(path, salt, value)
+            except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
+                raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
+                                      code="invalid_payload_field") from exc
+            leaves.append(merkle.leaf_hash(entry))
+        return merkle.root_from_leaf_hashes(leaves)
+
+    def computed_batch_root(self) -> bytes:
+        """The batch root that the document digest, ``index``, ``size`` and ``proof`` lead to (RFC 9162
+        §2.1.3.2; the batch tree's entries are document digests). ``ValidationError`` when the proof's length
+        does not fit ``index`` in a tree of ``size`` (no root then)."""
+        root = _root_from_audit_path(merkle.leaf_hash(self.document_digest()), self.index, self.size, self.proof)
+        if root is None:
+            raise ValidationError(f"offline payload proof of {len(self.proof)} hashes does not fit leaf {self.index} "
+                                  f"of a batch of {self.size} (RFC 9162 §2.1.3.2)", code="invalid_payload_field")
+        return root
+
+
+# registry.certificates.fields.derive_salt, memoised: decoding derives each salt, then construction checks it
+# again, and each HMAC costs ~1.3 µs (19 fields: a sixth of an offline verification). Salts are not secret.
+derive_salt_cached = functools.lru_cache(maxsize=4096)(derive_salt)
+
+
+def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes | None:
+    """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
+    path does not fit ``index`` and ``size``). registry.merkle.verify_inclusion_leaf_hash runs the same
+    steps; tests/unit/qr check that the two agree."""
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = merkle.node_hash(p, r)
+            while not fn & 1 and fn != 0:  # step ii: skip the levels where this node was promoted
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = merkle.node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def _check_bytes(name: str, value: object, length: int, alternative: str = "") -> None:
+    if not isinstance(value, bytes) or len(value) != length:
+        raise _bad_field(name, f"{length} bytes{alternative}", value)
+
+
+def _bad_field(name: str, expected: str, found: object) -> ValidationError:
+    return ValidationError(f"offline payload {name} must be {expected}, got {_describe(found)}",
+                           code="invalid_payload_field")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bytes | list | dict | str):
+        return f"{type(value).__name__} of length {len(value)}"
+    return f"{type(value).__name__} {value!r}"[:60]

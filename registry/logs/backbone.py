@@ -1,0 +1,171 @@
+"""Where the 星火·链网 Backbone is, and this deployment's place in it (registry.logs.checkpoints).
+
+The Backbone may live on another chain than the sub-chain (`main_backend`); ``backbone.json`` in the data
+dir records where, and the node hierarchy: the 省级超级节点 (the Backbone's owner, the genesis member), one
+骨干节点 (哈尔滨骨干节点) and the business sub-chain it serves, each with a BID.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from chain.artifacts import load_artifact
+from chain.backbone import BackboneClient
+from chain.backends import ChainBackend
+from chain.blocks import BlockReader
+from chain.contracts import b32
+from chain.deploy import DeployedContract, deploy_contract
+from chain.logs import LogReader
+from chain.sender import TransactionSender
+from registry.errors import NotFoundError, chain_boundary
+from registry.identifiers import bid_from_private_key
+from registry.node import Node
+
+__all__ = ["DEFAULT_TOPOLOGY", "BackboneLink", "Topology", "backbone_file", "connect_backbone", "gateway_uscc",
+           "witness_usccs"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The 星火·链网 hierarchy this deployment registers: one backbone node serving one business sub-chain."""
+
+    super_node_name: str = "黑龙江省级超级节点"
+    node_id: bytes = b32("HLJ-HRB-BACKBONE-01")
+    node_name: str = "哈尔滨骨干节点"
+    subchain_id: bytes = b32("HLJ-ZWFW-SUBCHAIN-01")
+    subchain_name: str = "政务服务业务子链"
+
+
+DEFAULT_TOPOLOGY = Topology()
+
+
+def gateway_uscc(node: Node) -> str:
+    """The member holding the gateway role (the genesis member in the seeds)."""
+    members = node.seeds.members_with_role("gateway")
+    if not members:
+        raise NotFoundError("no seed member holds the gateway role", code="no_gateway")
+    return members[0].uscc
+
+
+def witness_usccs(node: Node) -> list[str]:
+    """Auditor members other than the gateway: they cosign checkpoints."""
+    gw = gateway_uscc(node)
+    return [m.uscc for m in node.seeds.members_with_role("auditor") if m.uscc != gw]
+
+
+class BackboneLink:
+    """The Backbone contract on the main chain, this sub-chain's id in it, and senders on the main chain."""
+
+    def __init__(self, node: Node, backend: ChainBackend, contract: DeployedContract, *, chain_id: int,
+                 topology: Topology = DEFAULT_TOPOLOGY) -> None:
+        self.node = node
+        self.backend = backend
+        self.contract = contract
+        self.chain_id = chain_id
+        self.topology = topology
+        self.subchain_id = topology.subchain_id
+        self.client = BackboneClient(backend, contract.address)
+        self.same_chain = backend is node.backend
+        self._senders: dict[str, TransactionSender] = {}
+        self._lock = threading.Lock()
+
+    def sender_for(self, uscc: str) -> TransactionSender:
+        if self.same_chain:  # one nonce counter per account and chain: share the business chain's sender
+            return self.node.sender_for(uscc)
+        account = self.node.keys.signing_account(uscc)
+        with self._lock:
+            sender = self._senders.get(account.address)
+            if sender is None:
+                sender = TransactionSender(self.backend, account, decoder=self.node.decoder)
+                self._senders[account.address] = sender
+            return sender
+
+    def reader(self) -> LogReader:
+        return LogReader(self.backend, {self.contract.address: load_artifact("Backbone").abi})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "address": self.contract.address, "block": self.contract.block,
+                "tx_hash": self.contract.tx_hash, "subchain_id": "0x" + self.subchain_id.hex(),
+                "node_id": "0x" + self.topology.node_id.hex()}
+
+
+def backbone_file(node: Node) -> Path:
+    return node.deployment_file.parent / "backbone.json"
+
+
+def connect_backbone(node: Node, main_backend: ChainBackend | None = None, *, setup: bool = True,
+                     topology: Topology = DEFAULT_TOPOLOGY) -> BackboneLink:
+    """The Backbone for this node: from backbone.json if it is live on `main_backend`; else (with `setup`) the
+    Backbone of the business-chain deployment when the main chain *is* the business chain, or a new one
+    deployed on the main chain by the genesis member (the super-node operator); then the hierarchy and the
+    witnesses are registered where missing."""
+    backend = main_backend or node.backend
+    main = node.blocks if backend is node.backend else BlockReader(backend)
+    with chain_boundary("cannot reach the Backbone's chain"):
+        chain_id = main.chain_id()
+    path = backbone_file(node)
+    contract: DeployedContract | None = None
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if int(data["chain_id"]) == chain_id and main.code_at(data["address"]):
+            contract = DeployedContract("Backbone", data["address"], int(data["block"]), data.get("tx_hash", ""),
+                                        load_artifact("Backbone").digest)
+    if contract is None:
+        if not setup:
+            raise NotFoundError(f"no live Backbone on chain {chain_id}; run `lianzheng audit checkpoint`",
+                                code="no_backbone")
+        deployment = node.require_deployment()
+        if backend is node.backend and "Backbone" in deployment.contracts:
+            contract = deployment.contracts["Backbone"]
+        else:
+            genesis = node.seeds.genesis.uscc
+            sender = _main_sender(node, backend, genesis)
+            contract = deploy_contract(sender, "Backbone", _member_bid(node, genesis))
+            log.info("Backbone deployed on the main chain", chain_id=chain_id, address=contract.address)
+    link = BackboneLink(node, backend, contract, chain_id=chain_id, topology=topology)
+    if setup:
+        _ensure_topology(link)
+    path.write_text(json.dumps(link.to_json(), indent=2) + "\n", encoding="utf-8")
+    return link
+
+
+def _main_sender(node: Node, backend: ChainBackend, uscc: str) -> TransactionSender:
+    if backend is node.backend:
+        return node.sender_for(uscc)
+    return TransactionSender(backend, node.keys.signing_account(uscc), decoder=node.decoder)
+
+
+def _member_bid(node: Node, uscc: str) -> str:
+    return bid_from_private_key(bytes(node.keys.signing_account(uscc).key))
+
+
+def _ensure_topology(link: BackboneLink) -> None:
+    node, client, t = link.node, link.client, link.topology
+    owner = link.sender_for(node.seeds.genesis.uscc)
+    if owner.address != client.owner():
+        return  # another operator runs this Backbone: it registers us, not we ourselves
+    if client.get_node(t.node_id) is None:
+        # Node and sub-chain BIDs name infrastructure, not agencies; their keys belong to the node operators.
+        client.register_node(owner, t.node_id, bid_from_private_key(secrets.token_bytes(32)), t.node_name)
+    gateway = node.keys.signing_account(gateway_uscc(node)).address
+    sub = client.get_subchain(t.subchain_id)
+    if sub is None:
+        client.register_subchain(owner, t.subchain_id, t.node_id, node.blocks.chain_id(), gateway,
+                                 bid_from_private_key(secrets.token_bytes(32)))
+    elif sub.gateway != gateway:
+        client.set_gateway(owner, t.subchain_id, gateway)
+    allowed = {e.args["account"]: e.args["allowed"] for e in link.reader().events(from_block=link.contract.block)
+               if e.name == "WitnessSet"}
+    for uscc in witness_usccs(node):
+        account = node.keys.signing_account(uscc).address
+        if not allowed.get(account):
+            client.set_witness(owner, account, b32(uscc), True)
