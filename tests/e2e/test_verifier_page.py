@@ -128,6 +128,7 @@ def test_the_server_never_sees_the_plaintext_or_the_key(page: Any, stack: LocalS
     page.goto(cert["qr_url"])
     assert _verdict(page) == "valid"
     assert fields["持证主体"]["value"] in _visible_text(page)  # decrypted here ...
+    page.wait_for_selector("body[data-ready=true]")  # and the page has done all it does on load
     assert log.sent, "no request recorded"
     for secret in secrets:  # ... and nothing of it, nor the key, went out in any URL, header or body
         assert log.carrying(secret) == [], secret
