@@ -57,7 +57,7 @@ from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import VerificationResult, Verifier
 from registry.errors import NotFoundError, RegistryError
 from registry.formats.images import qr_svg
-from registry.formats.qr import FIELD_CODES
+from registry.formats.offline_payload import FIELD_CODES
 from registry.node import Node
 
 router = APIRouter(include_in_schema=False)
@@ -174,7 +174,7 @@ def page_meta(node: Node) -> dict[str, Any]:
     for cert_type in seeds.certificate_types:
         labels.update({f.name: _english(f.name_en) for f in cert_type.fields})
     return {
-        "field_codes": list(FIELD_CODES),  # offline codes name standard fields by index (registry.formats.qr)
+        "field_codes": list(FIELD_CODES),  # offline codes name standard fields by index (registry.formats.offline_payload)
         "revocation_reasons": {str(code): list(text) for code, text in REVOCATION_REASONS.items()},
         "labels": labels,
         "types": {t.code: {"name": t.name, "name_en": t.name_en} for t in seeds.certificate_types},

@@ -55,7 +55,7 @@ export async function merkleRoot(leaves) {
 }
 
 /** RFC 9162 §2.1.3.2 steps 1-6 returning the computed root, or null when the path does not fit
- * (registry.formats.qr._root_from_audit_path). */
+ * (registry.formats.offline_payload._root_from_audit_path). */
 export async function rootFromAuditPath(leaf, index, size, proof) {
   let fn = index, sn = size - 1, r = leaf;
   for (const p of proof) {
@@ -72,7 +72,7 @@ export async function rootFromAuditPath(leaf, index, size, proof) {
   return sn === 0 ? r : null;
 }
 
-// ---- Base45, RFC 9285 (registry.formats.qr.b45decode) ------------------------------------------------------
+// ---- Base45, RFC 9285 (registry.formats.base45.b45decode) ------------------------------------------------------
 const B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 export function b45decode(text) {
   const values = Array.from(text, (c, i) => {
@@ -96,7 +96,7 @@ export function b45decode(text) {
 }
 
 // ---- zlib (RFC 1950) -----------------------------------------------------------------------------------------
-const MAX_INFLATED = 1 << 16; // registry.formats.qr._MAX_INFLATED: bounds a zlib bomb
+const MAX_INFLATED = 1 << 16; // registry.formats.lz2._MAX_INFLATED: bounds a zlib bomb
 
 export async function inflate(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
@@ -120,7 +120,7 @@ export async function inflate(bytes) {
 }
 
 // ---- CBOR, RFC 8949: unsigned/negative integers, byte and text strings, arrays, maps, false/true/null ----
-// Strict like registry.formats.qr: definite lengths only, shortest-form arguments, map keys unique and in the
+// Strict like registry.formats.lz2: definite lengths only, shortest-form arguments, map keys unique and in the
 // length-first order of RFC 8949 §4.2.3 (what cbor2 canonical=True writes), nothing after the item.
 export function cborDecode(bytes, maxDepth = 8) {
   let at = 0;

@@ -1,7 +1,7 @@
 /*
  * Offline (by-value) codes, decoded and verified entirely on this device: nothing of the payload leaves it.
  *
- * Decoding follows registry/formats/qr.py (format LZ2):
+ * Decoding follows registry/formats/lz2.py and offline_payload.py (format LZ2):
  *   text      = "LZ2:" || Base45(zlib(envelope))
  *   envelope  = CBOR [body: bstr, signature: bstr]       signature = r || s || recid over SHA-256(body)
  *   body      = CBOR [2, identifier, type_code, salt_seed, disclosed, hidden, index, size, proof, chain_id,
