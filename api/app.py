@@ -42,11 +42,13 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
         description="可信电子证照链、存证公正链、数据共享交换链 — e-certificates, evidence and data exchanges on a "
         "permissioned EVM chain.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by api/routes/pages.py from vendored assets (no CDN)
     )
     app.state.node = node
     app.state.settings = settings
     app.state.services = services
     errors.install(app)
+    pages.install(app)  # HTML 404s for browsers, wrapping the JSON handler just installed
     for router in ROUTERS:
         app.include_router(router)
     install_middleware(app, settings)

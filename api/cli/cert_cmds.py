@@ -237,7 +237,8 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
 
 
 def render_verdict(result: dict[str, Any]) -> None:
-    colour = {"valid": "green", "suspended": "yellow", "expired": "yellow", "cannot_verify": "yellow"}.get(
+    colour = {"valid": "green", "suspended": "yellow", "expired": "yellow", "not_yet_valid": "yellow",
+              "cannot_verify": "yellow"}.get(
         result.get("verdict", ""), "red")
     console.print(f"[bold {colour}]{result.get('verdict_zh')} / {result.get('verdict_en')}[/]  {result.get('identifier') or ''}")
     for c in result.get("checks", []):

@@ -334,7 +334,7 @@ class OfflineVerifier:
             run.add("validity", SKIPPED, "有效期字段未披露", "the validity dates are hidden")
         elif isinstance(start, dt.date) and today < start:
             run.add("validity", INVALID, f"尚未生效（{start.isoformat()} 起）", f"not valid before {start.isoformat()}",
-                    "expired")
+                    "not_yet_valid")
         elif isinstance(until, dt.date) and today > until:
             run.add("validity", INVALID, f"已于 {until.isoformat()} 过期", f"expired on {until.isoformat()}", "expired")
         elif isinstance(until, dt.date):

@@ -1,6 +1,8 @@
 """Verification: every check it ran (VALID / INVALID / SKIPPED, with a reason in Chinese and English)
 and one overall verdict — valid, revoked, suspended, expired, superseded, tampered, unknown_issuer,
-not_anchored, or cannot_verify when the chain cannot be read (never reported as valid or invalid).
+not_anchored, not_yet_valid (有效期起始 is still ahead), or cannot_verify when the chain cannot be read (never
+reported as valid or invalid). An identifier nobody registered is not_anchored with ``registered: False`` in
+the anchoring check's details (the verifier page calls that "no such certificate").
 
     >>> verifier = Verifier(node, index)                       # doctest: +SKIP
     >>> result = verifier.verify_document(document_json)       # doctest: +SKIP
@@ -34,6 +36,7 @@ VERDICT_TEXT: dict[str, tuple[str, str]] = {
     "revoked": ("已撤销", "revoked"),
     "suspended": ("已暂停", "suspended"),
     "expired": ("已过期", "expired"),
+    "not_yet_valid": ("尚未生效", "not yet valid"),
     "superseded": ("已被更正证照替代", "superseded by a corrected certificate"),
     "tampered": ("内容被篡改", "tampered"),
     "unknown_issuer": ("颁发机构未知", "unknown issuer"),
@@ -43,7 +46,7 @@ VERDICT_TEXT: dict[str, tuple[str, str]] = {
 
 # the first verdict in this order that applies wins
 _PRECEDENCE = ("tampered", "unknown_issuer", "not_anchored", "cannot_verify", "revoked", "superseded",
-               "suspended", "expired", "valid")
+               "suspended", "not_yet_valid", "expired", "valid")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ class Verifier:
         with self.node.db.session() as s:
             row = s.get(Certificate, str(cid))
             if row is None:
-                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored")
+                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored",
+                        registered=False)
                 return _result(run, str(cid), {}, None)
             anchor = self._db_anchor(s, row)
             digest, issuer, type_code = bytes.fromhex(row.digest_sha256), row.issuer_uscc, row.type_code
@@ -159,7 +163,8 @@ class Verifier:
             if row is None:
                 run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
                         "digest only: the fields were checked by the verifier's own device", sha256=digest.hex())
-                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored")
+                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored",
+                        registered=False)
                 return _result(run, str(cid), {}, None)
             if row.digest_sha256 != digest.hex():
                 run.add("integrity", INVALID, "证照摘要与该标识登记的摘要不符",
@@ -238,8 +243,7 @@ class Verifier:
             run.add("anchoring", INVALID, "批次大小与链上记录不符",
                     f"proof is for a batch of {anchor['size']}, the chain says {batch.count}", "tampered")
             return out
-        timestamp = self.index.block_timestamp(batch.block_number)
-        when = dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")
+        when = _iso(self.index.block_timestamp(batch.block_number))
         deployment = self.node.require_deployment()
         out["anchor"] = {"batch_root": root.hex(), "index": anchor["index"], "size": anchor["size"],
                          "tx_hash": batch.tx_hash, "block_number": batch.block_number, "block_hash": batch.block_hash,
@@ -289,18 +293,21 @@ class Verifier:
         if state is None or state.status == DocStatus.ISSUED:
             run.add("status", VALID, "未被撤销或暂停", "not revoked or suspended")
             return
+        # when it happened, for the verifier page's banner (block and its time)
+        when = {"block": state.since_block, "time": _iso(self.index.block_timestamp(state.since_block))}
         if state.status == DocStatus.REVOKED:
             zh, en = REVOCATION_REASONS.get(state.reason, ("其他", "other"))
             run.add("status", INVALID, f"已于区块 {state.since_block} 撤销，原因：{zh}",
-                    f"revoked in block {state.since_block}: {en}", "revoked", reason=state.reason, tx_hash=state.tx_hash)
+                    f"revoked in block {state.since_block}: {en}", "revoked", reason=state.reason, tx_hash=state.tx_hash,
+                    **when)
         elif state.status == DocStatus.SUSPENDED:
             run.add("status", INVALID, f"已于区块 {state.since_block} 暂停", f"suspended in block {state.since_block}",
-                    "suspended", tx_hash=state.tx_hash)
+                    "suspended", tx_hash=state.tx_hash, **when)
         else:
             new = self._identifier_of(state.superseded_by)
             out["superseded_by"] = new
             run.add("status", INVALID, f"已被更正证照 {new or state.superseded_by.hex()} 替代",
-                    f"superseded by {new or state.superseded_by.hex()}", "superseded", tx_hash=state.tx_hash)
+                    f"superseded by {new or state.superseded_by.hex()}", "superseded", tx_hash=state.tx_hash, **when)
 
     def _identifier_of(self, digest: bytes) -> str | None:
         with self.node.db.session() as s:
@@ -310,7 +317,7 @@ class Verifier:
         today = self.today()
         if valid_from is not None and today < valid_from:
             run.add("validity", INVALID, f"尚未生效（{valid_from.isoformat()} 起）", f"not valid before {valid_from.isoformat()}",
-                    "expired")
+                    "not_yet_valid")
         elif valid_until is not None and today > valid_until:
             run.add("validity", INVALID, f"已于 {valid_until.isoformat()} 过期", f"expired on {valid_until.isoformat()}",
                     "expired")
@@ -318,6 +325,10 @@ class Verifier:
             run.add("validity", VALID, "长期有效", "no expiry date")
         else:
             run.add("validity", VALID, f"有效期至 {valid_until.isoformat()}", f"valid until {valid_until.isoformat()}")
+
+
+def _iso(timestamp: int) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _shown(doc: Document, path: str) -> Any:

@@ -15,18 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from api.devtools.samples import sample_values
 from api.stack import LocalStack
 from registry.formats.images import qr_png
 from tests.support.browser import RequestLog, chromium, fake_camera_args, shot, write_y4m
 from tests.support.photos import photograph
+from tests.support.verifier import issue_roles, offline_png
 
+STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
 pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("verifier_page")]
 
-GREEN, RED, AMBER = "rgb(19, 115, 51)", "rgb(179, 38, 30)", "rgb(232, 161, 0)"
+GREEN, RED, AMBER, GREY = "rgb(19, 115, 51)", "rgb(179, 38, 30)", "rgb(232, 161, 0)", "rgb(74, 85, 104)"
 MOBILE = {"width": 412, "height": 915}
 ROLES = ("valid", "revoked", "suspended", "camera", "upload", "offline", "privacy")
 
@@ -40,17 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="module")
 def certs(stack: LocalStack) -> dict[str, dict[str, Any]]:
     """One 营业执照 per role, in one anchored batch; one revoked and one suspended."""
-    ct = stack.node.seeds.certificate_types[0]
-    issuer = stack.node.seeds.member(ct.issuers[0])
-    with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=60) as http:
-        r = http.post("/api/v1/certificates/batch?wait=true",
-                      json={"type": ct.code, "documents": sample_values(ct, len(ROLES), issuer=issuer, seed=21)})
-        assert r.status_code == 201, r.text
-        by_role = dict(zip(ROLES, r.json()["certificates"], strict=True))
-        for role, action, body in (("revoked", "revoke", {"reason": 5}), ("suspended", "suspend", {})):
-            assert http.post(f"/api/v1/certificates/{by_role[role]['identifier']}/{action}", json=body).status_code == 200
-    stack.services.index.refresh(force=True)
-    return by_role
+    return issue_roles(stack, roles=ROLES)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +82,12 @@ def test_a_by_reference_link_shows_a_green_verdict_with_issuer_anchor_checks_and
     page.goto(cert["qr_url"])
     assert _verdict(page) == "valid"
     assert _colour(page) == GREEN
+    page.click("#technical summary")  # the chain details are folded under 技术详情
     text = _visible_text(page)
     issuer = stack.node.seeds.member(stack.node.seeds.certificate_types[0].issuers[0])
     member = next(m for m in stack.services.index.members.values() if m.uscc == issuer.uscc)
     fields = cert["document"]["fields"]
-    for expected in ("有效", issuer.name, member.bid, cert["document"]["anchor"]["tx_hash"], "上链记录", "核验项",
+    for expected in ("有效", issuer.name, member.bid, cert["document"]["anchor"]["tx_hash"], "技术详情", "核验项",
                      fields["持证主体"]["value"], fields["经营范围"]["value"], "披露 20 项，隐藏 0 项"):
         assert expected in text, expected
     assert "Valid" not in text  # Chinese first
@@ -107,7 +98,7 @@ def test_a_by_reference_link_shows_a_green_verdict_with_issuer_anchor_checks_and
     shot(page, tmp_path, "verifier_valid_zh")
     page.click("#lang-toggle")
     english = _visible_text(page)
-    assert "Valid" in english and "Issuing agency" in english and "有效期" not in _visible_text(page, "#checks")
+    assert "Valid" in english and "Issuer" in english and "有效期" not in _visible_text(page, "#checks")
     shot(page, tmp_path, "verifier_valid_en")
 
 
@@ -137,6 +128,7 @@ def test_the_server_never_sees_the_plaintext_or_the_key(page: Any, stack: LocalS
     page.goto(cert["qr_url"])
     assert _verdict(page) == "valid"
     assert fields["持证主体"]["value"] in _visible_text(page)  # decrypted here ...
+    page.wait_for_selector("body[data-ready=true]")  # and the page has done all it does on load
     assert log.sent, "no request recorded"
     for secret in secrets:  # ... and nothing of it, nor the key, went out in any URL, header or body
         assert log.carrying(secret) == [], secret
@@ -144,9 +136,14 @@ def test_the_server_never_sees_the_plaintext_or_the_key(page: Any, stack: LocalS
     posts = [s for s in log.sent if s.method == "POST"]
     assert [s.url.split(stack.url, 1)[1] for s in posts] == ["/api/v1/verify/digest"]
     assert set(json.loads(posts[0].body)) == {"identifier", "digest"}
-    assert {s.url.split(stack.url, 1)[1].split("?")[0] for s in log.sent if s.method == "GET"} == {
-        f"/v/{cert['identifier']}", "/static/verifier/verifier.css", "/static/verifier/verifier.js",
-        "/static/vendor/jsQR.js", f"/api/v1/certificates/{cert['identifier']}/blob"}
+    gets = {s.url.split(stack.url, 1)[1].split("?")[0] for s in log.sent if s.method == "GET"}
+    # (the web app manifest is fetched only when the browser considers installing the page)
+    assert {g for g in gets if not g.startswith("/static/")} - {"/manifest.webmanifest"} == {
+        f"/v/{cert['identifier']}", f"/api/v1/certificates/{cert['identifier']}/blob", "/api/v1/trust-list",
+        "/verifier/meta.json"}
+    static = {g for g in gets if g.startswith("/static/")}  # the page's own files, nothing else
+    assert {"/static/verifier/main.js", "/static/verifier/verifier.css", "/static/vendor/jsQR.js"} <= static
+    assert all((STATIC / g.removeprefix("/static/")).is_file() for g in static), static
     # And what the server stores: ciphertext only (the whole database file, in every encoding we use). Dates
     # are left out: the registry keeps each certificate's validity window (not holder data) for its checks.
     db = stack.data_dir / "lianzheng.db"
@@ -166,7 +163,7 @@ def test_uploading_a_photo_of_a_qr_code_shows_the_verdict(page: Any, stack: Loca
     page.wait_for_selector("body[data-ready=true]")
     page.set_input_files("#photo", str(photo))
     assert _verdict(page) == "valid"
-    assert certs["upload"]["identifier"] in _visible_text(page, "#verdict")
+    assert certs["upload"]["document"]["fields"]["持证主体"]["value"] in _visible_text(page, "#verdict")
     shot(page, tmp_path, "verifier_upload")
     revoked = tmp_path / "revoked.jpg"
     revoked.write_bytes(photograph(qr_png(certs["revoked"]["qr_url"]), rng=random.Random(9), angle=90))
@@ -177,12 +174,8 @@ def test_uploading_a_photo_of_a_qr_code_shows_the_verdict(page: Any, stack: Loca
 
 def test_an_offline_code_is_verified_and_says_as_of_which_block(page: Any, stack: LocalStack,
                                                                 certs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    cert = certs["offline"]
-    issuer = cert["identifier"].split(".")[6]
-    r = httpx.get(f"{stack.url}/api/v1/certificates/{cert['identifier']}/qr?mode=offline",
-                  headers={**stack.auth(issuer), "X-Document-Key": cert["qr_url"].split("#", 1)[1]})
-    assert r.status_code == 200, r.text
-    (tmp_path / "offline.png").write_bytes(r.content)
+    (tmp_path / "offline.png").write_bytes(offline_png(stack, certs["offline"]))
+    log = RequestLog(page)
     page.goto(stack.url + "/verify")
     page.wait_for_selector("body[data-ready=true]")
     page.set_input_files("#photo", str(tmp_path / "offline.png"))
@@ -191,6 +184,7 @@ def test_an_offline_code_is_verified_and_says_as_of_which_block(page: Any, stack
     assert "截至区块" in text and "签名" in _visible_text(page, "#checks")
     checks = page.eval_on_selector_all("#checks li", "els => els.map(e => e.dataset.check)")
     assert checks == ["integrity", "anchoring", "signature", "issuer", "status", "validity"]
+    assert [s.url for s in log.sent if s.method == "POST"] == []  # verified on this device
     shot(page, tmp_path, "verifier_offline")
 
 
@@ -218,19 +212,21 @@ def test_the_camera_scans_a_code(page: Any, stack: LocalStack, certs: dict[str, 
     page.wait_for_selector("body[data-ready=true]")
     page.click("#camera-start")
     assert _verdict(page) == "valid"
-    assert certs["camera"]["identifier"] in _visible_text(page, "#verdict")
+    assert certs["camera"]["document"]["fields"]["持证主体"]["value"] in _visible_text(page, "#verdict")
     assert page.is_hidden("#camera")  # the camera stops once a code is read
     shot(page, tmp_path, "verifier_camera")
 
 
-def test_a_wrong_key_is_red_a_missing_key_gives_status_and_without_javascript_the_status_still_shows(
+def test_a_wrong_key_is_not_tampering_a_missing_key_gives_status_only_and_without_javascript_the_status_still_shows(
         page: Any, browser: Any, stack: LocalStack, certs: dict[str, dict[str, Any]]) -> None:
     url = certs["valid"]["qr_url"]
     page.goto(url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBA"))
-    assert _verdict(page) == "tampered" and _colour(page) == RED
-    assert "解密失败" in _visible_text(page, "#checks")
+    assert _verdict(page) == "wrong_key" and _colour(page) == GREY  # a decrypt failure is not a digest mismatch
+    assert "解密失败" in _visible_text(page, "#checks") and "篡改" not in _visible_text(page, "#verdict").replace(
+        "并不表示证照被篡改", "")
+    page.goto("about:blank")
     page.goto(url.split("#", 1)[0])  # a link without its key: the status by identifier, and why
-    assert _verdict(page) == "valid"
+    assert _verdict(page) == "status_only" and _colour(page) == AMBER
     assert "缺少解密密钥" in _visible_text(page, "#verdict") and page.is_hidden("#fields")
     context = browser.new_context(java_script_enabled=False, viewport=MOBILE)
     try:

@@ -19,9 +19,12 @@ import random
 import numpy as np
 from PIL import Image, ImageFilter
 
+from registry.formats.images import qr_png
+
 __all__ = [
     "add_noise",
     "blur",
+    "degraded_photos",
     "jpeg",
     "on_background",
     "perspective",
@@ -78,8 +81,10 @@ def add_noise(im: Image.Image, rng: random.Random, sigma: float) -> Image.Image:
 def shade(im: Image.Image, rng: random.Random, strength: float = 0.25) -> Image.Image:
     """Uneven light: brightness falls linearly by up to ``strength`` across the frame in a random direction."""
     theta = rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:im.height, 0:im.width].astype(np.float32)
-    ramp = xx / max(im.width, 1) * np.cos(theta) + yy / max(im.height, 1) * np.sin(theta)
+    # broadcast a row and a column instead of two full grids: the same values, a fraction of the time
+    xx = np.arange(im.width, dtype=np.float32)[None, :] / max(im.width, 1)
+    yy = np.arange(im.height, dtype=np.float32)[:, None] / max(im.height, 1)
+    ramp = xx * np.float32(np.cos(theta)) + yy * np.float32(np.sin(theta))
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     pixels = np.asarray(im, dtype=np.float32) * (1.0 - strength * ramp)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
@@ -111,3 +116,23 @@ def photograph(png: bytes, *, rng: random.Random, angle: float, factor: float | 
     im = perspective(im, rng, skew)
     im = shade(blur(im, blur_radius), rng, light)
     return jpeg(add_noise(im, rng, noise_sigma), quality)
+
+
+def degraded_photos(texts: list[str], *, rng: random.Random, per_text: int = 4,
+                    scale_px: int = 6) -> list[tuple[str, dict[str, float], bytes]]:
+    """``per_text`` degraded JPEG photos of each text's QR code (``(text, parameters, jpeg)``), spread over the
+    range a verifier must read: rotated 5-30°, blurred (Gaussian radius 0.5-1.3), noisy (sigma 4-10), JPEG
+    quality 40-60, keystoned, unevenly lit, and at 4.2-6 pixels per module (a ``scale_px`` print scaled by
+    0.7-1.0)."""
+    out = []
+    for text in texts:
+        png = qr_png(text, scale=scale_px)
+        for _ in range(per_text):
+            params = {"angle": rng.uniform(5, 30) * rng.choice((1, -1)), "factor": rng.uniform(0.7, 1.0),
+                      "blur_radius": rng.uniform(0.5, 1.3), "noise_sigma": rng.uniform(4, 10),
+                      "quality": rng.randint(40, 60)}
+            jpeg_bytes = photograph(png, rng=rng, angle=params["angle"], factor=params["factor"],
+                                    blur_radius=params["blur_radius"], noise_sigma=params["noise_sigma"],
+                                    quality=int(params["quality"]))
+            out.append((text, params, jpeg_bytes))
+    return out
