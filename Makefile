@@ -20,7 +20,8 @@ $(PY_STAMP): pyproject.toml
 	@touch $@
 
 $(NODE_STAMP): hardhat-free-devnet/package.json hardhat-free-devnet/package-lock.json
-	cd hardhat-free-devnet && npm ci --no-audit --no-fund --loglevel=error
+	# --omit=dev: the browser libraries are vendored under api/static/vendor; package.json pins them only as records
+	cd hardhat-free-devnet && npm ci --omit=dev --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Browser tests need Debian's chromium and a CJK font (without it Chinese renders as empty boxes).
