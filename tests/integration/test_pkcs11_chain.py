@@ -5,7 +5,6 @@ the API. Every such transaction is recovered from the chain's raw bytes to the t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,30 +13,23 @@ from eth_account import Account
 
 from api.devtools.samples import sample_values
 from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
-from registry.consortium.key_backends import KeyBackendKind, Pkcs11Backend
+from registry.consortium.key_backends import KeyBackendKind
 from registry.consortium.keys import AgencyAccount, KeyStore
 from registry.consortium.members import sync_members
 from registry.identifiers import CertificateId
 from registry.node import Node
 from tests.conftest import MASTER_KEY, make_api
 from tests.integration.test_consortium import _valid_new_uscc
-from tests.support.softhsm import init_token
+from tests.support.softhsm import shared_backend
 
 pytestmark = pytest.mark.anvil
 FUNDS = 10**21
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pkcs11Backend]:
-    backend = Pkcs11Backend(init_token(tmp_path_factory.mktemp("softhsm"), label="chain-test"))
-    yield backend
-    backend.close()
-
-
 @pytest.fixture
-def hsm_node(anvil_node: Node, token: Pkcs11Backend) -> Node:
+def hsm_node(anvil_node: Node) -> Node:
     # the same database and master key, plus the token: file keys keep working, new keys may go to the token
-    anvil_node.keys = KeyStore(anvil_node.db, master_key=MASTER_KEY, token=token)
+    anvil_node.keys = KeyStore(anvil_node.db, master_key=MASTER_KEY, token=shared_backend())
     return anvil_node
 
 

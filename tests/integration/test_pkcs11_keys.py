@@ -4,7 +4,6 @@ every signature made there recovers to the key's account (application signatures
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import coincurve
@@ -18,17 +17,14 @@ from registry.consortium.key_backends.base import SECP256K1_N
 from registry.consortium.keys import KeyStore
 from registry.crypto.signing import SignatureScheme, recover
 from registry.store.db import AgencyKey, Database
-from tests.support.softhsm import init_token
+from tests.support.softhsm import SPARE_LABEL, shared_backend
 
 USCC = "11230000MB0000001X"
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pkcs11Backend]:
-    config = init_token(tmp_path_factory.mktemp("softhsm"), label="keys-test")
-    backend = Pkcs11Backend(config)
-    yield backend
-    backend.close()
+@pytest.fixture
+def token() -> Pkcs11Backend:
+    return shared_backend()
 
 
 @pytest.fixture
@@ -103,7 +99,7 @@ def test_a_transaction_signed_by_the_token_is_a_valid_eip155_transaction(store: 
 
 def test_wrong_pin_and_unknown_token_are_clear_errors(token: Pkcs11Backend) -> None:
     with pytest.raises(KeyBackendError, match="cannot log in"):
-        Pkcs11Backend(Pkcs11Config(token.config.module, token.config.token_label, "000000"))
+        Pkcs11Backend(Pkcs11Config(token.config.module, SPARE_LABEL, "000000"))
     with pytest.raises(KeyBackendError, match="no PKCS#11 token labelled"):
         Pkcs11Backend(Pkcs11Config(token.config.module, "no-such-token", token.config.user_pin))
     with pytest.raises(KeyBackendError, match="not found"):

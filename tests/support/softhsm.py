@@ -4,14 +4,17 @@ never a skip (`make test` installs it)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE, Pkcs11Config
+from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE, Pkcs11Backend, Pkcs11Config
 
 TOKEN_LABEL = "lianzheng-test"
+SPARE_LABEL = "lianzheng-spare"  # never logged in to: for the wrong-PIN test
 USER_PIN = "246810"
 SO_PIN = "13579111"
 
@@ -39,3 +42,14 @@ def init_token(where: Path, label: str = TOKEN_LABEL) -> Pkcs11Config:
     subprocess.run([util, "--init-token", "--free", "--label", label, "--pin", USER_PIN, "--so-pin", SO_PIN],
                    check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)})
     return Pkcs11Config(module=DEFAULT_PKCS11_MODULE, token_label=label, user_pin=USER_PIN)
+
+
+@functools.cache
+def shared_backend() -> Pkcs11Backend:
+    """This test process's token, opened once. SoftHSM2 sees only the tokens that existed when the module
+    was first initialised, and PKCS#11 login is per process, so every in-process test shares one token
+    (made, with a spare one, before the first load) and one logged-in backend."""
+    where = Path(tempfile.mkdtemp(prefix="softhsm-"))
+    config = init_token(where, TOKEN_LABEL)
+    init_token(where, SPARE_LABEL)
+    return Pkcs11Backend(config)
