@@ -104,3 +104,12 @@ def test_wrong_pin_and_unknown_token_are_clear_errors(token: Pkcs11Backend) -> N
         Pkcs11Backend(Pkcs11Config(token.config.module, "no-such-token", token.config.user_pin))
     with pytest.raises(KeyBackendError, match="not found"):
         Pkcs11Backend(Pkcs11Config(Path("/nonexistent/libpkcs11.so"), "x", "y"))
+
+
+def test_a_second_backend_in_the_same_process_shares_the_login(token: Pkcs11Backend) -> None:
+    ref = token.generate(USCC)
+    second = Pkcs11Backend(token.config)  # e.g. the CLI and the app each building their key store
+    digest = os.urandom(32)
+    signed = second.sign_digest(ref.address, digest)
+    assert coincurve.PublicKey.from_signature_and_message(signed.to_bytes(), digest, hasher=None).format(
+        compressed=False) == ref.public_key

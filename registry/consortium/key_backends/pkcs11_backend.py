@@ -52,7 +52,12 @@ class Pkcs11Backend:
                                   "LIANZHENG_PKCS11_MODULE to your HSM's library)", code="pkcs11_module_missing")
         try:
             token = pkcs11.lib(str(config.module)).get_token(token_label=config.token_label)
-            self._session = token.open(user_pin=config.user_pin, rw=True)
+            try:
+                self._session = token.open(user_pin=config.user_pin, rw=True)
+            except pkcs11.UserAlreadyLoggedIn:
+                # PKCS#11 login is per process: another backend here already logged in, and every new
+                # session of this process shares that login
+                self._session = token.open(rw=True)
         except pkcs11.NoSuchToken as exc:
             raise KeyBackendError(f"no PKCS#11 token labelled {config.token_label!r} in {config.module}",
                                   code="pkcs11_token_missing") from exc
