@@ -26,13 +26,13 @@ $(NODE_STAMP): hardhat-free-devnet/package.json hardhat-free-devnet/package-lock
 
 # Browser tests need Debian's chromium and a CJK font (without it Chinese renders as empty boxes).
 system-deps:
-	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'wqy'; then :; \
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'wqy' && command -v softhsm2-util >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing chromium and fonts-wqy-microhei (apt)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null); \
+	  echo "installing chromium, fonts-wqy-microhei and softhsm2 (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 >/dev/null); \
 	elif command -v sudo >/dev/null 2>&1; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
-	else echo "need chromium and fonts-wqy-microhei: apt-get install -y chromium fonts-wqy-microhei" >&2; exit 1; fi
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 >/dev/null; \
+	else echo "need chromium, fonts-wqy-microhei and softhsm2: apt-get install -y chromium fonts-wqy-microhei softhsm2" >&2; exit 1; fi
 
 run: install
 	$(BIN)/lianzheng --data-dir $(DATA_DIR) up

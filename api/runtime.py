@@ -10,6 +10,8 @@ from api.private_files import private_dir, secure_tree
 from api.settings import Settings
 from chain.backends import ChainBackend, RpcBackend
 from chain.devnet import Devnet
+from registry.consortium.key_backends import KeyBackendKind, Pkcs11Backend, Pkcs11Config
+from registry.consortium.keys import KeyStore
 from registry.errors import ValidationError
 from registry.node import Node
 from registry.store.db import Database
@@ -49,15 +51,30 @@ def secure_data_dir(settings: Settings) -> None:
     secure_tree(settings.data_dir)
 
 
+def token(settings: Settings) -> Pkcs11Backend | None:
+    """The PKCS#11 token holding agency keys, when one is configured (docs/KEYS.md)."""
+    if not settings.pkcs11_token:
+        return None
+    return Pkcs11Backend(Pkcs11Config(module=settings.pkcs11_module, token_label=settings.pkcs11_token,
+                                      user_pin=settings.pkcs11_pin))
+
+
 def build_node(settings: Settings) -> Node:
     secure_data_dir(settings)
-    return Node.open(
+    node = Node.open(
         db=Database(settings.database),
         master_key=master_key(settings),
         seeds_dir=Path(settings.seeds_dir),
         backend=backend(settings),
         deployment_file=settings.deployment_file,
     )
+    node.keys = key_store(settings, node.db)  # with its token, if any (Node.open builds the file-only one)
+    return node
+
+
+def key_store(settings: Settings, db: Database) -> KeyStore:
+    return KeyStore(db, master_key=master_key(settings), token=token(settings),
+                    default_backend=KeyBackendKind(settings.key_backend))
 
 
 def main_backend(settings: Settings, node: Node) -> ChainBackend:

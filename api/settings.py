@@ -1,18 +1,28 @@
 """The one place configuration is read. Every value can be set by a `LIANZHENG_*` environment variable;
-CLI flags override them. Library code (chain/, registry/) never reads the environment: it is handed
-what it needs.
+CLI flags override them; below both, a data dir's `node.toml` (written by `lianzheng node init`).
+Library code (chain/, registry/) never reads the environment: it is handed what it needs.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEVNET_PORT = 8545
+NODE_CONFIG = "node.toml"
 
 
 class Settings(BaseSettings):
@@ -31,6 +41,13 @@ class Settings(BaseSettings):
 
     database_url: str = ""  # default: sqlite in the data dir; postgresql+psycopg://... for several API processes
     master_key: SecretStr | None = None  # encrypts agency keys at rest; dev generates one in the data dir
+
+    # where new agency keys are generated (docs/KEYS.md): "file" (encrypted under the master key in the
+    # database) or "pkcs11" (inside a token: a 密码机 / cloud HSM; SoftHSM2 for development)
+    key_backend: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: Path = DEFAULT_PKCS11_MODULE
+    pkcs11_token: str = ""  # the token's label
+    pkcs11_pin_env: str = "LIANZHENG_PKCS11_PIN"  # the variable holding the user PIN (never in a file)
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -52,6 +69,28 @@ class Settings(BaseSettings):
     checkpoint_events: int = Field(default=1000, ge=1)  # ... or this many waiting events
     checkpoint_deadline: float = Field(default=600.0, gt=0)  # audit: events uncovered longer are a finding
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # node.toml lives in the data dir, so the data dir is known before it is read: flag, then variable
+        given = init_settings.init_kwargs.get("data_dir") if isinstance(init_settings, InitSettingsSource) else None
+        data_dir = Path(given or os.environ.get("LIANZHENG_DATA_DIR") or "var")
+        node_toml = TomlConfigSettingsSource(settings_cls, toml_file=data_dir / NODE_CONFIG)
+        return init_settings, env_settings, dotenv_settings, node_toml, file_secret_settings
+
+    @property
+    def pkcs11_pin(self) -> str:
+        pin = os.environ.get(self.pkcs11_pin_env, "")
+        if not pin:
+            raise ValueError(f"the PKCS#11 user PIN is read from ${self.pkcs11_pin_env}, which is not set")
+        return pin
+
     @property
     def main_rpc_url_list(self) -> list[str]:
         return [u.strip() for u in self.main_rpc_urls.split(",") if u.strip()]
@@ -60,6 +99,8 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets_in_prod(self) -> Settings:
         if self.env == "prod" and self.master_key is None:
             raise ValueError("LIANZHENG_MASTER_KEY must be set when LIANZHENG_ENV=prod")
+        if self.key_backend == "pkcs11" and not self.pkcs11_token:
+            raise ValueError("LIANZHENG_PKCS11_TOKEN (the token label) must be set with LIANZHENG_KEY_BACKEND=pkcs11")
         if self.env == "prod" and not self.rpc_urls:
             raise ValueError("LIANZHENG_RPC_URLS must be set when LIANZHENG_ENV=prod (no managed devnet)")
         return self

@@ -11,10 +11,9 @@ import ast
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
-from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
@@ -48,6 +47,24 @@ class PendingTx:
     params: dict[str, Any]
 
 
+class SignedTransaction(Protocol):
+    @property
+    def raw_transaction(self) -> bytes: ...
+
+    @property
+    def hash(self) -> bytes: ...
+
+
+class TransactionSigner(Protocol):
+    """Whatever signs this account's transactions: eth-account's LocalAccount (the key in hand, the fast
+    path) or an account whose key stays in an HSM (registry/consortium/key_backends)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def sign_transaction(self, transaction_dict: dict[str, Any]) -> SignedTransaction: ...
+
+
 def _revert_from(exc: BaseException, decoder: ErrorDecoder) -> ContractRevertError | None:
     if isinstance(exc, ContractLogicError):
         return decoder.decode(exc.data if isinstance(exc.data, (str, bytes)) else None)
@@ -74,7 +91,7 @@ class TransactionSender:
     def __init__(
         self,
         backend: ChainBackend,
-        account: LocalAccount,
+        account: TransactionSigner,
         *,
         decoder: ErrorDecoder,
         gas_price: int | None = None,
@@ -83,7 +100,7 @@ class TransactionSender:
         self.backend = backend
         self.w3 = backend.w3
         self.account = account
-        self.address: ChecksumAddress = account.address
+        self.address = cast(ChecksumAddress, account.address)
         self.decoder = decoder
         self.receipt_timeout = receipt_timeout
         self._lock = threading.Lock()

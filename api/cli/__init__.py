@@ -21,6 +21,7 @@ from api.cli import (
     consortium_cmds,
     evidence_cmds,
     exchange_cmds,
+    node_cmds,
     qr_cmds,
 )
 from api.cli._common import State, console, err_console
@@ -54,7 +55,7 @@ def _root(
 
 
 # Every command module, listed once; each adds its commands in `register(app)`.
-COMMAND_MODULES = (chain_cmds, cert_cmds, qr_cmds, evidence_cmds, exchange_cmds, audit_cmds, consortium_cmds,
+COMMAND_MODULES = (chain_cmds, cert_cmds, qr_cmds, evidence_cmds, exchange_cmds, audit_cmds, consortium_cmds, node_cmds,
                    bench_cmds)
 for _module in COMMAND_MODULES:
     _module.register(app)

@@ -11,32 +11,60 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
+from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from registry.consortium.bid import bid_from_secp256k1_public_key
+from registry.consortium.key_backends import (
+    BackendAccount,
+    FileKeyBackend,
+    KeyBackend,
+    KeyBackendError,
+    KeyBackendKind,
+    Pkcs11Backend,
+)
+from registry.consortium.key_backends.file_backend import SEALED, TOKEN_REFERENCE
 from registry.crypto.signing import SignatureAlgorithm, Signer
-from registry.errors import AuthenticationError, NotFoundError, ValidationError
+from registry.errors import AuthenticationError, NotFoundError
 from registry.store.db import AgencyKey, ApiKey, Database, utcnow
 
 API_KEY_PREFIX = "lzk_"
-_KEY_VERSION = b"\x01"
+
+# What signs an agency's transactions: eth-account's LocalAccount for file keys (fast, the key is in hand),
+# a BackendAccount for token keys (each signature made by the token)
+AgencyAccount = LocalAccount | BackendAccount
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """One agency key this node holds (what `lianzheng keys list` prints)."""
+
+    uscc: str
+    address: str
+    backend: KeyBackendKind
+    active: bool
 
 
 class KeyStore:
-    def __init__(self, db: Database, *, master_key: bytes) -> None:
-        if len(master_key) != 32:
-            raise ValidationError(f"master key must be 32 bytes, got {len(master_key)}", code="invalid_master_key")
+    """An agency's keys, wherever they live: every key has a row in `agency_keys` (so activation for
+    rotations works the same for all), holding either the sealed key (file backend) or a reference to the
+    PKCS#11 token that holds it. New keys go to ``default_backend``."""
+
+    def __init__(self, db: Database, *, master_key: bytes, token: Pkcs11Backend | None = None,
+                 default_backend: KeyBackendKind = KeyBackendKind.FILE) -> None:
+        if default_backend is KeyBackendKind.PKCS11 and token is None:
+            raise KeyBackendError("the pkcs11 key backend needs a token (LIANZHENG_PKCS11_*)", code="no_pkcs11_token")
         self._db = db
-        self._aead = AESGCM(master_key)
+        self._file = FileKeyBackend(db, master_key=master_key)
+        self._token = token
+        self.default_backend = default_backend
         # HMAC key for lookups that must not reveal what they index (registry/certificates/idempotency.py):
         # derived, so the master key itself is used for one purpose only
         self._mac_key = hmac.digest(master_key, b"lianzheng/mac/1", "sha256")
-        self._accounts: dict[str, LocalAccount] = {}
         self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
 
     def mac(self, purpose: str, data: bytes) -> str:
@@ -45,38 +73,31 @@ class KeyStore:
         return hmac.new(self._mac_key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
 
     # -- signing keys ------------------------------------------------------------------------------
-    def _seal(self, secret: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return _KEY_VERSION + nonce + self._aead.encrypt(nonce, secret, aad)
+    def backend(self, kind: KeyBackendKind) -> KeyBackend:
+        if kind is KeyBackendKind.FILE:
+            return self._file
+        if self._token is None:
+            raise KeyBackendError("this node has no PKCS#11 token configured (LIANZHENG_PKCS11_*)",
+                                  code="no_pkcs11_token")
+        return self._token
 
-    def _open(self, blob: bytes, aad: bytes) -> bytes:
-        if blob[:1] != _KEY_VERSION:
-            raise ValidationError("unknown key encryption version", code="invalid_key_blob")
-        try:
-            return self._aead.decrypt(blob[1:13], blob[13:], aad)
-        except Exception as exc:
-            raise AuthenticationError(
-                "cannot decrypt an agency key: wrong master key (LIANZHENG_MASTER_KEY)", code="wrong_master_key"
-            ) from exc
-
-    def create_signing_key(self, uscc: str, *, active: bool = True) -> LocalAccount:
-        """A new key for the agency. `active=False` for a key rotation still awaiting its on-chain approval."""
-        account: LocalAccount = Account.create()
-        self.import_signing_key(uscc, bytes(account.key), active=active)
-        return account
+    def create_signing_key(self, uscc: str, *, active: bool = True,
+                           backend: KeyBackendKind | None = None) -> AgencyAccount:
+        """A new key for the agency, generated in ``backend`` (default: the node's). `active=False` for a
+        key rotation still awaiting its on-chain approval."""
+        kind = backend or self.default_backend
+        if kind is KeyBackendKind.FILE:
+            return self._file.store(uscc, bytes(Account.create().key), active=active)
+        ref = self.backend(kind).generate(uscc)
+        with self._db.session() as s:
+            s.add(AgencyKey(address=ref.address, uscc=uscc, ciphertext=TOKEN_REFERENCE + kind.value.encode(),
+                            active=active))
+        return BackendAccount(self.backend(kind), ref.address)
 
     def import_signing_key(self, uscc: str, private_key: bytes, *, active: bool = True) -> LocalAccount:
-        account: LocalAccount = Account.from_key(private_key)
-        aad = f"{uscc}:{account.address}".encode()
-        with self._db.session() as s:
-            if s.get(AgencyKey, account.address) is None:
-                s.add(AgencyKey(address=account.address, uscc=uscc, ciphertext=self._seal(private_key, aad),
-                                active=active))
-        self._accounts[account.address] = account
-        return account
+        return self._file.store(uscc, private_key, active=active)
 
-    def signing_account(self, uscc: str) -> LocalAccount:
-        """The agency's active signing account (the newest active key)."""
+    def _active_row(self, uscc: str) -> tuple[str, bytes]:
         with self._db.session() as s:
             row = s.scalars(
                 select(AgencyKey).where(AgencyKey.uscc == uscc, AgencyKey.active.is_(True))
@@ -84,12 +105,23 @@ class KeyStore:
             ).first()
             if row is None:
                 raise NotFoundError(f"no signing key for agency {uscc} in this data dir", code="no_signing_key")
-            if row.address in self._accounts:
-                return self._accounts[row.address]
-            key = self._open(row.ciphertext, f"{uscc}:{row.address}".encode())
-        account: LocalAccount = Account.from_key(key)
-        self._accounts[account.address] = account
-        return account
+            return row.address, row.ciphertext[:1]
+
+    def signing_account(self, uscc: str) -> AgencyAccount:
+        """The agency's active signing account (the newest active key)."""
+        address, kind = self._active_row(uscc)
+        if kind == SEALED:
+            return self._file.local_account(address)
+        return BackendAccount(self.backend(KeyBackendKind.PKCS11), address)
+
+    def public_key(self, uscc: str) -> bytes:
+        """The 65-byte uncompressed public key of the agency's active key (for its BID)."""
+        address, kind = self._active_row(uscc)
+        return self.backend(KeyBackendKind.FILE if kind == SEALED else KeyBackendKind.PKCS11).public_key(address)
+
+    def bid(self, uscc: str) -> str:
+        """The agency's BID, derived from its active key's public key (registry/consortium/bid.py)."""
+        return bid_from_secp256k1_public_key(self.public_key(uscc))
 
     def signer(self, uscc: str, algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1) -> Signer:
         """The agency's active key as a `Signer` (registry.crypto.signing), for signatures that are not
@@ -97,9 +129,19 @@ class KeyStore:
         account = self.signing_account(uscc)
         signer = self._signers.get((account.address, algorithm))
         if signer is None:
-            signer = Signer.from_private_key(bytes(account.key), algorithm)
+            if isinstance(account, BackendAccount):
+                signer = Signer.from_key(account)
+            else:
+                signer = Signer.from_private_key(bytes(account.key), algorithm)
             self._signers[(account.address, algorithm)] = signer
         return signer
+
+    def held_keys(self) -> list[HeldKey]:
+        with self._db.session() as s:
+            rows = s.scalars(select(AgencyKey).order_by(AgencyKey.uscc, AgencyKey.created_at)).all()
+            return [HeldKey(uscc=r.uscc, address=r.address, active=bool(r.active),
+                            backend=KeyBackendKind.FILE if r.ciphertext[:1] == SEALED else KeyBackendKind.PKCS11)
+                    for r in rows]
 
     def has_signing_key(self, uscc: str) -> bool:
         with self._db.session() as s:
@@ -117,7 +159,7 @@ class KeyStore:
             row = s.get(AgencyKey, address)
             if row is not None:
                 row.active = False
-        self._accounts.pop(address, None)
+        self._file.forget(address)
 
     # -- API keys ----------------------------------------------------------------------------------
     @staticmethod

@@ -17,7 +17,7 @@ from chain.contracts import Action, ConsortiumClient, MemberInfo, MemberStatus, 
 from chain.deploy import Deployment, deploy_contracts
 from chain.errors import ContractRevertError, DeploymentError
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from registry.identifiers import bid_from_private_key, classify_identifier
+from registry.identifiers import classify_identifier
 from registry.node import Node
 from registry.store.db import Member
 
@@ -34,7 +34,7 @@ def ensure_keys(node: Node) -> None:
 
 
 def member_bid(node: Node, uscc: str) -> str:
-    return bid_from_private_key(bytes(node.keys.signing_account(uscc).key))
+    return node.keys.bid(uscc)
 
 
 def _fund(node: Node, address: str) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import coincurve
 from eth_account import Account
@@ -42,6 +43,7 @@ __all__ = [
     "SIGNATURE_SIZE",
     "SignatureAlgorithm",
     "SignatureScheme",
+    "RecoverableKey",
     "Signer",
     "address_of_public_key",
     "checksum_address",
@@ -88,12 +90,27 @@ def checksum_address(account: bytes) -> str:
     return "0x" + "".join(c.upper() if d >= "8" else c for c, d in zip(hex_addr, digest[:40], strict=True))
 
 
+class RecoverableKey(Protocol):
+    """A secp256k1 key held elsewhere (registry/consortium/key_backends: an HSM token): coincurve's
+    PrivateKey shape, restricted to what a `Signer` needs, so the private key never has to be in hand."""
+
+    @property
+    def public_key(self) -> coincurve.PublicKey: ...
+
+    def sign_recoverable(self, message: bytes, hasher: None = None) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Signer:
     """A private key that signs digests; `address` is its account (the identity a verifier recovers)."""
 
     algorithm: SignatureAlgorithm
-    _key: coincurve.PrivateKey = field(repr=False)
+    _key: coincurve.PrivateKey | RecoverableKey = field(repr=False)
+
+    @classmethod
+    def from_key(cls, key: RecoverableKey) -> Signer:
+        """A signer whose key stays in its backend (every signature is made there)."""
+        return cls(algorithm=SignatureAlgorithm.SECP256K1, _key=key)
 
     @classmethod
     def from_private_key(cls, private_key: bytes,
@@ -132,6 +149,10 @@ class Signer:
         if scheme is SignatureScheme.RECOVERABLE:
             # hasher=None: sign the digest as is (coincurve would otherwise SHA-256 it once more)
             return bytes(self._key.sign_recoverable(digest, hasher=None))
+        if not isinstance(self._key, coincurve.PrivateKey):
+            # EIP-191 by hand for a key held elsewhere: sign keccak(prefix || digest), v = 27 + recid
+            raw = self._key.sign_recoverable(keccak(b"\x19Ethereum Signed Message:\n32" + digest), hasher=None)
+            return raw[:64] + bytes([raw[64] + 27])
         signed = Account.sign_message(encode_defunct(primitive=digest), private_key=self._key.secret)
         return bytes(signed.signature)
 

@@ -145,7 +145,7 @@ def _main_sender(node: Node, backend: ChainBackend, uscc: str) -> TransactionSen
 
 
 def _member_bid(node: Node, uscc: str) -> str:
-    return bid_from_private_key(bytes(node.keys.signing_account(uscc).key))
+    return node.keys.bid(uscc)
 
 
 def _ensure_topology(link: BackboneLink) -> None:
