@@ -59,6 +59,9 @@ class SignatureAlgorithm(enum.StrEnum):
     """The curve and hash family of a key."""
 
     SECP256K1 = "secp256k1"
+    # GB/T 32918.2 with SM3 and the default distinguishing id; no recovery, so it has no SignatureScheme
+    # here: registry.crypto.sm2 signs and verifies messages with the key beside the signature.
+    SM2 = "sm2"
 
 
 class SignatureScheme(enum.StrEnum):
