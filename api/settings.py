@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     checkpoint_events: int = Field(default=1000, ge=1)  # ... or this many waiting events
     checkpoint_deadline: float = Field(default=600.0, gt=0)  # audit: events uncovered longer are a finding
 
+    # 国密 (registry/crypto/profiles.py, docs/CRYPTO.md): what new records are signed/sealed with; old ones
+    # of either profile keep verifying. "intl" until the browser decrypts SM4 envelopes.
+    crypto_profile: Literal["gm", "intl"] = "intl"
+
     @property
     def main_rpc_url_list(self) -> list[str]:
         return [u.strip() for u in self.main_rpc_urls.split(",") if u.strip()]
