@@ -45,6 +45,7 @@ __all__ = [
     "load_public_key",
     "public_key_pem",
     "verify_sm2",
+    "verify_with_key",
 ]
 
 DEFAULT_DISTINGUISHING_ID = b"1234567812345678"
@@ -133,6 +134,12 @@ def verify_sm2(message: bytes, signature: bytes, key_pem: bytes) -> SM2PublicKey
     """The public key of ``key_pem`` when ``signature`` (DER) over ``message`` is valid under it;
     SignatureError otherwise. Whether that key may sign is the caller's trust decision."""
     key = load_public_key(key_pem)
+    verify_with_key(message, signature, key)
+    return key
+
+
+def verify_with_key(message: bytes, signature: bytes, key: SM2PublicKey) -> None:
+    """`verify_sm2` with a key already loaded (a verifier that caches the keys of a trust list)."""
     _check_der(signature)
     try:
         key.verify(bytes(signature), bytes(message), _SM3_SM2)
@@ -140,7 +147,6 @@ def verify_sm2(message: bytes, signature: bytes, key_pem: bytes) -> SM2PublicKey
         raise SignatureError("SM2 签名无效 / the SM2 signature does not verify") from exc
     except (ValueError, InternalError) as exc:  # Tongsuo's error queue, should _check_der miss a case
         raise SignatureError(f"the SM2 signature is malformed ({exc})") from exc
-    return key
 
 
 def _check_der(signature: bytes) -> None:
