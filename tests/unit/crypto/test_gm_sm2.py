@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,23 @@ def test_json_signed_by_lianzheng_verifies_in_openssl(tmp_path: Path) -> None:
     assert b"Signature Verified Successfully" in openssl(*args).stdout
     write(canonical, signed_bytes({**signed, "n": 4}))
     assert openssl(*args, check=False).returncode != 0
+
+
+@needs_openssl
+@pytest.mark.skipif(shutil.which("jq") is None or shutil.which("base64") is None, reason="needs jq and base64")
+def test_the_documented_shell_recipe_verifies(tmp_path: Path) -> None:
+    """docs/CRYPTO.md's recipe (jq shortcut) on a signed object, run as a shell would."""
+    signed = sign_json(OBJECT | {"count": 12}, sm2.SM2Signer.generate())
+    write(tmp_path / "signed.json", json.dumps(signed, ensure_ascii=False, indent=1).encode())
+    script = """set -e
+jq -r .proof.key signed.json > key.pem
+jq -r .proof.signature signed.json | base64 -d > sig.der
+jq -cS 'del(.proof)' signed.json | tr -d '\\n' > canonical.json
+openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678 \\
+    -pubin -inkey key.pem -sigfile sig.der -in canonical.json"""
+    out = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"Signature Verified Successfully" in out.stdout, out.stderr
+    assert (tmp_path / "canonical.json").read_bytes() == signed_bytes(signed)
 
 
 @needs_openssl
