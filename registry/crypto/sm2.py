@@ -20,7 +20,7 @@ whether that key may sign.
 
 >>> signer = SM2Signer.generate()
 >>> sig = signer.sign(b"message")
->>> verify_sm2(b"message", sig, signer.public_key_pem) == load_public_key(signer.public_key_pem)
+>>> public_key_pem(verify_sm2(b"message", sig, signer.public_key_pem)) == signer.public_key_pem
 True
 """
 
