@@ -20,8 +20,10 @@ from registry.certificates.changes import StatusChanges
 from registry.certificates.index import ChainIndex
 from registry.certificates.service import CertificateService
 from registry.certificates.verification import Verifier
+from registry.crypto.profiles import CryptoProfile
 from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
+from registry.formats.envelope import EnvelopeAlgorithm
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.node import Node
 from registry.outbox.worker import OutboxWorker
@@ -53,7 +55,9 @@ def build_services(node: Node, settings: Settings) -> Services:
     # batches first: a status change waits for its certificate's batch
     worker = OutboxWorker([anchoring, changes, evidence, exchanges])
     certificates = CertificateService(node, public_base=settings.public_base,
-                                      max_batch=settings.max_batch_documents, worker=worker, changes=changes)
+                                      max_batch=settings.max_batch_documents, worker=worker, changes=changes,
+                                      envelope_algorithm=EnvelopeAlgorithm.for_profile(
+                                          CryptoProfile(settings.crypto_profile)))
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     return Services(

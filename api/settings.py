@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     checkpoint_events: int = Field(default=1000, ge=1)  # ... or this many waiting events
     checkpoint_deadline: float = Field(default=600.0, gt=0)  # audit: events uncovered longer are a finding
 
+    # 国密 (registry/crypto/profiles.py, docs/CRYPTO.md): what new records are signed/sealed with; old ones
+    # of either profile keep verifying. "intl" until the browser decrypts SM4 envelopes.
+    crypto_profile: Literal["gm", "intl"] = "intl"
+
     @classmethod
     def settings_customise_sources(
         cls,

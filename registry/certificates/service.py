@@ -103,8 +103,10 @@ class CertificateView:
 
 class CertificateService:
     def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
-                 changes: StatusChanges | None = None) -> None:
+                 changes: StatusChanges | None = None,
+                 envelope_algorithm: envelope.EnvelopeAlgorithm = envelope.EnvelopeAlgorithm.AES_256_GCM) -> None:
         self.node = node
+        self.envelope_algorithm = envelope_algorithm  # new blobs only: open_ reads either kind
         self.public_base = public_base.rstrip("/")
         self.max_batch = max_batch
         self.worker = worker
@@ -199,7 +201,8 @@ class CertificateService:
         for doc in docs:
             body = doc.to_json()
             ident = doc.identifier
-            key, blob = envelope.seal(json.dumps(body, ensure_ascii=False).encode(), aad=envelope.aad_for(ident))
+            key, blob = envelope.seal(json.dumps(body, ensure_ascii=False).encode(), aad=envelope.aad_for(ident),
+                                      algorithm=self.envelope_algorithm)
             cid = CertificateId.parse(ident)
             valid_from, valid_until = doc.valid_from, doc.valid_until
             rows.append({

@@ -12,8 +12,9 @@ agency's Ethereum transactions, so a recovered signer is an account the consorti
   keccak256("\\x19Ethereum Signed Message:\\n32" || digest), 65 bytes ``r || s || v`` with v 27/28
   (eth-account). Checkpoints and audit reports use it, so a wallet or Solidity's ``ecrecover`` checks them.
 
-A second algorithm (SM2 with SM3, GB/T 32918, BID crypto type ``z``) would add a `SignatureAlgorithm`
-member and schemes of its own; callers already say which scheme they mean, so none changes.
+The second algorithm, SM2 with SM3 (GB/T 32918, BID crypto type ``z``), is the `SignatureAlgorithm.SM2`
+member; it recovers no key, so it signs whole messages with the key beside the signature: see
+registry.crypto.sm2 (keys, sign, verify) and registry.crypto.proofs (signed JSON in either profile).
 
 >>> signer = Signer.from_private_key(bytes(31) + b"\\x01")
 >>> digest = bytes(range(32))
@@ -61,6 +62,9 @@ class SignatureAlgorithm(enum.StrEnum):
     """The curve and hash family of a key."""
 
     SECP256K1 = "secp256k1"
+    # GB/T 32918.2 with SM3 and the default distinguishing id; no recovery, so it has no SignatureScheme
+    # here: registry.crypto.sm2 signs and verifies messages with the key beside the signature.
+    SM2 = "sm2"
 
 
 class SignatureScheme(enum.StrEnum):

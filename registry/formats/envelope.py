@@ -4,7 +4,11 @@ The registry stores ``blob`` and forgets ``key``; the key travels in the URL fra
 ``<public base>/v/<identifier>#<key>``, which browsers never send to the server, so the server cannot read
 holder data without the printed QR.
 
-Blob layout (version 1), all of it readable by WebCrypto::
+The first byte of a blob names its construction (`EnvelopeAlgorithm`), so blobs of either kind open
+whatever the current crypto profile: ``intl`` seals version 1, ``gm`` version 2. Both use the same 32-byte
+URL key, so links and QR codes look alike.
+
+Blob layout (version 1, AES-256-GCM), all of it readable by WebCrypto::
 
     blob = 0x01 || nonce (12 bytes) || AES-256-GCM ciphertext || tag (16 bytes)
     aad  = the certificate identifier, UTF-8 (binds the ciphertext to its URL: a blob moved to another
@@ -19,6 +23,24 @@ In the browser::
         {name: "AES-GCM", iv: blob.slice(1, 13), additionalData: new TextEncoder().encode(identifier)},
         key, blob.slice(13));   // WebCrypto takes ciphertext || tag, as produced here
 
+Blob layout (version 2, SM4-CTR then HMAC-SM3, encrypt-then-MAC; GB/T 32907 SM4, GB/T 32905 SM3, RFC 2104)::
+
+    key  = the same 32-byte URL key as version 1
+    k_enc || k_mac = HMAC-SM3(key, "lianzheng/envelope/2")   (16 + 16 bytes: the SM4 key, the MAC key;
+           derived rather than split, so any change of the URL key changes both and fails the tag)
+    blob = 0x02 || iv (16 random bytes) || ciphertext || tag (32 bytes)
+    ciphertext = SM4-CTR(k_enc, iv, plaintext)   (the 128-bit counter block starts at iv, big-endian
+                 increment: `openssl enc -sm4-ctr` as is)
+    tag  = HMAC-SM3(k_mac, 0x02 || iv || len(aad) as 8 bytes big-endian || aad || ciphertext)
+
+Why not SM4-GCM: OpenSSL 3's `enc` has no AEAD modes, so a third party could not check GCM blobs with the
+openssl command line, and the browser's SM4 libraries offer CTR/CBC more often than GCM. A check with OpenSSL
+alone (hex arguments)::
+
+    printf 'lianzheng/envelope/2' | openssl dgst -sm3 -mac HMAC -macopt hexkey:<key>   # k_enc || k_mac
+    openssl dgst -sm3 -mac HMAC -macopt hexkey:<k_mac> mac-input.bin    # equals the tag
+    openssl enc -d -sm4-ctr -K <k_enc> -iv <iv> -in ciphertext.bin      # the plaintext
+
 >>> aad = aad_for("1.2.156.3005.2.X.Y.1.001.A")
 >>> key, blob = seal(b'{"a":1}', aad=aad)
 >>> open_(blob, key, aad=aad)
@@ -32,17 +54,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
+import hmac
 import os
 import re
 from urllib.parse import quote, unquote, urlsplit
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from registry.crypto.profiles import CryptoProfile
 from registry.errors import PayloadFormatError, ProofError, ValidationError
 
 __all__ = [
     "BLOB_VERSION",
+    "EnvelopeAlgorithm",
     "KEY_LEN",
     "NONCE_LEN",
     "aad_for",
@@ -52,12 +81,34 @@ __all__ = [
     "open_",
     "parse_ref_url",
     "seal",
+    "sm4_mac_input",
+    "sm4_subkeys",
 ]
 
-BLOB_VERSION = 1
-KEY_LEN = 32  # AES-256
+
+
+class EnvelopeAlgorithm(enum.IntEnum):
+    """The construction of a blob; its value is the blob's first byte (see the module docstring)."""
+
+    AES_256_GCM = 1
+    SM4_CTR_HMAC_SM3 = 2
+
+    @classmethod
+    def for_profile(cls, profile: CryptoProfile) -> EnvelopeAlgorithm:
+        return cls.SM4_CTR_HMAC_SM3 if profile is CryptoProfile.GM else cls.AES_256_GCM
+
+
+BLOB_VERSION = EnvelopeAlgorithm.AES_256_GCM.value  # what seal() writes unless told otherwise
+KEY_LEN = 32  # AES-256; for SM4, k_enc || k_mac
 NONCE_LEN = 12  # the GCM nonce size WebCrypto and NIST SP 800-38D recommend
 TAG_LEN = 16
+SM4_IV_LEN = 16
+SM4_TAG_LEN = 32  # the whole HMAC-SM3 output, untruncated
+SM4_KEY_LABEL = b"lianzheng/envelope/2"
+_MIN_LEN = {EnvelopeAlgorithm.AES_256_GCM: 1 + NONCE_LEN + TAG_LEN,
+            EnvelopeAlgorithm.SM4_CTR_HMAC_SM3: 1 + SM4_IV_LEN + SM4_TAG_LEN}
+_DECRYPT_FAILED = ("解密失败：密钥错误或数据被篡改 / decryption failed: wrong key, wrong certificate identifier or "
+                   "tampered ciphertext")
 _NOT_OURS = "这不是链证电子证照二维码 / Not a Lianzheng certificate QR code"
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ID_CHARS = re.compile(r"[^\s/#?]{1,256}")
@@ -68,37 +119,73 @@ def aad_for(identifier: str) -> bytes:
     return identifier.encode("utf-8")
 
 
-def seal(plaintext: bytes, *, aad: bytes, key: bytes | None = None) -> tuple[bytes, bytes]:
+def seal(plaintext: bytes, *, aad: bytes, key: bytes | None = None,
+         algorithm: EnvelopeAlgorithm = EnvelopeAlgorithm.AES_256_GCM) -> tuple[bytes, bytes]:
     """Encrypt under a fresh random key (or ``key``, to re-seal a document whose QR is already printed).
 
     A random 96-bit nonce per call is safe: a key seals a handful of versions, far below the 2**32
-    messages NIST SP 800-38D §8.3 allows per key with random nonces.
+    messages NIST SP 800-38D §8.3 allows per key with random nonces (and a random 128-bit CTR start for SM4
+    makes overlapping counter ranges as unlikely).
     """
-    key = AESGCM.generate_key(bit_length=256) if key is None else _check_key(key)
+    key = os.urandom(KEY_LEN) if key is None else _check_key(key)
+    if algorithm is EnvelopeAlgorithm.SM4_CTR_HMAC_SM3:
+        k_enc, k_mac = sm4_subkeys(key)
+        iv = os.urandom(SM4_IV_LEN)
+        encryptor = Cipher(algorithms.SM4(k_enc), modes.CTR(iv)).encryptor()
+        body = bytes((algorithm,)) + iv + encryptor.update(plaintext) + encryptor.finalize()
+        return key, body + _hmac_sm3(k_mac, sm4_mac_input(body, aad))
     nonce = os.urandom(NONCE_LEN)
-    return key, bytes((BLOB_VERSION,)) + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return key, bytes((EnvelopeAlgorithm.AES_256_GCM,)) + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
 def open_(blob: bytes, key: bytes, *, aad: bytes) -> bytes:
-    """Decrypt a blob from :func:`seal`. A wrong key, a wrong identifier (aad) or any changed byte raises
-    ``ProofError(code="decrypt_failed")``; a blob of another layout raises ``PayloadFormatError``."""
+    """Decrypt a blob from :func:`seal`, of either construction (its first byte says which). A wrong key, a
+    wrong identifier (aad) or any changed byte raises ``ProofError(code="decrypt_failed")``; a blob of
+    another layout raises ``PayloadFormatError``."""
     _check_key(key)
-    if len(blob) < 1 + NONCE_LEN + TAG_LEN:
+    if not blob:
+        raise PayloadFormatError("encrypted document is empty", code="truncated_payload")
+    try:
+        algorithm = EnvelopeAlgorithm(blob[0])
+    except ValueError:
         raise PayloadFormatError(
-            f"encrypted document is truncated: expected at least {1 + NONCE_LEN + TAG_LEN} bytes, got {len(blob)}",
+            f"encrypted document has version {blob[0]}, expected one of {[a.value for a in EnvelopeAlgorithm]}",
+            code="unsupported_version") from None
+    if len(blob) < _MIN_LEN[algorithm]:
+        raise PayloadFormatError(
+            f"encrypted document is truncated: expected at least {_MIN_LEN[algorithm]} bytes, got {len(blob)}",
             code="truncated_payload",
         )
-    if blob[0] != BLOB_VERSION:
-        raise PayloadFormatError(f"encrypted document has version {blob[0]}, expected {BLOB_VERSION}",
-                                 code="unsupported_version")
+    if algorithm is EnvelopeAlgorithm.SM4_CTR_HMAC_SM3:
+        k_enc, k_mac = sm4_subkeys(key)
+        body, tag = blob[:-SM4_TAG_LEN], blob[-SM4_TAG_LEN:]
+        if not hmac.compare_digest(_hmac_sm3(k_mac, sm4_mac_input(body, aad)), tag):  # before decrypting (EtM)
+            raise ProofError(_DECRYPT_FAILED, code="decrypt_failed")
+        decryptor = Cipher(algorithms.SM4(k_enc), modes.CTR(body[1:1 + SM4_IV_LEN])).decryptor()
+        return decryptor.update(body[1 + SM4_IV_LEN:]) + decryptor.finalize()
     try:
         return AESGCM(key).decrypt(blob[1:1 + NONCE_LEN], blob[1 + NONCE_LEN:], aad)
     except InvalidTag as exc:
-        raise ProofError(
-            "解密失败：密钥错误或数据被篡改 / decryption failed: wrong key, wrong certificate identifier or "
-            "tampered ciphertext",
-            code="decrypt_failed",
-        ) from exc
+        raise ProofError(_DECRYPT_FAILED, code="decrypt_failed") from exc
+
+
+def sm4_mac_input(body: bytes, aad: bytes) -> bytes:
+    """What the version-2 tag authenticates: ``0x02 || iv`` (``body`` begins with them, then the ciphertext)
+    with the length-prefixed aad between, so aad and ciphertext cannot trade bytes."""
+    header = 1 + SM4_IV_LEN
+    return body[:header] + len(aad).to_bytes(8, "big") + aad + body[header:]
+
+
+def sm4_subkeys(key: bytes) -> tuple[bytes, bytes]:
+    """``(k_enc, k_mac)`` of a version-2 blob: HMAC-SM3(key, SM4_KEY_LABEL) cut in two halves."""
+    derived = _hmac_sm3(key, SM4_KEY_LABEL)
+    return derived[:16], derived[16:]
+
+
+def _hmac_sm3(key: bytes, message: bytes) -> bytes:
+    mac = crypto_hmac.HMAC(key, hashes.SM3())
+    mac.update(message)
+    return mac.finalize()
 
 
 def encode_key(key: bytes) -> str:
