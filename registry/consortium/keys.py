@@ -59,6 +59,13 @@ class KeyStore:
                 "cannot decrypt an agency key: wrong master key (LIANZHENG_MASTER_KEY)", code="wrong_master_key"
             ) from exc
 
+    def seal_secret(self, secret: bytes, aad: bytes) -> bytes:
+        """Encrypt another kind of agency secret (e.g. a note key, registry/logs/note_keys.py) like a signing key."""
+        return self._seal(secret, aad)
+
+    def open_secret(self, blob: bytes, aad: bytes) -> bytes:
+        return self._open(blob, aad)
+
     def create_signing_key(self, uscc: str, *, active: bool = True) -> LocalAccount:
         """A new key for the agency. `active=False` for a key rotation still awaiting its on-chain approval."""
         account: LocalAccount = Account.create()
