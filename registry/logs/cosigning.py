@@ -264,11 +264,12 @@ class CheckpointCosigning:
             needed = self.quorum if self.remote else min(self.quorum, len(self.witnesses))
             if len(cosigs) < needed:
                 why = "; ".join(f"{w.url or w.agency}: {w.last_error}" for w in self.witnesses if w.last_error)
-                self.last_error[ledger] = (f"{len(cosigs)} of {len(self.witnesses)} witnesses cosigned {ledger} at "
-                                           f"size {size}, quorum is {needed}: {why}")
+                message = (f"{len(cosigs)} of {len(self.witnesses)} witnesses cosigned {ledger} at size {size}, "
+                           f"quorum is {needed}: {why}")
+                self.last_error[ledger] = message
                 if self.remote:
-                    raise QuorumError(self.last_error[ledger], details={"ledger": ledger, "size": size,
-                                                                        "cosigned": len(cosigs), "quorum": needed})
+                    raise QuorumError(message, details={"ledger": ledger, "size": size, "cosigned": len(cosigs),
+                                                        "quorum": needed})
                 return note
             self.last_error[ledger] = None
             self.publish(ledger, note, len(cosigs))
