@@ -49,7 +49,9 @@ def _agency_name(node: Node, uscc: str) -> str:
         return uscc
 
 
-@router.get("/{ledger}/checkpoint", response_class=PlainTextResponse)
+# response_model=None and the 200 declared by hand: a response_class would declare the JSON errors as text too
+@router.get("/{ledger}/checkpoint", response_model=None,
+            responses={200: {"description": "a C2SP signed note", "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def checkpoint(ledger: LedgerPath, cosigning: CosigningDep) -> PlainTextResponse:
     """The latest cosigned checkpoint of the ledger log (C2SP tlog-checkpoint in a signed note)."""
     row = cosigning.latest(check_ledger(ledger))
@@ -69,7 +71,12 @@ def _signers(node: Node, cosigning: CheckpointCosigning, ledger: str) -> list[di
     return out
 
 
-@router.get("/{ledger}/keys", response_model=None)
+_KEYS_CONTENT = {200: {"description": "vkey lines (text) or, with Accept: application/json, the same as JSON",
+                       "content": {"text/plain": {"schema": {"type": "string"}},
+                                   "application/json": {"schema": {"type": "object"}}}}}
+
+
+@router.get("/{ledger}/keys", response_model=None, responses=_KEYS_CONTENT)
 async def keys(ledger: LedgerPath, node: NodeDep, cosigning: CosigningDep,
                accept: Annotated[str, Header()] = "") -> PlainTextResponse | dict[str, Any]:
     """The vkeys of the log and its witnesses, each with its agency."""
