@@ -25,6 +25,7 @@ from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.formats.envelope import EnvelopeAlgorithm
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
+from registry.logs.cosigning import CheckpointCosigning
 from registry.node import Node
 from registry.outbox.worker import OutboxWorker
 
@@ -72,8 +73,11 @@ def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) ->
     """The checkpoint gateway (and the witnesses whose keys this data dir holds), unless disabled."""
     if settings.checkpoint_interval <= 0 or node.deployment is None:
         return None
+    urls = [u.strip() for u in settings.witness_urls.split(",") if u.strip()]
+    cosigning = CheckpointCosigning(node, proofs.logs, witness_urls=urls, quorum=settings.witness_quorum)
     gateway = CheckpointGateway(node, proofs.logs, link_provider=proofs.gateway_link,
-                                interval=settings.checkpoint_interval, max_events=settings.checkpoint_events)
+                                interval=settings.checkpoint_interval, max_events=settings.checkpoint_events,
+                                cosigning=cosigning)
     return CheckpointService(gateway)
 
 

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(default=60.0, ge=0)  # seconds a ledger event may wait; 0: no gateway here
     checkpoint_events: int = Field(default=1000, ge=1)  # ... or this many waiting events
     checkpoint_deadline: float = Field(default=600.0, gt=0)  # audit: events uncovered longer are a finding
+    witness_urls: str = ""  # C2SP witness processes (`lianzheng witness serve`), comma-separated; "": in process
+    witness_quorum: int = Field(default=2, ge=1)  # k of those witnesses must cosign before a Backbone submission
 
     # 国密 (registry/crypto/profiles.py, docs/CRYPTO.md): what new records are signed/sealed with; old ones
     # of either profile keep verifying. "intl" until the browser decrypts SM4 envelopes.

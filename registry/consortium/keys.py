@@ -94,6 +94,13 @@ class KeyStore:
                             active=active))
         return BackendAccount(self.backend(kind), ref.address)
 
+    def seal_secret(self, secret: bytes, aad: bytes) -> bytes:
+        """Encrypt another kind of agency secret (e.g. a note key, registry/logs/note_keys.py) like a file key."""
+        return self._file.seal(secret, aad)
+
+    def open_secret(self, blob: bytes, aad: bytes) -> bytes:
+        return self._file.open(blob, aad)
+
     def import_signing_key(self, uscc: str, private_key: bytes, *, active: bool = True) -> LocalAccount:
         return self._file.store(uscc, private_key, active=active)
 

@@ -16,6 +16,7 @@ from chain.errors import ChainError, ContractRevertError
 from registry.errors import ConflictError, NotFoundError, ProofError
 from registry.logs.backbone import BackboneLink, gateway_uscc
 from registry.logs.checkpoint_format import read_checkpoints, sign_hash
+from registry.logs.cosigning import CheckpointCosigning, QuorumError
 from registry.logs.log import LEDGERS, LedgerLogs, ledger_id
 from registry.logs.witness import LogProofs, local_witnesses
 from registry.node import Node
@@ -42,8 +43,9 @@ class CheckpointGateway:
 
     def __init__(self, node: Node, logs: LedgerLogs, *, link_provider: Callable[[], BackboneLink],
                  interval: float = 60.0, max_events: int = 1000, ledgers: Sequence[str] = LEDGERS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, cosigning: CheckpointCosigning | None = None) -> None:
         self.node = node
+        self.cosigning = cosigning  # C2SP checkpoint notes and their witnesses (registry/logs/cosigning.py)
         self.logs = logs
         self.link_provider = link_provider
         self.interval = interval
@@ -116,6 +118,9 @@ class CheckpointGateway:
                     return None
                 from_block, prev = self.logs.deployment.first_block, ZERO32
             root = lg.root(size)
+        if self.cosigning is not None:
+            # the witness quorum first: with witness processes configured, QuorumError stops the submission here
+            self.cosigning.cosign(ledger, size, root)
         fields = CheckpointFields(link.subchain_id, ledger_id(ledger), size, root, prev, from_block, to_block,
                                   bytes.fromhex(to_hash[2:]))
         uscc = gateway_uscc(self.node)
@@ -178,7 +183,8 @@ class CheckpointService:
                 self.last_error, backoff = None, self.poll
             except (ChainError, OSError, ConflictError, ProofError, NotFoundError) as exc:
                 self.last_error = str(exc)
-                backoff = min(backoff * 2, 30.0)
+                # a missing witness quorum is retried soon: witnesses come back on their own
+                backoff = min(backoff * 2, 5.0 if isinstance(exc, QuorumError) else 30.0)
                 log.warning("checkpoint gateway: will retry", error=str(exc), backoff=backoff)
             except Exception as exc:  # never let the service die
                 self.last_error = repr(exc)

@@ -31,11 +31,12 @@ class FileKeyBackend:
     def kind(self) -> KeyBackendKind:
         return KeyBackendKind.FILE
 
-    def _seal(self, secret: bytes, aad: bytes) -> bytes:
+    def seal(self, secret: bytes, aad: bytes) -> bytes:
+        """AES-256-GCM under the master key, bound to `aad` (what the secret belongs to)."""
         nonce = os.urandom(12)
         return SEALED + nonce + self._aead.encrypt(nonce, secret, aad)
 
-    def _open(self, blob: bytes, aad: bytes) -> bytes:
+    def open(self, blob: bytes, aad: bytes) -> bytes:
         if blob[:1] != SEALED:
             raise ValidationError("unknown key encryption version", code="invalid_key_blob")
         try:
@@ -50,7 +51,7 @@ class FileKeyBackend:
         aad = f"{uscc}:{account.address}".encode()
         with self._db.session() as s:
             if s.get(AgencyKey, account.address) is None:
-                s.add(AgencyKey(address=account.address, uscc=uscc, ciphertext=self._seal(private_key, aad),
+                s.add(AgencyKey(address=account.address, uscc=uscc, ciphertext=self.seal(private_key, aad),
                                 active=active))
         self._accounts[account.address] = account
         return account
@@ -68,7 +69,7 @@ class FileKeyBackend:
             row = s.get(AgencyKey, address)
             if row is None or row.ciphertext[:1] != SEALED:
                 raise KeyBackendError(f"no encrypted key {address} in this data dir", code="no_signing_key")
-            key = self._open(row.ciphertext, f"{row.uscc}:{row.address}".encode())
+            key = self.open(row.ciphertext, f"{row.uscc}:{row.address}".encode())
         account: LocalAccount = Account.from_key(key)
         self._accounts[address] = account
         return account
