@@ -49,6 +49,11 @@ NOT_LEDGER_TABLES = {
     "audit_snapshots": "the audit's own resume point",
     "audit_reports": "the auditor's own signed reports; anchored digests are checked against the audit-reports "
                      "checkpoints (test_audit.py)",
+    "certificate_numbers": "keyed MACs of issued 证照编号 for idempotent issuing (local bookkeeping, nothing on chain)",
+    "idempotency_keys": "the first answer to each Idempotency-Key, encrypted (local bookkeeping)",
+    "note_keys": "the node's Ed25519 note keys, encrypted (local secrets)",
+    "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
+                        "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }
 
 # columns of ledger tables that are not chain-derived, and why
