@@ -39,8 +39,17 @@ def alive(stack: LocalStack) -> bool:
     return httpx.get(stack.url + "/healthz", timeout=10).json()["status"] == "ok"
 
 
-def log_lines(stack: LocalStack) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stack.log_file.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+def log_lines(stack: LocalStack, *, request_ids: tuple[str, ...] = (), timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The server's JSON log lines; with `request_ids`, once the access line of each is there (a request's line
+    is written after its response is sent, so a client may read the log before it lands)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in stack.log_file.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("{")]
+        logged = {e.get("request_id") for e in lines if e.get("event") == "request"}
+        if all(r in logged for r in request_ids) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def test_the_recursion_limit_is_the_default_after_importing_the_app_and_the_cli() -> None:
@@ -131,7 +140,7 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
     bad = httpx.get(stack.url + "/api/v1/certificates/x", headers={"Authorization": "Bearer lzk_not-a-real-key"})
     assert bad.status_code == 401
 
-    entries = log_lines(stack)
+    entries = log_lines(stack, request_ids=("access-log-1", bad.headers["x-request-id"]))
     [line] = [e for e in entries if e.get("request_id") == "access-log-1" and e.get("event") == "request"]
     assert line["method"] == "POST" and line["path"] == "/api/v1/certificates/status"
     assert line["status"] == 200 and line["agency"] == AGENCY
