@@ -29,8 +29,6 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from chain.artifacts import load_artifact
-from chain.backends import ChainBackend
-from chain.blocks import BlockReader, TxOutcome
 from chain.contracts import ContractClient, b32, unpad
 from chain.logs import Event, EventDecoder
 from chain.sender import Receipt, TransactionSender
@@ -46,11 +44,8 @@ __all__ = [
     "ExchangeState",
     "ExchangeStep",
     "RawTransaction",
-    "TxOutcome",
-    "block_hashes",
     "decode_call",
     "decode_raw_transaction",
-    "fetch_outcomes",
 ]
 
 
@@ -233,27 +228,6 @@ class ExchangeLedgerClient(_KeyedLedger):
             return None
         return ExchangeState(bytes(key), unpad(consumer), unpad(provider), bytes(item), bytes(purpose), bytes(payload),
                              int(size), int(records), ExchangeStep(step), int(updated))
-
-
-# -- many receipts at once -------------------------------------------------------------------------------
-
-
-# -- deprecated: batched reads live in chain/blocks.py ------------------------------------------------------
-# These two delegate to BlockReader and stay only until registry/outbox/ calls node.blocks itself; new code
-# uses node.blocks.outcomes() / node.blocks.block_hashes().
-
-
-def fetch_outcomes(backend: ChainBackend, tx_hashes: list[str], *, chunk: int = 500,
-                   timeout: float = 30.0) -> dict[str, TxOutcome]:
-    """Deprecated: ``BlockReader(backend).outcomes(tx_hashes)``. Receipts with their blocks' hashes and times;
-    transactions not mined yet (or whose block was reorganised meanwhile) are absent."""
-    return BlockReader(backend, batch_size=chunk, timeout=timeout).outcomes(tx_hashes)
-
-
-def block_hashes(backend: ChainBackend, numbers: list[int], *, chunk: int = 500,
-                 timeout: float = 30.0) -> dict[int, str | None]:
-    """Deprecated: ``BlockReader(backend).block_hashes(numbers)``. None where the chain has no such block."""
-    return BlockReader(backend, batch_size=chunk, timeout=timeout).block_hashes(numbers)
 
 
 # -- offline helpers ------------------------------------------------------------------------------------
