@@ -18,12 +18,14 @@ from api.trust import TrustListCache
 from registry.certificates.anchoring import BatchAnchoring
 from registry.certificates.changes import StatusChanges
 from registry.certificates.index import ChainIndex
+from registry.certificates.remote import RemoteCertificates
 from registry.certificates.service import CertificateService
 from registry.certificates.verification import Verifier
 from registry.crypto.profiles import CryptoProfile
 from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.formats.envelope import EnvelopeAlgorithm
+from registry.logs.backbone import gateway_uscc
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.logs.cosigning import CheckpointCosigning
 from registry.node import Node
@@ -62,7 +64,8 @@ def build_services(node: Node, settings: Settings) -> Services:
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     return Services(
-        worker=worker, anchoring=anchoring, certificates=certificates, index=index, verifier=Verifier(node, index),
+        worker=worker, anchoring=anchoring, certificates=certificates, index=index,
+        verifier=Verifier(node, index, remote=RemoteCertificates(node)),
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
@@ -73,6 +76,8 @@ def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) ->
     """The checkpoint gateway (and the witnesses whose keys this data dir holds), unless disabled."""
     if settings.checkpoint_interval <= 0 or node.deployment is None:
         return None
+    if not node.keys.has_signing_key(gateway_uscc(node)):
+        return None  # an agency node: the platform node holding the gateway's key runs the gateway
     urls = [u.strip() for u in settings.witness_urls.split(",") if u.strip()]
     cosigning = CheckpointCosigning(node, proofs.logs, witness_urls=urls, quorum=settings.witness_quorum)
     gateway = CheckpointGateway(node, proofs.logs, link_provider=proofs.gateway_link,

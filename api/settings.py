@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     pkcs11_token: str = ""  # the token's label
     pkcs11_pin_env: str = "LIANZHENG_PKCS11_PIN"  # the variable holding the user PIN (never in a file)
 
+    # a node hosting some agencies only (`lianzheng node init` writes them to node.toml): it never deploys nor
+    # admits seeds; empty = the platform node (deploys once, hosts every seed agency not in external_agencies)
+    agencies: list[str] = []
+    external_agencies: Path | None = None  # JSON from other nodes' `node init --json`: seed agencies hosted there
+    # publish public_base on chain as the endpoint of each issuing agency hosted here (verification by identifier
+    # on other nodes asks it: registry/certificates/remote.py)
+    publish_endpoint: bool = True
+
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = ""  # what QR codes point at; default http://<host>:<port>
@@ -115,6 +123,11 @@ class Settings(BaseSettings):
     def rpc_url_list(self) -> list[str]:
         urls = [u.strip() for u in self.rpc_urls.split(",") if u.strip()]
         return urls or [f"http://127.0.0.1:{self.devnet_port}"]
+
+    @property
+    def is_platform(self) -> bool:
+        """The platform node deploys the contracts and admits the seed agencies; an agency node does neither."""
+        return not self.agencies
 
     @property
     def uses_devnet(self) -> bool:

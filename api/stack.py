@@ -21,11 +21,11 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from api.nodes import prepare_node
 from api.private_files import write_private
 from api.runtime import build_node
 from api.settings import Settings
 from chain.devnet import Devnet, free_port
-from registry.consortium.members import bootstrap
 
 
 class LocalStack:
@@ -34,6 +34,7 @@ class LocalStack:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.devnet_port = devnet_port or (devnet.port if devnet else free_port())
+        settings.setdefault("publish_endpoint", False)  # one transaction per issuer: only the tests that need it
         self.settings = Settings(data_dir=data_dir, port=self.port, devnet_port=self.devnet_port, env="test",
                                  **settings)
         self.devnet = devnet or Devnet(data_dir=data_dir, port=self.devnet_port)
@@ -51,8 +52,8 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         self.devnet.start()
         self.node = build_node(self.settings)
-        bootstrap(self.node)
-        self.api_keys = {m.uscc: self.node.keys.create_api_key(m.uscc, label="stack") for m in self.node.seeds.members}
+        hosted = prepare_node(self.settings, self.node)
+        self.api_keys = {uscc: self.node.keys.create_api_key(uscc, label="stack") for uscc in hosted}
         write_private(self.data_dir / "api-keys.json", json.dumps(self.api_keys, indent=2))
         if self.server_process:
             self._start_process()

@@ -156,6 +156,13 @@ class ConsortiumClient(ContractClient):
     def set_revoker_delegate(self, sender: TransactionSender, delegate_uscc: str, allowed: bool) -> Receipt:
         return self._tx(sender, "setRevokerDelegate", b32(delegate_uscc), allowed)
 
+    def set_endpoint(self, sender: TransactionSender, url: str) -> Receipt:
+        """Publish where the sender's member serves its public API."""
+        return self._tx(sender, "setEndpoint", url)
+
+    def endpoint_of(self, uscc: str, *, block: int | str = "latest") -> str:
+        return str(self._call("endpointOf", b32(uscc), block=block))
+
     def member_of(self, account: str, *, block: int | str = "latest") -> str | None:
         raw = self._call("memberOf", to_checksum_address(account), block=block)
         return unpad(raw) or None
@@ -184,6 +191,12 @@ class ConsortiumClient(ContractClient):
 
     def required_approvals(self) -> int:
         return int(self._call("requiredApprovals"))
+
+    def proposal_count(self) -> int:
+        return int(self._call("proposalCount"))
+
+    def has_approved(self, proposal_id: int, uscc: str) -> bool:
+        return bool(self._call("hasApproved", proposal_id, b32(uscc)))
 
     def get_proposal(self, proposal_id: int) -> ProposalInfo:
         action, uscc, data, proposer, expires, approvals, executed = self._call("getProposal", proposal_id)

@@ -74,6 +74,15 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     mapping(bytes32 issuer => mapping(bytes32 delegate => bool)) private _revokerDelegates;
     mapping(uint256 id => Proposal) private _proposals;
     mapping(uint256 id => mapping(bytes32 uscc => bool)) private _approved;
+    // where each member's node serves its public API (verification by identifier on other nodes); set by the
+    // member itself: it vouches for nothing but where to ask, and every answer is checked against this chain
+    mapping(bytes32 uscc => string) private _endpoints;
+
+    /// @notice A member published the base URL of the node that serves its public API.
+    event EndpointSet(bytes32 indexed uscc, string url);
+
+    /// @notice The endpoint is empty, longer than 256 bytes, or not http(s).
+    error ConsortiumInvalidEndpoint();
     uint256 private _proposalCount;
     // one slot
     uint64 private _proposalTtl;
@@ -158,6 +167,26 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         if (delegateUscc == issuer) revert ConsortiumInvalidMember(delegateUscc);
         _revokerDelegates[issuer][delegateUscc] = allowed;
         emit RevokerDelegateSet(issuer, delegateUscc, allowed);
+    }
+
+    /**
+     * @notice Publishes where the caller's node serves its public API (an http(s) base URL, at most 256 bytes).
+     * @dev Requirements: the caller is an account of an Active member. Emits {EndpointSet}.
+     */
+    function setEndpoint(string calldata url) external {
+        bytes32 uscc = _memberOf[msg.sender];
+        if (uscc == 0 || _members[uscc].status != STATUS_ACTIVE) revert ConsortiumUnauthorized(msg.sender, 0);
+        bytes memory b = bytes(url);
+        if (b.length < 8 || b.length > 256 || b[0] != "h" || b[1] != "t" || b[2] != "t" || b[3] != "p") {
+            revert ConsortiumInvalidEndpoint();
+        }
+        _endpoints[uscc] = url;
+        emit EndpointSet(uscc, url);
+    }
+
+    /// @notice The base URL of the node serving member `uscc`'s public API ("" if it published none).
+    function endpointOf(bytes32 uscc) external view returns (string memory) {
+        return _endpoints[uscc];
     }
 
     // ---------------------------------------------------------------- views

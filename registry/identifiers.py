@@ -283,6 +283,11 @@ def classify_identifier(text: str) -> tuple[IdentifierKind, str]:
     )
 
 
+def validate_account(value: str) -> str:
+    """An account address (0x + 40 hex, EIP-55 checked when mixed case), checksummed."""
+    return _normalise_address(value)
+
+
 def _normalise_address(value: str) -> str:
     if not _ADDRESS.fullmatch(value):
         raise ValidationError(f"account address must be 0x + 40 hex digits, got {value[:50]!r}", code="invalid_address")

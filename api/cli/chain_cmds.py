@@ -15,11 +15,13 @@ import typer
 from api.cli._common import console, err_console, print_json, state
 from api.cli.options import JsonOpt
 from api.logging import configure_logging
+from api.nodes import hosted_agencies, prepare_node
 from api.private_files import write_private
 from api.runtime import devnet, secure_data_dir
 from api.supervisor import DevnetWatchdog, Supervisor
 from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
-from registry.consortium.members import bootstrap, ensure_deployment, list_members, resolve
+from registry.consortium.members import ensure_deployment, list_members, resolve
+from registry.errors import NotFoundError
 from registry.identifiers import validate_uscc
 
 devnet_app = typer.Typer(no_args_is_help=True, help="The local anvil devnet (persistent state in the data dir).")
@@ -110,8 +112,9 @@ def deploy(ctx: typer.Context) -> None:
 
 def seed(ctx: typer.Context) -> None:
     """Admit the seed agencies (M-of-N approvals) and mirror members; safe to run again."""
-    node = state(ctx).node()
-    bootstrap(node, on_step=lambda m: err_console.print(m))
+    st = state(ctx)
+    node = st.node()
+    prepare_node(st.settings, node, on_step=lambda m: err_console.print(m))
     console.print(f"{len(node.consortium.members())} members on chain")
 
 
@@ -130,16 +133,24 @@ def _serve(ctx: typer.Context) -> None:
                 log_level=st.settings.log_level)
 
 
-def serve(ctx: typer.Context) -> None:
+PortOpt = Annotated[int | None, typer.Option("--port", help="the API's port (default 8000 or LIANZHENG_PORT)")]
+
+
+def serve(ctx: typer.Context, port: PortOpt = None) -> None:
     """Serve the API and the verifier page (chain and deployment must exist)."""
+    if port is not None:
+        state(ctx).overrides["port"] = port
     _serve(ctx)
 
 
-def up(ctx: typer.Context) -> None:
+def up(ctx: typer.Context, port: PortOpt = None) -> None:
     """Everything `make run` does: start the devnet, deploy once, load seeds, serve. The API runs as a child
     process and is restarted if it dies; Ctrl-C (or SIGTERM) stops API and devnet, and a devnet started here
-    is stopped even if `up` itself is killed (api/supervisor.py)."""
+    is stopped even if `up` itself is killed (api/supervisor.py). On an agency node (`lianzheng node init`)
+    it neither deploys nor admits anybody (api/nodes.py)."""
     st = state(ctx)
+    if port is not None:
+        st.overrides["port"] = port
     configure_logging(st.settings.log_level)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     secure_data_dir(st.settings)
@@ -150,11 +161,12 @@ def up(ctx: typer.Context) -> None:
         console.print(f"devnet {'started' if started else 'already running'} at {net.url}")
     try:
         node = st.node()
-        bootstrap(node, on_step=lambda m: err_console.print(m))
+        prepare_node(st.settings, node, on_step=lambda m: err_console.print(m))
         ensure_demo_keys(st)
         node.db.engine.dispose()  # the API process opens its own connections
         console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API and devnet)")
-        env = {**os.environ, "LIANZHENG_DATA_DIR": str(st.settings.data_dir.resolve())}
+        env = {**os.environ, "LIANZHENG_DATA_DIR": str(st.settings.data_dir.resolve()),
+               "LIANZHENG_PORT": str(st.settings.port)}
         if st.settings.rpc_urls:
             env["LIANZHENG_RPC_URLS"] = st.settings.rpc_urls
         Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env).run()
@@ -176,7 +188,7 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
     if path.exists():
         return
     node = st.node()
-    keys = {m.uscc: node.keys.create_api_key(m.uscc, label="dev") for m in node.seeds.members}
+    keys = {uscc: node.keys.create_api_key(uscc, label="dev") for uscc in hosted_agencies(st.settings, node)}
     write_private(path, json.dumps(keys, indent=2))
     err_console.print(f"dev API keys written to {path}")
 
@@ -185,9 +197,11 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
 def agency_key_create(ctx: typer.Context, uscc: str,
                       label: Annotated[str, typer.Option("--label")] = "") -> None:
     """Create an API key for an agency (printed once; only its hash is stored)."""
-    node = state(ctx).node()
+    st = state(ctx)
+    node = st.node()
     uscc = validate_uscc(uscc)
-    node.seeds.member(uscc)  # unknown agencies are refused
+    if uscc not in hosted_agencies(st.settings, node):  # an agency hosted elsewhere gets its keys from its node
+        raise NotFoundError(f"{uscc} is not an agency hosted on this node", code="agency_not_hosted")
     typer.echo(node.keys.create_api_key(uscc, label=label))
 
 

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What node.toml records (every key is a Settings field, except `agencies`, which Settings ignore)."""
+    """What node.toml records (every key is a Settings field)."""
 
     agencies: tuple[str, ...]
     rpc_urls: tuple[str, ...]

@@ -31,7 +31,10 @@ from api.certificate_qr import open_document, qr_text
 from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, TrustListsDep, VerifierDep
 from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Identifier, IdentifierPath, Strict, Text
 from registry.certificates.offline import OfflineVerifier
+from registry.certificates.remote import public_record
+from registry.errors import NotFoundError
 from registry.formats.images import qr_png, qr_svg
+from registry.identifiers import CertificateId
 
 router = APIRouter(prefix="/api/v1", tags=["qr"])
 
@@ -44,10 +47,31 @@ def _hide_list(hide: str | None) -> list[str]:
 
 @router.get("/certificates/{identifier}/blob", response_class=Response, operation_id="blob",
             responses={**PUBLIC_ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "the blob"}})
-async def blob(identifier: IdentifierPath, certificates: CertificatesDep) -> Response:
-    """The encrypted document (version byte, 12-byte nonce, AES-256-GCM ciphertext and tag; AAD = identifier)."""
-    data = await run_in_threadpool(certificates.blob, identifier)
+async def blob(identifier: IdentifierPath, certificates: CertificatesDep, verifier: VerifierDep) -> Response:
+    """The encrypted document (version byte, 12-byte nonce, ciphertext and tag; AAD = identifier). For a
+    certificate issued on another node, that node's blob (found through the endpoint its issuer published on
+    chain): ciphertext either way, so this node learns nothing."""
+    def fetch() -> bytes:
+        try:
+            return certificates.blob(identifier)
+        except NotFoundError:
+            cid = CertificateId.parse(identifier)
+            if verifier.remote is None or certificates.node.keys.has_signing_key(cid.issuer_uscc):
+                raise
+            return verifier.remote.blob(cid)
+
+    data = await run_in_threadpool(fetch)
     return Response(data, media_type="application/octet-stream", headers=_NO_STORE)
+
+
+@router.get("/certificates/{identifier}/record", tags=["verification"], responses=PUBLIC_ERRORS,
+            operation_id="public_record")
+async def record(identifier: IdentifierPath, node: NodeDep) -> JSONResponse:
+    """The public record of a certificate issued on this node: its digests, validity dates and Merkle audit path
+    (no holder field). Other nodes ask for it to verify this node's certificates by identifier, and check every
+    number against the chain."""
+    rec = await run_in_threadpool(public_record, node, identifier)
+    return JSONResponse(rec.to_json(), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/certificates/{identifier}/qr", response_class=Response,

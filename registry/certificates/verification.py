@@ -22,9 +22,10 @@ from sqlalchemy import select
 from chain.contracts import DocStatus, MemberStatus, Role
 from registry.certificates.documents import Document
 from registry.certificates.index import ChainIndex
+from registry.certificates.remote import PublicRecord, RemoteCertificates
 from registry.certificates.service import REVOCATION_REASONS
 from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
-from registry.errors import ChainUnavailableError, ValidationError
+from registry.errors import ChainUnavailableError, NotFoundError, ValidationError
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Batch, Certificate
@@ -100,10 +101,32 @@ class _Run:
 
 
 class Verifier:
-    def __init__(self, node: Node, index: ChainIndex, *, today: Callable[[], dt.date] = dt.date.today) -> None:
+    def __init__(self, node: Node, index: ChainIndex, *, today: Callable[[], dt.date] = dt.date.today,
+                 remote: RemoteCertificates | None = None) -> None:
         self.node = node
         self.index = index
         self.today = today
+        self.remote = remote  # certificates issued on other nodes (registry.certificates.remote)
+
+    def _remote_record(self, run: _Run, cid: CertificateId) -> PublicRecord | None:
+        """The public record of a certificate issued on another node, from that node (found on chain); None
+        (with the reason recorded) when it cannot be had. Only for agencies this node does not host."""
+        if self.remote is None or self.node.keys.has_signing_key(cid.issuer_uscc):
+            return None
+        try:
+            rec = self.remote.record(cid)
+        except NotFoundError:
+            return None
+        except (ChainUnavailableError, ValidationError) as exc:
+            run.add("source", SKIPPED, f"无法从颁发机构的节点取得该证照的摘要：{exc.message}",
+                    f"cannot get this certificate's digest from its issuing agency's node: {exc.message}",
+                    "cannot_verify")
+            return None
+        run.add("source", VALID, "证照摘要与默克尔证明由颁发机构的节点提供，已与本节点所见链上记录核对",
+                "digest and Merkle proof from the issuing agency's node (found on chain), checked against this "
+                "node's view of the chain; only the identifier-to-digest link rests on that node",
+                endpoint=self.remote.endpoint(cid.issuer_uscc))
+        return rec
 
     # -- entry points ------------------------------------------------------------------------------
     def verify_document(self, document: Document | Mapping[str, Any] | str) -> VerificationResult:
@@ -130,8 +153,14 @@ class Verifier:
         with self.node.db.session() as s:
             row = s.get(Certificate, str(cid))
             if row is None:
-                run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored",
-                        registered=False)
+                rec = self._remote_record(run, cid)
+                if rec is not None:
+                    result = self._chain_checks(run, str(cid), rec.digest_sha256, rec.issuer_uscc, rec.type_code,
+                                                rec.anchor(), rec.valid_from, rec.valid_until)
+                    return _result(run, str(cid), result, None)
+                if run.verdict() != "cannot_verify":
+                    run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier",
+                            "not_anchored", registered=False)
                 return _result(run, str(cid), {}, None)
             anchor = self._db_anchor(s, row)
             digest, issuer, type_code = bytes.fromhex(row.digest_sha256), row.issuer_uscc, row.type_code
@@ -160,6 +189,19 @@ class Verifier:
         run = _Run()
         with self.node.db.session() as s:
             row = s.get(Certificate, str(cid))
+            rec = self._remote_record(run, cid) if row is None else None
+            if rec is not None:
+                if rec.digest_sha256 != digest:
+                    run.add("integrity", INVALID, "证照摘要与颁发机构登记的摘要不符",
+                            f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
+                            sha256=digest.hex())
+                    return _result(run, str(cid), {}, None)
+                run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
+                        "digest only (it matches the registered one): the fields were checked by the verifier's "
+                        "own device", sha256=digest.hex())
+                result = self._chain_checks(run, str(cid), digest, rec.issuer_uscc, rec.type_code, rec.anchor(),
+                                            rec.valid_from, rec.valid_until)
+                return _result(run, str(cid), result, None)
             if row is None:
                 run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
                         "digest only: the fields were checked by the verifier's own device", sha256=digest.hex())

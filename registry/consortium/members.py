@@ -7,8 +7,10 @@ mirroring members into the database, and identifier resolution (多标识融合:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from sqlalchemy import select
@@ -17,7 +19,7 @@ from chain.contracts import Action, ConsortiumClient, MemberInfo, MemberStatus, 
 from chain.deploy import Deployment, deploy_contracts
 from chain.errors import ContractRevertError, DeploymentError
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from registry.identifiers import classify_identifier
+from registry.identifiers import classify_identifier, validate_account, validate_uscc
 from registry.node import Node
 from registry.store.db import Member
 
@@ -26,10 +28,48 @@ log = structlog.get_logger(__name__)
 DEV_FUNDS = 10**21  # devnets only; production chains run with gas price 0
 
 
-def ensure_keys(node: Node) -> None:
-    """Every seed agency gets a signing key (encrypted at rest) the first time."""
+@dataclass(frozen=True)
+class ExternalAgency:
+    """A seed agency hosted on a node of its own: the platform admits it with the account and BID its node
+    generated (`lianzheng node init` prints them) and never holds its key."""
+
+    uscc: str
+    account: str
+    bid: str
+
+
+MAX_EXTERNAL_FILE = 1024 * 1024
+
+
+def load_external_agencies(path: Path) -> dict[str, ExternalAgency]:
+    """Read agencies hosted elsewhere from a JSON file: `node init --json` output(s) — an object with an
+    ``agencies`` list, or a list of such objects or of ``{"uscc", "account", "bid"}`` entries."""
+    if path.stat().st_size > MAX_EXTERNAL_FILE:
+        raise ValidationError(f"{path} is larger than {MAX_EXTERNAL_FILE} bytes", code="external_agencies_too_large")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{path} is not JSON: {exc}", code="invalid_external_agencies") from None
+    items = data if isinstance(data, list) else [data]
+    entries: list[object] = []
+    for item in items:
+        entries.extend(item["agencies"] if isinstance(item, dict) and isinstance(item.get("agencies"), list)
+                       else [item])
+    out: dict[str, ExternalAgency] = {}
+    for e in entries:
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("uscc", "account", "bid")):
+            raise ValidationError(f"{path}: each agency needs uscc, account and bid strings, got {str(e)[:120]}",
+                                  code="invalid_external_agencies")
+        uscc = validate_uscc(e["uscc"])
+        out[uscc] = ExternalAgency(uscc, validate_account(e["account"]), e["bid"])
+    return out
+
+
+def ensure_keys(node: Node, external: Mapping[str, ExternalAgency] | None = None) -> None:
+    """Every seed agency hosted here gets a signing key (encrypted at rest) the first time; agencies hosted on
+    nodes of their own (`external`) never do."""
     for m in node.seeds.members:
-        if not node.keys.has_signing_key(m.uscc):
+        if m.uscc not in (external or {}) and not node.keys.has_signing_key(m.uscc):
             node.keys.create_signing_key(m.uscc)
 
 
@@ -48,9 +88,11 @@ def _fund(node: Node, address: str) -> None:
         log.info("cannot fund account (not a devnet?)", account=address, error=str(exc))
 
 
-def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = None) -> Deployment:
+def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = None,
+                      external: Mapping[str, ExternalAgency] | None = None) -> Deployment:
     """Deploy all contracts unless deployment.json describes a live deployment on this chain."""
-    ensure_keys(node)
+    external = external or {}
+    ensure_keys(node, external)
     if node.deployment is not None:
         try:
             node.deployment.check(node.backend)
@@ -59,7 +101,7 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
             log.warning("deployment is stale; redeploying", reason=str(exc))
             node.deployment = None
     for m in node.seeds.members:
-        _fund(node, node.keys.signing_account(m.uscc).address)
+        _fund(node, external[m.uscc].account if m.uscc in external else node.keys.signing_account(m.uscc).address)
     genesis = node.seeds.genesis
     sender = node.sender_for(genesis.uscc)
     sender.reset_nonce()
@@ -82,33 +124,64 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
     return deployment
 
 
+def _open_admissions(node: Node) -> dict[tuple[str, bytes], int]:
+    """Pending (unexecuted, unexpired) ADMIT proposals by (USCC, admission data)."""
+    consortium = node.consortium
+    head = node.blocks.header(node.blocks.head())
+    now = head.timestamp if head is not None else 0
+    out = {}
+    for pid in range(1, consortium.proposal_count() + 1):
+        p = consortium.get_proposal(pid)
+        if p.action == Action.ADMIT and not p.executed and p.expires_at > now:
+            out[(p.uscc, p.data)] = pid
+    return out
+
+
 def _b32(uscc: str) -> bytes:
     return uscc.encode().ljust(32, b"\0")
 
 
-def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = None) -> list[str]:
-    """Admit every seed member not yet on chain, admins first, collecting approvals from the admins
-    already admitted until `requiredApprovals()` is met. Returns the USCCs admitted now."""
+def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = None,
+                       external: Mapping[str, ExternalAgency] | None = None) -> list[str]:
+    """Admit every seed member not yet on chain, admins first (those hosted here before those hosted elsewhere),
+    each through an ADMIT proposal approved by the admins hosted here. An agency in `external` is admitted with
+    the account and BID its own node generated. When the admins hosted here cannot reach `requiredApprovals()`,
+    the proposal is left pending for the other admins to approve from their own nodes
+    (`lianzheng consortium approve`), and a later run executes it. Returns the USCCs admitted now."""
     consortium = node.consortium
+    external = external or {}
     admitted: list[str] = []
-    ordered = sorted(node.seeds.members, key=lambda m: (not m.genesis, "admin" not in m.roles))
+    ordered = sorted(node.seeds.members, key=lambda m: (not m.genesis, "admin" not in m.roles, m.uscc in external))
+    hosted_admins = [a.uscc for a in ordered if "admin" in a.roles and a.uscc not in external]
+    open_proposals = _open_admissions(node)
     for m in ordered:
         if consortium.get_member(m.uscc) is not None:
             continue
-        account = node.keys.signing_account(m.uscc).address
-        data = ConsortiumClient.admit_data(m.name, member_bid(node, m.uscc), [account], Role.from_names(m.roles))
-        admins = [a for a in ordered if "admin" in a.roles and consortium.get_member(a.uscc) is not None]
+        if m.uscc in external:
+            account, bid = external[m.uscc].account, external[m.uscc].bid
+        else:
+            account, bid = node.keys.signing_account(m.uscc).address, member_bid(node, m.uscc)
+        data = ConsortiumClient.admit_data(m.name, bid, [account], Role.from_names(m.roles))
+        admins = [u for u in hosted_admins if consortium.get_member(u) is not None]
         if not admins:
-            raise ConflictError("no admin member is on chain to admit others", code="no_admin")
-        proposal = consortium.propose(node.sender_for(admins[0].uscc), Action.ADMIT, m.uscc, data)
-        need = consortium.required_approvals()
-        for other in admins[1:need]:
-            consortium.approve(node.sender_for(other.uscc), proposal)
-        consortium.execute(node.sender_for(admins[0].uscc), proposal)
+            raise ConflictError("no admin member hosted here is on chain to admit others", code="no_admin")
+        proposal = open_proposals.get((m.uscc, data))
+        if proposal is None:
+            proposal = consortium.propose(node.sender_for(admins[0]), Action.ADMIT, m.uscc, data)
+        for admin in admins:
+            if not consortium.has_approved(proposal, admin):
+                consortium.approve(node.sender_for(admin), proposal)
+        if consortium.get_proposal(proposal).approvals < consortium.required_approvals():
+            if on_step:
+                on_step(f"proposal {proposal} (admit {m.name}) awaits approvals from admins on their own nodes")
+            continue
+        consortium.execute(node.sender_for(admins[0]), proposal)
         admitted.append(m.uscc)
         if on_step:
             on_step(f"admitted {m.name}")
     for m in node.seeds.members:
+        if m.uscc in external:
+            continue  # only the agency itself may name its delegates, from its own node
         for delegate in m.revoker_delegates:
             if not consortium.contract.functions.isRevokerDelegate(_b32(m.uscc), _b32(delegate)).call():
                 consortium.set_revoker_delegate(node.sender_for(m.uscc), delegate, True)
@@ -116,9 +189,10 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
     return admitted
 
 
-def bootstrap(node: Node, *, on_step: Callable[[str], None] | None = None) -> Deployment:
-    deployment = ensure_deployment(node, on_step=on_step)
-    admit_seed_members(node, on_step=on_step)
+def bootstrap(node: Node, *, on_step: Callable[[str], None] | None = None,
+              external: Mapping[str, ExternalAgency] | None = None) -> Deployment:
+    deployment = ensure_deployment(node, on_step=on_step, external=external)
+    admit_seed_members(node, on_step=on_step, external=external)
     return deployment
 
 
