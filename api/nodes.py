@@ -12,18 +12,79 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
-from api.settings import Settings
+from api.private_files import private_dir
+from api.runtime import key_store
+from api.settings import NODE_CONFIG, Settings
 from chain.contracts import MemberStatus, Role
 from chain.errors import DeploymentError
+from registry.consortium.key_backends import KeyBackendKind
+from registry.consortium.keys import KeyStore
 from registry.consortium.members import ExternalAgency, bootstrap, load_external_agencies, sync_members
 from registry.errors import ChainUnavailableError, ConflictError
 from registry.node import Node
+from registry.store.db import Database
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What node.toml records (every key is a Settings field)."""
+
+    agencies: tuple[str, ...]
+    rpc_urls: tuple[str, ...]
+    key_backend: KeyBackendKind
+    pkcs11_module: Path | None
+    pkcs11_token: str
+    pkcs11_pin_env: str
+
+    def toml(self) -> str:
+        # TOML basic strings take JSON's escapes, so json.dumps writes each value safely
+        lines = [f"agencies = [{', '.join(json.dumps(a) for a in self.agencies)}]",
+                 f"observer = {'false' if self.agencies else 'true'}",
+                 f"key_backend = {json.dumps(self.key_backend.value)}"]
+        if self.rpc_urls:
+            lines.append(f"rpc_urls = {json.dumps(','.join(self.rpc_urls))}")
+        if self.key_backend is KeyBackendKind.PKCS11:
+            lines += [f"pkcs11_token = {json.dumps(self.pkcs11_token)}",
+                      f"pkcs11_pin_env = {json.dumps(self.pkcs11_pin_env)}"]
+            if self.pkcs11_module is not None:
+                lines.append(f"pkcs11_module = {json.dumps(str(self.pkcs11_module))}")
+        return "# written by `lianzheng node init`; LIANZHENG_* variables and flags override it\n" + \
+            "\n".join(lines) + "\n"
+
+
+def node_key_store(settings: Settings) -> KeyStore:
+    db = Database(settings.database)
+    db.migrate()
+    return key_store(settings, db)
+
+
+def init_node(data_dir: Path, config: NodeConfig, *, deployment: Path | None = None) -> list[dict[str, str]]:
+    """Prepare a node's data dir: node.toml, the consortium's deployment.json (if given) and each hosted
+    agency's signing key, generated here in the node's own key backend. Returns what the consortium must admit
+    (uscc, account, bid, backend per agency)."""
+    if (data_dir / NODE_CONFIG).exists():
+        raise ConflictError(f"{data_dir / NODE_CONFIG} exists: this data dir is already a node's", code="node_exists")
+    private_dir(data_dir)
+    (data_dir / NODE_CONFIG).write_text(config.toml())
+    if deployment is not None:
+        shutil.copyfile(deployment, data_dir / "deployment.json")
+    store = node_key_store(Settings(data_dir=data_dir))  # now reading the node.toml just written
+    admitted = []
+    for uscc in config.agencies:
+        account = store.signing_account(uscc) if store.has_signing_key(uscc) else store.create_signing_key(uscc)
+        admitted.append({"uscc": uscc, "account": account.address, "bid": store.bid(uscc),
+                         "backend": config.key_backend.value})
+    return admitted
 
 
 def external_agencies(settings: Settings) -> dict[str, ExternalAgency]:

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     # a node hosting some agencies only (`lianzheng node init` writes them to node.toml): it never deploys nor
     # admits seeds; empty = the platform node (deploys once, hosts every seed agency not in external_agencies)
     agencies: list[str] = []
+    observer: bool = False  # a node hosting no agency (an auditor's): it verifies and audits, holds no ledger key
     external_agencies: Path | None = None  # JSON from other nodes' `node init --json`: seed agencies hosted there
     # publish public_base on chain as the endpoint of each issuing agency hosted here (verification by identifier
     # on other nodes asks it: registry/certificates/remote.py)
@@ -127,7 +128,7 @@ class Settings(BaseSettings):
     @property
     def is_platform(self) -> bool:
         """The platform node deploys the contracts and admits the seed agencies; an agency node does neither."""
-        return not self.agencies
+        return not self.agencies and not self.observer
 
     @property
     def uses_devnet(self) -> bool:

@@ -20,7 +20,7 @@ from api.private_files import write_private
 from api.runtime import devnet, secure_data_dir
 from api.supervisor import DevnetWatchdog, Supervisor
 from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
-from registry.consortium.members import ensure_deployment, list_members, resolve
+from registry.consortium.members import ensure_deployment, list_members, resolve, sync_members
 from registry.errors import NotFoundError
 from registry.identifiers import validate_uscc
 
@@ -206,8 +206,10 @@ def agency_key_create(ctx: typer.Context, uscc: str,
 
 
 def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List consortium members."""
-    views = list_members(state(ctx).node())
+    """List consortium members (as the chain has them now)."""
+    node = state(ctx).node()
+    sync_members(node)  # the chain is authoritative: members admitted from other nodes show at once
+    views = list_members(node)
     if as_json:
         print_json([asdict(v) for v in views])
         return

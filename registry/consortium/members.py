@@ -183,6 +183,8 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
         if m.uscc in external:
             continue  # only the agency itself may name its delegates, from its own node
         for delegate in m.revoker_delegates:
+            if consortium.get_member(m.uscc) is None or consortium.get_member(delegate) is None:
+                continue  # its admission (or the delegate's) awaits approvals from other nodes: a later run
             if not consortium.contract.functions.isRevokerDelegate(_b32(m.uscc), _b32(delegate)).call():
                 consortium.set_revoker_delegate(node.sender_for(m.uscc), delegate, True)
     sync_members(node)
