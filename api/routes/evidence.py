@@ -259,6 +259,17 @@ async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) ->
                         headers={"X-Lianzheng-As-Of-Block": str(info.as_of_block)})
 
 
+@router.get("/evidence", responses=AGENCY_ERRORS, operation_id="list_records")
+async def list_records(agency: CurrentAgency, svc: EvidenceDep,
+                       role: Annotated[str, Query(max_length=20, description=(
+                           "incoming (transfers offered to you) | held | collected | involved"))] = "involved",
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Records your agency deals with, newest first, including those offered to it by agencies of other
+    nodes (known from the chain only: `mirrored`, `id` = the record's key without 0x)."""
+    return await run_in_threadpool(svc.search, agency, role=role, limit=limit, offset=offset)
+
+
 @router.get("/evidence/{record_id}", responses=AGENCY_ERRORS, operation_id="get_record")
 async def get_record(record_id: RecordIdPath, agency: CurrentAgency, svc: EvidenceDep) -> dict[str, Any]:
     """A record with its custody log (involved agencies and auditors)."""
