@@ -15,10 +15,15 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from api.stack import LocalStack
 from chain.ledgers import decode_raw_transaction
 from registry.audit.replay import Auditor
+from registry.evidence.inbox import EvidenceInbox
+from registry.exchanges.inbox import ExchangeInbox
+from registry.outbox.inbox import ChainInbox
+from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode
 
@@ -171,8 +176,80 @@ def test_node_b_holds_no_key_of_node_a_and_both_audits_are_clean(nodes: tuple[Lo
     assert rows == [(b.uscc, b.account)]
     seed_accounts = {a.node.keys.signing_account(m.uscc).address.lower() for m in a.node.seeds.members}
     assert not seed_accounts & {addr.lower() for _, addr in rows}
-    for node in (a.node, b.node):
-        node_inbox = (a if node is a.node else b).services.inbox
-        node_inbox.run_once()
+    for node, inbox in ((a.node, a.services.inbox), (b.node, b.services.inbox)):
+        inbox.run_once()
+        report = Auditor(node, link=None).run()
+        assert report.findings == [], report.findings
+        assert report.counts["evidence_records"] == 1 and report.counts["exchanges"] == 1
+    # the mirrored rows are audited like any other: an edited custodian on B is found
+    with b.node.db.session() as s:
+        rec = s.scalars(select(EvidenceRecord)).one()
+        assert rec.id == rec.key[2:]  # the mirrored record
+        rec.custodian_uscc, real = POLICE, rec.custodian_uscc
+    try:
+        kinds = {f["kind"] for f in Auditor(b.node, link=None).run().findings}
+        assert kinds == {"custody_mismatch"}, kinds
+    finally:
+        with b.node.db.session() as s:
+            s.scalars(select(EvidenceRecord)).one().custodian_uscc = real
+
+
+_TABLES = (EvidenceCase, EvidenceRecord, EvidenceEvent, Exchange, ExchangeStepRow)
+
+
+def _dump(node: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mirrored-ledger table, row by row (what a replay must not change)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with node.db.session() as s:
+        for model in _TABLES:
+            cols = [c.key for c in model.__table__.columns if c.key not in ("updated_at",)]
+            out[model.__tablename__] = sorted(tuple(str(getattr(r, c)) for c in cols) for r in s.scalars(select(model)))
+    return out
+
+
+def test_replaying_every_event_again_changes_nothing_on_either_node(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    for stack_or_node in (a, b):
+        node = stack_or_node.node
+        stack_or_node.services.inbox.run_once()
+        before = _dump(node)
+        assert before["evidence_events"] and before["exchange_steps"]
+        # a new follower starts from the deployment block: every event of both ledgers is applied again
+        fresh = ChainInbox(node, [EvidenceInbox(node), ExchangeInbox(node)])
+        assert fresh.run_once() == 0
+        assert fresh.run_once() == 0
+        assert _dump(node) == before
+
+
+def test_a_chain_reset_drops_mirrored_steps_until_the_chain_has_them_again(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    ca, cb = httpx.Client(base_url=a.url, timeout=30), httpx.Client(base_url=b.url, timeout=30)
+    snapshot = a.node.backend.raw("evm_snapshot", [])  # type: ignore[attr-defined]
+    r = ca.post("/api/v1/evidence", json=evidence_body(b"reset me", case_no="RESET-1"), headers=a.auth(POLICE))
+    ev = r.json()
+    r = ca.post(f"/api/v1/evidence/{ev['id']}/transfer", json={"to": b.uscc, "purpose": "移送"}, headers=a.auth(POLICE))
+    assert r.status_code == 200, r.text
+
+    def on_b() -> dict[str, Any]:
+        return dict(cb.get(f"/api/v1/evidence/{ev['id']}", headers=b.auth()).json())
+
+    wait_for(lambda: on_b().get("pending_transfer_to"), "node B to mirror the transfer")
+    assert a.node.backend.raw("evm_revert", [snapshot])  # type: ignore[attr-defined]  # the devnet lost those blocks
+    b.services.inbox.run_once()
+    # the record stays known (by its key) but nothing the chain lost is claimed: no steps, no offer, not
+    # registered; B's agency is no longer involved in it
+    r = cb.get(f"/api/v1/evidence/{ev['id']}", headers=b.auth())
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_involved", r.text
+    with b.node.db.session() as s:
+        rec = s.get(EvidenceRecord, ev["key"][2:])
+        assert rec is not None and rec.status == "pending" and rec.pending_to is None and rec.custodian_uscc == POLICE
+        assert not s.scalars(select(EvidenceEvent).where(EvidenceEvent.record_id == rec.id)).all()
+    # A's outbox notices the loss and anchors its steps again; B mirrors them again, once
+    a.services.worker.reconcile()
+    a.services.worker.flush(timeout=30)
+    wait_for(lambda: (v := on_b()).get("status") == "registered" and v["pending_transfer_to"], "node B to mirror them again")
+    assert [e["step"] for e in on_b()["custody_log"]] == ["register", "transfer"]
+    for node, inbox in ((a.node, a.services.inbox), (b.node, b.services.inbox)):
+        inbox.run_once()
         report = Auditor(node, link=None).run()
         assert report.findings == [], report.findings
