@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -261,8 +261,9 @@ async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) ->
 
 @router.get("/evidence", responses=AGENCY_ERRORS, operation_id="list_records")
 async def list_records(agency: CurrentAgency, svc: EvidenceDep,
-                       role: Annotated[str, Query(max_length=20, description=(
-                           "incoming (transfers offered to you) | held | collected | involved"))] = "involved",
+                       role: Annotated[Literal["incoming", "held", "collected", "involved"], Query(description=(
+                           "incoming (transfers offered to you) | held | collected | involved (any of these)"))]
+                       = "involved",
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     """Records your agency deals with, newest first, including those offered to it by agencies of other
