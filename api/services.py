@@ -22,13 +22,16 @@ from registry.certificates.remote import RemoteCertificates
 from registry.certificates.service import CertificateService
 from registry.certificates.verification import Verifier
 from registry.crypto.profiles import CryptoProfile
+from registry.evidence.inbox import EvidenceInbox
 from registry.evidence.service import EvidenceService
+from registry.exchanges.inbox import ExchangeInbox
 from registry.exchanges.service import ExchangeService
 from registry.formats.envelope import EnvelopeAlgorithm
 from registry.logs.backbone import gateway_uscc
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.logs.cosigning import CheckpointCosigning
 from registry.node import Node
+from registry.outbox.inbox import ChainInbox
 from registry.outbox.worker import OutboxWorker
 
 
@@ -49,6 +52,8 @@ class Services:
     proofs: ProofService
     audit: AuditService
     checkpoints: CheckpointService | None  # the checkpoint gateway; None when disabled or not deployed yet
+    # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
+    inbox: ChainInbox
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -69,6 +74,7 @@ def build_services(node: Node, settings: Settings) -> Services:
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
+        inbox=ChainInbox(node, [EvidenceInbox(node), ExchangeInbox(node)]),
     )
 
 
@@ -89,7 +95,7 @@ def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) ->
 def start_services(services: Services) -> list[Service]:
     """Start the background services; returns them to be stopped on shutdown."""
     services.worker.start()
-    running: list[Service] = [services.worker]
+    running: list[Service] = [services.worker, services.inbox.start()]
     if services.checkpoints is not None:
         running.append(services.checkpoints.start())
     return running

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -257,6 +257,18 @@ async def export(agency: CurrentAgency, svc: EvidenceDep, case_no: CaseQuery) ->
     return FileResponse(path, media_type="application/zip", filename=f"evidence-{info.as_of_block}.zip",
                         background=BackgroundTask(os.unlink, path),
                         headers={"X-Lianzheng-As-Of-Block": str(info.as_of_block)})
+
+
+@router.get("/evidence", responses=AGENCY_ERRORS, operation_id="list_records")
+async def list_records(agency: CurrentAgency, svc: EvidenceDep,
+                       role: Annotated[Literal["incoming", "held", "collected", "involved"], Query(description=(
+                           "incoming (transfers offered to you) | held | collected | involved (any of these)"))]
+                       = "involved",
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Records your agency deals with, newest first, including those offered to it by agencies of other
+    nodes (known from the chain only: `mirrored`, `id` = the record's key without 0x)."""
+    return await run_in_threadpool(svc.search, agency, role=role, limit=limit, offset=offset)
 
 
 @router.get("/evidence/{record_id}", responses=AGENCY_ERRORS, operation_id="get_record")

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from chain.contracts import b32
 from chain.ledgers import ExchangeStep
-from registry.audit._context import OPEN, Anchor, CompareContext, opt_hex
-from registry.crypto.hashing import canonical_digest, hex0x, sha256_key
+from registry.audit._context import DONE, OPEN, Anchor, CompareContext, opt_hex
+from registry.crypto.hashing import canonical_digest, hex0x
+from registry.outbox.inbox import hosted_agencies, key_of
 from registry.store.ledger_models import Exchange, ExchangeStepRow
 
 LEDGER = "exchanges"
@@ -34,13 +35,18 @@ def compare_exchanges(ctx: CompareContext) -> int:
     """Returns how many exchange rows (exchanges and steps) were compared."""
     with ctx.node.db.session() as s:
         busy = set(s.scalars(select(ExchangeStepRow.exchange_id).where(ExchangeStepRow.state.in_(OPEN))))
-        return _compare_exchanges(ctx, s, busy) + _compare_steps(ctx, s)
+        hosted = hosted_agencies(ctx.node, s)
+        # authorisations signed on another node: their reason text is not here, only the digest the chain holds
+        mirrored_reasons = {exchange_id: (params or {}).get("reason_digest") for exchange_id, actor, params in s.execute(
+            select(ExchangeStepRow.exchange_id, ExchangeStepRow.actor_uscc, ExchangeStepRow.params).where(
+                ExchangeStepRow.kind.in_(("authorise", "refuse")), ExchangeStepRow.state == DONE)) if actor not in hosted}
+        return _compare_exchanges(ctx, s, busy, mirrored_reasons) + _compare_steps(ctx, s, hosted)
 
 
-def _compare_exchanges(ctx: CompareContext, s: Session, busy: set[str]) -> int:
+def _compare_exchanges(ctx: CompareContext, s: Session, busy: set[str], mirrored_reasons: dict[str, str | None]) -> int:
     rows = list(s.scalars(select(Exchange).order_by(Exchange.id)))
     for ex in rows:
-        if ex.key != hex0x(sha256_key(ex.id)):
+        if ex.key != key_of(ex.id):
             ctx.add("digest_mismatch", LEDGER, ex.id, f"the exchange's key {ex.key} is not SHA-256 of its identifier")
         chain = ctx.state.exchanges.get(ex.key)
         if chain is None or ex.id in busy:
@@ -55,7 +61,7 @@ def _compare_exchanges(ctx: CompareContext, s: Session, busy: set[str]) -> int:
         ctx.differs("exchange_mismatch", LEDGER, ex.id, "exchange", [
             ("consumer", ex.consumer_uscc, chain.consumer), ("provider", ex.provider_uscc, chain.provider),
             ("catalogue item", hex0x(b32(ex.item_code)), chain.catalogue_item),
-            ("reason (its digest)", reason_digest(ex.id, chain.step != ExchangeStep.REFUSED, ex.reason)
+            ("reason (its digest)", _reason(ex, chain.step != ExchangeStep.REFUSED, mirrored_reasons)
              if chain.reason_digest else ex.reason, chain.reason_digest or None),
             ("payload digest", opt_hex(ex.payload_sha256), chain.payload_digest),
             ("size", ex.size, chain.size if delivered else None),
@@ -64,7 +70,13 @@ def _compare_exchanges(ctx: CompareContext, s: Session, busy: set[str]) -> int:
     return len(rows)
 
 
-def _compare_steps(ctx: CompareContext, s: Session) -> int:
+def _reason(ex: Exchange, granted: bool, mirrored_reasons: dict[str, str | None]) -> str | None:
+    if ex.id in mirrored_reasons:  # authorised on another node: the digest it signed, the text is not here
+        return None if ex.reason is not None else mirrored_reasons[ex.id]
+    return reason_digest(ex.id, granted, ex.reason)
+
+
+def _compare_steps(ctx: CompareContext, s: Session, hosted: frozenset[str]) -> int:
     rows = s.execute(select(ExchangeStepRow, Exchange.key).outerjoin(Exchange, Exchange.id == ExchangeStepRow.exchange_id)
                      .order_by(ExchangeStepRow.id)).all()
     ctx.receipts([step.tx_hash for step, _ in rows if step.account])
@@ -79,9 +91,10 @@ def _compare_steps(ctx: CompareContext, s: Session) -> int:
         expected: list[tuple[str, object, object]] = [("actor", step.actor_uscc, a[_ACTOR[step.kind]])]
         if step.kind in ("authorise", "refuse"):
             expected += [("granted", step.kind == "authorise", a["granted"]),
-                         ("reason digest", p.get("reason_digest"), a["reasonDigest"]),
-                         ("reason (its digest)", reason_digest(step.exchange_id, step.kind == "authorise", p.get("reason")),
-                          a["reasonDigest"])]
+                         ("reason digest", p.get("reason_digest"), a["reasonDigest"])]
+            if step.actor_uscc in hosted or p.get("reason") is not None:  # a mirrored step has no reason text
+                expected.append(("reason (its digest)", reason_digest(step.exchange_id, step.kind == "authorise",
+                                                                      p.get("reason")), a["reasonDigest"]))
         elif step.kind == "deliver":
             expected += [("payload digest", opt_hex(p.get("payload_sha256")), a["payloadDigest"]),
                          ("size", p.get("size"), a["size"]), ("records", p.get("records"), a["records"])]

@@ -18,9 +18,12 @@ from chain.contracts import b32
 from chain.ledgers import EvidenceLedgerClient
 from registry.crypto.hashing import hex0x, sha256_key
 from registry.errors import ConflictError, NotFoundError, ValidationError
+from registry.evidence.inbox import drop_mirrored_step
 from registry.evidence.views import OPEN_STEPS
+from registry.outbox.inbox import hosted_agencies, is_mirrored_id, key_of, mirrored_id
 from registry.outbox.steps import StepCall, StepLedger
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord
+from registry.store.rows import lock_row
 from registry.validation import required_text
 
 __all__ = ["EvidenceSteps"]
@@ -108,12 +111,25 @@ class EvidenceSteps(StepLedger):
     def _created_row(self, s: Session, step: EvidenceEvent) -> EvidenceRecord | None:
         return s.get(EvidenceRecord, step.record_id) if step.kind == "register" else None
 
+    def _on_lost(self, s: Session, step: EvidenceEvent) -> None:
+        if step.actor_uscc not in hosted_agencies(self.node, s):
+            drop_mirrored_step(s, step)  # signed on another node: never sent from here; the inbox restores it
+            return
+        super()._on_lost(s, step)
+
     # -- lookups -------------------------------------------------------------------------------------
     def _record(self, s: Session, record_id: str) -> EvidenceRecord:
-        if not isinstance(record_id, str) or not record_id.startswith("EV-") or len(record_id) > 64:
-            raise ValidationError(f"not an evidence identifier: {str(record_id)[:80]!r} (expected EV-...)",
-                                  code="invalid_evidence_id")
+        """A record by its identifier (EV-...) or, for a record known from the chain only, its id (the key's
+        64 hex digits); an identifier whose SHA-256 is a mirrored record's key finds that record too."""
+        if not isinstance(record_id, str) or len(record_id) > 64 or not (
+                record_id.startswith("EV-") or is_mirrored_id(record_id)):
+            raise ValidationError(f"not an evidence identifier: {str(record_id)[:80]!r} (expected EV-... or the "
+                                  f"record's 64-hex key)", code="invalid_evidence_id")
         rec = s.get(EvidenceRecord, record_id)
+        if rec is None and not is_mirrored_id(record_id):
+            rec = s.get(EvidenceRecord, mirrored_id(key_of(record_id)))
+            if rec is not None:  # the caller locked the identifier's row, which is not this one's id
+                lock_row(s, EvidenceRecord.status, EvidenceRecord.id, rec.id)
         if rec is None:
             raise NotFoundError(f"no evidence record {record_id}", code="unknown_evidence")
         return rec
@@ -121,6 +137,8 @@ class EvidenceSteps(StepLedger):
     def _case(self, s: Session, case_no: str) -> EvidenceCase:
         case_no = required_text(case_no, "case_no", "missing_case_no", max_length=200)
         case = s.get(EvidenceCase, hex0x(sha256_key(case_no)))
+        if case is None and is_mirrored_id(case_no.lower().removeprefix("0x")) and case_no.startswith("0x"):
+            case = s.get(EvidenceCase, case_no.lower())  # a case known from the chain only: its key stands in
         if case is None:
             raise NotFoundError(f"no evidence case {case_no}", code="unknown_case")
         return case

@@ -25,6 +25,7 @@ from registry.clock import iso_time
 from registry.consortium.roles import agency_json
 from registry.crypto.hashing import canonical_digest, hex0x
 from registry.errors import ValidationError
+from registry.outbox.inbox import is_mirrored_id
 from registry.seeds import Seeds
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord
 from registry.store.states import StepState
@@ -191,6 +192,9 @@ class EvidenceView:
     custody_log: list[dict[str, Any]]
     pending_steps: int
     error: str | None = None
+    # known from the chain only (registered on another node): the identifier, the case number and every
+    # off-chain field are unknown here; `id` is the record's key without 0x
+    mirrored: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -286,4 +290,5 @@ def build_view(s: Session, seeds: Seeds, rec: EvidenceRecord, case: EvidenceCase
         custody_chain=chain, custody_log=log_,
         pending_steps=sum(1 for e in steps if e.state in OPEN_STEPS),
         error=register.error if register is not None and register.state == StepState.FAILED.value else None,
+        mirrored=is_mirrored_id(rec.id),
     )

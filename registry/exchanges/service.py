@@ -31,7 +31,9 @@ from registry.clock import CHINA, iso_time
 from registry.consortium.roles import agency_json, is_auditor, require_role
 from registry.crypto.hashing import canonical_digest, hex0x, sha256_key
 from registry.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from registry.exchanges.inbox import drop_mirrored_step
 from registry.node import Node
+from registry.outbox.inbox import hosted_agencies, is_mirrored_id, key_of, mirrored_id
 from registry.outbox.steps import StepCall, StepLedger
 from registry.store.db import Member
 from registry.store.ledger_models import Exchange, ExchangeStepRow, StepState
@@ -75,6 +77,8 @@ class ExchangeView:
     pending_steps: int
     created_at: str
     error: str | None = None
+    # requested on another node: `id` is the exchange's key without 0x; purpose and legal basis are not here
+    mirrored: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -152,6 +156,12 @@ class ExchangeService(StepLedger):
     def _created_row(self, s: Session, step: ExchangeStepRow) -> Exchange | None:
         return s.get(Exchange, step.exchange_id) if step.kind == "request" else None
 
+    def _on_lost(self, s: Session, step: ExchangeStepRow) -> None:
+        if step.actor_uscc not in hosted_agencies(self.node, s):
+            drop_mirrored_step(s, step)  # signed on another node: never sent from here; the inbox restores it
+            return
+        super()._on_lost(s, step)
+
     # -- writes --------------------------------------------------------------------------------------
     def _new(self, s: Session, ex_id: str, kind: str, actor: str, params: dict[str, Any]) -> int:
         step = ExchangeStepRow(exchange_id=ex_id, kind=kind, actor_uscc=actor, params=params)
@@ -205,10 +215,15 @@ class ExchangeService(StepLedger):
         return self._commit_and_send(work)
 
     def _exchange(self, s: Session, exchange_id: str) -> Exchange:
-        if not isinstance(exchange_id, str) or not exchange_id.startswith("EX-") or len(exchange_id) > 64:
-            raise ValidationError(f"not an exchange identifier: {str(exchange_id)[:80]!r} (expected EX-...)",
-                                  code="invalid_exchange_id")
+        if not isinstance(exchange_id, str) or len(exchange_id) > 64 or not (
+                exchange_id.startswith("EX-") or is_mirrored_id(exchange_id)):
+            raise ValidationError(f"not an exchange identifier: {str(exchange_id)[:80]!r} (expected EX-... or the "
+                                  f"exchange's 64-hex key)", code="invalid_exchange_id")
         ex = s.get(Exchange, exchange_id)
+        if ex is None and not is_mirrored_id(exchange_id):  # requested on another node: known by its key
+            ex = s.get(Exchange, mirrored_id(key_of(exchange_id)))
+            if ex is not None:  # the caller locked the identifier's row, which is not this one's id
+                lock_row(s, Exchange.status, Exchange.id, ex.id)
         if ex is None:
             raise NotFoundError(f"no exchange {exchange_id}", code="unknown_exchange")
         return ex
@@ -301,6 +316,7 @@ class ExchangeService(StepLedger):
             pending_steps=sum(1 for st in steps if st.state in _OPEN),
             created_at=ex.created_at.isoformat() + "Z",
             error=request.error if request is not None and request.state == StepState.FAILED.value else None,
+            mirrored=is_mirrored_id(ex.id),
         )
 
     def search(self, agency: str, *, party: str | None = None, item: str | None = None, status: str | None = None,
@@ -336,8 +352,9 @@ def audit_records(session: Session) -> Iterable[LedgerRecord]:
         .outerjoin(ExchangeStepRow, (ExchangeStepRow.exchange_id == Exchange.id) & (ExchangeStepRow.kind == "request"))
         .order_by(Exchange.created_at, Exchange.id))
     for ex, state, block, tx in rows:
-        yield LedgerRecord("exchanges", ex.id, ex.key, hex0x(canonical_digest(request_metadata(ex))), ex.status,
-                           state == StepState.DONE.value, block, tx)
+        # requested on another node: the request's metadata is not here, its digest is the chain's
+        digest = ex.purpose_digest if is_mirrored_id(ex.id) else hex0x(canonical_digest(request_metadata(ex)))
+        yield LedgerRecord("exchanges", ex.id, ex.key, digest, ex.status, state == StepState.DONE.value, block, tx)
 
 
 __all__ = ["STATUSES", "ExchangeService", "ExchangeSubmission", "ExchangeView", "audit_records", "request_metadata"]

@@ -1,0 +1,255 @@
+"""Two nodes on one chain (issue 11): node A is a `LocalStack` hosting the seed agencies; node B is an
+`AgencyNode` whose only agency was admitted through governance with a key generated in B's own key store.
+Nothing is shared but the chain: each node learns the other's steps from EvidenceLedger / ExchangeLedger
+events (registry/outbox/inbox.py), and each step is signed on the node of the agency acting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.stack import LocalStack
+from chain.ledgers import decode_raw_transaction
+from registry.audit.replay import Auditor
+from registry.evidence.inbox import EvidenceInbox
+from registry.exchanges.inbox import ExchangeInbox
+from registry.outbox.inbox import ChainInbox
+from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
+from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
+from tests.support.nodes import AgencyNode
+
+pytestmark = pytest.mark.anvil
+
+T = TypeVar("T")
+CONTENT = b"\xff\xd8 bodycam frame 0042 of the case"
+PAYLOAD = b"SCJG-001 enterprise registration rows" * 40
+
+
+def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """Poll until `probe()` is truthy (the other node's inbox has applied the event)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, AgencyNode]]:
+    where = tmp_path_factory.mktemp("two-nodes")
+    with LocalStack(where / "a", checkpoint_interval=0) as a, AgencyNode(where / "b", a) as b:
+        yield a, b
+
+
+def _signer(node: Any, tx_hash: str) -> str:
+    raw = node.blocks.raw_transaction(tx_hash)
+    assert raw is not None
+    return decode_raw_transaction(raw).sender
+
+
+def test_custody_moves_between_nodes_each_step_signed_on_its_own_node(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    ca, cb = httpx.Client(base_url=a.url, timeout=30), httpx.Client(base_url=b.url, timeout=30)
+    court = b.uscc
+    r = ca.post("/api/v1/evidence", json=evidence_body(CONTENT, case_no="（2026）黑0102刑初88号"), headers=a.auth(POLICE))
+    assert r.status_code == 201, r.text
+    ev = r.json()
+    r = ca.post(f"/api/v1/evidence/{ev['id']}/transfer", json={"to": court, "purpose": "移送审判"}, headers=a.auth(POLICE))
+    assert r.status_code == 200, r.text
+    sent = r.json()["custody_log"][-1]
+
+    # B learns the offer from the chain alone: its agency's incoming list shows what the chain says
+    incoming = wait_for(lambda: cb.get("/api/v1/evidence", params={"role": "incoming"}, headers=b.auth()).json()["records"],
+                        "the transfer to appear on node B")
+    [rec] = incoming
+    sha = hashlib.sha256(CONTENT).hexdigest()
+    assert rec["mirrored"] is True and rec["key"] == ev["key"] and rec["id"] == ev["key"][2:]
+    assert rec["content"]["sha256"] == sha and rec["content"]["size"] == len(CONTENT) and rec["meta_digest"] == ev["meta_digest"]
+    assert rec["custodian"]["uscc"] == POLICE and rec["pending_transfer_to"]["uscc"] == court
+    assert rec["case_key"] == ev["case_key"] and rec["registered"]["tx_hash"] == ev["registered"]["tx_hash"]
+    transfer = rec["custody_log"][-1]
+    assert transfer["step"] == "transfer" and transfer["purpose"] is None  # only the purpose digest is on chain
+    assert transfer["purpose_digest"] == sent["purpose_digest"] and transfer["tx_hash"] == sent["tx_hash"]
+    assert transfer["account"] == a.node.keys.signing_account(POLICE).address
+    # nothing personal crossed: no operator, no case number, no purpose text, no acquisition details
+    assert rec["operator_id"] == "" and rec["case_no"] == ev["case_key"] and rec["acquisition"] == {}
+    # the identifier, told out of band, finds the record too (its SHA-256 is the key)
+    r = cb.get(f"/api/v1/evidence/{ev['id']}", headers=b.auth())
+    assert r.status_code == 200 and r.json()["key"] == ev["key"]
+    assert cb.get(f"/api/v1/evidence/{ev['id']}/status").json()["pending_transfer_to"]["uscc"] == court
+
+    # B accepts with its own key, re-checking the digest of the file it received
+    r = cb.post(f"/api/v1/evidence/{ev['id']}/accept", json={"sha256": "00" * 32}, headers=b.auth())
+    assert r.status_code == 409 and r.json()["error"]["code"] == "digest_mismatch"
+    r = cb.post(f"/api/v1/evidence/{ev['id']}/accept", json={"sha256": sha}, headers=b.auth())
+    assert r.status_code == 200, r.text
+    accept = r.json()["custody_log"][-1]
+    assert accept["step"] == "accept" and accept["digest_rechecked"] is True
+    assert _signer(b.node, accept["tx_hash"]) == b.account == accept["account"]
+
+    # A sees the acceptance from the chain: custody is with B's agency
+    def custodian_on_a() -> str:
+        return str(ca.get(f"/api/v1/evidence/{ev['id']}", headers=a.auth(POLICE)).json()["custodian"]["uscc"])
+
+    wait_for(lambda: custodian_on_a() == court, "node A to see B's acceptance")
+    view = ca.get(f"/api/v1/evidence/{ev['id']}", headers=a.auth(POLICE)).json()
+    assert view["pending_transfer_to"] is None and [e["step"] for e in view["custody_log"]] == ["register", "transfer", "accept"]
+    assert view["custody_log"][-1]["account"] == b.account and view["custody_log"][-1]["tx_hash"] == accept["tx_hash"]
+    status = ca.get(f"/api/v1/evidence/{ev['id']}/status").json()
+    assert status["custodian"]["uscc"] == court and status["source"] == "chain"
+
+    # custody now belongs to B's agency: it transfers further, to an agency hosted on A, which accepts
+    r = cb.post(f"/api/v1/evidence/{rec['id']}/transfer", json={"to": JUSTICE, "purpose": "申诉复查"}, headers=b.auth())
+    assert r.status_code == 200, r.text
+    assert _signer(b.node, r.json()["custody_log"][-1]["tx_hash"]) == b.account
+    wait_for(lambda: ca.get(f"/api/v1/evidence/{ev['id']}", headers=a.auth(JUSTICE)).json()["pending_transfer_to"],
+             "node A to see B's transfer")
+    r = ca.post(f"/api/v1/evidence/{ev['id']}/accept", json={}, headers=a.auth(JUSTICE))
+    assert r.status_code == 200, r.text
+    wait_for(lambda: cb.get(f"/api/v1/evidence/{rec['id']}", headers=b.auth()).json()["custodian"]["uscc"] == JUSTICE,
+             "node B to see the acceptance on A")
+    steps_a = [e["step"] for e in ca.get(f"/api/v1/evidence/{ev['id']}", headers=a.auth(JUSTICE)).json()["custody_log"]]
+    steps_b = [e["step"] for e in cb.get(f"/api/v1/evidence/{rec['id']}", headers=b.auth()).json()["custody_log"]]
+    assert steps_a == steps_b == ["register", "transfer", "accept", "transfer", "accept"]
+
+
+def test_an_exchange_runs_its_four_steps_across_nodes(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    ca, cb = httpx.Client(base_url=a.url, timeout=30), httpx.Client(base_url=b.url, timeout=30)
+    r = cb.post("/api/v1/exchanges", json={"item": "SCJG-001", "purpose": "核查涉案企业登记信息",
+                                           "legal_basis": "《政务数据共享管理办法》第十条"}, headers=b.auth())
+    assert r.status_code == 201, r.text
+    ex = r.json()
+    assert ex["provider"]["uscc"] == MARKET and ex["consumer"]["uscc"] == b.uscc
+
+    # the provider, hosted on A, finds the request among its exchanges
+    def requested_on_a() -> list[dict[str, Any]]:
+        got = ca.get("/api/v1/exchanges", params={"status": "requested"}, headers=a.auth(MARKET)).json()["exchanges"]
+        return [e for e in got if e["key"] == ex["key"]]
+
+    [mirror] = wait_for(requested_on_a, "the request to appear on node A")
+    assert mirror["mirrored"] is True and mirror["purpose"] == "" and mirror["purpose_digest"] == ex["purpose_digest"]
+    r = ca.post(f"/api/v1/exchanges/{ex['id']}/authorise", json={"reason": "依申请共享"}, headers=a.auth(MARKET))
+    assert r.status_code == 200, r.text
+    wait_for(lambda: cb.get(f"/api/v1/exchanges/{ex['id']}", headers=b.auth()).json()["status"] == "authorised",
+             "node B to see the authorisation")
+    payload = hashlib.sha256(PAYLOAD).hexdigest()
+    r = ca.post(f"/api/v1/exchanges/{mirror['id']}/deliver", json={"sha256": payload, "size": len(PAYLOAD), "records": 40},
+                headers=a.auth(MARKET))
+    assert r.status_code == 200, r.text
+    wait_for(lambda: cb.get(f"/api/v1/exchanges/{ex['id']}", headers=b.auth()).json()["status"] == "delivered",
+             "node B to see the delivery")
+    r = cb.post(f"/api/v1/exchanges/{ex['id']}/acknowledge", json={"sha256": payload}, headers=b.auth())
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged", r.text
+    final_a = wait_for(lambda: (v := ca.get(f"/api/v1/exchanges/{mirror['id']}", headers=a.auth(MARKET)).json())
+                       ["status"] == "acknowledged" and v, "node A to see the acknowledgement")
+    final_b = cb.get(f"/api/v1/exchanges/{ex['id']}", headers=b.auth()).json()
+    for field in ("status", "key", "purpose_digest", "payload", "received_sha256", "matched"):
+        assert final_a[field] == final_b[field], field
+    market = a.node.keys.signing_account(MARKET).address
+    acting = {"request": b.account, "authorise": market, "deliver": market, "acknowledge": b.account}
+    for view in (final_a, final_b):
+        assert [s["step"] for s in view["steps"]] == list(acting)
+        for step in view["steps"]:
+            assert _signer(a.node, step["tx_hash"]) == acting[step["step"]] == step["account"]
+
+
+def test_node_b_holds_no_key_of_node_a_and_both_audits_are_clean(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    assert {k.uscc for k in b.node.keys.held_keys()} == {b.uscc}
+    assert not a.node.keys.has_signing_key(b.uscc)
+    db_file = Path(b.settings.database.removeprefix("sqlite:///"))
+    with sqlite3.connect(db_file) as db:  # the key table itself, not only what the key store reports
+        rows = db.execute("SELECT uscc, address FROM agency_keys").fetchall()
+    assert rows == [(b.uscc, b.account)]
+    seed_accounts = {a.node.keys.signing_account(m.uscc).address.lower() for m in a.node.seeds.members}
+    assert not seed_accounts & {addr.lower() for _, addr in rows}
+    for node, inbox in ((a.node, a.services.inbox), (b.node, b.services.inbox)):
+        inbox.run_once()
+        report = Auditor(node, link=None).run()
+        assert report.findings == [], report.findings
+        assert report.counts["evidence_records"] == 1 and report.counts["exchanges"] == 1
+    # the mirrored rows are audited like any other: an edited custodian on B is found
+    with b.node.db.session() as s:
+        rec = s.scalars(select(EvidenceRecord)).one()
+        assert rec.id == rec.key[2:]  # the mirrored record
+        rec.custodian_uscc, real = POLICE, rec.custodian_uscc
+    try:
+        kinds = {f["kind"] for f in Auditor(b.node, link=None).run().findings}
+        assert kinds == {"custody_mismatch"}, kinds
+    finally:
+        with b.node.db.session() as s:
+            s.scalars(select(EvidenceRecord)).one().custodian_uscc = real
+
+
+_TABLES = (EvidenceCase, EvidenceRecord, EvidenceEvent, Exchange, ExchangeStepRow)
+
+
+def _dump(node: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mirrored-ledger table, row by row (what a replay must not change)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with node.db.session() as s:
+        for model in _TABLES:
+            cols = [c.key for c in model.__table__.columns if c.key not in ("updated_at",)]
+            out[model.__tablename__] = sorted(tuple(str(getattr(r, c)) for c in cols) for r in s.scalars(select(model)))
+    return out
+
+
+def test_replaying_every_event_again_changes_nothing_on_either_node(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    for stack_or_node in (a, b):
+        node = stack_or_node.node
+        stack_or_node.services.inbox.run_once()
+        before = _dump(node)
+        assert before["evidence_events"] and before["exchange_steps"]
+        # a new follower starts from the deployment block: every event of both ledgers is applied again
+        fresh = ChainInbox(node, [EvidenceInbox(node), ExchangeInbox(node)])
+        assert fresh.run_once() == 0
+        assert fresh.run_once() == 0
+        assert _dump(node) == before
+
+
+def test_a_chain_reset_drops_mirrored_steps_until_the_chain_has_them_again(nodes: tuple[LocalStack, AgencyNode]) -> None:
+    a, b = nodes
+    ca, cb = httpx.Client(base_url=a.url, timeout=30), httpx.Client(base_url=b.url, timeout=30)
+    snapshot = a.node.backend.raw("evm_snapshot", [])  # type: ignore[attr-defined]
+    r = ca.post("/api/v1/evidence", json=evidence_body(b"reset me", case_no="RESET-1"), headers=a.auth(POLICE))
+    ev = r.json()
+    r = ca.post(f"/api/v1/evidence/{ev['id']}/transfer", json={"to": b.uscc, "purpose": "移送"}, headers=a.auth(POLICE))
+    assert r.status_code == 200, r.text
+
+    def on_b() -> dict[str, Any]:
+        return dict(cb.get(f"/api/v1/evidence/{ev['id']}", headers=b.auth()).json())
+
+    wait_for(lambda: on_b().get("pending_transfer_to"), "node B to mirror the transfer")
+    assert a.node.backend.raw("evm_revert", [snapshot])  # type: ignore[attr-defined]  # the devnet lost those blocks
+    b.services.inbox.run_once()
+    # the record stays known (by its key) but nothing the chain lost is claimed: no steps, no offer, not
+    # registered; B's agency is no longer involved in it
+    r = cb.get(f"/api/v1/evidence/{ev['id']}", headers=b.auth())
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_involved", r.text
+    with b.node.db.session() as s:
+        rec = s.get(EvidenceRecord, ev["key"][2:])
+        assert rec is not None and rec.status == "pending" and rec.pending_to is None and rec.custodian_uscc == POLICE
+        assert not s.scalars(select(EvidenceEvent).where(EvidenceEvent.record_id == rec.id)).all()
+    # A's outbox notices the loss and anchors its steps again; B mirrors them again, once
+    a.services.worker.reconcile()
+    a.services.worker.flush(timeout=30)
+    wait_for(lambda: (v := on_b()).get("status") == "registered" and v["pending_transfer_to"], "node B to mirror them again")
+    assert [e["step"] for e in on_b()["custody_log"]] == ["register", "transfer"]
+    for node, inbox in ((a.node, a.services.inbox), (b.node, b.services.inbox)):
+        inbox.run_once()
+        report = Auditor(node, link=None).run()
+        assert report.findings == [], report.findings
