@@ -21,6 +21,7 @@ from registry.certificates.index import ChainIndex
 from registry.certificates.remote import RemoteCertificates
 from registry.certificates.service import CertificateService
 from registry.certificates.verification import Verifier
+from registry.consortium.inbox import MembersInbox
 from registry.crypto.profiles import CryptoProfile
 from registry.evidence.inbox import EvidenceInbox
 from registry.evidence.service import EvidenceService
@@ -74,7 +75,7 @@ def build_services(node: Node, settings: Settings) -> Services:
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
-        inbox=ChainInbox(node, [EvidenceInbox(node), ExchangeInbox(node)]),
+        inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node)]),
     )
 
 

@@ -54,6 +54,15 @@ class CompareContext:
     deadline: float
     now: float
     _sent: dict[str, Sent] = field(default_factory=dict)
+    _hosted: frozenset[str] | None = None
+
+    def hosts(self, *usccs: str) -> bool:
+        """True if any of these agencies is hosted on this node (its key store holds a key of theirs, active or
+        not). A node's database holds the records of its own agencies only (nodes share nothing but the chain):
+        a record on chain that involves none of them is not missing from this database."""
+        if self._hosted is None:
+            self._hosted = frozenset(k.uscc for k in self.node.keys.held_keys())
+        return any(u in self._hosted for u in usccs)
 
     def add(self, kind: str, ledger: str, ref: str, detail: str) -> None:
         self.findings.append(Finding(kind, ledger, str(ref), detail))

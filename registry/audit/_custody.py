@@ -85,7 +85,7 @@ def _compare_cases(ctx: CompareContext, s: Session, busy: set[str]) -> int:
             ("sealed in block", case.sealed_block or 0, chain.sealed_block),
             ("sealed at", case.sealed_timestamp, ctx.state.block_time(chain.sealed_block) if chain.sealed else None)])
     for case_key, chain in ctx.state.cases.items():
-        if case_key not in known and ctx.window_start is None:
+        if case_key not in known and ctx.window_start is None and ctx.hosts(chain.owner):
             ctx.add("chain_record_not_in_db", LEDGER, case_key, f"case {case_key} of {chain.owner} ({chain.records} "
                                                                 f"records) is on chain but not in the database")
     return len(rows)

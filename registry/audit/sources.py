@@ -37,6 +37,7 @@ class KeyedRecords:
 
     records: RecordsFn
     chain: ChainKeysFn
+    parties: Callable[[ReplayState, str], tuple[str, ...]]  # the agencies a chain record involves, by key
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,11 @@ SOURCES: tuple[LedgerSource, ...] = (
     LedgerSource("consortium", "ConsortiumRegistry", compare_members),
     LedgerSource("certificates", "CertificateLedger", compare_certificates),
     LedgerSource("evidence", "EvidenceLedger", compare_evidence,
-                 KeyedRecords(evidence_records, lambda s: {k: v.digests for k, v in s.evidence.items()})),
+                 KeyedRecords(evidence_records, lambda s: {k: v.digests for k, v in s.evidence.items()},
+                              lambda s, k: (s.evidence[k].collector, s.evidence[k].custodian, s.evidence[k].pending_to))),
     LedgerSource("exchanges", "ExchangeLedger", compare_exchanges,
-                 KeyedRecords(exchange_records, lambda s: {k: v.digests for k, v in s.exchanges.items()})),
+                 KeyedRecords(exchange_records, lambda s: {k: v.digests for k, v in s.exchanges.items()},
+                              lambda s, k: (s.exchanges[k].consumer, s.exchanges[k].provider))),
 )
 
 

@@ -23,6 +23,8 @@ from api.devtools.samples import sample_values
 from api.runtime import build_node
 from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
+from tests.support.evidence import digests, evidence_body
+from tests.support.nodes import wait_for
 from tests.support.softhsm import require_softhsm
 
 pytestmark = pytest.mark.xdist_group("local_consortium")
@@ -201,3 +203,53 @@ def test_an_admission_is_approved_from_three_different_nodes(consortium: LocalCo
     # the proposal's three approvals came from three accounts, each held by a different node
     info = json.loads(lz("auditor", "consortium", "proposals", "--json"))
     assert any(x["id"] == p["id"] and x["executed"] for x in info)
+
+
+PRISONS = "11230000MB1A00095K"  # 省监狱管理局, on the platform node
+
+
+def test_evidence_and_an_exchange_cross_nodes_each_step_signed_on_its_own_node(consortium: LocalConsortium) -> None:
+    platform, a, b = (httpx.Client(base_url=consortium.nodes[n].url, timeout=60) for n in ("platform", "a", "b"))
+    content = b"\xff\xd8 photo of seized goods"
+    r = platform.post("/api/v1/evidence?wait=true", json=evidence_body(content, case_no="（2026）黑狱移字第7号"),
+                      headers=_auth(consortium, "platform", PRISONS))
+    assert r.status_code == 201, r.text
+    ev = r.json()
+    r = platform.post(f"/api/v1/evidence/{ev['id']}/transfer", json={"to": POLICE, "purpose": "移送侦查"},
+                      headers=_auth(consortium, "platform", PRISONS))
+    assert r.status_code in (200, 202), r.text
+    incoming = wait_for(lambda: [x for x in a.get("/api/v1/evidence", params={"role": "incoming"},
+                                                   headers=_auth(consortium, "a", POLICE)).json()["records"]
+                                 if x["key"] == ev["key"]], "node A to see the transfer")
+    r = a.post(f"/api/v1/evidence/{incoming[0]['id']}/accept", json={"sha256": digests(content)["sha256"]},
+               headers=_auth(consortium, "a", POLICE))
+    assert r.status_code in (200, 202), r.text
+    wait_for(lambda: platform.get(f"/api/v1/evidence/{ev['id']}", headers=_auth(consortium, "platform", PRISONS))
+             .json()["custodian"]["uscc"] == POLICE, "the platform to see node A's acceptance")
+
+    r = a.post("/api/v1/exchanges", json={"item": "SCJG-001", "purpose": "核查涉案企业登记信息",
+                                          "legal_basis": "《政务数据共享管理办法》第十条"},
+               headers=_auth(consortium, "a", POLICE))
+    assert r.status_code == 201, r.text
+    ex = r.json()
+    [mirror] = wait_for(lambda: [e for e in b.get("/api/v1/exchanges", params={"status": "requested"},
+                                                  headers=_auth(consortium, "b", MARKET)).json()["exchanges"]
+                                 if e["key"] == ex["key"]], "node B to see the request")
+    for step, body in (("authorise", {"reason": "依申请共享"}),
+                       ("deliver", {"sha256": "ab" * 32, "size": 1024, "records": 3})):
+        r = b.post(f"/api/v1/exchanges/{mirror['id']}/{step}", json=body, headers=_auth(consortium, "b", MARKET))
+        assert r.status_code == 200, r.text  # signed inside node B's SoftHSM2 token
+    wait_for(lambda: a.get(f"/api/v1/exchanges/{ex['id']}", headers=_auth(consortium, "a", POLICE))
+             .json()["status"] == "delivered", "node A to see the delivery")
+    r = a.post(f"/api/v1/exchanges/{ex['id']}/acknowledge", json={"sha256": "ab" * 32},
+               headers=_auth(consortium, "a", POLICE))
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged", r.text
+
+
+def test_the_audit_replay_is_clean_on_every_node(consortium: LocalConsortium) -> None:
+    for name in ("platform", "a", "b", "auditor"):
+        n = consortium.nodes[name]
+        p = subprocess.run([sys.executable, "-m", "api.cli", "--data-dir", str(n.data_dir), "audit", "replay", "--json",
+                            "--no-sign"], capture_output=True, text=True, timeout=300, env={**os.environ, **n.env})
+        report = json.loads(p.stdout)
+        assert report["findings"] == [] and p.returncode == 0, (name, report["findings"][:5], p.stderr[-500:])

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -25,25 +24,12 @@ from registry.exchanges.inbox import ExchangeInbox
 from registry.outbox.inbox import ChainInbox
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
-from tests.support.nodes import AgencyNode
+from tests.support.nodes import AgencyNode, wait_for
 
 pytestmark = pytest.mark.anvil
 
-T = TypeVar("T")
 CONTENT = b"\xff\xd8 bodycam frame 0042 of the case"
 PAYLOAD = b"SCJG-001 enterprise registration rows" * 40
-
-
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """Poll until `probe()` is truthy (the other node's inbox has applied the event)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
