@@ -78,8 +78,20 @@ class WitnessProcess:
         if not self.port:
             self.port = int(config.get("port") or free_port(self.host))
         if config.get("port") != self.port or config.get("agency") != self.agency:
-            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_private(self.data_dir / _CONFIG, json.dumps({"agency": self.agency, "port": self.port}, indent=2))
+            config.update(agency=self.agency, port=self.port)
+            write_private(self.data_dir / _CONFIG, json.dumps(config, indent=2))
+
+    def follow(self, deployment: str) -> None:
+        """Record the deployment (chain and Backbone) this witness follows. If it followed another one (the
+        devnet was reset and redeployed), its C2SP state (the sizes it cosigned of logs that no longer exist)
+        is set aside as ``witness-state.<old>.json``: a new chain's logs start again from size 0."""
+        config = self._config()
+        old = config.get("deployment")
+        state = self.data_dir / "witness-state.json"
+        if old and old != deployment and state.exists():
+            state.rename(self.data_dir / f"witness-state.{str(old).replace(':', '-')}.json")
+        if old != deployment:
+            write_private(self.data_dir / _CONFIG, json.dumps({**config, "deployment": deployment}, indent=2))
 
     def _config(self) -> dict[str, Any]:
         path = self.data_dir / _CONFIG
@@ -210,8 +222,11 @@ def seed_witnesses(settings: Settings, node: Node, *, root: Path | None = None) 
                             main_rpc_url=",".join(main_urls) if main_urls else None)
              for uscc in witness_usccs(node)]
     accounts = {p.agency: p.identity().account for p in procs}
-    connect_backbone(node, backbone_main, witness_accounts=accounts)  # writes backbone.json beside the deployment
+    link = connect_backbone(node, backbone_main, witness_accounts=accounts)  # writes backbone.json beside the deployment
     keys = log_vkeys(node)
+    deployment = node.require_deployment()  # created_at: a devnet reset redeploys at the same addresses
+    followed = f"{deployment.chain_id}:{deployment.created_at}:{link.chain_id}:{link.contract.address}"
     for p in procs:
         p.log_keys = keys
+        p.follow(followed)
     return procs

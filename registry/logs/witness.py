@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from chain.backbone import ZERO32
+from chain.blocks import BlockReader
 from chain.errors import ChainError
 from chain.sender import TransactionSender
 from registry.crypto.merkle import empty_root, verify_consistency
@@ -113,9 +114,16 @@ class Witness:
         self.sender = sender  # the witness's own account on the Backbone's chain
         self.proofs = proofs
         self.account = sender.address
+        self._scope: str | None = None
 
     def _key(self, ledger: str) -> str:
-        return f"witness:{self.uscc}:{ledger}"
+        # per Backbone deployment (its address and the hash of the block it was deployed in: a devnet reset
+        # redeploys it at the same address, in a block of another hash), whose checkpoint chains start anew
+        if self._scope is None:
+            block = self.link.contract.block
+            header = BlockReader(self.link.backend).headers([block]).get(block)
+            self._scope = f"{self.link.contract.address.lower()}@{header.hash if header else block}"
+        return f"witness:{self._scope}:{self.uscc}:{ledger}"
 
     def last_seen(self, ledger: str) -> _Seen:
         with self.db.session() as s:

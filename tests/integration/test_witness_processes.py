@@ -131,6 +131,9 @@ def test_witness_processes_cosign_on_the_backbone_and_checkpoints_need_two_of_th
         two = {accounts[ws[1].agency], accounts[ws[2].agency]}
         cp2 = _wait("a checkpoint cosigned by the two remaining", backbone_covers(two))
         assert cp2.index > cp.index and status()["state"] == "ok"
+        on_backbone = _wait("the status to show it", lambda: (b := status()["backbone"]) and b["index"] == cp2.index
+                            and b)
+        assert {c["account"] for c in on_backbone["cosigners"]} == two
 
         # two killed: no checkpoint reaches the Backbone, and the status says why, witness by witness
         ws[1].kill()
@@ -139,6 +142,7 @@ def test_witness_processes_cosign_on_the_backbone_and_checkpoints_need_two_of_th
         assert "quorum is 2" in stalled["error"]
         errors = {w["url"]: w["error"] for w in stalled["witnesses"]}
         assert errors[ws[0].url] and errors[ws[1].url] and errors[ws[2].url] is None
+        assert stalled["backbone"]["index"] == cp2.index  # nothing new reached the Backbone
         latest = _latest(link)
         assert latest is not None and latest.index == cp2.index
 
