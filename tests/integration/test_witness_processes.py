@@ -236,3 +236,18 @@ def test_witness_init_and_register_from_the_command_line(anvil_node: Node, tmp_p
     assert bad.returncode != 0 and "not a witness agency" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     link = connect_backbone(node, setup=False)
     assert register_witness(link, justice, identity["account"]) is False  # already so: nothing sent
+
+
+def test_a_witness_dir_keeps_its_port_and_sets_aside_the_state_of_a_reset_chain(tmp_path: Path) -> None:
+    w = WitnessProcess("11230000MB1A00036G", tmp_path / "w", "http://127.0.0.1:1", tmp_path / "deployment.json")
+    assert WitnessProcess(w.agency, w.data_dir, w.rpc_url, w.deployment).port == w.port  # its URL stays the same
+    w.follow("1337:100:1337:0xB")
+    (w.data_dir / "witness-state.json").write_text('{"origin": {"size": 9, "root": ""}}')
+    w.follow("1337:100:1337:0xB")  # the same deployment: the state stays
+    assert (w.data_dir / "witness-state.json").exists()
+    w.follow("1337:200:1337:0xB")  # redeployed after a devnet reset: the old logs' sizes no longer apply
+    assert not (w.data_dir / "witness-state.json").exists()
+    assert (w.data_dir / "witness-state.1337-100-1337-0xB.json").exists()
+    assert oct((w.data_dir / "witness.json").stat().st_mode & 0o777) == "0o600"
+    env = w.env()
+    assert env["LIANZHENG_DATA_DIR"] == str(w.data_dir) and "LIANZHENG_DATABASE_URL" not in env
