@@ -24,6 +24,7 @@ import typer
 
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
+from api.logging import configure_logging
 from api.runtime import main_backend
 from chain.backends import ChainBackend, RpcBackend
 from chain.deploy import Deployment
@@ -156,6 +157,7 @@ def serve(
         st.overrides["data_dir"] = data_dir
     if rpc_url is not None:
         st.overrides["rpc_urls"] = rpc_url
+    configure_logging(st.settings.log_level)  # JSON lines, like the API's (both end up in `up`'s output)
     uscc = validate_uscc(agency)
     node = st.node()
     identity = witness_identity(node, uscc)  # its keys, generated on first start

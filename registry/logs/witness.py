@@ -115,6 +115,7 @@ class Witness:
         self.proofs = proofs
         self.account = sender.address
         self._scope: str | None = None
+        self._refusals: set[tuple[str, int, str]] = set()  # logged once each: a loop retries them every round
 
     def _key(self, ledger: str) -> str:
         # per Backbone deployment (its address and the hash of the block it was deployed in: a devnet reset
@@ -154,6 +155,9 @@ class Witness:
                 decision = self._decide(ledger, seen, cp)
                 decisions.append(decision)
                 if not decision.cosigned:
+                    if (ledger, cp.index, decision.reason) in self._refusals:
+                        break
+                    self._refusals.add((ledger, cp.index, decision.reason))
                     log.warning("witness refuses a checkpoint", witness=self.uscc, ledger=ledger, index=cp.index,
                                 reason=decision.reason)
                     break  # later checkpoints chain from this one: nothing after it can be vouched for
