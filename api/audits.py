@@ -26,6 +26,7 @@ class AuditService:
     node: Node
     proofs: ProofService
     default_deadline: float
+    witness_quorum: int = 2  # Backbone cosignatures by distinct witness agencies each checkpoint needs
 
     def require_auditor(self, agency: str) -> None:
         with self.node.db.session() as s:
@@ -39,7 +40,7 @@ class AuditService:
         """Replay, check checkpoints, compare with the database; the report is signed by `agency`."""
         self.require_auditor(agency)
         link = self.proofs.link()
-        report = Auditor(self.node, link=link).run(from_block=from_block, resume=resume,
+        report = Auditor(self.node, link=link, witness_quorum=self.witness_quorum).run(from_block=from_block, resume=resume,
                                                     deadline=deadline or self.default_deadline)
         signed = sign_report(self.node, report, agency)
         if anchor:

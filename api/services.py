@@ -73,7 +73,8 @@ def build_services(node: Node, settings: Settings) -> Services:
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
         verifier=Verifier(node, index, remote=RemoteCertificates(node)),
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
-        proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline),
+        proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
+                                        witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node)]),
     )

@@ -1,16 +1,18 @@
-"""`lianzheng up` keeps the API alive and never leaves the devnet behind.
+"""`lianzheng up` keeps the API and the witnesses alive and never leaves the devnet behind.
 
-- `Supervisor` runs the API as a child process (`python -m api.cli serve`) and restarts it when it dies
-  (a crash, an OOM kill, `kill -9`) with exponential backoff, logging each exit and restart. SIGTERM/SIGINT
-  stop it: the child gets SIGTERM, then SIGKILL after a grace period. The child is started with
-  PR_SET_PDEATHSIG, so the kernel sends it SIGTERM if the supervisor itself is SIGKILLed.
+- `Supervisor` runs child processes — the API (`python -m api.cli serve`) and the witness processes
+  (api/witnesses.py) — and restarts each when it dies (a crash, an OOM kill, `kill -9`) with exponential
+  backoff of its own, logging each exit and restart (``api_exited``, ``witness_started`` ...). SIGTERM/SIGINT
+  stop them all: each child gets SIGTERM, then SIGKILL after a grace period. Children are started with
+  PR_SET_PDEATHSIG, so the kernel sends them SIGTERM if the supervisor itself is SIGKILLed.
 - `DevnetWatchdog` covers the devnet, which `Devnet.start()` deliberately detaches (a devnet started by
   `lianzheng devnet start` must outlive that command): a small process in its own session holds the read end
   of a pipe whose write end only `up` holds. When `up` ends in any way, even SIGKILL, the kernel closes the
   write end, the watchdog reads EOF and stops the devnet (SIGTERM: anvil writes its state first).
 
-    >>> sup = Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=os.environ.copy())  # doctest: +SKIP
-    >>> sup.run()          # returns after SIGTERM or SIGINT, with the API stopped   # doctest: +SKIP
+    >>> sup = Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=os.environ.copy(),
+    ...                  children=[Child("witness", w.command(), w.env(), {"agency": w.agency})])  # doctest: +SKIP
+    >>> sup.run()          # returns after SIGTERM or SIGINT, with every child stopped   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +55,35 @@ class Backoff:
         return min(previous * 2, self.longest)
 
 
+@dataclass
+class Child:
+    """One supervised process. `name` prefixes its log events (``api_started``, ``witness_exited`` ...);
+    `fields` are added to each of them (e.g. the witness's agency)."""
+
+    name: str
+    command: Sequence[str]
+    env: dict[str, str]
+    fields: dict[str, Any] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    delay: float = 0.0
+    restart_at: float = 0.0
+
+
 class Supervisor:
-    def __init__(self, *, command: Sequence[str], env: dict[str, str], backoff: Backoff = Backoff(),
-                 grace: float = 15.0) -> None:
-        self.command = list(command)
-        self.env = env
+    """Runs `children` (or one ``api`` child from `command` and `env`), restarting each on its own backoff."""
+
+    def __init__(self, *, command: Sequence[str] = (), env: dict[str, str] | None = None,
+                 children: Sequence[Child] = (), backoff: Backoff = Backoff(), grace: float = 15.0) -> None:
+        self.children = list(children)
+        if command:
+            self.children.insert(0, Child("api", list(command), dict(os.environ if env is None else env)))
+        if not self.children:
+            raise ValueError("nothing to supervise")
         self.backoff = backoff
         self.grace = grace
         self._stop = threading.Event()
         self._signal: int | None = None
-        self._child: subprocess.Popen[bytes] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -72,52 +93,56 @@ class Supervisor:
         self._stop.set()
 
     def run(self) -> None:
-        """Run the child until SIGTERM/SIGINT (or `stop()`), restarting it whenever it exits on its own."""
+        """Run the children until SIGTERM/SIGINT (or `stop()`), restarting each whenever it exits on its own."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        delay = 0.0
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
-                child = self._child = self._spawn()
-                log.info("api_started", pid=child.pid)
-                while child.poll() is None and not self._stop.is_set():
-                    self._stop.wait(0.2)
-                if self._stop.is_set():
-                    break
-                ran_for = time.monotonic() - started
-                delay = self.backoff.next(delay, ran_for)
-                log.error("api_exited", pid=child.pid, returncode=child.returncode, ran_s=round(ran_for, 1),
-                          restart_in_s=delay)
-                self._stop.wait(delay)
+                now = time.monotonic()
+                for c in self.children:
+                    if c.proc is None:
+                        if now >= c.restart_at:
+                            c.proc, c.started = self._spawn(c), now
+                            log.info(f"{c.name}_started", pid=c.proc.pid, **c.fields)
+                    elif c.proc.poll() is not None:
+                        ran_for = now - c.started
+                        c.delay = self.backoff.next(c.delay, ran_for)
+                        log.error(f"{c.name}_exited", pid=c.proc.pid, returncode=c.proc.returncode,
+                                  ran_s=round(ran_for, 1), restart_in_s=c.delay, **c.fields)
+                        c.proc, c.restart_at = None, now + c.delay
+                self._stop.wait(0.2)
         finally:
             self._terminate()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+    def _spawn(self, child: Child) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(child.command, env=child.env, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent(os.getpid()))
 
     def _terminate(self) -> None:
-        child = self._child
-        if child is None or child.poll() is not None:
-            return
+        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         if self._signal == signal.SIGINT:
-            # A terminal's Ctrl-C reaches the whole foreground group: the API is already shutting down
+            # A terminal's Ctrl-C reaches the whole foreground group: the children are already shutting down
             # gracefully, and a second signal would make uvicorn cut that short.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(_SIGINT_GRACE)
-            if child.poll() is not None:
-                log.info("api_stopped", pid=child.pid, returncode=child.returncode)
-                return
-        child.terminate()
-        try:
-            child.wait(self.grace)
-        except subprocess.TimeoutExpired:
-            log.warning("api_killed", pid=child.pid, after_s=self.grace)
-            child.kill()
-            child.wait()
-        log.info("api_stopped", pid=child.pid, returncode=child.returncode)
+            end = time.monotonic() + _SIGINT_GRACE
+            for c in running:
+                assert c.proc is not None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    c.proc.wait(max(end - time.monotonic(), 0.01))
+        for c in running:
+            assert c.proc is not None
+            if c.proc.poll() is None:
+                c.proc.terminate()
+        end = time.monotonic() + self.grace
+        for c in running:
+            assert c.proc is not None
+            try:
+                c.proc.wait(max(end - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                log.warning(f"{c.name}_killed", pid=c.proc.pid, after_s=self.grace, **c.fields)
+                c.proc.kill()
+                c.proc.wait()
+            log.info(f"{c.name}_stopped", pid=c.proc.pid, returncode=c.proc.returncode, **c.fields)
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:

@@ -89,7 +89,7 @@ def replay(
     link = audit_link(node, None if main is node.backend else main)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console) as bar:
-        report = Auditor(node, link=link, progress=_Bars(bar)).run(
+        report = Auditor(node, link=link, progress=_Bars(bar), witness_quorum=st.settings.witness_quorum).run(
             from_block=from_block, resume=resume, deadline=deadline or st.settings.checkpoint_deadline)
     if sign or anchor:
         report = sign_report(node, report, auditor or default_auditor(node))

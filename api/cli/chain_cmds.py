@@ -18,7 +18,8 @@ from api.logging import configure_logging
 from api.nodes import hosted_agencies, prepare_node
 from api.private_files import write_private
 from api.runtime import devnet, secure_data_dir
-from api.supervisor import DevnetWatchdog, Supervisor
+from api.supervisor import Child, DevnetWatchdog, Supervisor
+from api.witnesses import seed_witnesses
 from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
 from registry.consortium.members import ensure_deployment, list_members, resolve, sync_members
 from registry.errors import NotFoundError
@@ -144,10 +145,12 @@ def serve(ctx: typer.Context, port: PortOpt = None) -> None:
 
 
 def up(ctx: typer.Context, port: PortOpt = None) -> None:
-    """Everything `make run` does: start the devnet, deploy once, load seeds, serve. The API runs as a child
-    process and is restarted if it dies; Ctrl-C (or SIGTERM) stops API and devnet, and a devnet started here
-    is stopped even if `up` itself is killed (api/supervisor.py). On an agency node (`lianzheng node init`)
-    it neither deploys nor admits anybody (api/nodes.py)."""
+    """Everything `make run` does: start the devnet, deploy once, load seeds, start the witnesses, serve. The
+    API and the seed consortium's three witness processes (each with its own keys and data dir under
+    <data dir>/witnesses/, its account registered on the Backbone; the gateway asks them with quorum 2) run
+    as child processes, each restarted if it dies; Ctrl-C (or SIGTERM) stops them and the devnet, and a devnet
+    started here is stopped even if `up` itself is killed (api/supervisor.py). On an agency node (`lianzheng
+    node init`) it neither deploys, admits anybody nor runs witnesses (api/nodes.py)."""
     st = state(ctx)
     if port is not None:
         st.overrides["port"] = port
@@ -163,13 +166,22 @@ def up(ctx: typer.Context, port: PortOpt = None) -> None:
         node = st.node()
         prepare_node(st.settings, node, on_step=lambda m: err_console.print(m))
         ensure_demo_keys(st)
-        node.db.engine.dispose()  # the API process opens its own connections
-        console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API and devnet)")
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(st.settings.data_dir.resolve()),
                "LIANZHENG_PORT": str(st.settings.port)}
         if st.settings.rpc_urls:
             env["LIANZHENG_RPC_URLS"] = st.settings.rpc_urls
-        Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env).run()
+        children = []
+        witnesses = seed_witnesses(st.settings, node) if st.settings.is_platform and \
+            st.settings.checkpoint_interval > 0 and not st.settings.witness_urls else []
+        if witnesses:
+            children = [Child("witness", w.command(), w.env(), {"agency": w.agency, "url": w.url}) for w in witnesses]
+            env["LIANZHENG_WITNESS_URLS"] = ",".join(w.url for w in witnesses)
+            env.setdefault("LIANZHENG_WITNESS_QUORUM", str(min(2, len(witnesses))))
+            for w in witnesses:
+                console.print(f"witness {w.agency} on {w.url}  (data dir {w.data_dir})", highlight=False)
+        node.db.engine.dispose()  # the API process opens its own connections
+        console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API, witnesses and devnet)")
+        Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env, children=children).run()
     except KeyboardInterrupt:
         pass
     finally:

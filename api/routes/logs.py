@@ -4,7 +4,9 @@
   note (``text/plain; charset=utf-8``): the log's signature and the witnesses' ``cosignature/v1`` lines;
 - ``GET /logs/<ledger>/keys``: one C2SP vkey line per signer (the log, then every witness), each after a
   ``# <agency name> <USCC>`` comment line; with ``Accept: application/json``, the same as a JSON list;
-- ``GET /logs/<ledger>/status``: the latest cosigned size, the quorum, and why checkpoints stopped, if they did.
+- ``GET /logs/<ledger>/status``: the latest cosigned size, the quorum, why checkpoints stopped, if they did
+  (each witness's last error), and the latest checkpoint on the Backbone with the witness accounts that
+  cosigned it there.
 
     $ curl 127.0.0.1:8000/logs/certificates/checkpoint        # doctest: +SKIP
 """
@@ -19,6 +21,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import NodeDep, ServicesDep
 from api.schemas import PUBLIC_ERRORS
+from chain.errors import ChainError
 from registry.errors import ChainUnavailableError, NotFoundError, RegistryError
 from registry.logs.backbone import gateway_uscc
 from registry.logs.cosigning import CheckpointCosigning
@@ -88,12 +91,20 @@ async def keys(ledger: LedgerPath, node: NodeDep, cosigning: CosigningDep,
 
 
 @router.get("/{ledger}/status")
-def status(ledger: LedgerPath, cosigning: CosigningDep) -> dict[str, Any]:
+def status(ledger: LedgerPath, cosigning: CosigningDep, services: ServicesDep) -> dict[str, Any]:
     """Whether checkpoints of the log are being cosigned, and if not, why (each witness's last error)."""
     row = cosigning.latest(check_ledger(ledger))
     error = cosigning.last_error.get(ledger)
+    try:
+        on_backbone = services.proofs.checkpoints(ledger)
+    except (RegistryError, ChainError, OSError):  # the Backbone's chain is unreachable: the rest of the status still holds
+        on_backbone = []
+    cp = on_backbone[-1] if on_backbone else None
     return {
         "ledger": ledger, "state": "stalled" if error else "ok", "error": error, "quorum": cosigning.quorum,
         "latest": None if row is None else {"tree_size": row.tree_size, "cosignatures": row.cosignatures},
         "witnesses": [{"url": w.url or None, "agency": w.agency, "error": w.last_error} for w in cosigning.witnesses],
+        "backbone": None if cp is None else {
+            "index": cp.index, "tree_size": cp.tree_size, "hash": "0x" + cp.hash.hex(),
+            "cosigners": [{"account": a, "agency": u} for a, u in cp.cosigners]},
     }

@@ -4,8 +4,16 @@ For each ledger's checkpoints on the main chain: the chain of checkpoint hashes 
 the gateway's stored signature (``checkpoint_signature_invalid``); its sub-chain block range still exists with
 the same boundary hash (``subchain_blocks_lost``); its size and RFC 6962 root match the events
 (``checkpoint_size_mismatch``, ``checkpoint_root_mismatch``); consecutive checkpoints are consistent (RFC 9162
-§2.1.4.2, ``checkpoint_inconsistent``); and no event waited longer than the deadline for a checkpoint
-(``checkpoint_missing``, ``checkpoint_late``). The ``audit-reports`` log's checkpoints are checked against the
+§2.1.4.2, ``checkpoint_inconsistent``); no event waited longer than the deadline for a checkpoint
+(``checkpoint_missing``, ``checkpoint_late``); and each checkpoint older than the deadline has its quorum of
+witness cosignatures (``checkpoint_unwitnessed``).
+
+What the auditor counts, without trusting the gateway: the Backbone's ``CheckpointCosigned`` events (the
+contract accepts one per registered witness account and checkpoint), by distinct agency, and only agencies
+that the replayed sub-chain shows as consortium members holding the auditor role, never the gateway's own
+member: the Backbone owner registers witness accounts, but cannot make a witness agency of someone the
+consortium (M-of-N governed) did not admit as an auditor. The quorum `k` is the auditor's own setting
+(``witness_quorum``), not read from the gateway. The ``audit-reports`` log's checkpoints are checked against the
 stored report digests, and every stored checkpoint row against the Backbone (``checkpoint_record_mismatch``).
 
     >>> checker = CheckpointChecker(node, link)                                        # doctest: +SKIP
@@ -22,6 +30,7 @@ from sqlalchemy import select
 
 from chain.backbone import ZERO32
 from chain.blocks import BlockReader
+from chain.contracts import Role
 from registry.audit.report import Finding
 from registry.audit.rules import hex0x
 from registry.audit.state import ReplayState
@@ -66,10 +75,11 @@ class CheckpointChecker:
         return checkpoints_from_events(link.reader().events(from_block=link.contract.block), link.subchain_id, block_time)
 
     def check(self, logs: LedgerLogs, state: ReplayState, checkpoints: Checkpoints, head: int, *, deadline: float,
-              now: float, findings: list[Finding]) -> int:
+              now: float, findings: list[Finding], witness_quorum: int = 2) -> int:
         """Returns how many consistency proofs between consecutive checkpoints were verified."""
         verified = 0
         gateways = self._gateway_accounts()
+        gateway_members = {state.account_member.get(a.lower()) for a in gateways} - {None}
         stored = self._stored_rows()
         known = self.node.blocks.headers(sorted({c.to_block for cps in checkpoints.values() for c in cps
                                                  if c.to_block <= head}))
@@ -86,6 +96,8 @@ class CheckpointChecker:
                                             f"checkpoint #{cp.index} names previous {hex0x(cp.prev_hash)}, "
                                             f"expected {hex0x(expected_prev)}"))
                 self._check_signature(cp, gateways, stored, state, findings)
+                if cp.submitted_at is not None and now - cp.submitted_at > deadline:  # witnesses had their time
+                    self._check_witnesses(cp, state, gateway_members, witness_quorum, findings)
                 header = known.get(cp.to_block)
                 ok = True
                 if header is None or header.hash != hex0x(cp.to_block_hash):
@@ -184,6 +196,25 @@ class CheckpointChecker:
     def _stored_rows(self) -> dict[str, CheckpointRecord]:
         with self.node.db.session() as s:
             return {r.hash: r for r in s.scalars(select(CheckpointRecord))}
+
+    @staticmethod
+    def _check_witnesses(cp: Checkpoint, state: ReplayState, gateway_members: set[str | None], quorum: int,
+                         findings: list[Finding]) -> None:
+        counted, ignored = set(), set()
+        for _account, uscc in cp.cosigners:
+            member = state.members.get(uscc)
+            if member is not None and member.roles & Role.AUDITOR and uscc not in gateway_members:
+                counted.add(uscc)
+            else:
+                ignored.add(uscc)
+        if len(counted) >= quorum:
+            return
+        names = ", ".join(f"{state.members[u].name} {u}" for u in sorted(counted)) or "none"
+        extra = f"; not counted (not an auditor member, or the gateway's own): {', '.join(sorted(ignored))}" \
+            if ignored else ""
+        findings.append(Finding("checkpoint_unwitnessed", cp.ledger, hex0x(cp.hash),
+                                f"checkpoint #{cp.index} has {len(counted)} witness cosignatures on the Backbone "
+                                f"({names}){extra}; the quorum is {quorum}"))
 
     @staticmethod
     def _check_signature(cp: Checkpoint, gateways: set[str], stored: Mapping[str, CheckpointRecord],

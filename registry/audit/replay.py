@@ -72,9 +72,10 @@ class Auditor:
     """Runs the replay (see the module docstring). `link` is the Backbone (None: no checkpoints to check)."""
 
     def __init__(self, node: Node, *, link: BackboneLink | None, chunk: int = DEFAULT_CHUNK,
-                 progress: ProgressFn | None = None) -> None:
+                 progress: ProgressFn | None = None, witness_quorum: int = 2) -> None:
         self.node = node
         self.link = link
+        self.witness_quorum = witness_quorum  # Backbone cosignatures by distinct witness agencies per checkpoint
         self.chunk = chunk
         self.progress = progress
 
@@ -139,7 +140,7 @@ class Auditor:
             checker = CheckpointChecker(self.node, self.link)
             if not r.partial:
                 consistency = checker.check(r.logs, r.state, r.checkpoints, r.head, deadline=deadline, now=at,
-                                            findings=notes)
+                                            findings=notes, witness_quorum=self.witness_quorum)
             checker.check_audit_log(r.checkpoints.get(AUDIT_LEDGER, []), notes)
             checker.compare_records(r.checkpoints, notes)
         ctx = CompareContext(self.node, r.state, notes, r.start if r.partial else None, deadline, at)

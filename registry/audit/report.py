@@ -79,6 +79,8 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
     "checkpoint_signature_invalid": ("检查点签名无效", "a checkpoint's gateway signature does not verify"),
     "checkpoint_missing": ("超过期限仍无检查点", "events not covered by any checkpoint beyond the deadline"),
     "checkpoint_late": ("检查点提交晚于期限", "a checkpoint submitted after its deadline"),
+    "checkpoint_unwitnessed": ("检查点未获足够见证方在骨干链上的联署",
+                               "a checkpoint lacks its quorum of witness cosignatures on the Backbone"),
     "checkpoint_record_mismatch": ("数据库中的检查点记录与骨干链不符", "a stored checkpoint differs from the Backbone's"),
     "proof_mismatch": ("数据库中的默克尔证明无法推出链上批次根", "a stored audit path does not lead to the anchored root"),
     "supersession_mismatch": ("更正/替代关系与链上不符", "a supersession or correction link differs from the chain"),

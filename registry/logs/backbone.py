@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,21 @@ from chain.artifacts import load_artifact
 from chain.backbone import BackboneClient
 from chain.backends import ChainBackend
 from chain.blocks import BlockReader
-from chain.contracts import b32
+from chain.contracts import b32, unpad
 from chain.deploy import DeployedContract, deploy_contract
-from chain.logs import LogReader
+from chain.logs import Event, LogReader
 from chain.sender import TransactionSender
-from registry.errors import NotFoundError, chain_boundary
-from registry.identifiers import bid_from_private_key
+from registry.errors import NotFoundError, PermissionDeniedError, ValidationError, chain_boundary
+from registry.identifiers import bid_from_private_key, classify_identifier
 from registry.node import Node
 
-__all__ = ["DEFAULT_TOPOLOGY", "BackboneLink", "Topology", "backbone_file", "connect_backbone", "gateway_uscc",
-           "witness_usccs"]
+__all__ = ["DEFAULT_TOPOLOGY", "BackboneLink", "Topology", "backbone_file", "connect_backbone", "fund_account",
+           "gateway_uscc", "load_backbone", "register_witness", "registered_witnesses", "witness_usccs",
+           "witnesses_from_events"]
 
 log = structlog.get_logger(__name__)
+
+DEV_FUNDS = 10**21  # devnets only (as registry.consortium.members funds agency accounts)
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,14 @@ def backbone_file(node: Node) -> Path:
 
 
 def connect_backbone(node: Node, main_backend: ChainBackend | None = None, *, setup: bool = True,
-                     topology: Topology = DEFAULT_TOPOLOGY) -> BackboneLink:
+                     topology: Topology = DEFAULT_TOPOLOGY,
+                     witness_accounts: Mapping[str, str] | None = None) -> BackboneLink:
     """The Backbone for this node: from backbone.json if it is live on `main_backend`; else (with `setup`) the
     Backbone of the business-chain deployment when the main chain *is* the business chain, or a new one
     deployed on the main chain by the genesis member (the super-node operator); then the hierarchy and the
-    witnesses are registered where missing."""
+    witnesses are registered where missing: `witness_accounts` (USCC -> account of a witness process, each
+    replacing that agency's earlier witness account), and for every other witness agency without an allowed
+    account, the agency key this data dir holds (the single-node dev default: witnesses cosign in process)."""
     backend = main_backend or node.backend
     main = node.blocks if backend is node.backend else BlockReader(backend)
     with chain_boundary("cannot reach the Backbone's chain"):
@@ -133,7 +140,7 @@ def connect_backbone(node: Node, main_backend: ChainBackend | None = None, *, se
             log.info("Backbone deployed on the main chain", chain_id=chain_id, address=contract.address)
     link = BackboneLink(node, backend, contract, chain_id=chain_id, topology=topology)
     if setup:
-        _ensure_topology(link)
+        _ensure_topology(link, witness_accounts or {})
     path.write_text(json.dumps(link.to_json(), indent=2) + "\n", encoding="utf-8")
     return link
 
@@ -148,7 +155,7 @@ def _member_bid(node: Node, uscc: str) -> str:
     return node.keys.bid(uscc)
 
 
-def _ensure_topology(link: BackboneLink) -> None:
+def _ensure_topology(link: BackboneLink, witness_accounts: Mapping[str, str]) -> None:
     node, client, t = link.node, link.client, link.topology
     owner = link.sender_for(node.seeds.genesis.uscc)
     if owner.address != client.owner():
@@ -163,9 +170,87 @@ def _ensure_topology(link: BackboneLink) -> None:
                                  bid_from_private_key(secrets.token_bytes(32)))
     elif sub.gateway != gateway:
         client.set_gateway(owner, t.subchain_id, gateway)
-    allowed = {e.args["account"]: e.args["allowed"] for e in link.reader().events(from_block=link.contract.block)
-               if e.name == "WitnessSet"}
+    for uscc, account in witness_accounts.items():
+        register_witness(link, uscc, account)
+    registered = set(registered_witnesses(link).values())
     for uscc in witness_usccs(node):
-        account = node.keys.signing_account(uscc).address
-        if not allowed.get(account):
-            client.set_witness(owner, account, b32(uscc), True)
+        if uscc not in registered and uscc not in witness_accounts and node.keys.has_signing_key(uscc):
+            client.set_witness(owner, node.keys.signing_account(uscc).address, b32(uscc), True)
+
+
+def registered_witnesses(link: BackboneLink) -> dict[str, str]:
+    """Every account the Backbone allows to cosign now, with its agency's USCC (replayed from WitnessSet)."""
+    return witnesses_from_events(link.reader().events(from_block=link.contract.block))
+
+
+def witnesses_from_events(events: Iterable[Event], into: dict[str, str] | None = None) -> dict[str, str]:
+    """`into` (account -> USCC of the allowed witnesses) updated by the WitnessSet events among `events`."""
+    allowed = {} if into is None else into
+    for e in events:
+        if e.name == "WitnessSet":
+            if e.args["allowed"]:
+                allowed[e.args["account"]] = unpad(e.args["uscc"])
+            else:
+                allowed.pop(e.args["account"], None)
+    return allowed
+
+
+def register_witness(link: BackboneLink, uscc: str, account: str) -> bool:
+    """Allow `account` (a witness process's own key) to cosign checkpoints as agency `uscc`, and disallow that
+    agency's other witness accounts: one account per witness agency, so a quorum counts agencies. Sent by the
+    Backbone owner (the genesis member, whose key this data dir must hold); a devnet account is funded for
+    its cosign transactions. False when the account was already the agency's only witness account."""
+    node, client = link.node, link.client
+    kind, account = classify_identifier(account)
+    if kind != "address":
+        raise ValidationError(f"a witness account is an address (0x + 40 hex), got a {kind}", code="invalid_address")
+    if uscc not in witness_usccs(node):
+        raise ValidationError(f"{uscc} is not a witness agency (an auditor member other than the gateway): "
+                              f"expected one of {', '.join(witness_usccs(node))}", code="not_a_witness_agency")
+    owner = link.sender_for(node.seeds.genesis.uscc)
+    if owner.address != client.owner():
+        raise PermissionDeniedError(f"only the Backbone owner {client.owner()} registers witnesses; this data dir "
+                                    f"holds {owner.address}", code="not_backbone_owner")
+    current = registered_witnesses(link)
+    changed = False
+    for other, holder in current.items():
+        if holder == uscc and other.lower() != account.lower():
+            client.set_witness(owner, other, b32(uscc), False)
+            changed = True
+    if current.get(account) != uscc:
+        client.set_witness(owner, account, b32(uscc), True)
+        changed = True
+    fund_account(link.backend, account)
+    if changed:
+        log.info("witness registered on the Backbone", uscc=uscc, account=account)
+    return changed
+
+
+def fund_account(backend: ChainBackend, address: str) -> None:
+    """Give an account gas money on a devnet (anvil_setBalance); a production chain runs with gas price 0."""
+    fund = getattr(backend, "fund", None)
+    if fund is None:
+        return
+    try:
+        if BlockReader(backend).balance(address) < DEV_FUNDS // 10:
+            fund(address, DEV_FUNDS)
+    except Exception as exc:  # an external chain without anvil_setBalance: its operator funds accounts
+        log.info("cannot fund account (not a devnet?)", account=address, error=str(exc))
+
+
+def load_backbone(node: Node, backend: ChainBackend, path: Path) -> BackboneLink:
+    """The Backbone a backbone.json (written by the gateway's node) names, on `backend`, for a process that is
+    not the gateway (a witness): nothing is deployed or registered."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        address, block, chain_id = str(data["address"]), int(data["block"]), int(data["chain_id"])
+        subchain = bytes.fromhex(str(data["subchain_id"]).removeprefix("0x"))
+    except (OSError, ValueError, KeyError) as exc:
+        raise NotFoundError(f"cannot read the Backbone's location from {path}: {exc}", code="no_backbone") from exc
+    main = BlockReader(backend)
+    with chain_boundary("cannot reach the Backbone's chain"):
+        if main.chain_id() != chain_id or not main.code_at(address):
+            raise NotFoundError(f"no Backbone at {address} on chain {chain_id} (from {path})", code="no_backbone")
+    contract = DeployedContract("Backbone", address, block, str(data.get("tx_hash", "")), load_artifact("Backbone").digest)
+    topology = Topology(subchain_id=subchain, node_id=bytes.fromhex(str(data.get("node_id", "0x" + "00" * 32))[2:]))
+    return BackboneLink(node, backend, contract, chain_id=chain_id, topology=topology)

@@ -23,7 +23,7 @@ registry.logs.witness (cosigning). Their public names are re-exported here.
     >>> gateway = CheckpointGateway(node, logs, link_provider=lambda: link)        # doctest: +SKIP
     >>> [cp.ledger for cp in gateway.run_once(force=True)]                          # doctest: +SKIP
     ['certificates', 'evidence', 'exchanges', 'consortium']
-    >>> Witness(node, link, "11230000MB1A00036G", LogProofs(logs)).review()        # doctest: +SKIP
+    >>> Witness(db=node.db, link=link, uscc=uscc, sender=sender, proofs=LogProofs(logs)).review()  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.errors import ConflictError
 from registry.logs.backbone import gateway_uscc, witness_usccs
-from registry.logs.log import LedgerLogs
+from registry.logs.log import LEDGERS, LedgerLogs
 from registry.logs.note import CheckpointBody, Note, NoteError, NoteSignature, SignatureType, Verifier, verify_note
 from registry.logs.note_keys import NoteKeys
 from registry.logs.witness_protocol import AddCheckpoint, Cosigned, LogTrust, TlogWitness, WitnessRefusal
@@ -37,7 +37,7 @@ from registry.node import Node
 from registry.store.db import Base, KeyValue, utcnow
 
 __all__ = ["CheckpointCosigning", "CheckpointNoteRow", "HttpTransport", "QuorumError", "Transport", "WitnessInfo",
-           "log_origin", "witness_name"]
+           "log_origin", "log_vkeys", "witness_name"]
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +51,14 @@ def log_origin(chain_id: int, ledger: str) -> str:
 
 def witness_name(uscc: str) -> str:
     return f"witness.{ORIGIN_HOST}/{uscc}"
+
+
+def log_vkeys(node: Node) -> list[str]:
+    """The gateway's log key (a C2SP vkey) of every ledger log: what a witness process is told to trust."""
+    chain_id = node.require_deployment().chain_id
+    keys = NoteKeys(node)
+    return [keys.key(gateway_uscc(node), SignatureType.ED25519, log_origin(chain_id, ledger)).verifier.vkey()
+            for ledger in LEDGERS]
 
 
 class CheckpointNoteRow(Base):

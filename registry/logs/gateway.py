@@ -1,5 +1,7 @@
 """The checkpoint gateway (registry.logs.checkpoints): builds, signs and submits checkpoints of the ledger
-logs to the Backbone, and the background service that runs it with the local witnesses.
+logs to the Backbone, and the background service that runs it. With witness processes configured
+(`CheckpointCosigning.remote`) they cosign on the Backbone themselves, with their own accounts; otherwise (a
+single dev node) the local witnesses, whose agency keys this data dir holds, cosign in process.
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ class CheckpointService:
 
     def run_once(self, *, force: bool = False) -> list[SubmittedCheckpoint]:
         done = self.gateway.run_once(force=force)
-        if done:
+        cosigning = self.gateway.cosigning
+        if done and (cosigning is None or not cosigning.remote):
             self.submitted += len(done)
             link = self.gateway.link
             cps = read_checkpoints(link)

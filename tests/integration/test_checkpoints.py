@@ -199,7 +199,8 @@ def test_a_witness_refuses_to_cosign_a_checkpoint_whose_root_the_log_does_not_pr
         forged = CheckpointFields(link.subchain_id, ledger_id("certificates"), lg.size, b"\x33" * 32, b"\0" * 32,
                                   node.require_deployment().first_block, logs.synced_block, bytes(block["hash"]))
         link.client.submit_checkpoint(link.sender_for(gateway_uscc(node)), forged)  # the Backbone cannot tell
-        witness = Witness(node, link, "11230000MB1A00036G", LogProofs(logs))
+        witness = Witness(db=node.db, link=link, uscc="11230000MB1A00036G", sender=link.sender_for("11230000MB1A00036G"),
+                          proofs=LogProofs(logs))
         decisions = [d for d in witness.review() if d.ledger == "certificates"]
         assert len(decisions) == 1 and not decisions[0].cosigned
         assert "differs from the log's" in decisions[0].reason
