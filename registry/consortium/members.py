@@ -168,10 +168,15 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
         proposal = open_proposals.get((m.uscc, data))
         if proposal is None:
             proposal = consortium.propose(node.sender_for(admins[0]), Action.ADMIT, m.uscc, data)
+        need = consortium.required_approvals()
+        approvals = consortium.get_proposal(proposal).approvals
         for admin in admins:
+            if approvals >= need:
+                break
             if not consortium.has_approved(proposal, admin):
                 consortium.approve(node.sender_for(admin), proposal)
-        if consortium.get_proposal(proposal).approvals < consortium.required_approvals():
+                approvals += 1
+        if approvals < need:
             if on_step:
                 on_step(f"proposal {proposal} (admit {m.name}) awaits approvals from admins on their own nodes")
             continue

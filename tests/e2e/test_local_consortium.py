@@ -253,3 +253,23 @@ def test_the_audit_replay_is_clean_on_every_node(consortium: LocalConsortium) ->
                             "--no-sign"], capture_output=True, text=True, timeout=300, env={**os.environ, **n.env})
         report = json.loads(p.stdout)
         assert report["findings"] == [] and p.returncode == 0, (name, report["findings"][:5], p.stderr[-500:])
+
+
+def test_the_verifier_page_of_the_auditor_node_verifies_node_a_s_certificate(
+        consortium: LocalConsortium, police_certificate: dict[str, Any], tmp_path: Path) -> None:
+    """The QR's link, opened on the auditor node: the page fetches the ciphertext through that node (which asks
+    node A), decrypts it in the browser, and the auditor node checks the digest against node A's public record
+    and the chain."""
+    from tests.support.browser import chromium, shot
+
+    qr_url = police_certificate["qr_url"]
+    assert qr_url.startswith(consortium.nodes["a"].url)
+    on_auditor = consortium.nodes["auditor"].url + qr_url[len(consortium.nodes["a"].url):]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(on_auditor)
+        page.wait_for_selector("#result[data-verdict]", timeout=30_000)
+        assert page.get_attribute("#result", "data-verdict") == "valid"
+        holder = police_certificate["document"]["fields"]["持证主体"]["value"]
+        assert holder in page.inner_text("body")  # decrypted in the browser, never by a node
+        shot(page, tmp_path, "consortium_auditor_page_valid")
