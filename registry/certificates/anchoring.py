@@ -14,6 +14,7 @@ BatchAnchored event before a resend, and re-anchoring roots a reset chain lost a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -33,7 +34,7 @@ log = structlog.get_logger(__name__)
 CERTIFICATE_LEDGER = "certificates"  # Batch.ledger of certificate batches
 
 
-def sm3_root(digests_sm3: list[str]) -> bytes:
+def sm3_root(digests_sm3: Sequence[str]) -> bytes:
     """The batch's SM3 RFC 6962 root: leaves SM3(0x00 || document SM3 digest), in leaf order."""
     return root_from_leaf_hashes([leaf_hash(bytes.fromhex(d), algorithm="sm3") for d in digests_sm3],
                                  algorithm="sm3")
