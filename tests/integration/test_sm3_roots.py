@@ -6,6 +6,7 @@ tampered by verification and as a finding by the audit replay."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from api.devtools.samples import sample_values
 from registry.audit.replay import Auditor
 from registry.certificates.anchoring import sm3_root
 from registry.certificates.documents import Document
+from registry.certificates.offline import OfflineVerifier, make_offline_qr
+from registry.consortium.trust_list import TrustList
+from registry.errors import PayloadTooLargeError
+from registry.formats.qr import encode_payload, sign_payload
 from registry.node import Node
 from registry.store.db import Batch, Certificate
 from tests.conftest import Api, make_api
@@ -139,3 +144,51 @@ def test_one_flipped_sm3_bit_in_the_database_is_tampered_and_an_audit_finding(ap
     assert findings and {f["kind"] for f in findings} == {expected}, findings
     if edit != "batch SM3 root":
         assert {f["ref"] for f in findings} == {target}
+
+
+# --- offline (by-value) QR payloads ---------------------------------------------------------------------------
+
+
+def _offline(api: Api, n: int) -> tuple[Any, Document, Any, bytes]:
+    """(verifier over the server's signed trust list, document, its anchor, the issuer's key) of a batch of n."""
+    cert = _issue(api, n)[0]
+    api.services.index.refresh(force=True)
+    r = api.client.get("/api/v1/trust-list")
+    assert r.status_code == 200, r.text
+    trust = TrustList.from_json(r.json())
+    doc = Document.from_json(cert["document"])
+    assert doc.anchor is not None and trust.sm3_roots[doc.anchor.batch_root] == doc.anchor.sm3_root
+    key = bytes(api.node.keys.signing_account(doc.issuer_uscc).key)
+    return OfflineVerifier(trust), doc, doc.anchor, key
+
+
+def test_an_offline_payload_carries_the_sm3_path_when_it_costs_no_field_and_verifies_both_roots(api: Api) -> None:
+    verifier, doc, anchor, key = _offline(api, 5)
+    qr = make_offline_qr(doc, anchor, key)  # a batch of 5: a 3-hash path fits within version 25
+    assert qr.hidden == () and qr.payload.sm3_proof == list(anchor.sm3_path or ())
+    result = verifier.verify_text(qr.text)
+    assert result.verdict == "valid" and _checks(result.to_json())["sm3"] == "VALID", result.checks
+    without = make_offline_qr(doc, anchor, key, sm3=False)
+    assert len(qr.text) - len(without.text) > 3 * 32  # what the SM3 part costs here
+    old = verifier.verify_text(without.text)
+    assert old.verdict == "valid" and _checks(old.to_json())["sm3"] == "SKIPPED"
+
+    steps = list(qr.payload.sm3_proof or [])
+    steps[0] = bytes([steps[0][0] ^ 1]) + steps[0][1:]
+    forged = sign_payload(dataclasses.replace(qr.payload, sm3_proof=steps, issuer_account=b""), key)  # re-signed
+    bad = verifier.verify_text(encode_payload(forged))
+    assert bad.verdict == "tampered" and _checks(bad.to_json())["sm3"] == "INVALID"
+    assert _checks(bad.to_json())["integrity"] == "VALID" and _checks(bad.to_json())["signature"] == "VALID"
+
+
+def test_a_long_document_in_a_big_batch_keeps_its_fields_rather_than_the_sm3_path(api: Api) -> None:
+    verifier, doc, anchor, key = _offline(api, 40)  # a 6-hash path: ~300 more characters
+    plain = make_offline_qr(doc, anchor, key, sm3=False)
+    qr = make_offline_qr(doc, anchor, key)
+    assert qr.hidden == plain.hidden  # never a field hidden for the SM3 part
+    assert qr.payload.sm3_proof is None and verifier.verify_text(qr.text).verdict == "valid"
+    with pytest.raises(PayloadTooLargeError):  # asked for, it does not fit version 25 even hiding fields
+        make_offline_qr(doc, anchor, key, sm3=True)
+    forced = make_offline_qr(doc, anchor, key, sm3=True, max_version=30)
+    assert forced.payload.sm3_proof is not None and forced.version > plain.version
+    assert _checks(verifier.verify_text(forced.text).to_json())["sm3"] == "VALID"
