@@ -211,6 +211,7 @@ class BatchInfo:
     count: int
     block_number: int
     timestamp: int
+    sm3_root: bytes  # the RFC 6962 root of the same batch over SM3
 
 
 @dataclass(frozen=True)
@@ -224,19 +225,20 @@ class DocumentState:
 
 class CertificateLedgerClient(ContractClient):
     NAME = "CertificateLedger"
-    ANCHOR_GAS = 200_000  # used ~50k; a generous explicit limit costs nothing (unused gas is not charged)
+    ANCHOR_GAS = 200_000  # used ~75k; a generous explicit limit costs nothing (unused gas is not charged)
 
-    def anchor_batch_fn(self, root: bytes, count: int) -> Any:
-        return self.fn("anchorBatch", root, count)
+    def anchor_batch_fn(self, root: bytes, sm3_root: bytes, count: int) -> Any:
+        """anchorBatch(root, sm3Root, count): the SHA-256 and SM3 RFC 6962 roots of one batch."""
+        return self.fn("anchorBatch", root, sm3_root, count)
 
-    def anchor_batch(self, sender: TransactionSender, root: bytes, count: int) -> Receipt:
-        return self._tx(sender, "anchorBatch", root, count, gas=self.ANCHOR_GAS)
+    def anchor_batch(self, sender: TransactionSender, root: bytes, sm3_root: bytes, count: int) -> Receipt:
+        return self._tx(sender, "anchorBatch", root, sm3_root, count, gas=self.ANCHOR_GAS)
 
     def get_batch(self, root: bytes, *, block: int | str = "latest") -> BatchInfo | None:
-        issuer, uscc, count, number, ts = self._call("getBatch", root, block=block)
+        issuer, uscc, count, number, ts, sm3_root = self._call("getBatch", root, block=block)
         if count == 0:
             return None
-        return BatchInfo(root, issuer, unpad(uscc), count, number, ts)
+        return BatchInfo(root, issuer, unpad(uscc), count, number, ts, bytes(sm3_root))
 
     def document_state(self, doc: bytes, *, block: int | str = "latest") -> DocumentState:
         status, reason, since, root, by = self._call("documentState", doc, block=block)

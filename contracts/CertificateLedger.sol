@@ -6,13 +6,16 @@ import {MerkleProof6962} from "./MerkleProof6962.sol";
 
 /**
  * @title CertificateLedger
- * @notice The trusted e-certificate chain (可信电子证照链): an issuing agency anchors the RFC 6962 Merkle root of
- * a batch of document digests in one transaction; afterwards the issuer (or a revoker it delegated in the
+ * @notice The trusted e-certificate chain (可信电子证照链): an issuing agency anchors the RFC 6962 Merkle roots of
+ * a batch of document digests in one transaction: the SHA-256 root (the batch's key, used by the inclusion proofs
+ * below) and, beside it, the SM3 root of the same batch (GB/T 32905; leaves are the documents' SM3 digests) for
+ * 商用密码 verifiers; afterwards the issuer (or a revoker it delegated in the
  * consortium) can suspend, reinstate, revoke or supersede any single document of the batch by proving
  * its inclusion. Only hashes are stored, never personal data.
- * @dev Gas: a batch costs ONE new storage slot (issuer index, count, block number, timestamp). The issuing
- * (account, USCC) pair is stored once in an issuer table the batch slot points into, so the steady-state
- * anchor is ~55k gas whatever the batch size. Documents have no storage until their status changes:
+ * @dev Gas: a batch costs TWO new storage slots (issuer index, count, block number, timestamp; the SM3 root).
+ * The issuing (account, USCC) pair is stored once in an issuer table the batch slot points into, so the
+ * steady-state anchor is ~78k gas whatever the batch size (the SM3 root's slot is ~22k of it: +22 gas per
+ * document at 1,000, measured in tests/unit/contracts/test_certificate_ledger.py). Documents have no storage until their status changes:
  * an unknown document reads as status Issued with root 0.
  */
 contract CertificateLedger {
@@ -26,23 +29,27 @@ contract CertificateLedger {
     error CertificateLedgerRootExists(bytes32 root);
     error CertificateLedgerUnknownRoot(bytes32 root);
     error CertificateLedgerInvalidBatch(uint32 count);
+    error CertificateLedgerMissingSm3Root(bytes32 root);
     error CertificateLedgerInvalidProof(bytes32 doc, bytes32 root);
     error CertificateLedgerUnknownDocument(bytes32 doc);
     error CertificateLedgerInvalidTransition(bytes32 doc, uint8 from, uint8 to);
     error CertificateLedgerInvalidReason(uint8 reason);
 
-    event BatchAnchored(bytes32 indexed root, bytes32 indexed issuerUscc, address indexed issuer, uint32 count);
+    event BatchAnchored(
+        bytes32 indexed root, bytes32 indexed issuerUscc, address indexed issuer, bytes32 sm3Root, uint32 count
+    );
     event DocumentSuspended(bytes32 indexed doc, bytes32 indexed root, address by);
     event DocumentReinstated(bytes32 indexed doc, bytes32 indexed root, address by);
     event DocumentRevoked(bytes32 indexed doc, bytes32 indexed root, uint8 reason, address by);
     event DocumentSuperseded(bytes32 indexed oldDoc, bytes32 indexed newDoc, bytes32 root, address by);
 
-    /// One storage slot per batch.
+    /// Two storage slots per batch: the packed record, then the SM3 root.
     struct Batch {
         uint32 issuerIndex; // into _issuers, from 1
         uint32 count; // > 0 for every anchored batch: the existence marker
         uint64 blockNumber;
         uint64 timestamp;
+        bytes32 sm3Root; // RFC 6962 root of the same batch over SM3 (leaf = SM3(0x00 || document SM3 digest))
     }
 
     struct Issuer {
@@ -71,14 +78,17 @@ contract CertificateLedger {
     }
 
     /**
-     * @notice Anchors the RFC 6962 root of a batch of `count` document digests, issued by the caller's member.
-     * @dev Requirements: the caller holds ISSUER_ROLE in an Active member; `count` > 0; `root` never
-     * anchored before. Emits {BatchAnchored}.
+     * @notice Anchors the RFC 6962 roots of a batch of `count` documents, issued by the caller's member:
+     * `root` over their SHA-256 digests and `sm3Root` over their SM3 digests, in the same leaf order.
+     * @dev Requirements: the caller holds ISSUER_ROLE in an Active member; `count` > 0; `sm3Root` != 0;
+     * `root` never anchored before. The contract cannot recompute SM3 (no precompile): it records the SM3
+     * root for verifiers, who recompute both. Emits {BatchAnchored}.
      */
-    function anchorBatch(bytes32 root, uint32 count) external {
+    function anchorBatch(bytes32 root, bytes32 sm3Root, uint32 count) external {
         IConsortiumRegistry consortium_ = _consortium;
         if (!consortium_.hasRole(msg.sender, ROLE_ISSUER)) revert CertificateLedgerNotIssuer(msg.sender);
         if (count == 0) revert CertificateLedgerInvalidBatch(count);
+        if (sm3Root == 0) revert CertificateLedgerMissingSm3Root(root);
         Batch storage b = _batches[root];
         if (b.count != 0) revert CertificateLedgerRootExists(root);
         bytes32 uscc = consortium_.memberOf(msg.sender);
@@ -86,7 +96,8 @@ contract CertificateLedger {
         b.count = count;
         b.blockNumber = uint64(block.number);
         b.timestamp = uint64(block.timestamp);
-        emit BatchAnchored(root, uscc, msg.sender, count);
+        b.sm3Root = sm3Root;
+        emit BatchAnchored(root, uscc, msg.sender, sm3Root, count);
     }
 
     /**
@@ -167,15 +178,22 @@ contract CertificateLedger {
         emit DocumentSuperseded(oldDoc, newDoc, root, msg.sender);
     }
 
-    /// @notice The batch anchored under `root`; all zero if unknown.
+    /// @notice The batch anchored under `root` (with its SM3 root); all zero if unknown.
     function getBatch(bytes32 root)
         external
         view
-        returns (address issuer, bytes32 issuerUscc, uint32 count, uint64 blockNumber, uint64 timestamp)
+        returns (
+            address issuer,
+            bytes32 issuerUscc,
+            uint32 count,
+            uint64 blockNumber,
+            uint64 timestamp,
+            bytes32 sm3Root
+        )
     {
         Batch storage b = _batches[root];
         Issuer storage i = _issuers[b.issuerIndex];
-        return (i.account, i.uscc, b.count, b.blockNumber, b.timestamp);
+        return (i.account, i.uscc, b.count, b.blockNumber, b.timestamp, b.sm3Root);
     }
 
     /**

@@ -41,7 +41,8 @@ from chain.devnet import Devnet, free_port
 from chain.logs import LogReader, count_with_web3
 from registry.audit.replay import Auditor, audit_link
 from registry.consortium.members import bootstrap
-from registry.crypto.merkle import root_from_leaf_hashes
+from registry.crypto.hashing import sm3
+from registry.crypto.merkle import leaf_hash, root_from_leaf_hashes
 from registry.errors import ConflictError
 from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
 from registry.exchanges.service import ExchangeService, ExchangeSubmission
@@ -65,6 +66,11 @@ class HistorySpec:
     evidence: int
     exchanges: int
     version: int = 1  # bump when the way the history is built changes
+
+
+# 2: batches anchored with their SM3 root (CertificateLedger.anchorBatch(root, sm3Root, count)); a history built
+# for another version (another contract) is built again
+HISTORY_VERSION = 2
 
 
 def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
@@ -110,7 +116,8 @@ def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, 
         node.db.engine.dispose()
     finally:
         devnet.stop(timeout=120)  # SIGTERM: anvil writes its state file
-    manifest = {"spec": asdict(spec), "certificates": spec.batches * spec.per_batch, "head": head,
+    manifest = {"spec": asdict(spec), "history_version": HISTORY_VERSION,
+                "certificates": spec.batches * spec.per_batch, "head": head,
                 "build_seconds": round(time.perf_counter() - started, 1),
                 "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     (cache / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -123,7 +130,8 @@ def _mine_all(node: Any) -> None:
 
 
 def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
-    """Anchor `batches` roots of `per_batch` real SHA-256 digests, pipelined, and bulk-insert their rows."""
+    """Anchor `batches` batches of `per_batch` real SHA-256 and SM3 digests (both RFC 6962 roots), pipelined,
+    and bulk-insert their rows."""
     seeds = node.seeds
     types = [(ct.code, ct.issuers[0]) for ct in seeds.certificate_types]
     ledger = node.certificate_ledger
@@ -132,13 +140,17 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
     node.backend.raw("evm_setAutomine", [False])
     t0 = time.perf_counter()
     roots: list[tuple[int, str, str, str]] = []  # (batch, root, issuer, type)
+    sm3_roots: dict[str, str] = {}  # root -> SM3 root
     try:
         for b in range(spec.batches):
             type_code, issuer = types[b % len(types)]
-            digests = [hashlib.sha256(f"lianzheng-bench:{b}:{i}".encode()).digest() for i in range(spec.per_batch)]
-            # RFC 6962 §2.1: leaf = SHA-256(0x00 || digest)
+            digests = [hashlib.sha256(_bench_doc(b, i)).digest() for i in range(spec.per_batch)]
+            # RFC 6962 §2.1: leaf = SHA-256(0x00 || digest); the SM3 tree the same over the SM3 digests
             root = root_from_leaf_hashes([hashlib.sha256(b"\x00" + d).digest() for d in digests])
-            node.sender_for(issuer).send(ledger.anchor_batch_fn(root, spec.per_batch), gas=ledger.ANCHOR_GAS)
+            sm3_root = root_from_leaf_hashes([leaf_hash(sm3(_bench_doc(b, i)), algorithm="sm3")
+                                              for i in range(spec.per_batch)], algorithm="sm3")
+            node.sender_for(issuer).send(ledger.anchor_batch_fn(root, sm3_root, spec.per_batch), gas=ledger.ANCHOR_GAS)
+            sm3_roots["0x" + root.hex()] = "0x" + sm3_root.hex()
             roots.append((b, "0x" + root.hex(), issuer, type_code))
             if b % 100 == 99:
                 node.backend.raw("evm_mine", [])
@@ -152,7 +164,8 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
     done = 0
     with node.db.engine.begin() as conn:
         conn.execute(insert(Batch), [
-            {"id": b + 1, "ledger": "certificates", "issuer_uscc": issuer, "root": root, "size": spec.per_batch,
+            {"id": b + 1, "ledger": "certificates", "issuer_uscc": issuer, "root": root, "root_sm3": sm3_roots[root],
+             "size": spec.per_batch,
              "state": "anchored", "tx_hash": anchored[root][1], "block_number": anchored[root][0],
              "block_hash": anchored[root][2], "block_timestamp": anchored[root][3],
              "issuer_account": node.sender_for(issuer).address, "attempts": 1, "created_at": now, "anchored_at": now}
@@ -164,15 +177,21 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
                 rows = []
                 for i in range(spec.per_batch):
                     serial = b * spec.per_batch + i + 1
-                    digest = hashlib.sha256(f"lianzheng-bench:{b}:{i}".encode()).hexdigest()
+                    doc = _bench_doc(b, i)
+                    digest = hashlib.sha256(doc).hexdigest()
                     rows.append({"identifier": str(CertificateId.build(type_code, issuer, serial, 1)),
                                  "type_code": type_code, "issuer_uscc": issuer, "serial": f"{serial:012d}", "version": 1,
-                                 "digest_sha256": digest, "digest_sm3": hashlib.sha256(bytes.fromhex(digest)).hexdigest(),
+                                 "digest_sha256": digest, "digest_sm3": sm3(doc).hex(),
                                  "status": "issued", "batch_id": b + 1, "leaf_index": i, "blob": b"", "created_at": now,
                                  "issued_at": now})
                 conn.execute(insert(Certificate), rows)
                 done += len(rows)
                 bar.update(inserting, advance=len(rows), rate=f"{done / (time.perf_counter() - t1):,.0f} rows/s")
+
+
+def _bench_doc(batch: int, i: int) -> bytes:
+    """The stand-in document of leaf `i` of batch `batch`: its SHA-256 and SM3 digests are the row's digests."""
+    return f"lianzheng-bench:{batch}:{i}".encode()
 
 
 def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
@@ -199,7 +218,7 @@ def _evidence(node: Any, spec: HistorySpec, bar: Any) -> None:
         content = f"lianzheng-bench-evidence:{i}".encode()
         subs.append(EvidenceSubmission(
             case_no=f"黑公(哈)行罚决字〔2026〕{i // 20:05d}号", scenario="行政执法", sha256=hashlib.sha256(content).hexdigest(),
-            sm3=hashlib.sha256(b"sm3:" + content).hexdigest(), size=len(content), media_type="image/jpeg",
+            sm3=sm3(content).hex(), size=len(content), media_type="image/jpeg",
             authority="黑龙江省公安厅", legal_basis="《行政处罚法》第四十七条", operator_id=f"HLJ-{i % 50:04d}"))
     for lo in range(0, len(subs), MAX_BATCH):
         service.register_many(police, subs[lo:lo + MAX_BATCH])
@@ -299,7 +318,8 @@ def bench_replay(
     cache = cache or settings.data_dir / "bench-replay"
     manifest_file = cache / MANIFEST
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
-    cached = not rebuild and manifest is not None and manifest.get("spec") == asdict(spec)
+    cached = (not rebuild and manifest is not None and manifest.get("spec") == asdict(spec)
+              and manifest.get("history_version") == HISTORY_VERSION)
     if not cached:
         err_console.print(f"building the history in {cache} (cached for later runs)")
         manifest = build_history(cache, spec, settings.seeds_dir)

@@ -109,6 +109,8 @@ async def trust_list(trust_lists: TrustListsDep) -> JSONResponse:
 class DigestVerify(Strict):
     identifier: Identifier
     digest: Text(66, description="SHA-256 document digest (hex), recomputed by the caller")
+    sm3: Text(66, description="SM3 document digest (hex), recomputed by the caller; checked against the registered "
+                              "one and, with its SM3 audit path, against the SM3 batch root on chain") | None = None
 
 
 class OfflineVerify(Strict):
@@ -117,8 +119,8 @@ class OfflineVerify(Strict):
 
 @router.post("/verify/digest", tags=["verification"], responses=PUBLIC_ERRORS)
 async def verify_digest(body: DigestVerify, verifier: VerifierDep) -> dict[str, Any]:
-    """Chain checks for a by-reference document verified in the browser: only the identifier and digest."""
-    result = await run_in_threadpool(verifier.verify_digest, body.identifier, body.digest)
+    """Chain checks for a by-reference document verified in the browser: only the identifier and digests."""
+    result = await run_in_threadpool(verifier.verify_digest, body.identifier, body.digest, body.sm3)
     return {**result.to_json(), "mode": "reference"}
 
 

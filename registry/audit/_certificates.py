@@ -1,8 +1,10 @@
 """The certificate ledger's tables against the chain, both ways.
 
-Batches: each anchored batch's root must be on chain with the same issuer (``issuer_mismatch``), count, anchor
-and receipt (``anchor_mismatch``); its rows must rebuild the root in leaf order (``digest_mismatch``,
-``db_row_missing``, ``db_row_extra``) and each stored audit path must lead to it (``proof_mismatch``); a root the
+Batches: each anchored batch's root must be on chain with the same issuer (``issuer_mismatch``), count, SM3 root,
+anchor and receipt (``anchor_mismatch``); its rows must rebuild both roots in leaf order -- the SHA-256 root from
+their SHA-256 digests, the SM3 root anchored beside it from their SM3 digests (``digest_mismatch``, so a row whose
+SM3 digest alone was edited is found), ``db_row_missing``, ``db_row_extra`` -- and each stored audit path, in
+either tree, must lead to its root (``proof_mismatch``); a root the
 database does not hold as anchored is ``chain_record_not_in_db`` (or ``status_mismatch`` when the row exists).
 Certificates: status and revocation reason (``status_mismatch``, ``revoked_but_valid_in_db``), supersession links
 (``supersession_mismatch``), issuer. Status changes: each done row against the event in its transaction.
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 from chain.contracts import DocStatus
 from registry.audit._context import DONE, OPEN, Anchor, CompareContext
 from registry.audit.state import BatchState
-from registry.crypto.merkle import root_from_leaf_hashes, verify_inclusion_leaf_hash
+from registry.crypto.merkle import leaf_hash, root_from_leaf_hashes, verify_inclusion_leaf_hash
 from registry.store.db import Batch, Certificate, StatusChange
 
 LEDGER = "certificates"
@@ -50,7 +52,8 @@ def compare_certificates(ctx: CompareContext) -> int:
             seen_roots.add(batch.root)
             rows = s.execute(select(Certificate.identifier, Certificate.digest_sha256, Certificate.leaf_index,
                                     Certificate.status, Certificate.reason, Certificate.issuer_uscc,
-                                    Certificate.superseded_by, Certificate.supersedes, Certificate.proof)
+                                    Certificate.superseded_by, Certificate.supersedes, Certificate.proof,
+                                    Certificate.digest_sm3, Certificate.proof_sm3)
                              .where(Certificate.batch_id == batch.id).order_by(Certificate.leaf_index)).all()
             rows_seen += len(rows)
             chain = chain_batches.get(batch.root)
@@ -89,6 +92,7 @@ def _check_anchor(ctx: CompareContext, batch: Batch, chain: BatchState, receipts
         ("size", batch.size, chain.count), ("tx", (batch.tx_hash or "").lower(), chain.tx_hash),
         ("block", batch.block_number, chain.block), ("block hash", (batch.block_hash or "").lower(), chain.block_hash),
         ("block time", batch.block_timestamp, chain.timestamp),
+        ("SM3 root", (batch.root_sm3 or "").lower(), chain.sm3_root),
         ("account", (batch.issuer_account or "").lower(), chain.issuer_account.lower()),
         # the signed bytes the worker kept must hash to the anchoring transaction
         ("signed tx hash", "0x" + keccak(batch.raw_tx).hex() if batch.raw_tx is not None else chain.tx_hash,
@@ -100,9 +104,8 @@ def _check_anchor(ctx: CompareContext, batch: Batch, chain: BatchState, receipts
 
 def _check_batch(ctx: CompareContext, root: str, chain: BatchState, rows: Sequence[Any]) -> None:
     count = chain.count
-    indexes = [r.leaf_index for r in rows]
     if len(rows) < count:
-        missing = sorted(set(range(count)) - {i for i in indexes if i is not None})
+        missing = sorted(set(range(count)) - {r.leaf_index for r in rows if r.leaf_index is not None})
         ctx.add("db_row_missing", LEDGER, root,
                 f"the chain anchored {count} documents under this root; the database has {len(rows)} "
                 f"(missing leaf indexes {missing[:20]}{' ...' if len(missing) > 20 else ''})")
@@ -111,32 +114,54 @@ def _check_batch(ctx: CompareContext, root: str, chain: BatchState, rows: Sequen
         ctx.add("db_row_extra", LEDGER, root, f"the chain anchored {count} documents under this root; the database "
                                               f"has {len(rows)}")
         return
-    leaves = [hashlib.sha256(b"\x00" + bytes.fromhex(r.digest_sha256)).digest() for r in rows]  # RFC 6962 leaf hash
-    root_bytes = bytes.fromhex(root[2:])
-    if indexes == list(range(count)) and root_from_leaf_hashes(leaves) == root_bytes:
-        bad_proofs = [r.identifier for r, leaf in zip(rows, leaves, strict=True)
-                      if r.proof is not None and not _proves(leaf, r.leaf_index, count, r.proof, root_bytes)]
-        for ident in bad_proofs:
-            ctx.add("proof_mismatch", LEDGER, ident, f"the row's stored audit path does not lead from its digest to "
-                                                     f"batch root {root} anchored in block {chain.block}")
+    # RFC 6962 leaf hashes of the SHA-256 tree (hashlib directly: this is the audit's hot loop)
+    leaves = [hashlib.sha256(b"\x00" + bytes.fromhex(r.digest_sha256)).digest() for r in rows]
+    _check_tree(ctx, root, root, chain, rows, leaves, [r.proof for r in rows], "sha256")
+    if chain.sm3_root:  # a batch anchored with its SM3 root (every batch of this contract version)
+        sm3_leaves = [leaf_hash(_hex_or_empty(r.digest_sm3), algorithm="sm3") for r in rows]
+        _check_tree(ctx, root, chain.sm3_root, chain, rows, sm3_leaves, [r.proof_sm3 for r in rows], "sm3")
+
+
+def _check_tree(ctx: CompareContext, root: str, tree_root: str, chain: BatchState, rows: Sequence[Any],
+                leaves: Sequence[bytes], proofs: Sequence[bytes | None], algorithm: str) -> None:
+    """The rows' leaves must rebuild the anchored ``tree_root`` of one algorithm, and each stored audit path
+    (when the row has one) must lead from its leaf to it."""
+    count, what = chain.count, "SHA-256" if algorithm == "sha256" else "SM3"
+    root_bytes = _hex_or_empty(tree_root)
+    indexes = [r.leaf_index for r in rows]
+    if indexes == list(range(count)) and root_from_leaf_hashes(leaves, algorithm=algorithm) == root_bytes:
+        for r, leaf, proof in zip(rows, leaves, proofs, strict=True):
+            if proof is not None and not _proves(leaf, r.leaf_index, count, proof, root_bytes, algorithm):
+                ctx.add("proof_mismatch", LEDGER, r.identifier,
+                        f"the row's stored {what} audit path does not lead from its digest to the batch's {what} "
+                        f"root {tree_root} anchored in block {chain.block}")
         return
     # localise: each row's stored audit path must lead from its digest to the anchored root
-    bad = [r.identifier for r, leaf in zip(rows, leaves, strict=True)
-           if r.leaf_index is None or not _proves(leaf, r.leaf_index, count, r.proof or b"", root_bytes)]
+    bad = [r.identifier for r, leaf, proof in zip(rows, leaves, proofs, strict=True)
+           if r.leaf_index is None or not _proves(leaf, r.leaf_index, count, proof or b"", root_bytes, algorithm)]
     for ident in bad or [root]:
-        ctx.add("digest_mismatch", LEDGER, ident, f"the database row no longer matches batch root {root} anchored in "
-                                                  f"block {chain.block} (its digest or leaf position was changed)")
+        ctx.add("digest_mismatch", LEDGER, ident,
+                f"the database row no longer matches the {what} root {tree_root} of batch {root} anchored in block "
+                f"{chain.block} (its {what} digest or leaf position was changed)")
 
 
-def _proves(leaf: bytes, index: int, count: int, proof: bytes, root: bytes) -> bool:
+def _hex_or_empty(text: str | None) -> bytes:
+    """Bytes of a (0x-)hex column; b"" for a value that is not hex (it then matches no anchored hash)."""
+    try:
+        return bytes.fromhex((text or "").removeprefix("0x"))
+    except ValueError:
+        return b""
+
+
+def _proves(leaf: bytes, index: int, count: int, proof: bytes, root: bytes, algorithm: str = "sha256") -> bool:
     path = [proof[i:i + 32] for i in range(0, len(proof), 32)]
-    return verify_inclusion_leaf_hash(leaf, index, count, path, root)
+    return verify_inclusion_leaf_hash(leaf, index, count, path, root, algorithm=algorithm)
 
 
 def _check_rows(ctx: CompareContext, chain: BatchState, rows: Sequence[Any], inflight: set[str],
                 supersedes_of: Mapping[str, str], links: list[tuple[str, str, str | None, str]]) -> None:
     docs, issuer = ctx.state.docs, chain.issuer_uscc
-    for ident, digest, _index, status, reason, row_issuer, superseded_by, supersedes, _proof in rows:
+    for ident, digest, _index, status, reason, row_issuer, superseded_by, supersedes, *_proofs_and_sm3 in rows:
         if row_issuer != issuer:
             ctx.add("issuer_mismatch", LEDGER, ident,
                     f"the database says issuer {row_issuer}; its batch was anchored by {issuer}")

@@ -206,7 +206,7 @@ class Rules:
             self.finding("anchor_without_issuer_role", "certificates", root,
                          f"the event names issuer {uscc} but {self.describe(issuer)}")
         self.s.batches[root] = BatchState(issuer, uscc, int(a["count"]), e.block_number, e.block_hash.lower(),
-                                          e.tx_hash.lower(), self._ts)
+                                          e.tx_hash.lower(), self._ts, hex0x(a["sm3Root"]))
         self._day(uscc, int(a["count"]))
 
     def _doc_change(self, e: Event, doc: bytes, to: DocStatus, allowed_from: tuple[DocStatus, ...], what: str, *,

@@ -50,6 +50,7 @@ class BatchState:
     block_hash: str
     tx_hash: str
     timestamp: int
+    sm3_root: str = ""  # 0x RFC 6962 root of the batch over SM3, anchored beside the SHA-256 root
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,8 @@ _FROM_JSON: dict[type, dict[str, Callable[[Any], Any]]] = {
 
 def _load(cls: type[Any], data: Mapping[str, Any]) -> Any:
     convert = _FROM_JSON.get(cls, {})
-    return cls(**{f.name: convert.get(f.name, _same)(data[f.name]) for f in fields(cls)})
+    # a field added later (with a default) may be absent from an older snapshot
+    return cls(**{f.name: convert.get(f.name, _same)(data[f.name]) for f in fields(cls) if f.name in data})
 
 
 def _same(value: Any) -> Any:

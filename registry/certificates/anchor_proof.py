@@ -1,7 +1,22 @@
-"""The anchor proof of a certificate document: where its digest sits in a batch tree anchored on chain.
+"""The anchor proof of a certificate document: where its digests sit in the batch trees anchored on chain.
 
-The batch tree's entries are the documents' 32-byte SHA-256 digests (RFC 6962 leaf = H(0x00 || digest));
-`AnchorProof.to_json` is the ``anchor`` member of a ``lianzheng/cert/1`` document (registry.certificates.documents).
+A batch is anchored as two RFC 6962 trees over the same leaf order: the SHA-256 tree, whose entries are the
+documents' 32-byte SHA-256 digests (leaf = SHA-256(0x00 || digest)), and the SM3 tree, whose entries are their
+SM3 digests (leaf = SM3(0x00 || digest), GB/T 32905). `AnchorProof.to_json` is the ``anchor`` member of a
+``lianzheng/cert/1`` document (registry.certificates.documents); its SM3 members ``sm3_root`` and ``sm3_path``
+are present together or not at all (documents anchored before SM3 roots went on chain have neither: their SM3
+check is reported as not available, never as valid).
+
+>>> from registry.crypto.merkle import MerkleTree
+>>> sha = MerkleTree.from_entries([b"\x01" * 32, b"\x02" * 32])
+>>> sm3 = MerkleTree.from_entries([b"\x03" * 32, b"\x04" * 32], algorithm="sm3")
+>>> a = AnchorProof(batch_root=sha.root, index=1, size=2, path=tuple(sha.inclusion_proof(1)), chain_id=31337,
+...                 ledger="0x" + "11" * 20, tx_hash=bytes(32), block_number=5, block_timestamp=1_700_000_000,
+...                 issuer_account="0x" + "22" * 20, sm3_root=sm3.root, sm3_path=tuple(sm3.inclusion_proof(1)))
+>>> a.includes(b"\x02" * 32), a.includes_sm3(b"\x04" * 32), a.includes_sm3(b"\x03" * 32)
+(True, True, False)
+>>> AnchorProof.from_json(a.to_json()) == a
+True
 """
 
 from __future__ import annotations
@@ -48,6 +63,8 @@ class AnchorProof:
     anchored by ``tx_hash`` in ``block_number`` on ``ledger`` (the CertificateLedger contract address).
 
     The batch tree's entries are the documents' 32-byte SHA-256 digests (leaf = H(0x00 || digest)).
+    ``sm3_root`` and ``sm3_path`` place the document's SM3 digest in the batch's SM3 tree (anchored beside
+    ``batch_root``, same index and size); both None for an anchor made before SM3 roots went on chain.
     """
 
     batch_root: bytes
@@ -60,6 +77,8 @@ class AnchorProof:
     block_number: int
     block_timestamp: int
     issuer_account: str
+    sm3_root: bytes | None = None
+    sm3_path: tuple[bytes, ...] | None = None
 
     def __post_init__(self) -> None:
         _bytes32(self.batch_root, "batch_root")
@@ -79,13 +98,30 @@ class AnchorProof:
         _count(self.block_timestamp, "block_timestamp")
         object.__setattr__(self, "ledger", _address(self.ledger, "ledger"))
         object.__setattr__(self, "issuer_account", _address(self.issuer_account, "issuer_account"))
+        if (self.sm3_root is None) != (self.sm3_path is None):
+            raise ValidationError("anchor sm3_root and sm3_path go together: give both or neither",
+                                  code="invalid_anchor")
+        if self.sm3_root is not None and self.sm3_path is not None:
+            object.__setattr__(self, "sm3_root", _bytes32(self.sm3_root, "sm3_root"))
+            if not isinstance(self.sm3_path, (list, tuple)):
+                raise ValidationError(f"anchor sm3_path must be a list of hashes, got {type(self.sm3_path).__name__}",
+                                      code="invalid_anchor")
+            object.__setattr__(self, "sm3_path",
+                               tuple(_bytes32(p, f"sm3_path[{i}]") for i, p in enumerate(self.sm3_path)))
 
     def includes(self, document_digest: bytes) -> bool:
         """RFC 9162 §2.1.3.2: does the audit path lead from ``document_digest`` to ``batch_root``?"""
         return merkle.verify_inclusion(document_digest, self.index, self.size, list(self.path), self.batch_root)
 
+    def includes_sm3(self, document_sm3: bytes) -> bool:
+        """Does the SM3 audit path lead from the SM3 document digest to ``sm3_root``? False without one."""
+        if self.sm3_root is None or self.sm3_path is None:
+            return False
+        return merkle.verify_inclusion(document_sm3, self.index, self.size, list(self.sm3_path), self.sm3_root,
+                                       algorithm="sm3")
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "batch_root": "0x" + self.batch_root.hex(),
             "index": self.index,
             "size": self.size,
@@ -97,6 +133,10 @@ class AnchorProof:
             "block_timestamp": self.block_timestamp,
             "issuer_account": self.issuer_account,
         }
+        if self.sm3_root is not None and self.sm3_path is not None:  # absent: an anchor from before SM3 roots
+            obj["sm3_root"] = "0x" + self.sm3_root.hex()
+            obj["sm3_path"] = ["0x" + p.hex() for p in self.sm3_path]
+        return obj
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> AnchorProof:
@@ -105,15 +145,27 @@ class AnchorProof:
             if not isinstance(obj, Mapping):
                 raise ValidationError(f"anchor must be an object, got {type(obj).__name__}")
             names = [f.name for f in dataclasses.fields(cls)]
-            if set(obj) != set(names):
-                raise ValidationError(f"anchor keys must be {sorted(names)}, got {sorted(map(str, obj))}")
+            required = set(names) - set(_SM3_KEYS)
+            keys = set(obj) - (set(_SM3_KEYS) if set(_SM3_KEYS) <= set(obj) else set())
+            if keys != required:
+                raise ValidationError(f"anchor keys must be {sorted(required)} (and optionally both of "
+                                      f"{list(_SM3_KEYS)}), got {sorted(map(str, obj))}")
             hexes = {k: _hex32(obj[k], k) for k in ("batch_root", "tx_hash")}
-            path = obj["path"]
-            if not isinstance(path, list):
-                raise ValidationError(f"anchor path must be a list, got {type(path).__name__}")
-            return cls(**{**obj, **hexes, "path": tuple(_hex32(p, "path") for p in path)})
+            paths = {k: _hex32_list(obj[k], k) for k in ("path", "sm3_path") if k in obj}
+            if "sm3_root" in obj:
+                hexes["sm3_root"] = _hex32(obj["sm3_root"], "sm3_root")
+            return cls(**{**obj, **hexes, **paths})
         except ValidationError as exc:
             raise PayloadFormatError(f"invalid anchor proof: {exc.message}", code="invalid_anchor") from None
+
+
+_SM3_KEYS = ("sm3_root", "sm3_path")
+
+
+def _hex32_list(value: Any, what: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise ValidationError(f"anchor {what} must be a list, got {type(value).__name__}")
+    return tuple(_hex32(p, what) for p in value)
 
 
 def _hex32(value: Any, what: str) -> bytes:

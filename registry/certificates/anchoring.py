@@ -1,5 +1,7 @@
 """Certificate batches as outbox steps: committed `pending` certificates are grouped per issuer into
-Merkle batches, and each batch root is anchored with one CertificateLedger.anchorBatch transaction.
+Merkle batches, and each batch is anchored with one CertificateLedger.anchorBatch transaction carrying two
+RFC 6962 roots over the same leaf order: the SHA-256 root (of the documents' SHA-256 digests; the batch's key
+on chain) and the SM3 root (of their SM3 digests, GB/T 32905), so a verifier can recompute either.
 
 Durability (DESIGN.md): a batch's root is fixed and committed (`prepared`) before its transaction, whose
 hash is committed (`sent`) before its receipt is awaited. Resuming after a crash, looking for the root's
@@ -12,6 +14,7 @@ BatchAnchored event before a resend, and re-anchoring roots a reset chain lost a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -24,11 +27,17 @@ from registry.outbox.steps import StepCall, StepLedger
 from registry.store.db import Batch, Certificate, utcnow
 from registry.store.states import BatchState, CertificateStatus, StepState
 
-__all__ = ["CERTIFICATE_LEDGER", "BatchAnchoring"]
+__all__ = ["CERTIFICATE_LEDGER", "BatchAnchoring", "sm3_root"]
 
 log = structlog.get_logger(__name__)
 
 CERTIFICATE_LEDGER = "certificates"  # Batch.ledger of certificate batches
+
+
+def sm3_root(digests_sm3: Sequence[str]) -> bytes:
+    """The batch's SM3 RFC 6962 root: leaves SM3(0x00 || document SM3 digest), in leaf order."""
+    return root_from_leaf_hashes([leaf_hash(bytes.fromhex(d), algorithm="sm3") for d in digests_sm3],
+                                 algorithm="sm3")
 
 
 class BatchAnchoring(StepLedger):
@@ -71,7 +80,7 @@ class BatchAnchoring(StepLedger):
     def _prepare_one(self, issuer: str) -> int:
         with self.node.db.session() as s:
             certs = s.execute(
-                select(Certificate.identifier, Certificate.digest_sha256)
+                select(Certificate.identifier, Certificate.digest_sha256, Certificate.digest_sm3)
                 .where(Certificate.issuer_uscc == issuer, Certificate.status == CertificateStatus.PENDING,
                        Certificate.batch_id.is_(None))
                 .order_by(Certificate.created_at, Certificate.identifier)
@@ -79,13 +88,14 @@ class BatchAnchoring(StepLedger):
             ).all()
             if not certs:
                 return 0
-            root = root_from_leaf_hashes([leaf_hash(bytes.fromhex(d)) for _, d in certs])
-            batch = Batch(ledger=CERTIFICATE_LEDGER, issuer_uscc=issuer, root="0x" + root.hex(), size=len(certs),
+            root = root_from_leaf_hashes([leaf_hash(bytes.fromhex(d)) for _, d, _ in certs])
+            batch = Batch(ledger=CERTIFICATE_LEDGER, issuer_uscc=issuer, root="0x" + root.hex(),
+                          root_sm3="0x" + sm3_root([d for _, _, d in certs]).hex(), size=len(certs),
                           state=BatchState.PREPARED)
             s.add(batch)
             s.flush()
             s.execute(update(Certificate), [
-                {"identifier": ident, "batch_id": batch.id, "leaf_index": i} for i, (ident, _) in enumerate(certs)
+                {"identifier": ident, "batch_id": batch.id, "leaf_index": i} for i, (ident, _, _) in enumerate(certs)
             ])
             return len(certs)
 
@@ -93,18 +103,25 @@ class BatchAnchoring(StepLedger):
     def _call_for(self, s: Session, step: Batch) -> StepCall:
         ledger = self.node.certificate_ledger
         root = bytes.fromhex(step.root[2:])
-        return StepCall(step.id, step.issuer_uscc, root, ledger.anchor_batch_fn(root, step.size), ledger.ANCHOR_GAS,
-                        "BatchAnchored", {}, step.tx_hash)
+        if step.root_sm3 is None:  # prepared before revision 0007s: fix its SM3 root before the first send
+            step.root_sm3 = "0x" + sm3_root(s.scalars(select(Certificate.digest_sm3).where(
+                Certificate.batch_id == step.id).order_by(Certificate.leaf_index)).all()).hex()
+        sm3 = bytes.fromhex(step.root_sm3[2:])
+        return StepCall(step.id, step.issuer_uscc, root, ledger.anchor_batch_fn(root, sm3, step.size),
+                        ledger.ANCHOR_GAS, "BatchAnchored", {}, step.tx_hash)
 
     def _apply_mirror(self, s: Session, step: Batch) -> None:
-        certs = s.execute(select(Certificate.identifier, Certificate.digest_sha256, Certificate.status)
+        certs = s.execute(select(Certificate.identifier, Certificate.digest_sha256, Certificate.digest_sm3,
+                                 Certificate.status)
                           .where(Certificate.batch_id == step.id).order_by(Certificate.leaf_index)).all()
-        proofs = all_inclusion_proofs([leaf_hash(bytes.fromhex(d)) for _, d, _ in certs])
+        proofs = all_inclusion_proofs([leaf_hash(bytes.fromhex(d)) for _, d, _, _ in certs])
+        sm3_proofs = all_inclusion_proofs([leaf_hash(bytes.fromhex(d), algorithm="sm3") for _, _, d, _ in certs],
+                                          algorithm="sm3")
         now = step.done_at or utcnow()
         s.execute(update(Certificate), [
-            {"identifier": ident, "proof": b"".join(p),
+            {"identifier": ident, "proof": b"".join(p), "proof_sm3": b"".join(p3),
              **({"status": CertificateStatus.ISSUED, "issued_at": now} if status == CertificateStatus.PENDING else {})}
-            for (ident, _, status), p in zip(certs, proofs, strict=True)
+            for (ident, _, _, status), p, p3 in zip(certs, proofs, sm3_proofs, strict=True)
         ])
         self.anchored_batches += 1
         log.info("batch anchored", batch=step.id, size=len(certs), block=step.block_number)

@@ -278,11 +278,18 @@ class Document:
         return dataclasses.replace(self, fields=fields, hidden=hidden, salt_seed=None)
 
     def with_anchor(self, proof: AnchorProof | None) -> Document:
-        """Attach (or with None, remove) the batch anchor; the proof must include this document's digest."""
+        """Attach (or with None, remove) the batch anchor; the proof must include this document's digest (and,
+        when it has an SM3 path, its SM3 digest in the SM3 tree)."""
         if proof is not None and not proof.includes(self.digest_sha256):
             raise ProofError(
                 f"anchor proof does not place document digest {to_hex(self.digest_sha256)} at index "
                 f"{proof.index} of batch root {to_hex(proof.batch_root)} (size {proof.size})",
+                code="invalid_anchor_proof",
+            )
+        if proof is not None and proof.sm3_root is not None and not proof.includes_sm3(self.digest_sm3):
+            raise ProofError(
+                f"anchor proof does not place the SM3 digest {to_hex(self.digest_sm3)} at index {proof.index} of "
+                f"the SM3 batch root {to_hex(proof.sm3_root)} (size {proof.size})",
                 code="invalid_anchor_proof",
             )
         return dataclasses.replace(self, anchor=proof)

@@ -34,6 +34,7 @@ class BatchRecord:
     block_number: int
     block_hash: str
     tx_hash: str
+    sm3_root: bytes  # the batch's RFC 6962 root over the documents' SM3 digests, as anchored beside `root`
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class ChainIndex:
         a = e.args
         if e.name == "BatchAnchored":
             self.batches[a["root"]] = BatchRecord(a["root"], a["issuer"], unpad(a["issuerUscc"]), int(a["count"]),
-                                                  e.block_number, e.block_hash, e.tx_hash)
+                                                  e.block_number, e.block_hash, e.tx_hash, bytes(a["sm3Root"]))
         elif e.name in ("DocumentSuspended", "DocumentReinstated", "DocumentRevoked"):
             status = {"DocumentSuspended": DocStatus.SUSPENDED, "DocumentReinstated": DocStatus.ISSUED,
                       "DocumentRevoked": DocStatus.REVOKED}[e.name]

@@ -18,6 +18,9 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
   §2.1.3.2), lead to a batch root the trust list knows -- LZ2 does not carry the root, so any altered
   field, hash or proof step leads to a root nobody anchored;
 - anchoring: that batch was anchored on this consortium's chain and ledger, in the block the payload names;
+- sm3: with the payload's SM3 part, the SM3 document digest recomputed from the shown fields and hidden SM3 leaf
+  hashes, with the SM3 audit path, leads to the SM3 root the trust list says was anchored beside that batch
+  root (SKIPPED when the payload or the trust list has no SM3 part: not available, never VALID);
 - signature: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
 - issuer: that member is the identifier's issuer and anchored the batch, holds the issuer role, may issue
   the type, and its registered name is the 颁发机构 shown;
@@ -79,8 +82,11 @@ class OfflineQr:
     hidden: tuple[str, ...]  # every hidden field (asked for, hidden to fit, or already hidden in the document)
 
 
-def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str] = ()) -> OfflinePayload:
-    """The unsigned payload of ``document`` with the ``hide`` fields replaced by their leaf hashes.
+def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str] = (),
+                  sm3: bool = True) -> OfflinePayload:
+    """The unsigned payload of ``document`` with the ``hide`` fields replaced by their leaf hashes. With
+    ``sm3`` and an anchor that has an SM3 path, the SM3 part travels too (hidden fields' SM3 leaf hashes and
+    the SM3 audit path).
 
     With nothing hidden and salts derived from one seed (documents made by ``Document.create``), the 16-byte
     seed travels instead of a salt per field; with hidden fields it must not (it would reveal their salts),
@@ -90,6 +96,7 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
     if not anchor.includes(document.digest_sha256):
         raise ProofError(f"the anchor proof does not include document {document.identifier}", code="invalid_anchor_proof")
     seed = shown.salt_seed if shown.salt_seed is not None and not shown.hidden else b""
+    with_sm3 = sm3 and anchor.sm3_path is not None
     return OfflinePayload(
         identifier=shown.identifier, type_code=shown.type_code,
         disclosed={p: (f.salt, f.value) for p, f in shown.fields.items()},
@@ -99,15 +106,30 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
         block_timestamp=anchor.block_timestamp, tx_hash=anchor.tx_hash,
         issuer_account=b"",  # the signer: sign_payload fills it in, and it is what a decoder recovers
         salt_seed=seed,
+        sm3_hidden={p: h.sm3 for p, h in shown.hidden.items()} if with_sm3 else {},
+        sm3_proof=list(anchor.sm3_path) if with_sm3 and anchor.sm3_path is not None else None,
     )
 
 
 def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes, *, hide: Iterable[str] = (),
-                    max_version: int = 25, error: str = "m") -> OfflineQr:
+                    max_version: int = 25, error: str = "m", sm3: bool | None = None) -> OfflineQr:
     """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
+
+    The SM3 part (``sm3``): True always carries it (hiding fields to fit if need be), False never, None (the
+    default) carries it when the payload with it needs no more hidden fields than the payload without: the SM3
+    check never costs the holder a disclosed field.
 
     Raises ``PayloadTooLargeError(code="qr_too_large")`` when hiding every long non-core field is not enough.
     """
+    if sm3 is None and anchor.sm3_path is not None:
+        plain = make_offline_qr(document, anchor, private_key, hide=hide, max_version=max_version, error=error,
+                                sm3=False)
+        try:
+            with_sm3 = make_offline_qr(document, anchor, private_key, hide=plain.hidden, max_version=max_version,
+                                       error=error, sm3=True)
+        except PayloadTooLargeError:
+            return plain
+        return with_sm3 if with_sm3.hidden == plain.hidden else plain
     error = error.lower()
     if error not in ALNUM_CAPACITY or not 1 <= max_version <= 40:
         raise ValidationError(f"offline QR needs error level M or Q and a version 1..40, got {error.upper()} "
@@ -119,7 +141,7 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes,
     hidden = set(hide)
 
     def encode(names: set[str]) -> tuple[str, OfflinePayload]:
-        payload = sign_payload(build_payload(document, anchor, hide=names), private_key)
+        payload = sign_payload(build_payload(document, anchor, hide=names, sm3=bool(sm3)), private_key)
         return encode_payload(payload), payload
 
     text, payload = encode(hidden)
@@ -184,6 +206,8 @@ class OfflineVerifier:
         match = _ID_PARTS.fullmatch(p.identifier)
         cid = (match.group(1), match.group(2)) if match else None  # (type code, issuer USCC)
         batch = self._integrity_and_anchoring(run, p, cid, root, out)
+        if batch is not None and root is not None:
+            self._sm3(run, p, root)
         member = self._signature(run, signer)
         self._issuer(run, p, cid, member, batch)
         self._status(run, p, root)
@@ -261,6 +285,27 @@ class OfflineVerifier:
                 f"anchored in block {block} at {when} (per the trust list as of block {as_of})", tx_hash=tx,
                 block=block)
         return batch
+
+    def _sm3(self, run: _Run, p: OfflinePayload, root: bytes) -> None:
+        """The SM3 tree (only once the SHA-256 one led to an anchored batch)."""
+        anchored = self.trust.sm3_roots.get(root)
+        if p.sm3_proof is None or anchored is None:
+            missing = ("二维码", "the payload") if p.sm3_proof is None else ("信任列表", "the trust list")
+            run.add("sm3", SKIPPED, f"{missing[0]}没有 SM3 批次证明，无法核验 SM3",
+                    f"{missing[1]} has no SM3 part for this batch: SM3 not checked")
+            return
+        try:
+            computed = p.computed_sm3_batch_root()
+        except ValidationError:  # a disclosed value with no canonical leaf (the SHA-256 tree refused it first)
+            computed = None
+        if computed != anchored:
+            run.add("sm3", INVALID, "SM3 摘要及其默克尔证明与已上链的 SM3 批次根不符",
+                    "the SM3 digest and its audit path do not lead to the SM3 batch root anchored on chain",
+                    "tampered")
+        else:
+            run.add("sm3", VALID, "SM3 摘要经默克尔证明得出已上链的 SM3 批次根（GB/T 32905）",
+                    "the SM3 digest and its audit path lead to the SM3 batch root anchored on chain (GB/T 32905)",
+                    sm3_root=anchored.hex())
 
     def _signature(self, run: _Run, signer: str | None) -> TrustedMember | None:
         if signer is None:

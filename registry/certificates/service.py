@@ -302,6 +302,7 @@ class CertificateService:
             block_number=batch.block_number or 0,
             block_timestamp=batch.block_timestamp or 0,
             issuer_account=batch.issuer_account or "0x" + "00" * 20,
+            **_sm3_anchor(row, batch),
         ).to_json()
 
     def statuses(self, agency: str, identifiers: Sequence[str]) -> dict[str, str]:
@@ -424,3 +425,11 @@ class CertificateService:
             if self.worker is not None:
                 self.worker.wake()
         return self.get(None, identifier)
+
+
+def _sm3_anchor(row: Certificate, batch: Batch) -> dict[str, Any]:
+    """The SM3 root and audit path of an anchor, when the batch was anchored with one (0007s and later)."""
+    if batch.root_sm3 is None or row.proof_sm3 is None:
+        return {}
+    return {"sm3_root": bytes.fromhex(batch.root_sm3[2:]),
+            "sm3_path": tuple(row.proof_sm3[i:i + 32] for i in range(0, len(row.proof_sm3), 32))}

@@ -7,7 +7,12 @@ the anchoring check's details (the verifier page calls that "no such certificate
     >>> verifier = Verifier(node, index)                       # doctest: +SKIP
     >>> result = verifier.verify_document(document_json)       # doctest: +SKIP
     >>> result.verdict, [c.name for c in result.checks]        # doctest: +SKIP
-    ('valid', ['integrity', 'anchoring', 'issuer', 'status', 'validity'])
+    ('valid', ['integrity', 'anchoring', 'sm3', 'issuer', 'status', 'validity'])
+
+Both batch roots are recomputed: ``anchoring`` follows the SHA-256 audit path to the root the chain anchored,
+``sm3`` the SM3 audit path from the document's SM3 digest to the SM3 root anchored beside it (GB/T 32905). A
+digest, path or stored root that does not lead to the anchored SM3 root is ``tampered``; a record anchored
+before SM3 roots went on chain has no SM3 path, and its ``sm3`` check is SKIPPED (not available), never VALID.
 """
 
 from __future__ import annotations
@@ -141,6 +146,8 @@ class Verifier:
                     f"{len(doc.fields)} fields checked, {len(doc.hidden)} hidden (digest matches)",
                     sha256=doc.digest_sha256.hex(), sm3=doc.digest_sm3.hex())
         anchor = self._anchor_of(doc)
+        if anchor is not None:
+            anchor["sm3_digest"] = doc.digest_sm3  # checked against the fields by `integrity`
         result = self._chain_checks(run, doc.identifier, doc.digest_sha256, doc.issuer_uscc, doc.type_code, anchor,
                                     doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"))
         return _result(run, doc.identifier, result, doc)
@@ -168,24 +175,19 @@ class Verifier:
         result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
         return _result(run, str(cid), result, None)
 
-    def verify_digest(self, identifier: str, digest: str | bytes) -> VerificationResult:
+    def verify_digest(self, identifier: str, digest: str | bytes, sm3: str | bytes | None = None) -> VerificationResult:
         """Chain checks for a document whose fields the caller checked itself (the verifier page decrypts
-        a by-reference document in the browser and recomputes its SHA-256 root there), so the server learns
-        the identifier and the digest, never a field value. The digest must be the one registered for the
-        identifier; then anchoring, issuer, status and validity are checked as for a full document.
+        a by-reference document in the browser and recomputes its SHA-256 and SM3 roots there), so the server
+        learns the identifier and the digests, never a field value. The digests must be the ones registered for
+        the identifier; then anchoring (both roots), issuer, status and validity are checked as for a full
+        document. Without ``sm3`` the registered SM3 digest is checked against the chain.
 
         >>> verifier.verify_digest(identifier, "9f2c...").verdict     # doctest: +SKIP
         'valid'
         """
         cid = CertificateId.parse(identifier)
-        if isinstance(digest, str):
-            text = digest.removeprefix("0x").lower()
-            if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
-                raise ValidationError(f"digest must be 64 hex digits (SHA-256), got {digest[:80]!r}",
-                                      code="invalid_digest")
-            digest = bytes.fromhex(text)
-        if not isinstance(digest, bytes) or len(digest) != 32:
-            raise ValidationError("digest must be 32 bytes (SHA-256)", code="invalid_digest")
+        digest = _digest32(digest, "digest", "SHA-256")
+        sm3_given = None if sm3 is None else _digest32(sm3, "sm3", "SM3")
         run = _Run()
         with self.node.db.session() as s:
             row = s.get(Certificate, str(cid))
@@ -208,14 +210,15 @@ class Verifier:
                 run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier", "not_anchored",
                         registered=False)
                 return _result(run, str(cid), {}, None)
-            if row.digest_sha256 != digest.hex():
-                run.add("integrity", INVALID, "证照摘要与该标识登记的摘要不符",
-                        f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
-                        sha256=digest.hex())
+            if row.digest_sha256 != digest.hex() or (sm3_given is not None and row.digest_sm3 != sm3_given.hex()):
+                which = "SHA-256" if row.digest_sha256 != digest.hex() else "SM3"
+                run.add("integrity", INVALID, f"证照摘要（{which}）与该标识登记的摘要不符",
+                        f"the {which} digest differs from the one registered for {cid}", "tampered",
+                        sha256=digest.hex(), sm3=sm3_given.hex() if sm3_given else None)
                 return _result(run, str(cid), {}, None)
             run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
                     "digest only (it matches the registered one): the fields were checked by the verifier's own device",
-                    sha256=digest.hex())
+                    sha256=digest.hex(), sm3=sm3_given.hex() if sm3_given else None)
             anchor = self._db_anchor(s, row)
             issuer, type_code, valid_from, valid_until = row.issuer_uscc, row.type_code, row.valid_from, row.valid_until
         result = self._chain_checks(run, str(cid), digest, issuer, type_code, anchor, valid_from, valid_until)
@@ -225,8 +228,9 @@ class Verifier:
     def _anchor_of(self, doc: Document) -> dict[str, Any] | None:
         if doc.anchor is not None:
             a = doc.anchor
+            sm3 = {} if a.sm3_root is None else {"sm3_root": a.sm3_root, "sm3_path": list(a.sm3_path or ())}
             return {"batch_root": bytes(a.batch_root), "index": a.index, "size": a.size,
-                    "path": [bytes(p) for p in a.path], "source": "document"}
+                    "path": [bytes(p) for p in a.path], "source": "document", **sm3}
         with self.node.db.session() as s:
             row = s.scalars(select(Certificate).where(Certificate.digest_sha256 == doc.digest_sha256.hex())).first()
             if row is None:
@@ -238,8 +242,12 @@ class Verifier:
         batch = s.get(Batch, row.batch_id) if row.batch_id else None
         if batch is None or batch.state != "anchored" or row.proof is None:
             return {"pending": True}
+        sm3: dict[str, Any] = {}
+        if batch.root_sm3 is not None and row.proof_sm3 is not None:
+            sm3 = {"sm3_root": _hex_or_empty(batch.root_sm3), "sm3_digest": _hex_or_empty(row.digest_sm3),
+                   "sm3_path": [row.proof_sm3[i:i + 32] for i in range(0, len(row.proof_sm3), 32)]}
         return {"batch_root": bytes.fromhex(batch.root[2:]), "index": row.leaf_index, "size": batch.size,
-                "path": [row.proof[i:i + 32] for i in range(0, len(row.proof), 32)], "source": "registry"}
+                "path": [row.proof[i:i + 32] for i in range(0, len(row.proof), 32)], "source": "registry", **sm3}
 
     def _chain_checks(self, run: _Run, identifier: str, digest: bytes, issuer_uscc: str | None, type_code: str,
                       anchor: dict[str, Any] | None, valid_from: dt.date | None, valid_until: dt.date | None,
@@ -294,10 +302,34 @@ class Verifier:
         out["log_proof"] = f"/api/v1/proofs/inclusion?ledger=certificates&key=0x{root.hex()}"
         run.add("anchoring", VALID, f"已于区块 {batch.block_number}（{when}）上链",
                 f"anchored in block {batch.block_number} at {when}", tx_hash=batch.tx_hash, block=batch.block_number)
+        if not self._sm3(run, anchor, batch.sm3_root):
+            return out
+        out["anchor"]["sm3_root"] = batch.sm3_root.hex()
         self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
         self._status(run, out, digest)
         self._validity(run, valid_from, valid_until)
         return out
+
+    @staticmethod
+    def _sm3(run: _Run, anchor: Mapping[str, Any], chain_root: bytes) -> bool:
+        """The SM3 tree: the document's SM3 digest, with its SM3 audit path, must lead to the SM3 root the chain
+        anchored beside the SHA-256 one. False (after recording ``tampered``) when it does not."""
+        path, root, digest = anchor.get("sm3_path"), anchor.get("sm3_root"), anchor.get("sm3_digest")
+        if path is None or root is None or digest is None or not any(chain_root):
+            run.add("sm3", SKIPPED, "该记录没有 SM3 默克尔证明（早于 SM3 批次根上链），无法核验 SM3",
+                    "no SM3 audit path for this record (anchored before SM3 roots went on chain): SM3 not checked")
+            return True
+        leaf = leaf_hash(digest, algorithm="sm3")
+        if root != chain_root or not verify_inclusion_leaf_hash(leaf, anchor["index"], anchor["size"], path, root,
+                                                                algorithm="sm3"):
+            run.add("sm3", INVALID, "SM3 摘要及其默克尔证明与链上 SM3 批次根不符",
+                    "the SM3 digest and its audit path do not lead to the SM3 batch root anchored on chain", "tampered",
+                    sm3=digest.hex(), sm3_root=chain_root.hex())
+            return False
+        run.add("sm3", VALID, "SM3 摘要经默克尔证明得出链上的 SM3 批次根（GB/T 32905）",
+                "the SM3 digest and its audit path lead to the SM3 batch root anchored on chain (GB/T 32905)",
+                sm3=digest.hex(), sm3_root=chain_root.hex())
+        return True
 
     def _issuer(self, run: _Run, out: dict[str, Any], batch: Any, issuer_uscc: str | None, type_code: str,
                 claimed_name: Any) -> None:
@@ -367,6 +399,26 @@ class Verifier:
             run.add("validity", VALID, "长期有效", "no expiry date")
         else:
             run.add("validity", VALID, f"有效期至 {valid_until.isoformat()}", f"valid until {valid_until.isoformat()}")
+
+
+def _digest32(value: str | bytes, what: str, algorithm: str) -> bytes:
+    if isinstance(value, str):
+        text = value.removeprefix("0x").lower()
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            raise ValidationError(f"{what} must be 64 hex digits ({algorithm}), got {value[:80]!r}",
+                                  code="invalid_digest")
+        value = bytes.fromhex(text)
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ValidationError(f"{what} must be 32 bytes ({algorithm})", code="invalid_digest")
+    return value
+
+
+def _hex_or_empty(text: str | None) -> bytes:
+    """A hex column's bytes; b"" when it is not hex (an edited row: it then leads to no anchored root)."""
+    try:
+        return bytes.fromhex((text or "").removeprefix("0x"))
+    except ValueError:
+        return b""
 
 
 def _iso(timestamp: int) -> str:

@@ -15,7 +15,7 @@ Format ``lianzheng/trust-list/1`` (JSON)::
      "operator": {"uscc": "...", "name": "...", "account": "0x.."},
      "members": [{"uscc", "name", "bid", "roles": ["issuer", ..], "status": "active", "accounts": ["0x.."]}],
      "certificate_types": [{"code", "name", "issuers": ["<uscc>", ..]}],
-     "batches": {"<root hex>": [block_number, "<issuer uscc>", "<anchoring tx hash>"]},
+     "batches": {"<root hex>": [block_number, "<issuer uscc>", "<anchoring tx hash>", "<SM3 root hex>"]},
      "documents": {"<document digest hex>": {"status": "revoked", "reason": 2, "block": 790, "root": "<batch root hex>"}},
      "signature": {"alg": "ES256K-R+SHA256+JCS", "signer": "0x..", "value": "0x<r||s||recid, 65 bytes>"}}
 
@@ -101,6 +101,8 @@ class TrustList:
     documents: Mapping[bytes, DocumentState] = field(repr=False)
     type_issuers: Mapping[str, tuple[str, tuple[str, ...]]] = field(repr=False)  # code -> (name, issuers)
     changed_roots: frozenset[bytes] = field(repr=False, default=frozenset())  # batches with a non-issued document
+    # root -> the SM3 root anchored beside it (the optional 4th item of a "batches" entry; absent in older lists)
+    sm3_roots: Mapping[bytes, bytes] = field(repr=False, default_factory=dict)
 
     @property
     def as_of_block(self) -> int:
@@ -169,6 +171,8 @@ class TrustList:
         accounts = {a.lower(): m.uscc for m in members.values() for a in m.accounts}
         batches = {bytes.fromhex(root.removeprefix("0x")): (int(v[0]), str(v[1]), str(v[2]))
                    for root, v in body["batches"].items()}
+        sm3_roots = {bytes.fromhex(root.removeprefix("0x")): bytes.fromhex(str(v[3]).removeprefix("0x"))
+                     for root, v in body["batches"].items() if len(v) > 3}
         documents = {bytes.fromhex(d.removeprefix("0x")): DocumentState(str(v["status"]), int(v.get("reason") or 0),
                                                                         int(v["block"]), bytes.fromhex(v["root"]))
                      for d, v in body["documents"].items()}
@@ -176,7 +180,7 @@ class TrustList:
         int(body["as_of"]["block"])  # must be present and numeric
         return cls(body=body, signature=signature, signer=signer, members=members, account_member=accounts,
                    batches=batches, documents=documents, type_issuers=types,
-                   changed_roots=frozenset(d.root for d in documents.values()))
+                   changed_roots=frozenset(d.root for d in documents.values()), sm3_roots=sm3_roots)
 
 
 def canonical_digest(body: Mapping[str, Any]) -> bytes:
@@ -221,7 +225,8 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
         "members": members,
         "certificate_types": [{"code": t.code, "name": t.name, "issuers": list(t.issuers)}
                               for t in node.seeds.certificate_types],
-        "batches": {root.hex(): [b.block_number, b.issuer_uscc, b.tx_hash] for root, b in index.batches.items()},
+        "batches": {root.hex(): [b.block_number, b.issuer_uscc, b.tx_hash, b.sm3_root.hex()]
+                    for root, b in index.batches.items()},
         "documents": {digest.hex(): {"status": status_names[d.status], "reason": int(d.reason), "block": d.since_block,
                                      "root": d.root.hex()}
                       for digest, d in index.docs.items() if d.status in status_names},

@@ -17,7 +17,14 @@ Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` 
                        hidden: {field: leaf_hash: bstr .size 32},
                        index: uint, size: uint,
                        proof: bstr (the audit path hashes concatenated, 32 bytes each),
-                       chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint ]
+                       chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint,
+                       ? sm3: [hidden: {field: sm3_leaf_hash: bstr .size 32},
+                               proof: bstr (the SM3 audit path, 32 bytes per hash, as many as ``proof``)] ]
+
+The trailing ``sm3`` item is optional (a body of 13 items has none, and its SM3 check reports not available):
+with it a verifier recomputes the SM3 document digest and SM3 batch root and compares the latter with the SM3
+root the trust list says was anchored beside the SHA-256 one. It costs 32 bytes per audit-path hash and per
+hidden field (~330 bytes, ~500 characters, for a fully disclosed certificate in a 1,000-document batch).
 
 What is *not* on the wire, and how the decoder restores it (LZ1, the first format, carried all of these; it
 is no longer read -- it never left development -- and decodes as ``unsupported_version``):
@@ -114,6 +121,8 @@ def body_bytes(payload: OfflinePayload) -> bytes:
     body = [FORMAT_VERSION, payload.identifier, payload.type_code, payload.salt_seed, disclosed, hidden,
             payload.index, payload.size, b"".join(payload.proof), payload.chain_id, payload.ledger,
             payload.block_number, payload.block_timestamp]
+    if payload.sm3_proof is not None:
+        body.append([{_CODE_OF.get(k, k): leaf for k, leaf in payload.sm3_hidden.items()}, b"".join(payload.sm3_proof)])
     try:
         return cbor2.dumps(body, canonical=True)
     except (cbor2.CBOREncodeError, UnicodeError, ValueError) as exc:  # e.g. a lone surrogate in a string
@@ -241,8 +250,9 @@ def _unpack_value(value: Any, where: str) -> FieldValue:
 
 
 def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
-    if not isinstance(body, list) or len(body) != _BODY_ITEMS:
-        raise _invalid(f"body must be a CBOR array of {_BODY_ITEMS} items, got {_describe(body)}")
+    if not isinstance(body, list) or len(body) not in (_BODY_ITEMS, _BODY_ITEMS + 1):
+        raise _invalid(f"body must be a CBOR array of {_BODY_ITEMS} items (or {_BODY_ITEMS + 1} with the SM3 part), "
+                       f"got {_describe(body)}")
     if body[0] != FORMAT_VERSION:
         raise PayloadFormatError(
             f"二维码格式版本不受支持 / unsupported QR payload version: body says {body[0]!r}, "
@@ -250,7 +260,8 @@ def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
             code="unsupported_version",
         )
     (_, identifier, type_code, seed, disclosed, hidden, index, size, proof, chain_id, ledger, block_number,
-     block_timestamp) = body
+     block_timestamp) = body[:_BODY_ITEMS]
+    sm3_hidden, sm3_proof = _sm3_part(body[_BODY_ITEMS] if len(body) > _BODY_ITEMS else None)
     if not isinstance(disclosed, dict) or not isinstance(hidden, dict):
         raise _invalid("disclosed and hidden fields must be CBOR maps")
     if not isinstance(proof, bytes) or len(proof) % HASH_LEN:
@@ -273,7 +284,7 @@ def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
             hidden={_field_name(k): v for k, v in hidden.items()}, batch_root=_NO_ROOT, index=index, size=size,
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
             ledger=ledger, block_number=block_number, block_timestamp=block_timestamp, tx_hash=b"",
-            issuer_account=b"", signature=signature, salt_seed=seed,
+            issuer_account=b"", signature=signature, salt_seed=seed, sm3_hidden=sm3_hidden, sm3_proof=sm3_proof,
         )
         # The root is not on the wire: it is whatever the signed fields, index, size and proof lead to. A forged
         # proof or field gives a root the trust list / chain does not know, and the issuer's signature over this
@@ -284,7 +295,19 @@ def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
     return payload
 
 
-_BODY_ITEMS = 13
+def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None]:
+    if item is None:
+        return {}, None
+    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], dict) and isinstance(item[1], bytes)):
+        raise _invalid(f"the SM3 part must be [hidden: map, proof: bytes], got {_describe(item)}")
+    hidden, proof = item
+    if len(proof) % HASH_LEN:
+        raise _invalid(f"SM3 proof must be a byte string of 32-byte hashes, got {_describe(proof)}")
+    return ({_field_name(k): v for k, v in hidden.items()},
+            [proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)])
+
+
+_BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload
 
 

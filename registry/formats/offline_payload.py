@@ -1,6 +1,11 @@
 """The offline QR payload as a value: what an offline verifier needs of one certificate, independent of
 the document model (field names, salts, values, leaf hashes, the batch proof and where it was anchored).
 Its wire format is registry.formats.lz2.
+
+The SM3 part is optional: ``sm3_proof`` (the document's audit path in the batch's SM3 tree, anchored beside the
+SHA-256 one) and ``sm3_hidden`` (each hidden field's SM3 leaf hash) let a verifier recompute the SM3 document
+digest and the SM3 batch root too. A payload without them (``sm3_proof`` None) still verifies; its SM3 check is
+reported as not available.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class OfflinePayload:
     issuer_account: bytes
     signature: bytes = field(default=b"")
     salt_seed: bytes = field(default=b"")
+    sm3_hidden: dict[str, bytes] = field(default_factory=dict)  # hidden field -> its SM3 leaf hash
+    sm3_proof: list[bytes] | None = None  # the SM3 audit path (same index and size); None: not carried
 
     def __post_init__(self) -> None:
         for name in ("identifier", "type_code"):
@@ -104,6 +111,7 @@ class OfflinePayload:
             if name in self.disclosed:
                 raise ValidationError(f"field {name!r} is both disclosed and hidden", code="invalid_payload_field")
             _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
+        self._check_sm3()
         if self.salt_seed:
             if self.hidden:  # the seed would give away the hidden fields' salts (see the module docstring)
                 raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
@@ -114,17 +122,35 @@ class OfflinePayload:
                     raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from salt_seed",
                                           code="invalid_payload_field")
 
+    def _check_sm3(self) -> None:
+        if self.sm3_proof is None:
+            if self.sm3_hidden:
+                raise ValidationError("offline payload sm3_hidden needs sm3_proof", code="invalid_payload_field")
+            return
+        if len(self.sm3_proof) != len(self.proof):  # one tree shape: the same index and size
+            raise ValidationError(f"offline payload sm3_proof must have as many hashes as proof ({len(self.proof)}), "
+                                  f"got {len(self.sm3_proof)}", code="invalid_payload_field")
+        for i, step in enumerate(self.sm3_proof):
+            _check_bytes(f"sm3_proof[{i}]", step, HASH_LEN)
+        if set(self.sm3_hidden) != set(self.hidden):
+            raise ValidationError("offline payload sm3_hidden must hold an SM3 leaf hash for every hidden field, "
+                                  "and only those", code="invalid_payload_field")
+        for name, leaf in self.sm3_hidden.items():
+            _check_bytes(f"sm3_hidden[{name!r}]", leaf, HASH_LEN)
+
     def __repr__(self) -> str:  # never print holder data into logs
         return (f"OfflinePayload(identifier={self.identifier!r}, disclosed={len(self.disclosed)} fields, "
                 f"hidden={len(self.hidden)}, index={self.index}/{self.size}, signed={bool(self.signature)})")
 
-    def document_digest(self) -> bytes:
-        """The SHA-256 document digest the fields rebuild (``Document.digest_sha256``): the RFC 6962 root over
-        the disclosed fields' leaves and the hidden fields' leaf hashes, in the documents' path order."""
+    def document_digest(self, algorithm: str = "sha256") -> bytes:
+        """The document digest the fields rebuild (``Document.digest_sha256``, or with ``algorithm="sm3"``
+        ``Document.digest_sm3``): the RFC 6962 root over the disclosed fields' leaves and the hidden fields'
+        leaf hashes, in the documents' path order."""
+        hidden = self.hidden if algorithm == "sha256" else self.sm3_hidden
         leaves = []
         for path in sorted({*self.disclosed, *self.hidden}, key=path_key):
             if path in self.hidden:
-                leaves.append(self.hidden[path])
+                leaves.append(hidden[path])
                 continue
             salt, value = self.disclosed[path]
             try:
@@ -132,8 +158,16 @@ class OfflinePayload:
             except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
                 raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
                                       code="invalid_payload_field") from exc
-            leaves.append(merkle.leaf_hash(entry))
-        return merkle.root_from_leaf_hashes(leaves)
+            leaves.append(merkle.leaf_hash(entry, algorithm=algorithm))
+        return merkle.root_from_leaf_hashes(leaves, algorithm=algorithm)
+
+    def computed_sm3_batch_root(self) -> bytes | None:
+        """The SM3 batch root that the SM3 document digest, ``index``, ``size`` and ``sm3_proof`` lead to; None
+        when the payload carries no SM3 path (or it does not fit ``index`` and ``size``)."""
+        if self.sm3_proof is None:
+            return None
+        leaf = merkle.leaf_hash(self.document_digest("sm3"), algorithm="sm3")
+        return _root_from_audit_path(leaf, self.index, self.size, self.sm3_proof, algorithm="sm3")
 
     def computed_batch_root(self) -> bytes:
         """The batch root that the document digest, ``index``, ``size`` and ``proof`` lead to (RFC 9162
@@ -151,7 +185,8 @@ class OfflinePayload:
 derive_salt_cached = functools.lru_cache(maxsize=4096)(derive_salt)
 
 
-def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes]) -> bytes | None:
+def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes],
+                          algorithm: str = "sha256") -> bytes | None:
     """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
     path does not fit ``index`` and ``size``). registry.merkle.verify_inclusion_leaf_hash runs the same
     steps; tests/unit/qr check that the two agree."""
@@ -160,12 +195,12 @@ def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes]
         if sn == 0:
             return None
         if fn & 1 or fn == sn:
-            r = merkle.node_hash(p, r)
+            r = merkle.node_hash(p, r, algorithm=algorithm)
             while not fn & 1 and fn != 0:  # step ii: skip the levels where this node was promoted
                 fn >>= 1
                 sn >>= 1
         else:
-            r = merkle.node_hash(r, p)
+            r = merkle.node_hash(r, p, algorithm=algorithm)
         fn >>= 1
         sn >>= 1
     return r if sn == 0 else None

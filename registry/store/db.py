@@ -117,6 +117,8 @@ class Batch(Base):
     ledger: Mapped[str] = mapped_column(String(20), default="certificates")
     issuer_uscc: Mapped[str] = mapped_column(String(18), index=True)
     root: Mapped[str] = mapped_column(String(66), unique=True)
+    # the RFC 6962 root over the documents' SM3 digests, anchored beside `root` (0007s; NULL: anchored before)
+    root_sm3: Mapped[str | None] = mapped_column(String(66), nullable=True)
     size: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(12), default=BatchState.PREPARED, index=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
@@ -155,6 +157,7 @@ class Certificate(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True, index=True)
     leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     proof: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # concatenated 32-byte hashes
+    proof_sm3: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the same in the SM3 tree (0007s)
     blob: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM(document) under a key the server does not keep
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

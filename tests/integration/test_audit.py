@@ -27,6 +27,7 @@ from registry.audit.replay import Auditor
 from registry.audit.report import AuditReport, anchor_report, render_html, sign_report, verify_report_signature
 from registry.certificates.service import CertificateService
 from registry.consortium.members import bootstrap, sync_members
+from registry.crypto.hashing import sm3
 from registry.logs.checkpoints import connect_backbone, gateway_uscc
 from registry.logs.log import LedgerLogs, ledger_id
 from registry.node import Node
@@ -41,6 +42,8 @@ from tests.support.audit import (
     issue,
     populate,
 )
+
+SM3_ROOT = sm3(b"an SM3 batch root")  # anchorBatch records it beside the SHA-256 root
 
 pytestmark = pytest.mark.anvil
 
@@ -128,7 +131,7 @@ def test_a_role_removed_later_does_not_make_earlier_anchors_illegal(chains: TwoC
         c.execute(node.sender_for(JUSTICE), pid)
         sync_members(node)
         with pytest.raises(ContractRevertError, match="CertificateLedgerNotIssuer"):
-            node.certificate_ledger.anchor_batch(node.sender_for(MARKET), b"\x44" * 32, 1)
+            node.certificate_ledger.anchor_batch(node.sender_for(MARKET), b"\x44" * 32, SM3_ROOT, 1)
         checkpoint_all(node, link)
         report = audit(node, link)
         assert report.findings == []  # the replay judged the anchor by the roles at its block

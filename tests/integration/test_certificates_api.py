@@ -65,7 +65,7 @@ def test_a_single_certificate_is_pending_at_once_and_valid_once_anchored(api: Ap
     api.services.certificates.wait_for([body["identifier"]], timeout=30)
     result = _verify(api, body["document"])
     assert result["verdict"] == "valid", result
-    assert [c["name"] for c in result["checks"]] == ["integrity", "anchoring", "issuer", "status", "validity"]
+    assert [c["name"] for c in result["checks"]] == ["integrity", "anchoring", "sm3", "issuer", "status", "validity"]
     assert all(c["status"] == "VALID" for c in result["checks"])
     assert result["issuer"]["uscc"] == agency and result["issuer"]["bid"].startswith("did:bid:")
     assert result["anchor"]["tx_hash"].startswith("0x") and result["anchor"]["block_number"] > 0

@@ -19,7 +19,10 @@ from chain.devnet import free_port
 from chain.errors import ChainUnavailableError
 from chain.logs import LogReader
 from chain.sender import TransactionSender
+from registry.crypto.hashing import sm3
 from registry.node import Node
+
+SM3_ROOT = sm3(b"an SM3 batch root")  # anchorBatch records it beside the SHA-256 root
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
 
@@ -29,9 +32,9 @@ def test_sender_recovers_when_another_process_used_its_nonce(anvil_node: Node) -
     ledger = anvil_node.certificate_ledger
     first = TransactionSender(anvil_node.backend, account, decoder=ErrorDecoder.for_all_contracts())
     second = TransactionSender(anvil_node.backend, account, decoder=ErrorDecoder.for_all_contracts())
-    first.transact(ledger.anchor_batch_fn(os.urandom(32), 3), gas=ledger.ANCHOR_GAS)  # both counters start here
-    second.transact(ledger.anchor_batch_fn(os.urandom(32), 3), gas=ledger.ANCHOR_GAS)
-    receipt = first.transact(ledger.anchor_batch_fn(os.urandom(32), 3), gas=ledger.ANCHOR_GAS)  # stale counter
+    first.transact(ledger.anchor_batch_fn(os.urandom(32), SM3_ROOT, 3), gas=ledger.ANCHOR_GAS)  # both counters start here
+    second.transact(ledger.anchor_batch_fn(os.urandom(32), SM3_ROOT, 3), gas=ledger.ANCHOR_GAS)
+    receipt = first.transact(ledger.anchor_batch_fn(os.urandom(32), SM3_ROOT, 3), gas=ledger.ANCHOR_GAS)  # stale counter
     assert receipt.status == 1
 
 
@@ -56,7 +59,7 @@ def test_log_reader_pages_and_decodes_like_web3(anvil_node: Node) -> None:
     ledger = anvil_node.certificate_ledger
     sender = anvil_node.sender_for(anvil_node.seeds.certificate_types[0].issuers[0])
     roots = [os.urandom(32) for _ in range(12)]
-    pending = [sender.send(ledger.anchor_batch_fn(r, 7), gas=ledger.ANCHOR_GAS) for r in roots]
+    pending = [sender.send(ledger.anchor_batch_fn(r, SM3_ROOT, 7), gas=ledger.ANCHOR_GAS) for r in roots]
     receipts = [sender.wait(p) for p in pending]
     start = receipts[0].block_number
     reader = LogReader(anvil_node.backend, {ledger.address: load_artifact("CertificateLedger").abi}, chunk=2)

@@ -293,7 +293,8 @@ def test_verify_digest_checks_the_chain_with_only_the_identifier_and_digest(api:
     ident, digest = cert["identifier"], cert["document"]["digest"]["sha256"]
     ok = api.client.post("/api/v1/verify/digest", json={"identifier": ident, "digest": digest}).json()
     assert ok["verdict"] == "valid" and ok["mode"] == "reference"
-    assert [c["status"] for c in ok["checks"]] == ["SKIPPED", "VALID", "VALID", "VALID", "VALID"]
+    assert [c["name"] for c in ok["checks"]] == ["integrity", "anchoring", "sm3", "issuer", "status", "validity"]
+    assert [c["status"] for c in ok["checks"]] == ["SKIPPED", "VALID", "VALID", "VALID", "VALID", "VALID"]
     assert ok["fields"] == {} and ok["issuer"]["bid"].startswith("did:bid:") and ok["anchor"]["block_number"] > 0
     other = api.client.post("/api/v1/verify/digest", json={"identifier": ident, "digest": "ab" * 32}).json()
     assert other["verdict"] == "tampered" and "differs" in other["checks"][0]["reason_en"]
@@ -303,7 +304,7 @@ def test_verify_digest_checks_the_chain_with_only_the_identifier_and_digest(api:
     bad = api.client.post("/api/v1/verify/digest", json={"identifier": ident, "digest": "xyz"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_digest"
     extra = api.client.post("/api/v1/verify/digest", json={"identifier": ident, "digest": digest, "fields": {}})
-    assert extra.status_code == 422  # the endpoint takes nothing but the identifier and the digest
+    assert extra.status_code == 422  # the endpoint takes nothing but the identifier and the digests
 
 
 # --- generation: access, formats, print ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@
  *   text      = "LZ2:" || Base45(zlib(envelope))
  *   envelope  = CBOR [body: bstr, signature: bstr]       signature = r || s || recid over SHA-256(body)
  *   body      = CBOR [2, identifier, type_code, salt_seed, disclosed, hidden, index, size, proof, chain_id,
- *                     ledger, block_number, block_timestamp]
+ *                     ledger, block_number, block_timestamp, ? sm3: [hidden SM3 leaf hashes, SM3 audit path]]
+ * The optional SM3 part is checked for its structure only: this page does not compute SM3 yet, so its sm3
+ * check is SKIPPED (the Python verifier, the CLI and the API recompute the SM3 batch root).
  * Field names are codes into FIELD_CODES (from /verifier/meta.json, generated from the Python table); text
  * values stored as byte strings are GB 18030. With a salt seed every salt is
  * HMAC-SHA256(seed, "lianzheng/salt/1" || UTF-8(path))[:16].
@@ -37,9 +39,17 @@ export async function decodeOffline(text, meta) {
   }
   const [bodyBytes, signature] = envelope;
   const body = cborDecode(bodyBytes);
-  if (!Array.isArray(body) || body.length !== 13) throw invalid("body must be an array of 13 items");
+  if (!Array.isArray(body) || (body.length !== 13 && body.length !== 14)) {
+    throw invalid("body must be an array of 13 items (14 with the SM3 part)");
+  }
   const [version, identifier, typeCode, seed, disclosed, hidden, index, size, proof, chainId, ledger, blockNumber,
-    blockTimestamp] = body;
+    blockTimestamp, sm3] = body;
+  if (sm3 !== undefined && !(Array.isArray(sm3) && sm3.length === 2 && sm3[0] instanceof Map &&
+      sm3[1] instanceof Uint8Array && proof instanceof Uint8Array && sm3[1].length === proof.length &&
+      sm3[0].size === (hidden instanceof Map ? hidden.size : -1) &&
+      [...sm3[0].values()].every((h) => h instanceof Uint8Array && h.length === 32))) {
+    throw invalid("the SM3 part must be [hidden SM3 leaf hashes, SM3 audit path of the proof's length]");
+  }
   if (version !== 2) throw new FormatError("unsupported_version", `body says version ${version}`);
   const isInt = (v) => Number.isSafeInteger(v) && v >= 0;
   if (typeof identifier !== "string" || typeof typeCode !== "string" || !(seed instanceof Uint8Array) ||
@@ -81,6 +91,7 @@ export async function decodeOffline(text, meta) {
   const digest = await sha256(bodyBytes);
   return {
     identifier, typeCode, disclosed: shown, hidden: leaves, index, size, chainId, ledger, blockNumber, blockTimestamp,
+    hasSm3: sm3 !== undefined,
     proof: Array.from({ length: proof.length / 32 }, (_, i) => proof.slice(i * 32, i * 32 + 32)),
     signer: recoverAddress(digest, signature),
   };
@@ -119,6 +130,10 @@ export async function verifyOffline(text, trust, meta) {
   const m = ID_PARTS.exec(p.identifier);
   const cid = m ? [m[1], m[2]] : null;
   const batch = integrityAndAnchoring(run, p, cid, root, trust, out);
+  if (batch && p.hasSm3) {
+    run.add("sm3", "SKIPPED", "二维码带有 SM3 批次证明；本页面暂不计算 SM3（可用命令行或核验服务核验）",
+      "the code carries an SM3 batch proof; this page does not compute SM3 yet (the CLI and the API check it)");
+  }
   const signer = p.signer ? checksumAddress(p.signer) : null;
   const member = signature(run, signer, trust);
   issuer(run, p, cid, member, batch, trust);

@@ -142,9 +142,14 @@ export async function verifyReference(identifier, keyText) {
   const integrity = check("integrity", "VALID", `本机已核验 ${nShown} 个字段、${nHidden} 个隐藏字段，SHA-256 摘要一致`,
     `checked on this device: ${nShown} fields, ${nHidden} hidden; the SHA-256 digest matches`, { sha256: digest });
   const server = result.checks.find((c) => c.name === "integrity");
-  const others = result.checks.filter((c) => c.name !== "integrity");
+  // The server's sm3 check follows the *registered* SM3 digest to the SM3 root on chain; this page has not
+  // computed the SM3 digest of what it decrypted, so its own SKIPPED stands, unless the server found the
+  // registered SM3 digest, path or root altered (INVALID, verdict tampered).
+  const serverSm3 = result.checks.find((c) => c.name === "sm3");
+  const others = result.checks.filter((c) => c.name !== "integrity" && c.name !== "sm3");
+  const sm3Shown = serverSm3 && serverSm3.status === "INVALID" ? serverSm3 : sm3;
   // The server's integrity check is INVALID only when the digest is not the one registered: keep that one.
-  render({ ...result, ...base, checks: server && server.status === "INVALID" ? [server, sm3, ...others] : [integrity, sm3, ...others] });
+  render({ ...result, ...base, checks: server && server.status === "INVALID" ? [server, sm3Shown, ...others] : [integrity, sm3Shown, ...others] });
 }
 
 

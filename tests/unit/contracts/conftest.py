@@ -4,11 +4,11 @@ Every test gets a fresh chain (`w3`, ~5 ms to create) and builds what it needs w
 
     def test_example(make_world, transact):
         world = make_world()                      # registry + agencies A..E + all four ledgers
-        receipt = transact(world.certificates.functions.anchorBatch(ROOT, 10), world.a)
-        assert_reverts(world.certificates.functions.anchorBatch(ROOT, 10), world.a,
+        receipt = transact(world.certificates.functions.anchorBatch(ROOT, SM3_ROOT, 10), world.a)
+        assert_reverts(world.certificates.functions.anchorBatch(ROOT, SM3_ROOT, 10), world.a,
                        "CertificateLedgerRootExists", root=ROOT)
 
-Reusable helpers (importable from `tests.unit.contracts.conftest`): `load_artifact`, `uscc`,
+Reusable helpers (importable from `tests.unit.contracts.conftest`): `SM3_ROOT`, `load_artifact`, `uscc`,
 `revert_data`, `decode_custom_error`, `assert_reverts`, `events`, `event`, `encode_action_data`,
 the RFC 6962 helpers `leaf_hash`, `node_hash`, `merkle_root`, `inclusion_proof`, and the enums `Role`,
 `Action`, `MemberStatus`, `DocStatus`, `Step`.
@@ -66,6 +66,8 @@ def b32(label: str) -> bytes:
 
 
 # Real-looking USCCs (统一社会信用代码, 18 chars) of the test agencies.
+# an SM3 batch root for anchorBatch(root, sm3Root, count): the contract only records it (no SM3 on chain)
+SM3_ROOT = bytes.fromhex("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")  # SM3("abc")
 USCC_A = uscc("11230000MB0000001A")  # 省数据局 (genesis admin)
 USCC_B = uscc("11230000MB0000002B")  # 省市场监督管理局
 USCC_C = uscc("11230000MB0000003C")  # 省公安厅

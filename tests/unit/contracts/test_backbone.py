@@ -7,6 +7,7 @@ from eth_abi import encode as abi_encode
 from web3 import EthereumTesterProvider, Web3
 
 from tests.unit.contracts.conftest import (
+    SM3_ROOT,
     USCC_C,
     USCC_D,
     assert_reverts,
@@ -261,7 +262,7 @@ def test_cosigning_an_unknown_checkpoint_is_refused(backbone, owner, transact, a
 def test_a_subchain_ledger_is_checkpointed_on_another_chain(make_world, transact):
     """The backbone may live on another chain: anchor on the sub-chain, checkpoint its event log on the main chain."""
     world = make_world()  # the sub-chain (certificate ledger)
-    receipts = [transact(world.certificates.functions.anchorBatch(b32(f"batch/{i}"), 10), world.b) for i in range(3)]
+    receipts = [transact(world.certificates.functions.anchorBatch(b32(f"batch/{i}"), SM3_ROOT, 10), world.b) for i in range(3)]
     # the ledger's event log as RFC 6962 entries: one 32-byte digest per BatchAnchored log
     entries = [Web3.keccak(bytes(log["data"]) + b"".join(bytes(t) for t in log["topics"])) for r in receipts for log in r.logs]
     last = world.w3.eth.get_block(receipts[-1].blockNumber)

@@ -7,6 +7,7 @@ from eth_abi import encode as abi_encode
 from web3 import Web3
 
 from tests.unit.contracts.conftest import (
+    SM3_ROOT,
     assert_reverts,
     b32,
     decode_custom_error,
@@ -19,14 +20,14 @@ from tests.unit.contracts.conftest import (
 
 def test_assert_reverts_fails_on_a_different_error(make_world):
     world = make_world()
-    call = world.certificates.functions.anchorBatch(b32("r"), 0)
+    call = world.certificates.functions.anchorBatch(b32("r"), SM3_ROOT, 0)
     with pytest.raises(AssertionError, match="expected CertificateLedgerNotIssuer, got CertificateLedgerInvalidBatch"):
         assert_reverts(call, world.b, "CertificateLedgerNotIssuer")
 
 
 def test_assert_reverts_fails_on_different_arguments(make_world):
     world = make_world()
-    call = world.certificates.functions.anchorBatch(b32("r"), 0)
+    call = world.certificates.functions.anchorBatch(b32("r"), SM3_ROOT, 0)
     with pytest.raises(AssertionError, match="count: expected 1, got 0"):
         assert_reverts(call, world.b, "CertificateLedgerInvalidBatch", count=1)
     with pytest.raises(AssertionError, match="has no argument 'root'"):
@@ -35,7 +36,7 @@ def test_assert_reverts_fails_on_different_arguments(make_world):
 
 def test_assert_reverts_fails_when_the_call_succeeds(make_world):
     world = make_world()
-    call = world.certificates.functions.anchorBatch(b32("r"), 1)
+    call = world.certificates.functions.anchorBatch(b32("r"), SM3_ROOT, 1)
     with pytest.raises(AssertionError, match="succeeded"):
         assert_reverts(call, world.b, "CertificateLedgerInvalidBatch")
 
