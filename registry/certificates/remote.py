@@ -61,6 +61,8 @@ class PublicRecord:
     index: int = 0
     size: int = 0
     path: tuple[bytes, ...] = ()
+    sm3_root: bytes | None = None  # the SM3 batch root and the SM3 audit path (batches anchored with both roots)
+    sm3_path: tuple[bytes, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -73,6 +75,8 @@ class PublicRecord:
         if self.batch_root is not None:
             out["anchor"] = {"batch_root": "0x" + self.batch_root.hex(), "index": self.index, "size": self.size,
                              "path": ["0x" + p.hex() for p in self.path]}
+            if self.sm3_root is not None:
+                out["anchor"] |= {"sm3_root": "0x" + self.sm3_root.hex(), "sm3_path": ["0x" + p.hex() for p in self.sm3_path]}
         return out
 
     @classmethod
@@ -113,8 +117,10 @@ class PublicRecord:
             raise bad("its issuer or type differs from the identifier's")
         anchor = obj.get("anchor")
         root: bytes | None = None
+        sm3_root: bytes | None = None
         index = size = 0
         path: tuple[bytes, ...] = ()
+        sm3_path: tuple[bytes, ...] = ()
         if anchor is not None:
             if not isinstance(anchor, Mapping) or not isinstance(anchor.get("path"), list) \
                     or len(anchor["path"]) > MAX_PATH:
@@ -122,17 +128,25 @@ class PublicRecord:
             root, index, size = hex32(anchor.get("batch_root"), "anchor.batch_root"), \
                 count(anchor.get("index"), "anchor.index"), count(anchor.get("size"), "anchor.size")
             path = tuple(hex32(p, "anchor.path[]") for p in anchor["path"])
+            if anchor.get("sm3_root") is not None:
+                if not isinstance(anchor.get("sm3_path"), list) or len(anchor["sm3_path"]) > MAX_PATH:
+                    raise bad("anchor.sm3_path must be a list of at most 64 hashes")
+                sm3_root = hex32(anchor["sm3_root"], "anchor.sm3_root")
+                sm3_path = tuple(hex32(p, "anchor.sm3_path[]") for p in anchor["sm3_path"])
         return cls(str(identifier), identifier.type_code, identifier.issuer_uscc,
                    hex32(digest.get("sha256"), "digest.sha256"), hex32(digest.get("sm3"), "digest.sm3"),
                    date(obj.get("valid_from"), "valid_from"), date(obj.get("valid_until"), "valid_until"),
-                   root, index, size, path)
+                   root, index, size, path, sm3_root, sm3_path)
 
     def anchor(self) -> dict[str, Any]:
         """The anchor in the shape registry.certificates.verification checks."""
         if self.batch_root is None:
             return {"pending": True}
+        sm3: dict[str, Any] = {}
+        if self.sm3_root is not None:
+            sm3 = {"sm3_root": self.sm3_root, "sm3_path": list(self.sm3_path), "sm3_digest": self.digest_sm3}
         return {"batch_root": self.batch_root, "index": self.index, "size": self.size, "path": list(self.path),
-                "source": "issuer_node"}
+                "source": "issuer_node", **sm3}
 
 
 def public_record(node: Node, identifier: str) -> PublicRecord:
@@ -143,13 +157,26 @@ def public_record(node: Node, identifier: str) -> PublicRecord:
         if row is None:
             raise NotFoundError(f"no certificate {cid} was issued on this node", code="certificate_not_found")
         batch = s.get(Batch, row.batch_id) if row.batch_id else None
-        rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, bytes.fromhex(row.digest_sha256),
-                           bytes.fromhex(row.digest_sm3), row.valid_from, row.valid_until, None)
+        rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, _hex(row.digest_sha256),
+                           _hex(row.digest_sm3), row.valid_from, row.valid_until, None)
         if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
             return rec
         path = tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32))
-        return dataclasses.replace(rec, batch_root=bytes.fromhex(batch.root[2:]), index=row.leaf_index,
-                                   size=batch.size, path=path)
+        rec = dataclasses.replace(rec, batch_root=bytes.fromhex(batch.root[2:]), index=row.leaf_index,
+                                  size=batch.size, path=path)
+        sm3_root = _hex(batch.root_sm3)  # an edited column: the record goes out without SM3 (the audit reports it)
+        if len(sm3_root) == 32 and row.proof_sm3 is not None:
+            rec = dataclasses.replace(rec, sm3_root=sm3_root,
+                                      sm3_path=tuple(row.proof_sm3[i:i + 32] for i in range(0, len(row.proof_sm3), 32)))
+        return rec
+
+
+def _hex(text: str | None) -> bytes:
+    """A hex column's bytes; b"" for an edited, non-hex one (other nodes then refuse the record as malformed)."""
+    try:
+        return bytes.fromhex((text or "").removeprefix("0x"))
+    except ValueError:
+        return b""
 
 
 class RemoteCertificates:

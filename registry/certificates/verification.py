@@ -193,7 +193,7 @@ class Verifier:
             row = s.get(Certificate, str(cid))
             rec = self._remote_record(run, cid) if row is None else None
             if rec is not None:
-                if rec.digest_sha256 != digest:
+                if rec.digest_sha256 != digest or (sm3_given is not None and rec.digest_sm3 != sm3_given):
                     run.add("integrity", INVALID, "证照摘要与颁发机构登记的摘要不符",
                             f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
                             sha256=digest.hex())

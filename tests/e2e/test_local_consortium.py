@@ -81,6 +81,7 @@ def test_a_certificate_issued_on_node_a_verifies_on_node_b_and_on_the_auditor_no
         assert checks["source"]["status"] == "VALID" and checks["source"]["details"]["endpoint"] == \
             consortium.nodes["a"].url
         assert checks["anchoring"]["status"] == "VALID" and checks["status"]["status"] == "VALID"
+        assert checks["sm3"]["status"] == "VALID"  # node A's record carries the SM3 path to the SM3 root on chain
         # the encrypted by-reference document is served by node A through any node (ciphertext only)
         blob = httpx.get(f"{url}/api/v1/certificates/{identifier}/blob", timeout=30)
         assert blob.status_code == 200 and blob.content == httpx.get(
