@@ -37,6 +37,11 @@ def member_bid(node: Node, uscc: str) -> str:
     return node.keys.bid(uscc)
 
 
+def member_sm2_key(node: Node, uscc: str) -> bytes:
+    """The agency's SM2 public key (64 bytes) for its admission, or empty if this node holds none for it."""
+    return node.keys.sm2_public_key(uscc) if node.keys.has_sm2_key(uscc) else b""
+
+
 def _fund(node: Node, address: str) -> None:
     fund = getattr(node.backend, "fund", None)
     if fund is None:
@@ -66,7 +71,8 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
     roles = int(Role.from_names(genesis.roles))
     plan = [
         ("ConsortiumRegistry", lambda d: [_b32(genesis.uscc), genesis.name, member_bid(node, genesis.uscc),
-                                          [sender.address], roles, node.seeds.threshold,
+                                          [sender.address], roles, member_sm2_key(node, genesis.uscc),
+                                          node.seeds.threshold,
                                           node.seeds.proposal_ttl_seconds]),
         ("CertificateLedger", lambda d: [d["ConsortiumRegistry"].address]),
         ("EvidenceLedger", lambda d: [d["ConsortiumRegistry"].address]),
@@ -96,7 +102,8 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
         if consortium.get_member(m.uscc) is not None:
             continue
         account = node.keys.signing_account(m.uscc).address
-        data = ConsortiumClient.admit_data(m.name, member_bid(node, m.uscc), [account], Role.from_names(m.roles))
+        data = ConsortiumClient.admit_data(m.name, member_bid(node, m.uscc), [account], Role.from_names(m.roles),
+                                           member_sm2_key(node, m.uscc))
         admins = [a for a in ordered if "admin" in a.roles and consortium.get_member(a.uscc) is not None]
         if not admins:
             raise ConflictError("no admin member is on chain to admit others", code="no_admin")
