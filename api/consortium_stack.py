@@ -121,7 +121,7 @@ class LocalConsortium:
                     self.lz("b", "node", "init", "--agency", *n.agencies, "--rpc-url", self.rpc_url, "--key-backend",
                             "pkcs11", "--pkcs11-token", TOKEN_LABEL, "--pkcs11-pin-env", PIN_ENV)
                 listed = json.loads(self.lz("b", "keys", "list", "--json"))["keys"]
-                external += [{"uscc": k["uscc"], "account": k["account"], "bid": k["bid"]}
+                external += [{"uscc": k["uscc"], "account": k["account"], "bid": k["bid"], "sm2_key": k["sm2_key"]}
                              for k in listed if k["active"]]
                 continue
             if not (n.data_dir / NODE_CONFIG).exists():
@@ -129,7 +129,8 @@ class LocalConsortium:
                                                  key_backend=KeyBackendKind.FILE, pkcs11_module=None,
                                                  pkcs11_token="", pkcs11_pin_env=PIN_ENV))
             node = self._node(n.name)
-            external += [{"uscc": u, "account": node.keys.signing_account(u).address, "bid": node.keys.bid(u)}
+            external += [{"uscc": u, "account": node.keys.signing_account(u).address, "bid": node.keys.bid(u),
+                          "sm2_key": node.keys.sm2_public_key(u).hex() if node.keys.has_sm2_key(u) else ""}
                          for u in n.agencies]
             node.db.engine.dispose()
         write_private(self.root / "external-agencies.json", json.dumps({"agencies": external}, indent=2))

@@ -83,6 +83,7 @@ def init_node(data_dir: Path, config: NodeConfig, *, deployment: Path | None = N
     for uscc in config.agencies:
         account = store.signing_account(uscc) if store.has_signing_key(uscc) else store.create_signing_key(uscc)
         admitted.append({"uscc": uscc, "account": account.address, "bid": store.bid(uscc),
+                         "sm2_key": store.sm2_public_key(uscc).hex() if store.has_sm2_key(uscc) else "",
                          "backend": config.key_backend.value})
     return admitted
 

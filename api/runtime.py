@@ -12,6 +12,7 @@ from chain.backends import ChainBackend, RpcBackend
 from chain.devnet import Devnet
 from registry.consortium.key_backends import KeyBackendKind, Pkcs11Backend, Pkcs11Config
 from registry.consortium.keys import KeyStore
+from registry.crypto.profiles import CryptoProfile
 from registry.errors import ValidationError
 from registry.node import Node
 from registry.store.db import Database
@@ -74,7 +75,8 @@ def build_node(settings: Settings) -> Node:
 
 def key_store(settings: Settings, db: Database) -> KeyStore:
     return KeyStore(db, master_key=master_key(settings), token=token(settings),
-                    default_backend=KeyBackendKind(settings.key_backend))
+                    default_backend=KeyBackendKind(settings.key_backend),
+                    profile=CryptoProfile(settings.crypto_profile))
 
 
 def main_backend(settings: Settings, node: Node) -> ChainBackend:

@@ -58,6 +58,7 @@ class Services:
 
 
 def build_services(node: Node, settings: Settings) -> Services:
+    node.keys.use_profile(CryptoProfile(settings.crypto_profile))  # what new proofs and key files are made with
     anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
     changes = StatusChanges(node)
     evidence, exchanges = EvidenceService(node), ExchangeService(node)

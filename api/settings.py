@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     witness_urls: str = ""  # C2SP witness processes (`lianzheng witness serve`), comma-separated; "": in process
     witness_quorum: int = Field(default=2, ge=1)  # k of those witnesses must cosign before a Backbone submission
 
-    # 国密 (registry/crypto/profiles.py, docs/CRYPTO.md): what new records are signed/sealed with; old ones
-    # of either profile keep verifying. "intl" until the browser decrypts SM4 envelopes.
-    crypto_profile: Literal["gm", "intl"] = "intl"
+    # 国密 (registry/crypto/profiles.py, docs/CRYPTO.md): what new records are signed/sealed with (SM2-SM3
+    # proofs, SM4 envelopes and key files, SM2 BIDs in gm); old ones of either profile keep verifying.
+    crypto_profile: Literal["gm", "intl"] = "gm"
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from typing import Any, cast
 from eth_abi.abi import encode as abi_encode
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import BlockIdentifier
@@ -58,6 +59,7 @@ class Action(IntEnum):
     ROTATE_KEY = 6
     ADD_ACCOUNT = 7
     SET_THRESHOLD = 8
+    ROTATE_SM2_KEY = 9
 
 
 class DocStatus(IntEnum):
@@ -120,6 +122,22 @@ class MemberInfo:
     admitted_block: int
     updated_block: int
     accounts: tuple[str, ...]
+    sm2_key: bytes = b""  # the current SM2 signing key, 64 bytes x || y; empty for a member without one
+
+
+@dataclass(frozen=True)
+class Sm2KeyRecord:
+    """A member's SM2 key and when it was valid (block timestamps; ``until`` 0 while it is current)."""
+
+    uscc: str
+    key: bytes  # 64 bytes x || y
+    since: int
+    until: int
+
+    def valid_at(self, timestamp: int) -> bool:
+        """True when a signature made at ``timestamp`` (seconds) falls in the key's validity. The rotation's
+        own second counts for the old key: block timestamps have a resolution of one second."""
+        return self.since <= timestamp and (self.until == 0 or timestamp <= self.until)
 
 
 @dataclass(frozen=True)
@@ -138,9 +156,15 @@ class ConsortiumClient(ContractClient):
     NAME = "ConsortiumRegistry"
 
     @staticmethod
-    def admit_data(name: str, bid: str, accounts: Sequence[str], roles: int) -> bytes:
-        return abi_encode(["string", "string", "address[]", "uint64"],
-                          [name, bid, [to_checksum_address(a) for a in accounts], int(roles)])
+    def admit_data(name: str, bid: str, accounts: Sequence[str], roles: int, sm2_key: bytes = b"") -> bytes:
+        """The ADMIT payload; ``sm2_key`` is the member's SM2 public key (64 bytes x || y) or empty."""
+        return abi_encode(["string", "string", "address[]", "uint64", "bytes"],
+                          [name, bid, [to_checksum_address(a) for a in accounts], int(roles), bytes(sm2_key)])
+
+    @staticmethod
+    def rotate_sm2_key_data(new_key: bytes, new_bid: str = "") -> bytes:
+        """The ROTATE_SM2_KEY payload: the new 64-byte key and the member's new BID ("" keeps it)."""
+        return abi_encode(["bytes", "string"], [bytes(new_key), new_bid])
 
     def propose(self, sender: TransactionSender, action: Action, uscc: str, data: bytes = b"") -> int:
         receipt = self._tx(sender, "propose", int(action), b32(uscc) if uscc else b"\0" * 32, data)
@@ -172,7 +196,24 @@ class ConsortiumClient(ContractClient):
         if status == MemberStatus.NONE:
             return None
         accounts = tuple(self._call("memberAccounts", b32(uscc), block=block))
-        return MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated, accounts)
+        sm2_key = bytes(self._call("memberSm2Key", b32(uscc), block=block))
+        return MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated, accounts, sm2_key)
+
+    def sm2_key_record(self, key: bytes, *, block: int | str = "latest") -> Sm2KeyRecord | None:
+        """Whose SM2 key ``key`` (64 bytes) is and when it was valid; None if it was never registered."""
+        uscc, since, until = self._call("sm2KeyRecord", keccak(bytes(key)), block=block)
+        owner = unpad(uscc)
+        return Sm2KeyRecord(owner, bytes(key), int(since), int(until)) if owner else None
+
+    def sm2_keys(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[Sm2KeyRecord]:
+        """Every SM2 key ever registered (MemberSm2KeySet events), oldest first, with its validity."""
+        logs = self.contract.events.MemberSm2KeySet().get_logs(from_block=from_block, to_block=to_block)
+        records = []
+        for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            record = self.sm2_key_record(bytes(log["args"]["key"]), block=to_block)
+            if record is not None:
+                records.append(record)
+        return records
 
     def members(self) -> list[MemberInfo]:
         count = int(self._call("memberCount"))

@@ -20,7 +20,8 @@ import {
  * @title ConsortiumRegistry
  * @notice The consortium (联盟) of agencies of the provincial digital government: members keyed by USCC,
  * their accounts, BIDs and role bits. Admitting, changing roles, suspending, reinstating, removing a
- * member, rotating its key, adding an account and changing the threshold all go through proposals that
+ * member, rotating its key (an account or its SM2 signing key), adding an account and changing the threshold all
+ * go through proposals that
  * need M-of-N approvals of admin members (`requiredApprovals()` = min(threshold, Active admins)).
  * @dev Action preconditions are checked when proposed and again when executed. Approvals are counted per
  * member, and at execution only approvals of members that are still Active admins count, so suspending a
@@ -44,6 +45,8 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     uint8 private constant _ROTATE_KEY = 6;
     uint8 private constant _ADD_ACCOUNT = 7;
     uint8 private constant _SET_THRESHOLD = 8;
+    uint8 private constant _ROTATE_SM2_KEY = 9;
+    uint256 private constant _SM2_KEY_LENGTH = 64; // GB/T 32918.1 public key x || y, without the 0x04 prefix
 
     struct Member {
         // slot 0: everything a role check reads
@@ -54,6 +57,14 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         string name;
         string bid;
         address[] accounts;
+        bytes sm2Key; // the application-signature key (docs/CRYPTO.md); empty for a member without one
+    }
+
+    /// Who an SM2 key belongs to and when it was valid (block timestamps; until = 0: still current).
+    struct Sm2KeyRecord {
+        bytes32 uscc;
+        uint64 since;
+        uint64 until;
     }
 
     struct Proposal {
@@ -72,6 +83,7 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     bytes32[] private _memberList;
     mapping(address account => bytes32 uscc) private _memberOf;
     mapping(bytes32 issuer => mapping(bytes32 delegate => bool)) private _revokerDelegates;
+    mapping(bytes32 keyHash => Sm2KeyRecord) private _sm2Keys;
     mapping(uint256 id => Proposal) private _proposals;
     mapping(uint256 id => mapping(bytes32 uscc => bool)) private _approved;
     // where each member's node serves its public API (verification by identifier on other nodes); set by the
@@ -92,7 +104,8 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     /**
      * @notice Creates the consortium with its genesis member.
      * @dev Requirements: `roles` includes ADMIN_ROLE and the member is valid (non-zero USCC, non-empty
-     * name, bid and accounts, distinct non-zero accounts); `threshold_` >= 1. Emits {MemberAdmitted}.
+     * name, bid and accounts, distinct non-zero accounts; `sm2Key` empty or 64 bytes); `threshold_` >= 1.
+     * Emits {MemberAdmitted} and, with a key, {MemberSm2KeySet}.
      */
     constructor(
         bytes32 uscc,
@@ -100,15 +113,18 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         string memory bid,
         address[] memory accounts,
         uint64 roles,
+        bytes memory sm2Key,
         uint8 threshold_,
         uint64 proposalTtl_
     ) {
         if (threshold_ == 0) revert ConsortiumInvalidThreshold(threshold_);
         if (roles & ROLE_ADMIN == 0) revert ConsortiumInvalidMember(uscc);
         _validateAdmission(uscc, name, bid, accounts);
+        _requireFreeSm2Key(uscc, sm2Key, true);
         _threshold = threshold_;
         _proposalTtl = proposalTtl_;
         _admit(uscc, name, bid, accounts, roles);
+        _setSm2Key(uscc, _members[uscc], sm2Key);
     }
 
     // ---------------------------------------------------------------- governance
@@ -226,6 +242,17 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     }
 
     /// @inheritdoc IConsortiumRegistry
+    function memberSm2Key(bytes32 uscc) external view returns (bytes memory) {
+        return _members[uscc].sm2Key;
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function sm2KeyRecord(bytes32 keyHash) external view returns (bytes32 uscc, uint64 since, uint64 until) {
+        Sm2KeyRecord storage r = _sm2Keys[keyHash];
+        return (r.uscc, r.since, r.until);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function memberCount() external view returns (uint256) {
         return _memberList.length;
     }
@@ -334,10 +361,14 @@ contract ConsortiumRegistry is IConsortiumRegistry {
      */
     function _dispatch(uint8 action, bytes32 uscc, bytes memory data, bool perform) private {
         if (action == _ADMIT) {
-            (string memory name, string memory bid, address[] memory accounts, uint64 roles) =
-                abi.decode(data, (string, string, address[], uint64));
+            (string memory name, string memory bid, address[] memory accounts, uint64 roles, bytes memory sm2Key) =
+                abi.decode(data, (string, string, address[], uint64, bytes));
             _validateAdmission(uscc, name, bid, accounts);
-            if (perform) _admit(uscc, name, bid, accounts, roles);
+            _requireFreeSm2Key(uscc, sm2Key, true);
+            if (perform) {
+                _admit(uscc, name, bid, accounts, roles);
+                _setSm2Key(uscc, _members[uscc], sm2Key);
+            }
         } else if (action == _SET_ROLES) {
             _requireLength(action, data, 32);
             uint64 roles = abi.decode(data, (uint64));
@@ -373,6 +404,16 @@ contract ConsortiumRegistry is IConsortiumRegistry {
             Member storage m = _current(uscc);
             _requireFreeAccount(uscc, account);
             if (perform) _addAccount(uscc, m, account);
+        } else if (action == _ROTATE_SM2_KEY) {
+            (bytes memory newKey, string memory newBid) = abi.decode(data, (bytes, string));
+            Member storage m = _current(uscc);
+            _requireFreeSm2Key(uscc, newKey, false);
+            if (perform) {
+                // An empty newBid keeps the member's BID (an intl deployment whose BIDs are secp256k1 ones).
+                if (bytes(newBid).length != 0) m.bid = newBid;
+                m.updatedBlock = uint64(block.number);
+                _setSm2Key(uscc, m, newKey);
+            }
         } else if (action == _SET_THRESHOLD) {
             _requireLength(action, data, 32);
             uint8 newThreshold = abi.decode(data, (uint8));
@@ -414,6 +455,24 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     function _requireFreeAccount(bytes32 uscc, address account) private view {
         if (account == address(0)) revert ConsortiumInvalidMember(uscc);
         if (_memberOf[account] != 0) revert ConsortiumAccountInUse(account);
+    }
+
+    /// A 64-byte SM2 key never registered before (an old key may not come back: records signed with it
+    /// after its rotation must stay refusable); `optional` allows an empty key (a member without one).
+    function _requireFreeSm2Key(bytes32 uscc, bytes memory key, bool optional) private view {
+        if (key.length == 0 && optional) return;
+        if (key.length != _SM2_KEY_LENGTH || _sm2Keys[keccak256(key)].uscc != 0) revert ConsortiumInvalidSm2Key(uscc);
+    }
+
+    /// Makes `key` the member's SM2 key from now on and closes the validity of the key it replaces.
+    function _setSm2Key(bytes32 uscc, Member storage m, bytes memory key) private {
+        if (key.length == 0) return;
+        uint64 now_ = uint64(block.timestamp);
+        if (m.sm2Key.length != 0) _sm2Keys[keccak256(m.sm2Key)].until = now_;
+        bytes32 keyHash = keccak256(key);
+        _sm2Keys[keyHash] = Sm2KeyRecord(uscc, now_, 0);
+        m.sm2Key = key;
+        emit MemberSm2KeySet(uscc, keyHash, key, m.bid);
     }
 
     function _validateAdmission(bytes32 uscc, string memory name, string memory bid, address[] memory accounts)

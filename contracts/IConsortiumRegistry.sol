@@ -48,6 +48,8 @@ interface IConsortiumRegistry {
     error ConsortiumInsufficientApprovals(uint256 id, uint16 approvals, uint16 required);
     /// The action would leave the consortium without an Active admin.
     error ConsortiumLastAdmin(bytes32 uscc);
+    /// An SM2 public key that is not 64 bytes (x || y), or one already registered (to any member, ever).
+    error ConsortiumInvalidSm2Key(bytes32 uscc);
 
     event MemberAdmitted(bytes32 indexed uscc, string name, string bid, uint64 roles, address[] accounts);
     event MemberRolesChanged(bytes32 indexed uscc, uint64 oldRoles, uint64 newRoles);
@@ -56,6 +58,12 @@ interface IConsortiumRegistry {
     event MemberKeyRotated(
         bytes32 indexed uscc, address indexed oldAccount, address indexed newAccount, string newBid
     );
+    /**
+     * The member's SM2 signing key (GB/T 32918, 64 bytes x || y) from this block's timestamp on; the key it
+     * replaces (if any) stopped being valid at the same timestamp. Emitted at admission (when the admission
+     * carries a key) and by RotateSm2Key. `bid` is the member's BID after the change.
+     */
+    event MemberSm2KeySet(bytes32 indexed uscc, bytes32 indexed keyHash, bytes key, string bid);
     event ThresholdChanged(uint8 oldThreshold, uint8 newThreshold);
     event ProposalCreated(
         uint256 indexed id, uint8 indexed action, bytes32 indexed uscc, bytes32 proposer, uint64 expiresAt, bytes data
@@ -66,7 +74,7 @@ interface IConsortiumRegistry {
 
     /**
      * @notice Proposes an action on a member (or on the consortium for SetThreshold, with `uscc` = 0).
-     * @dev Requirements: the caller is an account of an Active member with ADMIN_ROLE; `action` is 1..8;
+     * @dev Requirements: the caller is an account of an Active member with ADMIN_ROLE; `action` is 1..9;
      * `data` is the action's abi-encoded payload; the action's preconditions hold now (they are checked
      * again by {execute}). The proposer's member approves automatically.
      * Emits {ProposalCreated} and {ProposalApproved}.
@@ -118,6 +126,13 @@ interface IConsortiumRegistry {
 
     /// @notice The member's current accounts (rotated-out accounts are not listed).
     function memberAccounts(bytes32 uscc) external view returns (address[] memory);
+    /// @notice The member's current SM2 public key (64 bytes x || y), empty if it has none.
+    function memberSm2Key(bytes32 uscc) external view returns (bytes memory);
+    /**
+     * @notice Whose SM2 key `keyHash` (keccak256 of the 64-byte key) is and when it was valid: from `since`
+     * to `until` (block timestamps; `until` = 0 while it is the member's current key). All zero if unknown.
+     */
+    function sm2KeyRecord(bytes32 keyHash) external view returns (bytes32 uscc, uint64 since, uint64 until);
 
     /// @notice Number of members ever admitted (removed ones included).
     function memberCount() external view returns (uint256);

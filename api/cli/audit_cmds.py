@@ -25,8 +25,16 @@ from api.cli.options import JsonOpt
 from api.runtime import main_backend
 from chain.contracts import Role
 from registry.audit.replay import Auditor, audit_link
-from registry.audit.report import AuditReport, anchor_report, default_auditor, render_html, sign_report, verify_report_signature
-from registry.errors import ValidationError
+from registry.audit.report import (
+    AuditReport,
+    anchor_report,
+    check_report_signer,
+    default_auditor,
+    render_html,
+    sign_report,
+    verify_report_signature,
+)
+from registry.errors import SignatureError, ValidationError
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
 from registry.logs.log import LedgerLogs
 
@@ -206,10 +214,16 @@ def verify_report(ctx: typer.Context, file: Annotated[Path, typer.Argument(help=
         report = AuditReport(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         raise ValidationError(f"{file} is not a JSON report: {exc}", code="invalid_file") from exc
-    sig = report.data.get("signature") or {}
+    sig = report.data.get("signed_by") or report.data.get("signature") or {}
     signature_ok = verify_report_signature(report)
     node = state(ctx).node()
-    signer = str(sig.get("signer", ""))
+    signer = str(sig.get("account") or sig.get("signer") or "")
+    if signature_ok and "proof" in report.data:
+        try:  # the proof's key (SM2 or secp256k1) must have been the auditor's, on chain, when it signed
+            check_report_signer(node, report)
+        except SignatureError as exc:
+            console.print(f"signature key: {exc.message}")
+            signature_ok = False
     auditor_ok = bool(signer) and node.consortium.has_role(signer, Role.AUDITOR)
     console.print(f"signature: {'valid' if signature_ok else 'INVALID'}; signer {signer or '-'} "
                   f"{'is' if auditor_ok else 'is NOT'} an auditor member now; findings: {len(report.findings)}")

@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
 from chain.contracts import Action, ConsortiumClient, Role
-from registry.consortium.members import member_bid, sync_members
+from registry.consortium.members import member_bid, member_sm2_key, sync_members
 from registry.errors import ValidationError
 from registry.identifiers import validate_account, validate_uscc
 
@@ -55,6 +55,8 @@ def propose(
     account: Annotated[str | None, typer.Option("--account", help="admit: the account the joining agency's own node "
                                                 "generated (`node init` prints it); default: a key made here")] = None,
     bid: Annotated[str | None, typer.Option("--bid", help="admit with --account: the BID its node printed")] = None,
+    sm2_key: Annotated[str, typer.Option("--sm2-key", help="admit with --account: the SM2 public key (128 hex) "
+                                         "its node printed")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Propose a change; the proposing admin's approval is counted at once."""
@@ -72,11 +74,19 @@ def propose(
             if not bid or not bid.startswith("did:bid:") or len(bid) > 128:
                 raise ValidationError("admit --account needs --bid did:bid:... (both printed by `node init`)",
                                       code="invalid_bid")
-            data = ConsortiumClient.admit_data(name, bid, [validate_account(account)], _roles(roles))
+            try:
+                sm2 = bytes.fromhex(sm2_key)
+            except ValueError:
+                sm2 = b"?"
+            if sm2 and len(sm2) != 64:
+                raise ValidationError("--sm2-key must be 128 hex digits (x || y), as `node init` prints it",
+                                      code="invalid_sm2_key")
+            data = ConsortiumClient.admit_data(name, bid, [validate_account(account)], _roles(roles), sm2)
         else:
             key = (node.keys.signing_account(target) if node.keys.has_signing_key(target)
                    else node.keys.create_signing_key(target))  # the new agency's key, encrypted at rest
-            data = ConsortiumClient.admit_data(name, member_bid(node, target), [key.address], _roles(roles))
+            data = ConsortiumClient.admit_data(name, member_bid(node, target), [key.address], _roles(roles),
+                                               member_sm2_key(node, target))
     elif kind == Action.SET_ROLES:
         data = abi_encode(["uint64"], [_roles(roles)])
     elif kind == Action.ROTATE_KEY:

@@ -64,7 +64,9 @@ def list_keys(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     settings = state(ctx).settings
     store = node_key_store(settings)
     rows = [{"uscc": k.uscc, "account": k.address, "backend": k.backend.value, "active": k.active,
-             "bid": bid_from_secp256k1_public_key(store.backend(k.backend).public_key(k.address))}
+             "bid": store.bid(k.uscc) if k.active else
+             bid_from_secp256k1_public_key(store.backend(k.backend).public_key(k.address)),
+             "sm2_key": store.sm2_public_key(k.uscc).hex() if k.active and store.has_sm2_key(k.uscc) else ""}
             for k in store.held_keys()]
     if as_json:
         print_json({"key_backend": settings.key_backend, "keys": rows})

@@ -9,9 +9,13 @@ checkpoint to the Backbone (only the gateway may; its block range is the sub-cha
 last anchored report) and the auditor, a registered witness, cosigns it from its own account: the chain then
 shows who vouched for which report, and the audit replay checks those checkpoints against the stored reports.
 
-The signature is EIP-191 (``personal_sign``) by the auditor member's account over the SHA-256 of the RFC 8785
-canonical JSON of the report without its ``signature`` and ``anchor`` members, so anyone holding the report
-can check it with the auditor's account from the consortium registry:
+The signature is a ``proof`` (registry.crypto.proofs: SM2-SM3 in the gm profile, ES256K in intl, with the
+signing public key) by the auditor member over the RFC 8785 canonical JSON of the report without its
+``proof`` and ``anchor`` members (the anchor is added after signing); ``signed_by`` names the auditor (USCC,
+name, account) and the signing time, so a verifier checks on chain that the key was the auditor's then
+(registry.consortium.signers). The report digest that is anchored is the SHA-256 of those same bytes. Anyone
+can check the proof with OpenSSL alone (docs/CRYPTO.md). Reports of the first release carry an EIP-191
+``signature`` block instead and still verify.
 
     >>> report = AuditReport({"findings": [], "counts": {"findings": 0}})
     >>> report.ok, report.digest().hex()[:8]
@@ -37,8 +41,10 @@ from sqlalchemy import select
 
 from chain.backbone import ZERO32, CheckpointFields
 from chain.errors import ChainError
+from registry.consortium.signers import check_on_chain, identify, signed_at
 from registry.crypto.merkle import leaf_hash, root_from_leaf_hashes
-from registry.errors import ConflictError, NotFoundError
+from registry.crypto.proofs import PROOF_MEMBER, SignedBy, sign_json, verify_json
+from registry.errors import ConflictError, NotFoundError, SignatureError
 from registry.logs.checkpoints import BackboneLink, gateway_uscc, recover_signer, sign_hash
 from registry.logs.log import AUDIT_LEDGER, ledger_id
 from registry.node import Node
@@ -122,7 +128,13 @@ class AuditReport:
         return not self.findings
 
     def unsigned(self) -> dict[str, Any]:
-        return {k: v for k, v in self.data.items() if k not in ("signature", "anchor")}
+        return {k: v for k, v in self.data.items() if k not in ("signature", "anchor", PROOF_MEMBER)}
+
+    @property
+    def signer_uscc(self) -> str | None:
+        """The auditor that signed (``signed_by`` of a proof, or the first release's ``signature`` block)."""
+        by = self.data.get("signed_by") if PROOF_MEMBER in self.data else self.data.get("signature")
+        return str(by["uscc"]) if isinstance(by, Mapping) and "uscc" in by else None
 
     def digest(self) -> bytes:
         """SHA-256 of the RFC 8785 form of the unsigned report: what the auditor signs and anchors."""
@@ -143,8 +155,37 @@ def signature_block(*, signer: str, uscc: str, name: str, digest: bytes, signatu
             "value": signature}
 
 
+def verify_report_proof(report: AuditReport) -> SignedBy:
+    """The key whose proof covers this report; SignatureError when there is none or it does not verify. Whether
+    that key was the auditor's when it signed is `check_report_signer`'s question."""
+    proof = report.data.get(PROOF_MEMBER)
+    if proof is None:
+        raise SignatureError("the report carries no proof", code="missing_proof")
+    return verify_json({**report.unsigned(), PROOF_MEMBER: proof})
+
+
+def check_report_signer(node: Node, report: AuditReport) -> SignedBy:
+    """`verify_report_proof`, then that its key was, on chain, the key of ``signed_by.uscc`` at ``signed_by.at``."""
+    signed_by = verify_report_proof(report)
+    by = report.data.get("signed_by")
+    if not isinstance(by, Mapping):
+        raise SignatureError("the report names no signer (signed_by)", code="malformed_proof")
+    check_on_chain(node.consortium, signed_by, str(by.get("uscc")), at=signed_at(str(by.get("at"))))
+    return signed_by
+
+
 def verify_report_signature(report: AuditReport, *, account: str | None = None) -> bool:
-    """True if the signature covers this report (and was made by `account`, when given)."""
+    """True if the signature covers this report (and was made by `account`, when given): a proof whose key is
+    that account's (ES256K) or any proof when ``account`` is None, or a first-release EIP-191 signature."""
+    if PROOF_MEMBER in report.data:
+        try:
+            signed_by = verify_report_proof(report)
+        except SignatureError:
+            return False
+        if account is None:
+            return True
+        key = identify(signed_by)
+        return key.kind == "account" and key.value == account
     sig = report.data.get("signature")
     if not isinstance(sig, Mapping) or sig.get("scheme") != SIGNATURE_SCHEME:
         return False
@@ -285,8 +326,16 @@ def _chart(per_day: Mapping[str, Mapping[str, int]], agencies: Mapping[str, str]
 def _signature_section(d: Mapping[str, Any]) -> str:
     sig = d.get("signature")
     anchor = d.get("anchor")
+    proof, by = d.get(PROOF_MEMBER), d.get("signed_by")
     parts = ["<h2>签名与锚定 Signature and anchoring</h2>"]
-    if isinstance(sig, Mapping):
+    if isinstance(proof, Mapping) and isinstance(by, Mapping):
+        digest = hashlib.sha256(rfc8785.dumps({k: v for k, v in d.items()
+                                               if k not in ("signature", "anchor", PROOF_MEMBER)})).hexdigest()
+        parts.append(f"<p>审计方 Auditor: {_e(by.get('name', ''))} ({_e(by.get('uscc', ''))}), 签名时间 signed at "
+                     f"{_e(by.get('at', ''))}<br>报告摘要 report digest <code>0x{digest}</code><br>签名 signature "
+                     f"({_e(proof.get('alg', ''))}) <code>{_e(proof.get('signature', ''))}</code><br>公钥 public key "
+                     f"<code>{_e(str(proof.get('key', '')).replace(chr(10), ' '))}</code></p>")
+    elif isinstance(sig, Mapping):
         parts.append(f"<p>审计方 Auditor: {_e(sig.get('name', ''))} ({_e(sig.get('uscc', ''))}), 账户 account "
                      f"<code>{_e(sig.get('signer', ''))}</code><br>报告摘要 report digest "
                      f"<code>{_e(sig.get('digest', ''))}</code>"
@@ -323,10 +372,11 @@ def sign_report(node: Node, report: AuditReport, auditor_uscc: str) -> AuditRepo
     member = node.seeds.member(auditor_uscc)
     if "auditor" not in member.roles:
         raise ConflictError(f"{member.name} does not hold the auditor role", code="not_an_auditor")
-    digest = report.digest()
-    signer, signature = sign_hash(node, auditor_uscc, digest)
-    signed = report.with_fields(signature=signature_block(signer=signer, uscc=auditor_uscc, name=member.name,
-                                                          digest=digest, signature=signature))
+    signer = node.keys.signing_account(auditor_uscc).address
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {**report.unsigned(), "signed_by": {"uscc": auditor_uscc, "name": member.name, "account": signer, "at": now}}
+    signed = AuditReport(sign_json(body, node.keys.proof_signer(auditor_uscc)))
+    digest, signature = signed.digest(), str(signed.data[PROOF_MEMBER]["signature"])
     sub = report.data.get("subchain", {})
     with node.db.session() as s:
         if s.scalar(select(AuditReportRow.id).where(AuditReportRow.digest == _hex(digest))) is None:
@@ -340,10 +390,10 @@ def sign_report(node: Node, report: AuditReport, auditor_uscc: str) -> AuditRepo
 def anchor_report(node: Node, link: BackboneLink, report: AuditReport) -> dict[str, Any]:
     """Append the signed report's digest to the ``audit-reports`` log, submit that log's checkpoint to the
     Backbone from the gateway, and cosign it as the auditor (a witness). Returns the anchor description."""
-    sig = report.data.get("signature")
-    if not isinstance(sig, Mapping):
+    auditor = report.signer_uscc
+    if auditor is None:
         raise ConflictError("sign the report before anchoring it", code="report_not_signed")
-    digest = str(sig["digest"])
+    digest = _hex(report.digest())
     with node.db.session() as s:
         row = s.scalar(select(AuditReportRow).where(AuditReportRow.digest == digest))
         if row is None:
@@ -370,7 +420,6 @@ def anchor_report(node: Node, link: BackboneLink, report: AuditReport) -> dict[s
     receipt = link.client.submit_checkpoint(link.sender_for(gw), fields)
     signer, signature = sign_hash(node, gw, fields.hash)
     cosigned = False
-    auditor = str(sig["uscc"])
     if auditor != gw:
         try:
             link.client.cosign(link.sender_for(auditor), fields.hash)

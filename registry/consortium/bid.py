@@ -144,12 +144,15 @@ def bid_from_ed25519_public_key(public_key: bytes, ac: str | None = None) -> str
 
 
 def bid_from_sm2_public_key(public_key: bytes, ac: str | None = None) -> str:
-    """BID type ``z``: last 22 bytes of SM3 over the 64-byte SM2 key (x||y; a leading 0x04 is dropped)."""
+    """BID type ``z`` as 星火·链网 derives it for SM2 keys: the last 22 bytes of SM3 over the *uncompressed*
+    public key ``0x04 || x || y`` (65 bytes), Base58. The BIF SDKs hash the key as sm-crypto returns it
+    (bif-core-sdk-js ``crypto_sm2._createAddress(rawPublicKey)`` with ``rawPublicKey`` from
+    ``sm2.generateKeyPairHex().publicKey``, which is ``"04" || x || y``). 64 bytes x || y are accepted too."""
     pk = bytes(public_key) if isinstance(public_key, (bytes, bytearray)) else b""
-    if len(pk) == 65 and pk[0] == 4:
-        pk = pk[1:]
-    if len(pk) != 64:
-        raise ValidationError("SM2 public key must be 64 bytes (or 65 with 0x04)", code="invalid_public_key")
+    if len(pk) == 64:
+        pk = b"\x04" + pk
+    if len(pk) != 65 or pk[0] != 4:
+        raise ValidationError("SM2 public key must be 64 bytes x || y (or 65 with 0x04)", code="invalid_public_key")
     return _bid("z", sm3(pk), ac)
 
 

@@ -36,6 +36,7 @@ class ExternalAgency:
     uscc: str
     account: str
     bid: str
+    sm2_key: bytes = b""  # its SM2 public key (x || y), registered with it on chain
 
 
 MAX_EXTERNAL_FILE = 1024 * 1024
@@ -61,7 +62,15 @@ def load_external_agencies(path: Path) -> dict[str, ExternalAgency]:
             raise ValidationError(f"{path}: each agency needs uscc, account and bid strings, got {str(e)[:120]}",
                                   code="invalid_external_agencies")
         uscc = validate_uscc(e["uscc"])
-        out[uscc] = ExternalAgency(uscc, validate_account(e["account"]), e["bid"])
+        sm2_hex = e.get("sm2_key", "")
+        try:
+            sm2 = bytes.fromhex(sm2_hex) if isinstance(sm2_hex, str) else b"?"
+        except ValueError:
+            sm2 = b"?"
+        if sm2 and len(sm2) != 64:
+            raise ValidationError(f"{path}: sm2_key of {uscc} must be 128 hex digits (x || y)",
+                                  code="invalid_external_agencies")
+        out[uscc] = ExternalAgency(uscc, validate_account(e["account"]), e["bid"], sm2)
     return out
 
 
@@ -75,6 +84,11 @@ def ensure_keys(node: Node, external: Mapping[str, ExternalAgency] | None = None
 
 def member_bid(node: Node, uscc: str) -> str:
     return node.keys.bid(uscc)
+
+
+def member_sm2_key(node: Node, uscc: str) -> bytes:
+    """The agency's SM2 public key (64 bytes) for its admission, or empty if this node holds none for it."""
+    return node.keys.sm2_public_key(uscc) if node.keys.has_sm2_key(uscc) else b""
 
 
 def _fund(node: Node, address: str) -> None:
@@ -108,7 +122,8 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
     roles = int(Role.from_names(genesis.roles))
     plan = [
         ("ConsortiumRegistry", lambda d: [_b32(genesis.uscc), genesis.name, member_bid(node, genesis.uscc),
-                                          [sender.address], roles, node.seeds.threshold,
+                                          [sender.address], roles, member_sm2_key(node, genesis.uscc),
+                                          node.seeds.threshold,
                                           node.seeds.proposal_ttl_seconds]),
         ("CertificateLedger", lambda d: [d["ConsortiumRegistry"].address]),
         ("EvidenceLedger", lambda d: [d["ConsortiumRegistry"].address]),
@@ -158,10 +173,11 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
         if consortium.get_member(m.uscc) is not None:
             continue
         if m.uscc in external:
-            account, bid = external[m.uscc].account, external[m.uscc].bid
+            account, bid, sm2 = external[m.uscc].account, external[m.uscc].bid, external[m.uscc].sm2_key
         else:
             account, bid = node.keys.signing_account(m.uscc).address, member_bid(node, m.uscc)
-        data = ConsortiumClient.admit_data(m.name, bid, [account], Role.from_names(m.roles))
+            sm2 = member_sm2_key(node, m.uscc)
+        data = ConsortiumClient.admit_data(m.name, bid, [account], Role.from_names(m.roles), sm2)
         admins = [u for u in hosted_admins if consortium.get_member(u) is not None]
         if not admins:
             raise ConflictError("no admin member hosted here is on chain to admit others", code="no_admin")

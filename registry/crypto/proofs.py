@@ -37,10 +37,10 @@ import rfc8785
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from registry.crypto import sm2
-from registry.crypto.signing import SignatureAlgorithm
+from registry.crypto.signing import RecoverableKey, SignatureAlgorithm
 from registry.errors import SignatureError, ValidationError
 
 __all__ = [
@@ -85,8 +85,13 @@ class ProofSigner(Protocol):
 class ES256KSigner:
     """A secp256k1 key signing messages as ES256K (SHA-256, DER): the `intl` profile's proofs."""
 
-    _key: coincurve.PrivateKey = field(repr=False)
+    _key: coincurve.PrivateKey | RecoverableKey = field(repr=False)
     algorithm: SignatureAlgorithm = SignatureAlgorithm.SECP256K1
+
+    @classmethod
+    def from_recoverable_key(cls, key: RecoverableKey) -> ES256KSigner:
+        """A key held elsewhere (a PKCS#11 token, registry/consortium/key_backends): it signs SHA-256 digests."""
+        return cls(key)
 
     @classmethod
     def from_private_key(cls, private_key: bytes) -> ES256KSigner:
@@ -105,7 +110,10 @@ class ES256KSigner:
         return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def sign(self, message: bytes) -> bytes:
-        return bytes(self._key.sign(bytes(message), hasher=_sha256))
+        if isinstance(self._key, coincurve.PrivateKey):
+            return bytes(self._key.sign(bytes(message), hasher=_sha256))
+        raw = self._key.sign_recoverable(_sha256(bytes(message)), hasher=None)  # low-s r || s || recid
+        return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"))
 
 
 @dataclass(frozen=True)

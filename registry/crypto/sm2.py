@@ -44,6 +44,8 @@ __all__ = [
     "SM2Signer",
     "load_public_key",
     "public_key_pem",
+    "public_key_from_raw",
+    "raw_public_key",
     "verify_sm2",
     "verify_with_key",
 ]
@@ -115,6 +117,26 @@ class SM2Signer:
 
 def public_key_pem(key: SM2PublicKey) -> bytes:
     return bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def raw_public_key(key: SM2PublicKey) -> bytes:
+    """The 64 bytes x || y of a public key (the uncompressed point without 0x04: what ConsortiumRegistry
+    holds and what a ``z`` BID hashes)."""
+    numbers = key.public_numbers()
+    return numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+
+
+def public_key_from_raw(raw: bytes) -> SM2PublicKey:
+    """The public key of 64 bytes x || y (or 65 with 0x04); SignatureError for a point off the curve."""
+    raw = bytes(raw)
+    if len(raw) == 64:
+        raw = b"\x04" + raw
+    if len(raw) != 65 or raw[0] != 4:
+        raise SignatureError(f"an SM2 public key is 64 bytes x || y, got {len(raw)} bytes", code="invalid_public_key")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SM2(), raw)
+    except (ValueError, InternalError) as exc:
+        raise SignatureError(f"not a point on the SM2 curve ({exc})", code="invalid_public_key") from exc
 
 
 def load_public_key(pem: bytes) -> SM2PublicKey:

@@ -15,7 +15,9 @@ import rfc8785
 
 from chain.contracts import b32
 from chain.ledgers import ZERO32, decode_call, decode_raw_transaction
+from registry.consortium.signers import check_in_member, signed_at
 from registry.crypto.hashing import hex0x, sha256_key
+from registry.crypto.proofs import PROOF_MEMBER, verify_json
 from registry.crypto.signing import SignatureScheme, recover
 from registry.errors import SignatureError
 from registry.evidence.service import metadata_digest
@@ -51,8 +53,15 @@ def _accounts(members: Mapping[str, Any], uscc: str | None) -> set[str]:
 
 def check_signature(c: Checker, files: Mapping[str, bytes], manifest: dict[str, Any], sig: Any,
                      members: Mapping[str, Any]) -> dict[str, Any] | None:
-    digest = hashlib.sha256(files["manifest.json"]).digest()
+    """The exporter's signature over manifest.json: a proof (SM2-SM3 or ES256K, registry.crypto.proofs) whose
+    key was the exporter's at export time per the package's trust list, or the first release's recoverable
+    secp256k1 signature."""
     exporter = manifest.get("exported_by") or {}
+    if rfc8785.dumps(manifest) != files["manifest.json"]:
+        c.fail("manifest_not_canonical", "manifest.json", "manifest.json is not in RFC 8785 canonical form")
+    if isinstance(sig, Mapping) and "alg" in sig:
+        return _check_proof(c, manifest, sig, members)
+    digest = hashlib.sha256(files["manifest.json"]).digest()
     try:
         signature = bytes.fromhex(str(sig.get("signature", "")))
         address = recover(digest, signature, SignatureScheme.RECOVERABLE)
@@ -65,9 +74,25 @@ def check_signature(c: Checker, files: Mapping[str, bytes], manifest: dict[str, 
     elif address.lower() not in _accounts(members, exporter.get("uscc")):
         c.fail("unknown_signer", "signature.json", f"signer {address} is not an account of {exporter.get('uscc')} in "
                                                    f"the trust list")
-    if rfc8785.dumps(manifest) != files["manifest.json"]:
-        c.fail("manifest_not_canonical", "manifest.json", "manifest.json is not in RFC 8785 canonical form")
     return {"uscc": exporter.get("uscc"), "account": address, "bid": exporter.get("bid")}
+
+
+def _check_proof(c: Checker, manifest: dict[str, Any], proof: Mapping[str, Any],
+                 members: Mapping[str, Any]) -> dict[str, Any] | None:
+    exporter = manifest.get("exported_by") or {}
+    uscc = str(exporter.get("uscc"))
+    try:
+        signed_by = verify_json({**manifest, PROOF_MEMBER: dict(proof)})
+    except SignatureError as exc:
+        c.fail("bad_signature", "signature.json", f"the signature does not verify over manifest.json: {exc.message}")
+        return None
+    try:
+        key = check_in_member(members.get(uscc), signed_by, uscc, at=signed_at(str(manifest.get("exported_at"))))
+    except SignatureError as exc:
+        c.fail("unknown_signer", "signature.json", exc.message)
+        return None
+    return {"uscc": uscc, "account": exporter.get("account"), "bid": exporter.get("bid"), "alg": signed_by.alg.value,
+            "key": key.value}
 
 
 def check_manifest(c: Checker, files: Mapping[str, bytes], manifest: dict[str, Any]) -> None:

@@ -6,7 +6,12 @@ Layout::
 
     manifest.json     RFC 8785 canonical JSON: format, case, exporter, chain (id, contract addresses, export
                       block and hash) and the SHA-256 of every other file
-    signature.json    secp256k1 recoverable signature (registry.crypto.signing) over SHA-256(manifest.json), and the signer
+    signature.json    the exporting agency's proof over manifest.json (registry.crypto.proofs: {type, alg, key,
+                      signature}; SM2-SM3 in the gm profile, ES256K in intl), which is RFC 8785 already, so
+                      `openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678 -pubin
+                      -inkey key.pem -in manifest.json -sigfile sig.der` checks it (docs/CRYPTO.md). Packages
+                      of the first release carry {algorithm: "secp256k1-recoverable/sha256", signature, signer}
+                      and still verify.
     case.json         case number, its on-chain key, owner, sealed state
     records/<id>.json each record's off-chain metadata (whose canonical digest is the on-chain metaDigest)
     custody.json      every step (register, transfer, accept, reject, seal) with tx hash, block number and
@@ -40,8 +45,9 @@ import structlog
 from sqlalchemy import select
 
 from registry.clock import iso_time
+from registry.consortium.signers import sm2_key_entry
 from registry.crypto.hashing import hex0x
-from registry.crypto.signing import SignatureScheme
+from registry.crypto.proofs import PROOF_MEMBER, sign_json
 from registry.errors import ConflictError, chain_boundary
 from registry.evidence.package_verify import FORMAT, Finding, PackageReport, verify_package
 from registry.evidence.service import EvidenceService, evidence_metadata
@@ -49,16 +55,17 @@ from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRe
 
 log = structlog.get_logger(__name__)
 
-SIGNATURE_ALGORITHM = "secp256k1-recoverable/sha256"  # SignatureScheme.RECOVERABLE over SHA-256(manifest.json)
+SIGNATURE_ALGORITHM = "secp256k1-recoverable/sha256"  # the first release's signature.json (still verified)
 
 _README = """链证 Lianzheng 证据包 / evidence package
 
-manifest.json 列出每个文件的 SHA-256，signature.json 是导出机构对 manifest.json 的签名（secp256k1）。
+manifest.json 列出每个文件的 SHA-256，signature.json 是导出机构对 manifest.json 的签名（SM2-SM3 或 ES256K）。
 custody.json 中每一步都附带链上交易（已签名原始交易、交易哈希、区块号与区块哈希）。
 核验 / verify:  lianzheng evidence verify-package <this zip> [--offline]
 
-manifest.json lists the SHA-256 of every file; signature.json is the exporting agency's secp256k1
-signature over it. Each custody step carries its signed raw transaction, tx hash, block number and hash.
+manifest.json lists the SHA-256 of every file; signature.json is the exporting agency's signature
+over it (SM2-SM3 or ES256K, with its public key). Each custody step carries its signed raw transaction, tx
+hash, block number and hash.
 """
 
 
@@ -81,6 +88,9 @@ def _dumps(obj: Any) -> bytes:
 
 def _trust_list(service: EvidenceService, block: int) -> list[dict[str, Any]]:
     consortium = service.node.consortium
+    sm2_keys: dict[str, list[dict[str, Any]]] = {}
+    for record in consortium.sm2_keys(from_block=service.node.require_deployment().first_block, to_block=block):
+        sm2_keys.setdefault(record.uscc, []).append(sm2_key_entry(record))
     out = []
     for i in range(int(consortium._call("memberCount", block=block))):
         uscc = bytes(consortium._call("memberAt", i, block=block)).rstrip(b"\0").decode()
@@ -88,7 +98,7 @@ def _trust_list(service: EvidenceService, block: int) -> list[dict[str, Any]]:
         if info is not None:
             out.append({"uscc": info.uscc, "name": info.name, "bid": info.bid, "roles": info.roles.names(),
                         "status": info.status.name.lower(), "accounts": list(info.accounts),
-                        "admitted_block": info.admitted_block})
+                        "sm2_keys": sm2_keys.get(info.uscc, []), "admitted_block": info.admitted_block})
     return out
 
 
@@ -147,13 +157,14 @@ def export_case(service: EvidenceService, agency: str, case_no: str, out: Binary
     files["custody.json"] = _dumps(custody)
     files["trust-list.json"] = _dumps({"as_of_block": head, "members": trust})
     files["README.txt"] = _README.encode("utf-8")
-    signer = node.keys.signer(agency)
+    account = node.keys.signing_account(agency).address
+    signer = node.keys.proof_signer(agency)
     exporter = next((m for m in trust if m["uscc"] == agency), None)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "case_key": view.case_key,
         "exported_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "exported_by": {"uscc": agency, "account": signer.address, "bid": exporter["bid"] if exporter else None},
+        "exported_by": {"uscc": agency, "account": account, "bid": exporter["bid"] if exporter else None},
         "chain": {"chain_id": chain_id, "evidence_ledger": deployment.address("EvidenceLedger"),
                   "consortium": deployment.address("ConsortiumRegistry"), "as_of_block": head,
                   "as_of_block_hash": head_hash},
@@ -161,16 +172,14 @@ def export_case(service: EvidenceService, agency: str, case_no: str, out: Binary
     }
     manifest_bytes = rfc8785.dumps(manifest)
     digest = hashlib.sha256(manifest_bytes).digest()
-    signature = signer.sign(digest, SignatureScheme.RECOVERABLE)  # 65 bytes r || s || recovery id
-    sig = {"algorithm": SIGNATURE_ALGORITHM, "manifest_sha256": digest.hex(), "signature": signature.hex(),
-           "signer": signer.address}
+    sig = sign_json(manifest, signer)[PROOF_MEMBER]  # signs exactly manifest_bytes (RFC 8785 of the manifest)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("manifest.json", manifest_bytes)
         z.writestr("signature.json", _dumps(sig))
         for name, data in sorted(files.items()):
             z.writestr(name, data)
     log.info("evidence package exported", case=case_no, records=len(records), steps=len(custody), block=head)
-    return PackageInfo(case_no, len(records), len(custody), head, digest.hex(), signer.address)
+    return PackageInfo(case_no, len(records), len(custody), head, digest.hex(), account)
 
 
 __all__ = ["FORMAT", "SIGNATURE_ALGORITHM", "Finding", "PackageInfo", "PackageReport", "export_case", "verify_package"]

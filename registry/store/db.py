@@ -95,6 +95,19 @@ class AgencyKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AgencySm2Key(Base):
+    """An agency's SM2 application-signature key, sealed under the master key like `AgencyKey` (SoftHSM2 and
+    most PKCS#11 tokens have no SM2 mechanism, so these live in the file backend: docs/CRYPTO.md)."""
+
+    __tablename__ = "agency_sm2_keys"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SM3 of the 64-byte public key
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))  # x || y
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ApiKey(Base):
     """An agency API key; only its SHA-256 is stored (the key is 256 random bits, so no slow hash is needed)."""
 

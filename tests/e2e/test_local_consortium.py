@@ -191,6 +191,7 @@ def test_an_admission_is_approved_from_three_different_nodes(consortium: LocalCo
     lz("platform", "consortium", "execute", str(t["id"]), "--as", GENESIS)
     p = json.loads(lz("platform", "consortium", "propose", "admit", JOINING, "--as", GENESIS, "--name",
                       "哈尔滨市新区管委会", "--roles", "exchange", "--account", agency["account"], "--bid", agency["bid"],
+                      "--sm2-key", agency["sm2_key"],
                       "--json"))
     assert p["required"] == 3 and p["approvals"] == 1
     lz("a", "consortium", "approve", str(p["id"]), "--as", JUSTICE)  # node A, its key file

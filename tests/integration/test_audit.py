@@ -24,7 +24,14 @@ from chain.backends import RpcBackend
 from chain.contracts import Action, Role
 from chain.errors import ContractRevertError
 from registry.audit.replay import Auditor
-from registry.audit.report import AuditReport, anchor_report, render_html, sign_report, verify_report_signature
+from registry.audit.report import (
+    AuditReport,
+    anchor_report,
+    check_report_signer,
+    render_html,
+    sign_report,
+    verify_report_signature,
+)
 from registry.certificates.service import CertificateService
 from registry.consortium.members import bootstrap, sync_members
 from registry.crypto.hashing import sm3
@@ -103,8 +110,9 @@ def test_a_clean_history_on_two_chains_audits_with_zero_findings(chains: TwoChai
         assert report.data["anchored_per_day"]  # the chart's data: records per day per agency
 
         signed = sign_report(node, report, JUSTICE)
-        justice = node.keys.signing_account(JUSTICE).address
-        assert verify_report_signature(signed, account=justice)
+        assert signed.data["proof"]["alg"] == "SM2-SM3"  # the gm profile (the default)
+        assert verify_report_signature(signed)
+        check_report_signer(node, signed)  # the SM2 key is 省司法厅's on chain at the signing time
         forged = signed.with_fields(findings=[{"kind": "x", "ledger": "", "ref": "", "detail": ""}])
         assert not verify_report_signature(forged)
         anchor = anchor_report(node, link, signed)
@@ -315,7 +323,7 @@ def test_the_audit_cli_prints_json_and_html_and_exits_non_zero_on_findings(chain
         p = _cli(tmp_path / "data", chains, "audit", "replay", "--json", "--html", str(html))
         assert p.returncode == 0, p.stderr
         body = json.loads(p.stdout)
-        assert body["findings"] == [] and body["counts"]["findings"] == 0 and body["signature"]["uscc"] == JUSTICE
+        assert body["findings"] == [] and body["counts"]["findings"] == 0 and body["signed_by"]["uscc"] == JUSTICE
         assert "events/s" in p.stderr  # the progress bar reports its rate
         assert "审计通过" in html.read_text(encoding="utf-8")
         report_file = tmp_path / "report.json"
@@ -348,8 +356,9 @@ def test_the_audit_report_api_is_for_auditors_and_signed_by_the_caller(chains: T
             r = api.client.get("/api/v1/audit/report", headers=api.auth(NOTARY))
             assert r.status_code == 200, r.text
             report = AuditReport(r.json())
-            assert report.ok and report.data["signature"]["uscc"] == NOTARY
-            assert verify_report_signature(report, account=node.keys.signing_account(NOTARY).address)
+            assert report.ok and report.signer_uscc == NOTARY
+            assert verify_report_signature(report)
+            check_report_signer(node, report)  # the caller's SM2 key, registered for it on chain
             r = api.client.get("/api/v1/audit/report", params={"format": "html"}, headers=api.auth(NOTARY))
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html") and "<svg" in r.text
             r = api.client.get("/api/v1/audit/report", headers=api.auth(MARKET))

@@ -42,6 +42,7 @@ _LOCAL = "local bookkeeping of this node (ids, retries, errors, times it wrote);
 # tables that hold no ledger state, and why
 NOT_LEDGER_TABLES = {
     "agency_keys": "the agencies' encrypted signing keys (local secrets)",
+    "agency_sm2_keys": "the agencies' encrypted SM2 signing keys (local secrets; the public keys are on chain)",
     "api_keys": "hashes of API keys (local access control)",
     "serials": "the last 流水号 handed out per agency and type (local counter)",
     "ledger_serials": "the last evidence/exchange serial per prefix (local counter)",

@@ -8,7 +8,7 @@ from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
 from chain.errors import ContractRevertError
 from registry.consortium.members import admit_seed_members, list_members, resolve, sync_members
 from registry.errors import NotFoundError, ValidationError
-from registry.identifiers import bid_from_private_key, parse_bid
+from registry.identifiers import bid_from_private_key, bid_from_sm2_public_key, parse_bid
 from registry.node import Node
 
 NEW_USCC = "11230000MB1A0010XX"  # replaced below by a valid one
@@ -39,8 +39,10 @@ def test_every_seed_agency_is_an_active_member_with_its_roles(chain_node: Node) 
         assert info.status == MemberStatus.ACTIVE
         assert info.roles == Role.from_names(seed.roles)
         assert info.accounts == (chain_node.keys.signing_account(seed.uscc).address,)
-        assert info.bid == bid_from_private_key(bytes(chain_node.keys.signing_account(seed.uscc).key))
-        parse_bid(info.bid)
+        # the gm profile (the default): the BID is the SM2 key's (type z), and the chain holds that key
+        sm2_key = chain_node.keys.sm2_public_key(seed.uscc)
+        assert info.bid == bid_from_sm2_public_key(sm2_key) and parse_bid(info.bid).crypto == "z"
+        assert info.sm2_key == sm2_key
 
 
 def test_seeding_twice_admits_nobody_new(chain_node: Node) -> None:

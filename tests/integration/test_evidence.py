@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.support.evidence import (
     evidence_body,
     rewrite_zip,
 )
+from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
 
 pytestmark = pytest.mark.anvil
 
@@ -421,3 +423,23 @@ def test_custody_comes_from_the_chain_so_an_edited_custodian_neither_shows_nor_l
     view = _post(api, f"/api/v1/evidence/{rec['id']}/accept", None, COURT)
     assert view["custodian"]["uscc"] == COURT  # the mirror is right again once a step lands
     assert _ledger(api).get_record(sha256_key(rec["id"])).custodian_uscc == COURT  # type: ignore[union-attr]
+
+
+@needs_openssl
+def test_an_exported_package_manifest_verifies_with_openssl_sm2(api: Api, tmp_path: Path) -> None:
+    """signature.json is an SM2-SM3 proof over manifest.json's bytes (gm profile): OpenSSL checks it alone."""
+    case = "哈公行罚〔2026〕0501号"
+    _register(api, POLICE, b"photo c", case_no=case)
+    r = api.client.get("/api/v1/evidence/cases/export", params={"case_no": case}, headers=api.auth(POLICE))
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        manifest, proof = z.read("manifest.json"), json.loads(z.read("signature.json"))
+    assert proof["alg"] == "SM2-SM3"
+    key = write(tmp_path / "key.pem", proof["key"].encode())
+    sig = write(tmp_path / "sig.der", base64.b64decode(proof["signature"]))
+    data = write(tmp_path / "manifest.json", manifest)
+    args = ["pkeyutl", "-verify", "-pubin", "-inkey", key, "-rawin", "-digest", "sm3", "-pkeyopt", SM2_ID,
+            "-in", data, "-sigfile", sig]
+    assert b"Signature Verified Successfully" in openssl(*args).stdout
+    write(tmp_path / "manifest.json", manifest.replace(b'"format"', b'"formaT"'))
+    assert openssl(*args, check=False).returncode != 0

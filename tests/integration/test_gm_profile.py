@@ -34,7 +34,7 @@ def _blob_version_and_print(api: Api, agency: str, cert: dict[str, Any]) -> tupl
 
 
 def test_gm_profile_seals_with_sm4_and_still_opens_aes(anvil_node: Node, tmp_path: Path) -> None:
-    intl = make_api(anvil_node, tmp_path / "intl")
+    intl = make_api(anvil_node, tmp_path / "intl", crypto_profile="intl")
     api = next(intl)
     agency, old = _issue(api, seed=11)
     assert _blob_version_and_print(api, agency, old) == (envelope.EnvelopeAlgorithm.AES_256_GCM, 200)

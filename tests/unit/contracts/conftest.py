@@ -105,7 +105,7 @@ def _error_table() -> dict[bytes, dict[str, Any]]:
 def encode_action_data(action: Action, *values: Any) -> bytes:
     """The `data` of a proposal: abi.encode of the action's payload (docs/CONTRACTS.md)."""
     types = {
-        Action.ADMIT: ["string", "string", "address[]", "uint64"],
+        Action.ADMIT: ["string", "string", "address[]", "uint64", "bytes"],
         Action.SET_ROLES: ["uint64"],
         Action.SUSPEND: [],
         Action.REINSTATE: [],
@@ -113,7 +113,10 @@ def encode_action_data(action: Action, *values: Any) -> bytes:
         Action.ROTATE_KEY: ["address", "address", "string"],
         Action.ADD_ACCOUNT: ["address"],
         Action.SET_THRESHOLD: ["uint8"],
+        Action.ROTATE_SM2_KEY: ["bytes", "string"],
     }[action]
+    if action is Action.ADMIT and len(values) == 4:  # an admission without an SM2 key
+        values = (*values, b"")
     return abi_encode(types, list(values)) if types else b""
 
 
@@ -318,7 +321,7 @@ def contract_factory(w3: Web3) -> Callable[[str], Any]:
 def deploy_consortium(accounts: list[str], deploy: Callable[..., tuple[Contract, Any]]) -> Callable[..., Contract]:
     """deploy_consortium(**overrides) -> ConsortiumRegistry with genesis member A (accounts[0], all roles).
 
-    Overrides: uscc, name, bid, accounts, roles, threshold, ttl, sender. The deployment receipt is
+    Overrides: uscc, name, bid, accounts, roles, sm2_key, threshold, ttl, sender. The deployment receipt is
     available as `registry.deploy_receipt`.
     """
 
@@ -329,6 +332,7 @@ def deploy_consortium(accounts: list[str], deploy: Callable[..., tuple[Contract,
             "bid": "did:bid:efA1111111111111111111111111",
             "accounts": [accounts[0]],
             "roles": int(ALL_ROLES),
+            "sm2_key": b"",
             "threshold": 1,
             "ttl": 7 * DAY,
             "sender": accounts[0],
@@ -343,6 +347,7 @@ def deploy_consortium(accounts: list[str], deploy: Callable[..., tuple[Contract,
             params["bid"],
             params["accounts"],
             params["roles"],
+            params["sm2_key"],
             params["threshold"],
             params["ttl"],
             sender=params["sender"],

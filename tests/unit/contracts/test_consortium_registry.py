@@ -135,6 +135,7 @@ def test_invalid_genesis_is_refused(contract_factory, accounts, overrides, error
         "bid": "did:bid:efA",
         "accounts": [accounts[0]],
         "roles": int(Role.ADMIN),
+        "sm2_key": b"",
         "threshold": 1,
         "ttl": DAY,
     }
@@ -145,7 +146,7 @@ def test_invalid_genesis_is_refused(contract_factory, accounts, overrides, error
 
 def test_genesis_with_a_duplicate_account_is_refused(contract_factory, accounts):
     constructor = contract_factory("ConsortiumRegistry").constructor(
-        USCC_A, "省数据局", "did:bid:efA", [accounts[0], accounts[0]], int(Role.ADMIN), 1, DAY
+        USCC_A, "省数据局", "did:bid:efA", [accounts[0], accounts[0]], int(Role.ADMIN), b"", 1, DAY
     )
     assert_reverts(constructor, accounts[0], "ConsortiumAccountInUse", account=accounts[0])
 
@@ -373,7 +374,7 @@ def test_set_threshold_refusals(registry, accounts):
     assert_reverts(set_threshold(USCC_A, 2), accounts[0], "ConsortiumInvalidAction", action=Action.SET_THRESHOLD)
 
 
-@pytest.mark.parametrize("action", [0, 9, 255])
+@pytest.mark.parametrize("action", [0, 10, 255])
 def test_unknown_actions_are_refused(registry, accounts, action):
     call = registry.functions.propose(action, USCC_A, b"")
     assert_reverts(call, accounts[0], "ConsortiumInvalidAction", action=action)
@@ -796,3 +797,76 @@ def test_every_governance_event_is_emitted_once_per_execution(registry, admit, g
     assert len(events(receipt, registry, "MemberAdmitted")) == 1
     assert len(events(receipt, registry, "ProposalExecuted")) == 1
     assert events(receipt, registry, "MemberStatusChanged") == []
+
+
+# ---------------------------------------------------------------- SM2 signing keys (docs/CRYPTO.md)
+
+SM2_KEY_1 = bytes(range(1, 65))
+SM2_KEY_2 = bytes(range(65, 129))
+SM2_KEY_3 = bytes(range(129, 193))
+
+
+def _key_hash(w3, key):
+    return bytes(w3.keccak(key))
+
+
+def test_genesis_with_an_sm2_key_registers_it_from_the_deployment(deploy_consortium, w3):
+    registry = deploy_consortium(sm2_key=SM2_KEY_1)
+    assert registry.functions.memberSm2Key(USCC_A).call() == SM2_KEY_1
+    since = w3.eth.get_block(registry.deploy_receipt.blockNumber).timestamp
+    assert registry.functions.sm2KeyRecord(_key_hash(w3, SM2_KEY_1)).call() == [USCC_A, since, 0]
+    assert event(registry.deploy_receipt, registry, "MemberSm2KeySet")["key"] == SM2_KEY_1
+
+
+def test_genesis_with_a_malformed_sm2_key_is_refused(contract_factory, accounts):
+    constructor = contract_factory("ConsortiumRegistry").constructor(
+        USCC_A, "省数据局", "did:bid:zfA", [accounts[0]], int(Role.ADMIN), bytes(63), 1, DAY
+    )
+    assert_reverts(constructor, accounts[0], "ConsortiumInvalidSm2Key", uscc=USCC_A)
+
+
+def test_admission_carries_the_sm2_key_and_a_key_cannot_serve_two_members(registry, govern, transact, accounts, w3):
+    receipt = govern(registry, Action.ADMIT, USCC_B, "某厅", BID_B, [accounts[1]], int(Role.ISSUER), SM2_KEY_1,
+                     proposer=accounts[0])
+    assert event(receipt, registry, "MemberSm2KeySet") == {
+        "uscc": USCC_B, "keyHash": _key_hash(w3, SM2_KEY_1), "key": SM2_KEY_1, "bid": BID_B}
+    assert registry.functions.memberSm2Key(USCC_B).call() == SM2_KEY_1
+    reuse = registry.functions.propose(
+        int(Action.ADMIT), USCC_C, encode_action_data(Action.ADMIT, "另一厅", "did:bid:x", [accounts[3]], 0, SM2_KEY_1))
+    assert_reverts(reuse, accounts[0], "ConsortiumInvalidSm2Key", uscc=USCC_C)
+    short = registry.functions.propose(
+        int(Action.ADMIT), USCC_C, encode_action_data(Action.ADMIT, "另一厅", "did:bid:x", [accounts[3]], 0, bytes(65)))
+    assert_reverts(short, accounts[0], "ConsortiumInvalidSm2Key", uscc=USCC_C)
+
+
+def test_rotating_the_sm2_key_closes_the_old_key_and_updates_the_bid(registry, govern, accounts, w3, advance_time):
+    admitted = govern(registry, Action.ADMIT, USCC_B, "某厅", BID_B, [accounts[1]], int(Role.ISSUER), SM2_KEY_1,
+                      proposer=accounts[0])
+    since = w3.eth.get_block(admitted.blockNumber).timestamp
+    advance_time(100)
+    receipt = govern(registry, Action.ROTATE_SM2_KEY, USCC_B, SM2_KEY_2, "did:bid:zfNEW", proposer=accounts[0])
+    rotated_at = w3.eth.get_block(receipt.blockNumber).timestamp
+    assert rotated_at >= since + 100
+    assert registry.functions.sm2KeyRecord(_key_hash(w3, SM2_KEY_1)).call() == [USCC_B, since, rotated_at]
+    assert registry.functions.sm2KeyRecord(_key_hash(w3, SM2_KEY_2)).call() == [USCC_B, rotated_at, 0]
+    assert registry.functions.memberSm2Key(USCC_B).call() == SM2_KEY_2
+    assert member(registry, USCC_B)["bid"] == "did:bid:zfNEW"
+    assert event(receipt, registry, "MemberSm2KeySet")["bid"] == "did:bid:zfNEW"
+    # an empty BID keeps it; a member without a key can be given one the same way
+    govern(registry, Action.ROTATE_SM2_KEY, USCC_B, SM2_KEY_3, "", proposer=accounts[0])
+    assert member(registry, USCC_B)["bid"] == "did:bid:zfNEW"
+
+
+def test_rotate_sm2_key_refusals(registry, govern, accounts):
+    govern(registry, Action.ADMIT, USCC_B, "某厅", BID_B, [accounts[1]], int(Role.ISSUER), SM2_KEY_1,
+           proposer=accounts[0])
+
+    def rotate(who, key):
+        return registry.functions.propose(int(Action.ROTATE_SM2_KEY), who,
+                                          encode_action_data(Action.ROTATE_SM2_KEY, key, ""))
+
+    assert_reverts(rotate(USCC_B, SM2_KEY_1), accounts[0], "ConsortiumInvalidSm2Key", uscc=USCC_B)  # no reuse
+    assert_reverts(rotate(USCC_B, b""), accounts[0], "ConsortiumInvalidSm2Key", uscc=USCC_B)
+    assert_reverts(rotate(USCC_C, SM2_KEY_2), accounts[0], "ConsortiumMemberNotFound", uscc=USCC_C)
+    assert_reverts(rotate(USCC_B, SM2_KEY_2), accounts[1], "ConsortiumUnauthorized", account=accounts[1],
+                   role=Role.ADMIN)

@@ -169,13 +169,16 @@ def test_secp256k1_bid_from_private_key_matches_the_public_key_forms() -> None:
     assert bid.startswith("did:bid:sf")
 
 
-def test_sm2_bid_uses_sm3() -> None:
+def test_sm2_bid_uses_sm3_over_the_uncompressed_key_as_bif_does() -> None:
+    # BIF's SDK hashes the key as sm-crypto prints it, "04" || x || y (registry/consortium/bid.py)
     pub = bytes(range(64))
     bid = ids.bid_from_sm2_public_key(pub, ac="hlj1")
     parsed = ids.parse_bid(bid)
     assert bid.startswith("did:bid:hlj1:zf")
-    assert parsed.hash22 == sm3(pub)[-22:]
+    assert parsed.hash22 == sm3(b"\x04" + pub)[-22:]
     assert ids.bid_from_sm2_public_key(b"\x04" + pub, ac="hlj1") == bid
+    with pytest.raises(ValidationError):
+        ids.bid_from_sm2_public_key(b"\x02" + pub)
 
 
 @given(st.binary(min_size=32, max_size=32), st.one_of(st.none(), st.text("abcdefghijklmnopqrstuvwxyz0123456789",
