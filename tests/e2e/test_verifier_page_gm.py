@@ -10,7 +10,8 @@ there, in a real headless Chromium against real LocalStacks (uvicorn + anvil) of
 - a document re-sealed with the right key but edited content is ``tampered``, also when only an SM3 value moved;
 - an SM3 batch root flipped in the database is ``tampered`` (the server's SM3 check); a record without an SM3
   path verifies with the SM3 check SKIPPED;
-- an intl certificate (version-1 AES-GCM blob) still verifies, with the SM3 check VALID too.
+- an intl certificate (version-1 AES-GCM blob) still verifies, with the SM3 check VALID too;
+- a page that cannot load sm-crypto says cannot_verify, never valid.
 """
 
 from __future__ import annotations
@@ -342,3 +343,11 @@ def test_an_intl_certificate_still_verifies_with_its_sm3_digest_checked_too(
         assert _checks(page) == [["integrity", "VALID"], ["sm3", "VALID"], *([c, "VALID"] for c in CHAIN_CHECKS)]
         [body] = _digest_posts(log, stack)
         assert body["sm3"] == cert["document"]["digest"]["sm3"]
+
+
+def test_without_the_sm_library_the_page_cannot_verify_and_never_says_valid(
+        page: Any, gm_certs: dict[str, dict[str, Any]]) -> None:
+    page.route("**/static/vendor/sm-crypto/sm4.js", lambda route: route.abort())
+    page.goto(gm_certs["valid"]["qr_url"])
+    assert _verdict(page) == "cannot_verify"
+    assert "无法加载国密算法库 sm4.js" in page.inner_text("#checks")

@@ -16,7 +16,7 @@
  * sm-crypto has SM4 in ECB and CBC only, so CTR is built here from one ECB encryption (no padding) of all the
  * counter blocks. The tag is checked before anything is decrypted; a wrong key and a changed byte fail it alike.
  *
- * >>> const g = await gm();
+ * >>> const g = await gm();   // hex() and utf8 from bytes.js
  * >>> hex(g.sm3(utf8.encode("abc")))
  * '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0'
  */
