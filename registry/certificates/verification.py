@@ -180,7 +180,8 @@ class Verifier:
         a by-reference document in the browser and recomputes its SHA-256 and SM3 roots there), so the server
         learns the identifier and the digests, never a field value. The digests must be the ones registered for
         the identifier; then anchoring (both roots), issuer, status and validity are checked as for a full
-        document. Without ``sm3`` the registered SM3 digest is checked against the chain.
+        document. Without ``sm3`` the registered SM3 digest is checked against the chain. A digest that is not the
+        registered one makes ``integrity`` INVALID with ``differs`` ("sha256" or "sm3") naming which.
 
         >>> verifier.verify_digest(identifier, "9f2c...").verdict     # doctest: +SKIP
         'valid'
@@ -194,9 +195,10 @@ class Verifier:
             rec = self._remote_record(run, cid) if row is None else None
             if rec is not None:
                 if rec.digest_sha256 != digest or (sm3_given is not None and rec.digest_sm3 != sm3_given):
+                    which = "sha256" if rec.digest_sha256 != digest else "sm3"
                     run.add("integrity", INVALID, "证照摘要与颁发机构登记的摘要不符",
                             f"the digest {digest.hex()} differs from the one registered for {cid}", "tampered",
-                            sha256=digest.hex())
+                            sha256=digest.hex(), differs=which)
                     return _result(run, str(cid), {}, None)
                 run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
                         "digest only (it matches the registered one): the fields were checked by the verifier's "
@@ -214,7 +216,8 @@ class Verifier:
                 which = "SHA-256" if row.digest_sha256 != digest.hex() else "SM3"
                 run.add("integrity", INVALID, f"证照摘要（{which}）与该标识登记的摘要不符",
                         f"the {which} digest differs from the one registered for {cid}", "tampered",
-                        sha256=digest.hex(), sm3=sm3_given.hex() if sm3_given else None)
+                        sha256=digest.hex(), sm3=sm3_given.hex() if sm3_given else None,
+                        differs="sha256" if which == "SHA-256" else "sm3")
                 return _result(run, str(cid), {}, None)
             run.add("integrity", SKIPPED, "仅提交摘要（与登记一致），字段由用证方本地核验",
                     "digest only (it matches the registered one): the fields were checked by the verifier's own device",

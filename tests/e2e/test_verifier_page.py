@@ -92,7 +92,8 @@ def test_a_by_reference_link_shows_a_green_verdict_with_issuer_anchor_checks_and
         assert expected in text, expected
     assert "Valid" not in text  # Chinese first
     checks = page.eval_on_selector_all("#checks li", "els => els.map(e => [e.dataset.check, e.dataset.status])")
-    assert checks == [["integrity", "VALID"], ["sm3", "SKIPPED"], ["anchoring", "VALID"], ["issuer", "VALID"],
+    # SM3 too: the browser recomputed the SM3 root and the server followed it to the SM3 batch root on chain
+    assert checks == [["integrity", "VALID"], ["sm3", "VALID"], ["anchoring", "VALID"], ["issuer", "VALID"],
                       ["status", "VALID"], ["validity", "VALID"]]
     assert "本机已核验 20 个字段" in _visible_text(page, "#checks")
     shot(page, tmp_path, "verifier_valid_zh")
@@ -135,7 +136,7 @@ def test_the_server_never_sees_the_plaintext_or_the_key(page: Any, stack: LocalS
     assert all("#" not in s.url for s in log.sent)  # the fragment never reaches the server
     posts = [s for s in log.sent if s.method == "POST"]
     assert [s.url.split(stack.url, 1)[1] for s in posts] == ["/api/v1/verify/digest"]
-    assert set(json.loads(posts[0].body)) == {"identifier", "digest"}
+    assert set(json.loads(posts[0].body)) == {"identifier", "digest", "sm3"}
     gets = {s.url.split(stack.url, 1)[1].split("?")[0] for s in log.sent if s.method == "GET"}
     # (the web app manifest is fetched only when the browser considers installing the page)
     assert {g for g in gets if not g.startswith("/static/")} - {"/manifest.webmanifest"} == {
