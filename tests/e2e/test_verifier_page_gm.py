@@ -71,7 +71,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="zh-CN")
+    # no service worker: requests it would make are invisible to page.route (the missing-library test blocks one)
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="zh-CN", service_workers="block")
     p = context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
