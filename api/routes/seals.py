@@ -38,8 +38,9 @@ class SealCreate(Strict):
     name: Text(100, min_length=1, description="印章名称, e.g. 黑龙江省市场监督管理局行政许可专用章")
     category: StrictStr = Field(description="印章类别", json_schema_extra={"enum": sorted(CATEGORIES)})
     image: StrictStr = Field(max_length=(MAX_BYTES * 4) // 3 + 4, description="the seal image, PNG or SVG, base64")
-    valid_from: AwareDatetime | None = Field(default=None, description="default: now")
-    valid_until: AwareDatetime
+    valid_from: AwareDatetime | None = Field(default=None, strict=False, description="ISO 8601 with offset; "
+                                                                                   "default: now")
+    valid_until: AwareDatetime = Field(strict=False, description="ISO 8601 with offset")
     width_mm: StrictInt = Field(default=40, description="printed width (10..100 mm)")
     height_mm: StrictInt = Field(default=40, description="printed height (10..100 mm)")
 

@@ -75,6 +75,8 @@ def _png(data: bytes) -> SealImage:
             width, height = img.size
             _too_big(width, height)  # before decoding: a small file may promise a huge bitmap
             img.load()
+    except PayloadTooLargeError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValidationError(f"the seal image is not a readable PNG ({exc})", code="invalid_seal_image") from exc
     return SealImage("PNG", data, width, height)

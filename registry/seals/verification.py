@@ -8,7 +8,7 @@ calls it after its own checks). In this order, each failure said in words:
 4. the SES_SealInfo's digest is the one registered, and the seal maker's signature over the SESeal verifies
    under a key the maker published on chain;
 5. the signer's key is the seal's (its digest registered on chain), and its signature verifies;
-6. the seal was Active, and inside its validity, in the block that anchored the document. What was sealed
+6. the seal was Active in the block that anchored the document, and inside its validity at the signing time. What was sealed
    while the seal was active stays valid after a later suspension or revocation, and the check says so.
 
     >>> check = SealVerifier(node, index)                                     # doctest: +SKIP
@@ -109,11 +109,10 @@ class SealVerifier:
             return self._bad(f"盖章时（区块 {block}）印章 {es_id} 不是有效状态（{status}）",
                              f"seal {es_id} was not active ({status}) in block {block}, when the document was anchored",
                              info)
-        header = self.node.blocks.header(block)
-        when = header.timestamp if header is not None else 0
+        when = int(proof.time.timestamp())  # the signing time, under the seal key's signature (GB/T 38540 timeInfo)
         if not history.valid_from <= when < history.valid_until:
-            return self._bad(f"盖章时印章 {es_id} 不在有效期内", f"seal {es_id} was outside its validity when the "
-                             "document was anchored", info)
+            return self._bad(f"盖章时印章 {es_id} 不在有效期内", f"seal {es_id} was outside its validity at the "
+                             f"signing time {proof.time.isoformat()}", info)
         later = history.changes_after(block)
         note_zh = note_en = ""
         if later and later[-1].status != "active":
