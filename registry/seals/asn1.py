@@ -63,70 +63,70 @@ ALGORITHM_OF_OID = {v: k for k, v in SIGNATURE_OIDS.items()}
 CATEGORY_OID = "2.25.191483729010873462871290011950336813079"
 
 
-class SESHeader(core.Sequence):
+class SESHeader(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("ID", core.IA5String), ("version", core.Integer), ("Vid", core.IA5String)]
 
 
-class CertDigestObj(core.Sequence):
+class CertDigestObj(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("type", core.PrintableString), ("value", core.OctetString)]
 
 
-class CertInfoList(core.SequenceOf):
+class CertInfoList(core.SequenceOf):  # type: ignore[misc]  # asn1crypto is untyped
     _child_spec = core.OctetString
 
 
-class CertList(core.SequenceOf):
+class CertList(core.SequenceOf):  # type: ignore[misc]  # asn1crypto is untyped
     """SES_CertList with certListType 1 (a list of certs; each an OCTET STRING)."""
 
     _child_spec = core.OctetString
 
 
-class ExtData(core.Sequence):
+class ExtData(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("extnID", core.ObjectIdentifier), ("critical", core.Boolean, {"default": False}),
                ("extnValue", core.OctetString)]
 
 
-class ExtensionDatas(core.SequenceOf):
+class ExtensionDatas(core.SequenceOf):  # type: ignore[misc]  # asn1crypto is untyped
     _child_spec = ExtData
 
 
-class PropertyInfo(core.Sequence):
+class PropertyInfo(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("type", core.Integer), ("name", core.UTF8String), ("certListType", core.Integer),
                ("certList", CertList), ("createDate", core.GeneralizedTime), ("validStart", core.GeneralizedTime),
                ("validEnd", core.GeneralizedTime)]
 
 
-class PictureInfo(core.Sequence):
+class PictureInfo(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("type", core.IA5String), ("data", core.OctetString), ("width", core.Integer),
                ("height", core.Integer)]
 
 
-class SealInfo(core.Sequence):
+class SealInfo(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("header", SESHeader), ("esID", core.IA5String), ("property", PropertyInfo),
                ("picture", PictureInfo), ("extDatas", ExtensionDatas, {"optional": True})]
 
 
-class SESeal(core.Sequence):
+class SESeal(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("eSealInfo", SealInfo), ("cert", core.OctetString), ("signAlgID", core.ObjectIdentifier),
                ("signedValue", core.OctetBitString)]
 
 
-class TBSSign(core.Sequence):
+class TBSSign(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("version", core.Integer), ("eseal", SESeal), ("timeInfo", core.GeneralizedTime),
                ("dataHash", core.OctetBitString), ("propertyInfo", core.IA5String),
                ("extDatas", ExtensionDatas, {"explicit": 0, "optional": True})]
 
 
-class SESSignature(core.Sequence):
+class SESSignature(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("toSign", TBSSign), ("cert", core.OctetString), ("signatureAlgID", core.ObjectIdentifier),
                ("signature", core.OctetBitString), ("timeStamp", core.OctetBitString, {"implicit": 0, "optional": True})]
 
 
-class _SignedSeal(core.Sequence):
+class _SignedSeal(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("eSealInfo", SealInfo), ("cert", core.OctetString), ("signAlgID", core.ObjectIdentifier)]
 
 
-class _SignedSignature(core.Sequence):
+class _SignedSignature(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
     _fields = [("toSign", TBSSign), ("cert", core.OctetString), ("signatureAlgID", core.ObjectIdentifier)]
 
 

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
+from tongsuopy.crypto import serialization as gm_serialization
 
 from registry.crypto import sm2
 from registry.crypto.proofs import ES256KSigner, ProofSigner
@@ -49,8 +50,8 @@ def spki_of(signer: ProofSigner) -> bytes:
     """The DER SubjectPublicKeyInfo of a signer (from its PEM)."""
     pem = signer.public_key_pem
     if isinstance(signer, sm2.SM2Signer):
-        return bytes(signer.public_key.public_bytes(sm2.serialization.Encoding.DER,
-                                                    sm2.serialization.PublicFormat.SubjectPublicKeyInfo))
+        return bytes(signer.public_key.public_bytes(gm_serialization.Encoding.DER,
+                                                    gm_serialization.PublicFormat.SubjectPublicKeyInfo))
     public = serialization.load_pem_public_key(pem)
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -85,10 +86,10 @@ def verify_raw(algorithm: str, spki: bytes, message: bytes, signature: bytes) ->
     """SignatureError unless ``signature`` (DER) over ``message`` verifies under the DER SPKI ``spki``."""
     if algorithm == "sm2":
         try:
-            key = sm2.serialization.load_der_public_key(bytes(spki))
+            key = gm_serialization.load_der_public_key(bytes(spki))
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise SignatureError(f"the signer's key is not a public key ({exc})", code="invalid_public_key") from exc
-        sm2.verify_sm2(message, signature, sm2.public_key_pem(key))  # type: ignore[arg-type]
+        sm2.verify_sm2(message, signature, sm2.public_key_pem(key))
         return
     if algorithm != "secp256k1":
         raise SignatureError(f"unsupported seal signature algorithm {algorithm!r}", code="unsupported_algorithm")

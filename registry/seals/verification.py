@@ -18,6 +18,8 @@ calls it after its own checks). In this order, each failure said in words:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from registry.certificates.verification import INVALID, SKIPPED, VALID, Check
@@ -46,7 +48,7 @@ class SealVerifier:
             if row is None:
                 return None
             fmt, data, seal_id, sm3 = row.format, row.signature, row.seal_id, row.digest_sm3
-        details = {"seal": seal_id, "format": fmt}
+        details: dict[str, Any] = {"seal": seal_id, "format": fmt}
         try:
             proof = read_sealed_signature(fmt, data)
         except (ValidationError, SignatureError) as exc:
@@ -101,7 +103,7 @@ class SealVerifier:
         return None
 
     def _status(self, proof: SealedProof, history: SealHistory, block: int,
-                details: dict[str, str]) -> tuple[Check, str | None]:
+                details: dict[str, Any]) -> tuple[Check, str | None]:
         es_id = proof.seal.es_id
         info = {**details, "name": proof.seal.name, "agency": history.agency_uscc, "block": block}
         status = history.status_at(block)
@@ -131,5 +133,5 @@ class SealVerifier:
         return str(found.get("name") or uscc)
 
     @staticmethod
-    def _bad(zh: str, en: str, details: dict[str, object]) -> tuple[Check, str | None]:
+    def _bad(zh: str, en: str, details: dict[str, Any]) -> tuple[Check, str | None]:
         return Check("seal", INVALID, zh, en, dict(details)), "tampered"

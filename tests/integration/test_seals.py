@@ -9,8 +9,8 @@ import base64
 import datetime as dt
 import io
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +21,11 @@ from api.devtools.samples import sample_values
 from chain.errors import ContractRevertError
 from chain.seals import SealRegistryClient, SealStatus
 from registry.crypto.hashing import sha256_key
+from registry.node import Node
 from registry.seals.asn1 import SESeal, SESSignature, bits_of, signed_seal_bytes, signed_signature_bytes
 from registry.seals.structures import parse_seseal
 from registry.store.db import Certificate
 from registry.store.seal_models import SealedSignature, SealRow
-from registry.node import Node
 from tests.conftest import Api, make_api
 from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
 
