@@ -84,9 +84,16 @@ def build_services(node: Node, settings: Settings) -> Services:
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
-        inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node), seal_index]),
+        inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
+                                *_seal_lane(node, seal_index)]),
         seals=seals,
     )
+
+
+def _seal_lane(node: Node, index: SealIndex) -> list[SealIndex]:
+    """The seal index follows SealRegistry when the deployment has one (a data dir deployed before e-seals
+    has none until it is redeployed: its seal routes answer that the contract is not deployed)."""
+    return [index] if node.deployment is None or "SealRegistry" in node.deployment.contracts else []
 
 
 def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) -> CheckpointService | None:
