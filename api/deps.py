@@ -20,6 +20,7 @@ from registry.errors import AuthenticationError
 from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.node import Node
+from registry.seals.service import SealService
 
 
 def get_node(request: Request) -> Node:
@@ -96,6 +97,13 @@ IndexDep = Annotated[ChainIndex, Depends(_index)]
 TrustListsDep = Annotated[TrustListCache, Depends(_trust_lists)]
 EvidenceDep = Annotated[EvidenceService, Depends(_evidence)]
 ExchangesDep = Annotated[ExchangeService, Depends(_exchanges)]
+
+
+def _seals(services: ServicesDep) -> SealService:
+    return services.seals
+
+
+SealsDep = Annotated[SealService, Depends(_seals)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]
 

@@ -34,6 +34,10 @@ from registry.logs.cosigning import CheckpointCosigning
 from registry.node import Node
 from registry.outbox.inbox import ChainInbox
 from registry.outbox.worker import OutboxWorker
+from registry.seals.index import SealIndex
+from registry.seals.sealing import Sealer
+from registry.seals.service import SealService
+from registry.seals.verification import SealVerifier
 
 
 class Service(Protocol):
@@ -55,6 +59,7 @@ class Services:
     checkpoints: CheckpointService | None  # the checkpoint gateway; None when disabled or not deployed yet
     # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
     inbox: ChainInbox
+    seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -62,23 +67,34 @@ def build_services(node: Node, settings: Settings) -> Services:
     anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
     changes = StatusChanges(node)
     evidence, exchanges = EvidenceService(node), ExchangeService(node)
+    seal_index = SealIndex(node)
+    seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
     # batches first: a status change waits for its certificate's batch
-    worker = OutboxWorker([anchoring, changes, evidence, exchanges])
+    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals])
     certificates = CertificateService(node, public_base=settings.public_base,
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
-                                          CryptoProfile(settings.crypto_profile)))
+                                          CryptoProfile(settings.crypto_profile)),
+                                      sealer=Sealer(node, seal_index))
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
-        verifier=Verifier(node, index, remote=RemoteCertificates(node)),
+        verifier=Verifier(node, index, remote=RemoteCertificates(node), seal_check=SealVerifier(node, seal_index)),
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
-        inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node)]),
+        inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
+                                *_seal_lane(node, seal_index)]),
+        seals=seals,
     )
+
+
+def _seal_lane(node: Node, index: SealIndex) -> list[SealIndex]:
+    """The seal index follows SealRegistry when the deployment has one (a data dir deployed before e-seals
+    has none until it is redeployed: its seal routes answer that the contract is not deployed)."""
+    return [index] if node.deployment is None or "SealRegistry" in node.deployment.contracts else []
 
 
 def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) -> CheckpointService | None:

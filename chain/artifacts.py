@@ -17,7 +17,8 @@ from eth_utils.crypto import keccak
 from chain.compile import BUILD_DIR
 from chain.errors import ArtifactError, ContractRevertError
 
-CONTRACT_NAMES = ("ConsortiumRegistry", "CertificateLedger", "EvidenceLedger", "ExchangeLedger", "Backbone")
+CONTRACT_NAMES = ("ConsortiumRegistry", "CertificateLedger", "EvidenceLedger", "ExchangeLedger", "Backbone",
+                  "SealRegistry")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, BaseModel, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr
 
 from api.deps import CertificatesDep, CurrentAgency, NodeDep, VerifierDep
 from api.schemas import (
@@ -51,13 +51,19 @@ RevocationReason = Annotated[StrictInt, AfterValidator(_known_reason),
                              Field(json_schema_extra={"enum": sorted(REVOCATION_REASONS)})]
 
 
+SealId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Z]+$",
+                                    description="seal this issue with one of your seals (its id, ES...)")]
+
+
 class CertificateCreate(Strict):
     type: TypeCode
     fields: Fields
+    seal: SealId | None = None
 
 
 class BatchCreate(Strict):
     type: TypeCode
+    seal: SealId | None = None
     documents: list[Fields] = Field(min_length=1, description="field values of each document (1 to 10,000)",
                                     json_schema_extra={"maxItems": MAX_BATCH})
 
@@ -120,7 +126,8 @@ async def issue_one(body: CertificateCreate, agency: CurrentAgency, certificates
     """Issue one certificate. Returns at once with status `pending` unless `wait=true`. The same 证照编号
     with the same values returns the existing certificate (200); with other values: 409."""
     result = await run_in_threadpool(lambda: certificates.issue_request(
-        agency, body.type, [body.fields], wait=wait, idempotency_key=_key(idempotency_key), route="single"))
+        agency, body.type, [body.fields], wait=wait, idempotency_key=_key(idempotency_key), route="single",
+        seal=body.seal))
     [issued] = result.certificates
     response.status_code = 200 if issued.replayed else 201
     _mark_replay(response, result)
@@ -135,7 +142,8 @@ async def issue_batch(body: BatchCreate, agency: CurrentAgency, certificates: Ce
     """Issue up to 10,000 certificates of one type. All are validated before any is stored (all or nothing);
     every invalid document is reported at once in `error.details.errors`."""
     result = await run_in_threadpool(lambda: certificates.issue_request(
-        agency, body.type, body.documents, wait=wait, idempotency_key=_key(idempotency_key), route="batch"))
+        agency, body.type, body.documents, wait=wait, idempotency_key=_key(idempotency_key), route="batch",
+        seal=body.seal))
     issued = result.certificates
     response.status_code = 200 if all(i.replayed for i in issued) else 201
     _mark_replay(response, result)

@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
@@ -101,11 +101,22 @@ class CertificateView:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+class DocumentSealer(Protocol):
+    """Sealing (用章) at issue time (registry/seals/sealing.py): `prepare` refuses an unusable seal before
+    anything is stored; `store` writes the documents' sealed signatures in the issuing unit of work."""
+
+    def prepare(self, agency: str, seal_id: str) -> Any: ...
+
+    def store(self, s: Session, ready: Any, docs: Sequence[tuple[str, bytes, bytes]]) -> None: ...
+
+
 class CertificateService:
     def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
                  changes: StatusChanges | None = None,
-                 envelope_algorithm: envelope.EnvelopeAlgorithm = envelope.EnvelopeAlgorithm.AES_256_GCM) -> None:
+                 envelope_algorithm: envelope.EnvelopeAlgorithm = envelope.EnvelopeAlgorithm.AES_256_GCM,
+                 sealer: DocumentSealer | None = None) -> None:
         self.node = node
+        self.sealer = sealer
         self.envelope_algorithm = envelope_algorithm  # new blobs only: open_ reads either kind
         self.public_base = public_base.rstrip("/")
         self.max_batch = max_batch
@@ -130,12 +141,12 @@ class CertificateService:
                                         first_serial=first_serial, version=version, serials=serials)
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
-              wait: bool = False, timeout: float = 60.0) -> list[IssuedCertificate]:
-        return self.issue_request(agency, type_code, values_list, wait=wait, timeout=timeout).certificates
+              wait: bool = False, timeout: float = 60.0, seal: str | None = None) -> list[IssuedCertificate]:
+        return self.issue_request(agency, type_code, values_list, wait=wait, timeout=timeout, seal=seal).certificates
 
     def issue_request(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
                       wait: bool = False, timeout: float = 60.0, idempotency_key: IdempotencyKey | None = None,
-                      route: str = "batch") -> IssueResult:
+                      route: str = "batch", seal: str | None = None) -> IssueResult:
         """Issue, idempotently (registry/certificates/idempotency.py): a 证照编号 issued before with the same
         values is returned as it is (`replayed`), with other values refused; a repeated Idempotency-Key
         replays the first answer."""
@@ -146,6 +157,9 @@ class CertificateService:
                 f"batch has {len(values_list)} documents; the limit is {self.max_batch}", code="batch_too_large",
                 details={"limit": self.max_batch, "count": len(values_list)})
         self._check_issuer(agency, type_code)
+        if seal is not None and self.sealer is None:
+            raise ValidationError("sealing is not available on this node", code="sealing_unavailable")
+        sealing = self.sealer.prepare(agency, seal) if seal is not None and self.sealer is not None else None
         n = len(values_list)
         mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
         with self.node.db.session() as s:
@@ -173,6 +187,8 @@ class CertificateService:
             issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
             if rows:
                 s.execute(insert(Certificate), rows)
+            if sealing is not None and fresh and self.sealer is not None:
+                self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
             by_index = iter(issued_fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(docs))]

@@ -105,13 +105,20 @@ class _Run:
         return "valid"
 
 
+# the `seal` check of a sealed document (registry/seals/verification.py): given the identifier, its SHA-256
+# digest, the issuing agency the chain shows and the anchoring block, the check and the verdict it implies
+# (None: the document was not sealed)
+SealCheck = Callable[[str, bytes, str, int], tuple[Check, str | None] | None]
+
+
 class Verifier:
     def __init__(self, node: Node, index: ChainIndex, *, today: Callable[[], dt.date] = dt.date.today,
-                 remote: RemoteCertificates | None = None) -> None:
+                 remote: RemoteCertificates | None = None, seal_check: SealCheck | None = None) -> None:
         self.node = node
         self.index = index
         self.today = today
         self.remote = remote  # certificates issued on other nodes (registry.certificates.remote)
+        self.seal_check = seal_check
 
     def _remote_record(self, run: _Run, cid: CertificateId) -> PublicRecord | None:
         """The public record of a certificate issued on another node, from that node (found on chain); None
@@ -311,6 +318,10 @@ class Verifier:
         self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
         self._status(run, out, digest)
         self._validity(run, valid_from, valid_until)
+        sealed = self.seal_check(identifier, digest, batch.issuer_uscc, batch.block_number) if self.seal_check else None
+        if sealed is not None:
+            run.checks.append(sealed[0])
+            run.verdicts.update([sealed[1]] if sealed[1] else [])
         return out
 
     @staticmethod

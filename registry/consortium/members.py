@@ -129,6 +129,7 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
         ("EvidenceLedger", lambda d: [d["ConsortiumRegistry"].address]),
         ("ExchangeLedger", lambda d: [d["ConsortiumRegistry"].address]),
         ("Backbone", lambda d: [member_bid(node, genesis.uscc)]),
+        ("SealRegistry", lambda d: [d["ConsortiumRegistry"].address, _b32(genesis.uscc)]),
     ]
     if on_step:
         on_step("deploying contracts")

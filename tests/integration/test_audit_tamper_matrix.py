@@ -24,6 +24,7 @@ from sqlalchemy.sql.schema import Column
 
 import registry.store.audit_models  # noqa: F401  (registers the tables with Base.metadata)
 import registry.store.ledger_models  # noqa: F401
+import registry.store.seal_models  # noqa: F401
 from registry.audit.replay import Auditor
 from registry.certificates.service import CertificateService
 from registry.evidence.service import EvidenceService
@@ -53,6 +54,13 @@ NOT_LEDGER_TABLES = {
     "certificate_numbers": "keyed MACs of issued 证照编号 for idempotent issuing (local bookkeeping, nothing on chain)",
     "idempotency_keys": "the first answer to each Idempotency-Key, encrypted (local bookkeeping)",
     "note_keys": "the node's Ed25519 note keys, encrypted (local secrets)",
+    "seals": "the seals made here (SESeal, image, encrypted key): every seal verification compares their digests "
+             "with SealRegistry (registry/seals/verification.py); not yet in the audit replay",
+    "seal_steps": "the seal registry's outbox rows; their events are indexed in seal_chain_events",
+    "seal_maker_keys": "the seal maker's keys, encrypted (local secrets); their digests are published on chain",
+    "seal_chain_events": "a copy of SealRegistry's events (the seal index), rebuilt from the chain after a reset",
+    "sealed_signatures": "signed SES_Signature / JSON proofs: their signatures and the chain, not the database, "
+                         "protect them (checked by every verification, tests/integration/test_seals.py)",
     "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
                         "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }

@@ -1,0 +1,137 @@
+"""Verifying a seal (验章): the `seal` check of a sealed certificate (registry/certificates/verification.py
+calls it after its own checks). In this order, each failure said in words:
+
+1. the sealed signature is stored for this identifier, readable, and over this document (its identifier and
+   digest);
+2. the seal is registered on chain (the seal index) — to the agency that anchored the document;
+3. the seal image's SHA-256 is the one registered (an image of another seal is named: whose it is);
+4. the SES_SealInfo's digest is the one registered, and the seal maker's signature over the SESeal verifies
+   under a key the maker published on chain;
+5. the signer's key is the seal's (its digest registered on chain), and its signature verifies;
+6. the seal was Active in the block that anchored the document, and inside its validity at the signing time. What was sealed
+   while the seal was active stays valid after a later suspension or revocation, and the check says so.
+
+    >>> check = SealVerifier(node, index)                                     # doctest: +SKIP
+    >>> check(identifier, digest, issuer_uscc, block)[0].status               # doctest: +SKIP
+    'VALID'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from registry.certificates.verification import INVALID, SKIPPED, VALID, Check
+from registry.consortium.roles import agency_json
+from registry.crypto.hashing import hex0x, sha256_key
+from registry.errors import ChainUnavailableError, SignatureError, ValidationError
+from registry.node import Node
+from registry.seals.index import SealHistory, SealIndex
+from registry.seals.structures import SealedProof, read_sealed_signature
+from registry.store.seal_models import SealedSignature
+
+__all__ = ["SealVerifier"]
+
+_STATUS_ZH = {"suspended": "暂停", "revoked": "撤销", "active": "恢复"}
+
+
+class SealVerifier:
+    def __init__(self, node: Node, index: SealIndex) -> None:
+        self.node = node
+        self.index = index
+
+    def __call__(self, identifier: str, digest: bytes, issuer_uscc: str, block: int) -> tuple[Check, str | None] | None:
+        with self.node.db.session() as s:
+            row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == "certificate",
+                                                          SealedSignature.record_id == identifier)).first()
+            if row is None:
+                return None
+            fmt, data, seal_id, sm3 = row.format, row.signature, row.seal_id, row.digest_sm3
+        details: dict[str, Any] = {"seal": seal_id, "format": fmt}
+        try:
+            proof = read_sealed_signature(fmt, data)
+        except (ValidationError, SignatureError) as exc:
+            return self._bad(f"电子签章无法读取或签名无效：{exc.message}", f"the sealed signature cannot be read: "
+                             f"{exc.message}", details)
+        expected = bytes.fromhex(sm3 or "") if fmt == "ses-signature" else digest
+        if proof.document != identifier or proof.data_hash != expected:
+            return self._bad("电子签章不是对本证照的签章（标识或摘要不符）",
+                             "the sealed signature is not over this document (identifier or digest differs)", details)
+        try:
+            self.index.refresh()
+        except ChainUnavailableError as exc:
+            return Check("seal", SKIPPED, "区块链节点不可达，无法验章", f"chain unreachable: {exc.message}", details), \
+                "cannot_verify"
+        seal_key = hex0x(sha256_key(proof.seal.es_id))
+        history = self.index.seal(seal_key)
+        if history is None:
+            return self._bad(f"印章 {proof.seal.es_id} 未在链上登记", f"seal {proof.seal.es_id} is not registered on "
+                             "chain", details)
+        if history.agency_uscc != issuer_uscc:
+            owner = self._name(history.agency_uscc)
+            return self._bad(f"印章 {proof.seal.es_id} 属于{owner}，不是本证照的颁发机构的印章",
+                             f"seal {proof.seal.es_id} belongs to {owner} ({history.agency_uscc}), not to the issuing "
+                             f"agency {issuer_uscc}", {**details, "seal_agency": history.agency_uscc})
+        problem = self._seal_problem(proof, history)
+        if problem is not None:
+            return self._bad(problem[0], problem[1], details)
+        return self._status(proof, history, block, details)
+
+    def _seal_problem(self, proof: SealedProof, history: SealHistory) -> tuple[str, str] | None:
+        seal = proof.seal
+        if hex0x(seal.image_digest) != history.image_digest.lower():
+            others = [h for h in self.index.seals_with_image(hex0x(seal.image_digest)) if h.key != history.key]
+            if others:
+                who = self._name(others[0].agency_uscc)
+                return (f"印章图像与链上登记的不符：该图像是{who}另一枚印章的图像",
+                        f"the seal image does not match the registered one: it is the image of another seal, "
+                        f"of {who} ({others[0].agency_uscc})")
+            return ("印章图像与链上登记的不符（图像被替换或篡改）",
+                    "the seal image does not match the image registered on chain (replaced or altered)")
+        if hex0x(seal.seal_info_digest) != history.seal_info_digest.lower():
+            return "印章信息与链上登记的不符", "the seal's SES_SealInfo differs from the one registered on chain"
+        if self.index.maker_key_block(hex0x(seal.maker_key_digest)) is None:
+            return "制章方的密钥未在链上公布", "the seal maker's key was never published on chain"
+        if hex0x(proof.signer_key_digest) != history.key_digest.lower():
+            return "签章密钥不是链上登记的印章密钥", "the signing key is not the seal's key registered on chain"
+        try:
+            seal.verify()
+            proof.verify()
+        except SignatureError as exc:
+            return f"签名无效：{exc.message}", f"a signature does not verify: {exc.message}"
+        return None
+
+    def _status(self, proof: SealedProof, history: SealHistory, block: int,
+                details: dict[str, Any]) -> tuple[Check, str | None]:
+        es_id = proof.seal.es_id
+        info = {**details, "name": proof.seal.name, "agency": history.agency_uscc, "block": block}
+        status = history.status_at(block)
+        if status != "active":
+            return self._bad(f"盖章时（区块 {block}）印章 {es_id} 不是有效状态（{status}）",
+                             f"seal {es_id} was not active ({status}) in block {block}, when the document was anchored",
+                             info)
+        when = int(proof.time.timestamp())  # the signing time, under the seal key's signature (GB/T 38540 timeInfo)
+        if not history.valid_from <= when < history.valid_until:
+            return self._bad(f"盖章时印章 {es_id} 不在有效期内", f"seal {es_id} was outside its validity at the "
+                             f"signing time {proof.time.isoformat()}", info)
+        later = history.changes_after(block)
+        note_zh = note_en = ""
+        if later and later[-1].status != "active":
+            last = later[-1]
+            note_zh = f"；该印章其后于区块 {last.block_number} {_STATUS_ZH[last.status]}，盖章时有效的签章仍然有效"
+            note_en = (f"; the seal was {last.status} later, in block {last.block_number}: what it sealed while "
+                       "active stays valid")
+            info["later"] = last.status
+        return Check("seal", VALID, f"印章有效：{proof.seal.name}（{es_id}）签章有效，盖章时印章有效{note_zh}",
+                     f"seal verified: {es_id} ({proof.seal.name}) signed this document while active{note_en}",
+                     info), None
+
+    def _name(self, uscc: str) -> str:
+        with self.node.db.session() as s:
+            found = agency_json(s, uscc) or {}
+        return str(found.get("name") or uscc)
+
+    @staticmethod
+    def _bad(zh: str, en: str, details: dict[str, Any]) -> tuple[Check, str | None]:
+        return Check("seal", INVALID, zh, en, dict(details)), "tampered"
