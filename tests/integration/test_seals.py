@@ -41,6 +41,11 @@ def gm_api(anvil_node: Node, tmp_path: Path) -> Iterator[Api]:
     yield from make_api(anvil_node, tmp_path / "gm", crypto_profile="gm")
 
 
+@pytest.fixture
+def intl_api(anvil_node: Node, tmp_path: Path) -> Iterator[Api]:
+    yield from make_api(anvil_node, tmp_path / "intl", crypto_profile="intl")
+
+
 def seal_png(color: str, size: int = 160) -> bytes:
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
@@ -141,7 +146,8 @@ def test_seal_lifecycle_with_a_sealed_batch_of_1000_and_verdicts_after_each_chan
         _seal_check(api, unsealed)  # no seal check on an unsealed document (after its anchoring was seen)
 
 
-def test_another_agency_cannot_touch_or_use_the_seal_neither_by_api_nor_on_chain(api: Api) -> None:
+def test_another_agency_cannot_touch_or_use_the_seal_neither_by_api_nor_on_chain(intl_api: Api) -> None:
+    api = intl_api
     seal = _create(api, MARKET)
     for action in ("suspend", "revoke"):
         err = _post(api, f"/api/v1/seals/{seal['id']}/{action}", {}, CITY_MARKET, 403)["error"]
