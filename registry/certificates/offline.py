@@ -21,7 +21,10 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
 - sm3: with the payload's SM3 part, the SM3 document digest recomputed from the shown fields and hidden SM3 leaf
   hashes, with the SM3 audit path, leads to the SM3 root the trust list says was anchored beside that batch
   root (SKIPPED when the payload or the trust list has no SM3 part: not available, never VALID);
-- signature: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
+- signature: intl payloads: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
+  gm payloads: the batch statement's SM2 signature (registry.formats.batch_statement) verifies under a key the
+  trust list (format 2) registers for a member, valid at the statement's signing time. A verified statement
+  is cached by its digest, so a batch costs one SM2 verification;
 - issuer: that member is the identifier's issuer and anchored the batch, holds the issuer role, may issue
   the type, and its registered name is the 颁发机构 shown;
 - status: not revoked, suspended or superseded as of the trust list's block;
@@ -35,8 +38,13 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +55,9 @@ from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import INVALID, SKIPPED, VALID, VERDICT_TEXT, VerificationResult, _Run
 from registry.consortium.trust_list import TrustedMember, TrustList
-from registry.errors import PayloadTooLargeError, ProofError, ValidationError
+from registry.crypto import sm2
+from registry.errors import PayloadTooLargeError, ProofError, SignatureError, ValidationError
+from registry.formats.batch_statement import BatchStatement, sign_statement, statement_bytes
 from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, recover_signer, sign_payload
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
@@ -111,9 +121,38 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
     )
 
 
-def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes, *, hide: Iterable[str] = (),
-                    max_version: int = 25, error: str = "m", sm3: bool | None = None) -> OfflineQr:
+_STATEMENTS: OrderedDict[tuple[bytes, int, bytes, bytes, bytes], BatchStatement] = OrderedDict()
+_STATEMENTS_LOCK = threading.Lock()
+
+
+def batch_statement(signer: sm2.SM2Signer, anchor: AnchorProof, *, signed_at: int | None = None) -> BatchStatement:
+    """The issuer's SM2 statement over ``anchor``'s batch (registry.formats.batch_statement). Signed once per
+    batch and key in this process (the statement is the same for every document of the batch) unless
+    ``signed_at`` (unix seconds; default: now) is given."""
+    ledger = bytes.fromhex(anchor.ledger.removeprefix("0x"))
+    key = (sm2.raw_public_key(signer.public_key), anchor.chain_id, ledger, anchor.batch_root, anchor.sm3_root or b"")
+    if signed_at is None:
+        with _STATEMENTS_LOCK:
+            if (cached := _STATEMENTS.get(key)) is not None:
+                _STATEMENTS.move_to_end(key)
+                return cached
+    statement = sign_statement(signer, chain_id=anchor.chain_id, ledger=ledger, batch_root=anchor.batch_root,
+                               sm3_root=anchor.sm3_root, signed_at=int(time.time()) if signed_at is None else signed_at)
+    if signed_at is None:
+        with _STATEMENTS_LOCK:
+            _STATEMENTS[key] = statement
+            while len(_STATEMENTS) > 4096:
+                _STATEMENTS.popitem(last=False)
+    return statement
+
+
+def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | sm2.SM2Signer, *,
+                    hide: Iterable[str] = (), max_version: int = 25, error: str = "m", sm3: bool | None = None,
+                    signed_at: int | None = None) -> OfflineQr:
     """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
+
+    ``private_key``: the issuer's secp256k1 account key (32 bytes: an intl payload, signed per payload) or its
+    SM2 key (a gm payload carrying the batch's statement, `batch_statement`, signed at ``signed_at``).
 
     The SM3 part (``sm3``): True always carries it (hiding fields to fit if need be), False never, None (the
     default) carries it when the payload with it needs no more hidden fields than the payload without: the SM3
@@ -123,10 +162,10 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes,
     """
     if sm3 is None and anchor.sm3_path is not None:
         plain = make_offline_qr(document, anchor, private_key, hide=hide, max_version=max_version, error=error,
-                                sm3=False)
+                                sm3=False, signed_at=signed_at)
         try:
             with_sm3 = make_offline_qr(document, anchor, private_key, hide=plain.hidden, max_version=max_version,
-                                       error=error, sm3=True)
+                                       error=error, sm3=True, signed_at=signed_at)
         except PayloadTooLargeError:
             return plain
         return with_sm3 if with_sm3.hidden == plain.hidden else plain
@@ -139,9 +178,15 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes,
                          code="integrity_failed")
     capacity = ALNUM_CAPACITY[error][max_version - 1]
     hidden = set(hide)
+    statement = (batch_statement(private_key, anchor, signed_at=signed_at)
+                 if isinstance(private_key, sm2.SM2Signer) else None)
 
     def encode(names: set[str]) -> tuple[str, OfflinePayload]:
-        payload = sign_payload(build_payload(document, anchor, hide=names, sm3=bool(sm3)), private_key)
+        unsigned = build_payload(document, anchor, hide=names, sm3=bool(sm3))
+        if statement is not None:
+            payload = dataclasses.replace(unsigned, statement=statement)
+        else:
+            payload = sign_payload(unsigned, bytes(private_key))  # type: ignore[arg-type]
         return encode_payload(payload), payload
 
     text, payload = encode(hidden)
@@ -178,6 +223,9 @@ class OfflineVerifier:
         self._ledger = bytes.fromhex(str(trust_list.body["contracts"].get("CertificateLedger", "0x"))[2:])
         # member accounts by their raw 20 bytes, already in EIP-55 form: the decoder hands us raw bytes
         self._accounts = {bytes.fromhex(a[2:]): a for m in trust_list.members.values() for a in m.accounts}
+        self._sm2_keys: dict[bytes, sm2.SM2PublicKey] = {}  # parsed once per key
+        self._verified: OrderedDict[bytes, None] = OrderedDict()  # digests of verified (statement, signature)
+        self._lock = threading.Lock()
 
     def _address(self, raw: bytes) -> str:
         return self._accounts.get(raw) or to_checksum_address(raw)
@@ -194,10 +242,12 @@ class OfflineVerifier:
             root = p.computed_batch_root()
         except ValidationError:
             root = None
-        try:
-            signer: str | None = recover_signer(p)
-        except ProofError:
-            signer = None
+        signer: str | None = None
+        if p.statement is None:
+            try:
+                signer = recover_signer(p)
+            except ProofError:
+                signer = None
         return self._verify(p, root, signer)
 
     def _verify(self, p: OfflinePayload, root: bytes | None, signer: str | None) -> VerificationResult:
@@ -208,13 +258,18 @@ class OfflineVerifier:
         batch = self._integrity_and_anchoring(run, p, cid, root, out)
         if batch is not None and root is not None:
             self._sm3(run, p, root)
-        member = self._signature(run, signer)
+        if p.statement is not None:
+            member = self._statement(run, p, root)
+        else:
+            member = self._signature(run, signer)
         self._issuer(run, p, cid, member, batch)
         self._status(run, p, root)
         self._validity(run, p)
         if member is not None:
             out["issuer"] = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
                              "status": member.status}
+            if p.statement is not None:
+                out["issuer"]["sm2_key_id"] = p.statement.key_id.hex()
         verdict = run.verdict()
         zh, en = VERDICT_TEXT[verdict]
         return VerificationResult(
@@ -320,6 +375,61 @@ class OfflineVerifier:
         run.add("signature", VALID, f"由联盟成员 {member.name} 的账户 {signer} 签名",
                 f"signed by {member.name}'s account {signer}", signer=signer)
         return member
+
+    def _statement(self, run: _Run, p: OfflinePayload, root: bytes | None) -> TrustedMember | None:
+        """A gm payload: its batch statement's SM2 signature under a member's key valid when it was signed."""
+        st = p.statement
+        assert st is not None
+        when = _iso(st.signed_at)
+        keys = self.trust.sm2_keys.get(st.key_id, ())
+        if not keys:
+            run.add("signature", INVALID, f"批次声明的 SM2 密钥 {st.key_id.hex()} 未在信任列表中登记（截至区块 "
+                    f"{self.trust.as_of_block}）", f"the batch statement's SM2 key {st.key_id.hex()} is not registered "
+                    f"in the trust list (as of block {self.trust.as_of_block})", "unknown_issuer",
+                    key_id=st.key_id.hex())
+            return None
+        message = statement_bytes(p.chain_id, p.ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
+                                  st.signed_at)
+        entry = next((e for e in keys if root is not None and self._sm2_verified(e.key, message, st.signature)), None)
+        if entry is None:
+            run.add("signature", INVALID, "批次声明的 SM2 签名无效（GB/T 32918.2）",
+                    "bad SM2 signature on the batch statement (GB/T 32918.2)", "tampered", key_id=st.key_id.hex())
+            return None
+        member = self.trust.members.get(entry.uscc)
+        if member is None or not entry.valid_at(st.signed_at):
+            until = _iso(entry.until) if entry.until else "now"
+            run.add("signature", INVALID, f"签名时（{when}）该 SM2 密钥已不属于 {entry.uscc}（有效期 {_iso(entry.since)} 至 "
+                    f"{until}，密钥已轮换）", f"the SM2 key of {entry.uscc} was valid from {_iso(entry.since)} to {until}, "
+                    f"not at {when} when the statement says it was signed (rotated key)", "unknown_issuer",
+                    code="key_not_valid_at_time", key_id=st.key_id.hex())
+            return None
+        run.add("signature", VALID, f"由联盟成员 {member.name} 的 SM2 密钥 {st.key_id.hex()} 签署批次声明（{when}）",
+                f"the batch statement is signed by {member.name}'s SM2 key {st.key_id.hex()} at {when}",
+                key_id=st.key_id.hex(), signed_at=when)
+        return member
+
+    def _sm2_verified(self, key: bytes, message: bytes, signature: bytes) -> bool:
+        digest = hashlib.sha256(key + message + signature).digest()
+        with self._lock:
+            if digest in self._verified:
+                return True
+            public = self._sm2_keys.get(key)
+        if public is None:
+            try:
+                public = sm2.public_key_from_raw(key)
+            except SignatureError:
+                return False
+            with self._lock:
+                self._sm2_keys[key] = public
+        try:
+            sm2.verify_with_key(message, signature, public)
+        except SignatureError:
+            return False
+        with self._lock:
+            self._verified[digest] = None
+            while len(self._verified) > 4096:
+                self._verified.popitem(last=False)
+        return True
 
     def _issuer(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, member: TrustedMember | None,
                 batch: tuple[int, str, str] | None) -> None:
