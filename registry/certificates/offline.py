@@ -40,11 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -52,12 +48,13 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.offline_gm import Sm2Cache, batch_statement
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import INVALID, SKIPPED, VALID, VERDICT_TEXT, VerificationResult, _Run
 from registry.consortium.trust_list import TrustedMember, TrustList
 from registry.crypto import sm2
-from registry.errors import PayloadTooLargeError, ProofError, SignatureError, ValidationError
-from registry.formats.batch_statement import BatchStatement, sign_statement, statement_bytes
+from registry.errors import PayloadTooLargeError, ProofError, ValidationError
+from registry.formats.batch_statement import statement_bytes
 from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, recover_signer, sign_payload
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
@@ -119,31 +116,6 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
         sm3_hidden={p: h.sm3 for p, h in shown.hidden.items()} if with_sm3 else {},
         sm3_proof=list(anchor.sm3_path) if with_sm3 and anchor.sm3_path is not None else None,
     )
-
-
-_STATEMENTS: OrderedDict[tuple[bytes, int, bytes, bytes, bytes], BatchStatement] = OrderedDict()
-_STATEMENTS_LOCK = threading.Lock()
-
-
-def batch_statement(signer: sm2.SM2Signer, anchor: AnchorProof, *, signed_at: int | None = None) -> BatchStatement:
-    """The issuer's SM2 statement over ``anchor``'s batch (registry.formats.batch_statement). Signed once per
-    batch and key in this process (the statement is the same for every document of the batch) unless
-    ``signed_at`` (unix seconds; default: now) is given."""
-    ledger = bytes.fromhex(anchor.ledger.removeprefix("0x"))
-    key = (sm2.raw_public_key(signer.public_key), anchor.chain_id, ledger, anchor.batch_root, anchor.sm3_root or b"")
-    if signed_at is None:
-        with _STATEMENTS_LOCK:
-            if (cached := _STATEMENTS.get(key)) is not None:
-                _STATEMENTS.move_to_end(key)
-                return cached
-    statement = sign_statement(signer, chain_id=anchor.chain_id, ledger=ledger, batch_root=anchor.batch_root,
-                               sm3_root=anchor.sm3_root, signed_at=int(time.time()) if signed_at is None else signed_at)
-    if signed_at is None:
-        with _STATEMENTS_LOCK:
-            _STATEMENTS[key] = statement
-            while len(_STATEMENTS) > 4096:
-                _STATEMENTS.popitem(last=False)
-    return statement
 
 
 def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | sm2.SM2Signer, *,
@@ -223,9 +195,7 @@ class OfflineVerifier:
         self._ledger = bytes.fromhex(str(trust_list.body["contracts"].get("CertificateLedger", "0x"))[2:])
         # member accounts by their raw 20 bytes, already in EIP-55 form: the decoder hands us raw bytes
         self._accounts = {bytes.fromhex(a[2:]): a for m in trust_list.members.values() for a in m.accounts}
-        self._sm2_keys: dict[bytes, sm2.SM2PublicKey] = {}  # parsed once per key
-        self._verified: OrderedDict[bytes, None] = OrderedDict()  # digests of verified (statement, signature)
-        self._lock = threading.Lock()
+        self._sm2 = Sm2Cache()  # keys parsed once, statements verified once
 
     def _address(self, raw: bytes) -> str:
         return self._accounts.get(raw) or to_checksum_address(raw)
@@ -390,7 +360,7 @@ class OfflineVerifier:
             return None
         message = statement_bytes(p.chain_id, p.ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
                                   st.signed_at)
-        entry = next((e for e in keys if root is not None and self._sm2_verified(e.key, message, st.signature)), None)
+        entry = next((e for e in keys if root is not None and self._sm2.verified(e.key, message, st.signature)), None)
         if entry is None:
             run.add("signature", INVALID, "批次声明的 SM2 签名无效（GB/T 32918.2）",
                     "bad SM2 signature on the batch statement (GB/T 32918.2)", "tampered", key_id=st.key_id.hex())
@@ -407,29 +377,6 @@ class OfflineVerifier:
                 f"the batch statement is signed by {member.name}'s SM2 key {st.key_id.hex()} at {when}",
                 key_id=st.key_id.hex(), signed_at=when)
         return member
-
-    def _sm2_verified(self, key: bytes, message: bytes, signature: bytes) -> bool:
-        digest = hashlib.sha256(key + message + signature).digest()
-        with self._lock:
-            if digest in self._verified:
-                return True
-            public = self._sm2_keys.get(key)
-        if public is None:
-            try:
-                public = sm2.public_key_from_raw(key)
-            except SignatureError:
-                return False
-            with self._lock:
-                self._sm2_keys[key] = public
-        try:
-            sm2.verify_with_key(message, signature, public)
-        except SignatureError:
-            return False
-        with self._lock:
-            self._verified[digest] = None
-            while len(self._verified) > 4096:
-                self._verified.popitem(last=False)
-        return True
 
     def _issuer(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, member: TrustedMember | None,
                 batch: tuple[int, str, str] | None) -> None:
