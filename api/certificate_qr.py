@@ -14,6 +14,8 @@ from urllib.parse import quote
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import make_offline_qr
 from registry.certificates.service import CertificateService, CertificateView
+from registry.crypto import sm2
+from registry.crypto.profiles import CryptoProfile
 from registry.errors import ConflictError, ValidationError
 from registry.formats import envelope
 from registry.node import Node
@@ -45,14 +47,22 @@ def anchor_of(view: CertificateView) -> AnchorProof:
     return AnchorProof.from_json(view.anchor)
 
 
+def offline_key(node: Node, uscc: str) -> bytes | sm2.SM2Signer:
+    """What signs ``uscc``'s offline payloads: its SM2 key in the gm profile (a batch statement per batch), its
+    secp256k1 account key in intl (a recoverable signature per payload)."""
+    if node.keys.profile is CryptoProfile.GM:
+        return node.keys.sm2_signer(uscc)
+    return bytes(node.keys.signing_account(uscc).key)  # type: ignore[union-attr]
+
+
 def qr_text(node: Node, certificates: CertificateService, opened: OpenedDocument, mode: str, *, hide: list[str],
             max_version: int) -> tuple[str, dict[str, str]]:
     """The text to encode and headers describing it."""
     if mode == "ref":
         return envelope.build_ref_url(certificates.public_base, opened.view.identifier, opened.key), {
             "X-QR-Mode": "ref"}
-    account = node.keys.signing_account(opened.view.issuer_uscc)
-    qr = make_offline_qr(opened.document, anchor_of(opened.view), bytes(account.key), hide=hide,
+    anchor = anchor_of(opened.view)
+    qr = make_offline_qr(opened.document, anchor, offline_key(node, opened.view.issuer_uscc), hide=hide,
                          max_version=max_version)
     return qr.text, {"X-QR-Mode": "offline", "X-QR-Version": str(qr.version),
                      "X-QR-Hidden-Fields": ",".join(quote(h, safe="") for h in qr.hidden)}

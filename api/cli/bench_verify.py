@@ -28,6 +28,7 @@ import httpx
 import typer
 from rich.table import Table
 
+from api.certificate_qr import offline_key
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
 from api.devtools.samples import sample_values
@@ -120,7 +121,7 @@ def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[d
     texts = []
     for cert in certificates:
         doc = Document.from_json(cert["document"])
-        key = bytes(stack.node.keys.signing_account(doc.issuer_uscc).key)
+        key = offline_key(stack.node, doc.issuer_uscc)
         texts.append(make_offline_qr(doc, AnchorProof.from_json(cert["document"]["anchor"]), key).text)
     return signed, texts
 

@@ -19,13 +19,15 @@ from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
 from chain.contracts import Action, ConsortiumClient, Role
 from registry.consortium.members import member_bid, member_sm2_key, sync_members
-from registry.errors import ValidationError
+from registry.consortium.rotation import propose_sm2_rotation
+from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_account, validate_uscc
 
 consortium_app = typer.Typer(no_args_is_help=True, help="Consortium governance: proposals, approvals, execution.")
 
 ACTIONS = {"admit": "ADMIT", "set-roles": "SET_ROLES", "suspend": "SUSPEND", "reinstate": "REINSTATE",
-           "remove": "REMOVE", "rotate-key": "ROTATE_KEY", "set-threshold": "SET_THRESHOLD"}
+           "remove": "REMOVE", "rotate-key": "ROTATE_KEY", "rotate-sm2-key": "ROTATE_SM2_KEY",
+           "set-threshold": "SET_THRESHOLD"}
 As = Annotated[str, typer.Option("--as", envvar="LIANZHENG_AGENCY", help="the acting admin agency (USCC)")]
 
 
@@ -98,11 +100,19 @@ def propose(
             raise ValidationError("set-threshold needs --threshold", code="missing_threshold")
         data = abi_encode(["uint8"], [threshold])
     consortium = node.consortium
-    proposal = consortium.propose(node.sender_for(acting), kind, target, data)
+    if kind == Action.ROTATE_SM2_KEY:  # a new SM2 key made here, inactive until the rotation is executed
+        if not node.keys.has_sm2_key(target):
+            raise ValidationError(f"this node holds no SM2 key of {target}: rotate it on the agency's own node",
+                                  code="no_sm2_key")
+        proposal, new_key = propose_sm2_rotation(node, target, proposer=acting)
+        data = new_key
+    else:
+        proposal = consortium.propose(node.sender_for(acting), kind, target, data)
     info = consortium.get_proposal(proposal)
     if as_json:
         print_json({"id": proposal, "action": action, "uscc": target, "approvals": info.approvals,
-                    "required": consortium.required_approvals(), "expires_at": info.expires_at})
+                    "required": consortium.required_approvals(), "expires_at": info.expires_at,
+                    **({"sm2_key": data.hex()} if kind == Action.ROTATE_SM2_KEY else {})})
     else:
         console.print(f"proposal {proposal}: {action} {target or ''} — {info.approvals}/"
                       f"{consortium.required_approvals()} approvals")
@@ -127,6 +137,12 @@ def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
         old, new, _ = abi_decode(["address", "address", "string"], info.data)
         node.keys.activate(to_checksum_address(new))
         node.keys.deactivate(to_checksum_address(old))
+    elif info.action == Action.ROTATE_SM2_KEY and node.keys.has_sm2_key(info.uscc):
+        new_key, _ = abi_decode(["bytes", "string"], info.data)
+        try:
+            node.keys.activate_sm2_key(bytes(new_key))  # sign with it from here on
+        except NotFoundError:  # proposed from another node, which holds the new key and activates it there
+            console.print(f"note: the new SM2 key of {info.uscc} is not in this data dir; activate it on its node")
     sync_members(node)
     console.print(f"proposal {proposal}: executed")
 

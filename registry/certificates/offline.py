@@ -21,7 +21,10 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
 - sm3: with the payload's SM3 part, the SM3 document digest recomputed from the shown fields and hidden SM3 leaf
   hashes, with the SM3 audit path, leads to the SM3 root the trust list says was anchored beside that batch
   root (SKIPPED when the payload or the trust list has no SM3 part: not available, never VALID);
-- signature: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
+- signature: intl payloads: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
+  gm payloads: the batch statement's SM2 signature (registry.formats.batch_statement) verifies under a key the
+  trust list (format 2) registers for a member, valid at the statement's signing time. A verified statement
+  is cached by its digest, so a batch costs one SM2 verification;
 - issuer: that member is the identifier's issuer and anchored the batch, holds the issuer role, may issue
   the type, and its registered name is the 颁发机构 shown;
 - status: not revoked, suspended or superseded as of the trust list's block;
@@ -35,6 +38,7 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
@@ -44,10 +48,13 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.offline_gm import Sm2Cache, batch_statement
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import INVALID, SKIPPED, VALID, VERDICT_TEXT, VerificationResult, _Run
 from registry.consortium.trust_list import TrustedMember, TrustList
+from registry.crypto import sm2
 from registry.errors import PayloadTooLargeError, ProofError, ValidationError
+from registry.formats.batch_statement import statement_bytes
 from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, recover_signer, sign_payload
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
@@ -111,9 +118,13 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
     )
 
 
-def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes, *, hide: Iterable[str] = (),
-                    max_version: int = 25, error: str = "m", sm3: bool | None = None) -> OfflineQr:
+def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | sm2.SM2Signer, *,
+                    hide: Iterable[str] = (), max_version: int = 25, error: str = "m", sm3: bool | None = None,
+                    signed_at: int | None = None) -> OfflineQr:
     """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
+
+    ``private_key``: the issuer's secp256k1 account key (32 bytes: an intl payload, signed per payload) or its
+    SM2 key (a gm payload carrying the batch's statement, `batch_statement`, signed at ``signed_at``).
 
     The SM3 part (``sm3``): True always carries it (hiding fields to fit if need be), False never, None (the
     default) carries it when the payload with it needs no more hidden fields than the payload without: the SM3
@@ -123,10 +134,10 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes,
     """
     if sm3 is None and anchor.sm3_path is not None:
         plain = make_offline_qr(document, anchor, private_key, hide=hide, max_version=max_version, error=error,
-                                sm3=False)
+                                sm3=False, signed_at=signed_at)
         try:
             with_sm3 = make_offline_qr(document, anchor, private_key, hide=plain.hidden, max_version=max_version,
-                                       error=error, sm3=True)
+                                       error=error, sm3=True, signed_at=signed_at)
         except PayloadTooLargeError:
             return plain
         return with_sm3 if with_sm3.hidden == plain.hidden else plain
@@ -139,9 +150,15 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes,
                          code="integrity_failed")
     capacity = ALNUM_CAPACITY[error][max_version - 1]
     hidden = set(hide)
+    statement = (batch_statement(private_key, anchor, signed_at=signed_at)
+                 if isinstance(private_key, sm2.SM2Signer) else None)
 
     def encode(names: set[str]) -> tuple[str, OfflinePayload]:
-        payload = sign_payload(build_payload(document, anchor, hide=names, sm3=bool(sm3)), private_key)
+        unsigned = build_payload(document, anchor, hide=names, sm3=bool(sm3))
+        if statement is not None:
+            payload = dataclasses.replace(unsigned, statement=statement)
+        else:
+            payload = sign_payload(unsigned, bytes(private_key))  # type: ignore[arg-type]
         return encode_payload(payload), payload
 
     text, payload = encode(hidden)
@@ -178,6 +195,7 @@ class OfflineVerifier:
         self._ledger = bytes.fromhex(str(trust_list.body["contracts"].get("CertificateLedger", "0x"))[2:])
         # member accounts by their raw 20 bytes, already in EIP-55 form: the decoder hands us raw bytes
         self._accounts = {bytes.fromhex(a[2:]): a for m in trust_list.members.values() for a in m.accounts}
+        self._sm2 = Sm2Cache()  # keys parsed once, statements verified once
 
     def _address(self, raw: bytes) -> str:
         return self._accounts.get(raw) or to_checksum_address(raw)
@@ -194,10 +212,12 @@ class OfflineVerifier:
             root = p.computed_batch_root()
         except ValidationError:
             root = None
-        try:
-            signer: str | None = recover_signer(p)
-        except ProofError:
-            signer = None
+        signer: str | None = None
+        if p.statement is None:
+            try:
+                signer = recover_signer(p)
+            except ProofError:
+                signer = None
         return self._verify(p, root, signer)
 
     def _verify(self, p: OfflinePayload, root: bytes | None, signer: str | None) -> VerificationResult:
@@ -208,13 +228,18 @@ class OfflineVerifier:
         batch = self._integrity_and_anchoring(run, p, cid, root, out)
         if batch is not None and root is not None:
             self._sm3(run, p, root)
-        member = self._signature(run, signer)
+        if p.statement is not None:
+            member = self._statement(run, p, root)
+        else:
+            member = self._signature(run, signer)
         self._issuer(run, p, cid, member, batch)
         self._status(run, p, root)
         self._validity(run, p)
         if member is not None:
             out["issuer"] = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
                              "status": member.status}
+            if p.statement is not None:
+                out["issuer"]["sm2_key_id"] = p.statement.key_id.hex()
         verdict = run.verdict()
         zh, en = VERDICT_TEXT[verdict]
         return VerificationResult(
@@ -319,6 +344,38 @@ class OfflineVerifier:
             return None
         run.add("signature", VALID, f"由联盟成员 {member.name} 的账户 {signer} 签名",
                 f"signed by {member.name}'s account {signer}", signer=signer)
+        return member
+
+    def _statement(self, run: _Run, p: OfflinePayload, root: bytes | None) -> TrustedMember | None:
+        """A gm payload: its batch statement's SM2 signature under a member's key valid when it was signed."""
+        st = p.statement
+        assert st is not None
+        when = _iso(st.signed_at)
+        keys = self.trust.sm2_keys.get(st.key_id, ())
+        if not keys:
+            run.add("signature", INVALID, f"批次声明的 SM2 密钥 {st.key_id.hex()} 未在信任列表中登记（截至区块 "
+                    f"{self.trust.as_of_block}）", f"the batch statement's SM2 key {st.key_id.hex()} is not registered "
+                    f"in the trust list (as of block {self.trust.as_of_block})", "unknown_issuer",
+                    key_id=st.key_id.hex())
+            return None
+        message = statement_bytes(p.chain_id, p.ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
+                                  st.signed_at)
+        entry = next((e for e in keys if root is not None and self._sm2.verified(e.key, message, st.signature)), None)
+        if entry is None:
+            run.add("signature", INVALID, "批次声明的 SM2 签名无效（GB/T 32918.2）",
+                    "bad SM2 signature on the batch statement (GB/T 32918.2)", "tampered", key_id=st.key_id.hex())
+            return None
+        member = self.trust.members.get(entry.uscc)
+        if member is None or not entry.valid_at(st.signed_at):
+            until = _iso(entry.until) if entry.until else "now"
+            run.add("signature", INVALID, f"签名时（{when}）该 SM2 密钥已不属于 {entry.uscc}（有效期 {_iso(entry.since)} 至 "
+                    f"{until}，密钥已轮换）", f"the SM2 key of {entry.uscc} was valid from {_iso(entry.since)} to {until}, "
+                    f"not at {when} when the statement says it was signed (rotated key)", "unknown_issuer",
+                    code="key_not_valid_at_time", key_id=st.key_id.hex())
+            return None
+        run.add("signature", VALID, f"由联盟成员 {member.name} 的 SM2 密钥 {st.key_id.hex()} 签署批次声明（{when}）",
+                f"the batch statement is signed by {member.name}'s SM2 key {st.key_id.hex()} at {when}",
+                key_id=st.key_id.hex(), signed_at=when)
         return member
 
     def _issuer(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, member: TrustedMember | None,

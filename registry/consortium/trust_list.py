@@ -24,6 +24,20 @@ account) over SHA-256 of the RFC 8785 canonical JSON of every other key: the sam
 whatever the key order or whitespace of the file. A verifier pins the operator's account the first time
 (or is given it) and refuses a list signed by anyone else.
 
+Format ``lianzheng/trust-list/2`` (what nodes build now) has the same members, and two differences:
+
+- each member lists its SM2 keys with their validity, ``"sm2_keys": [{"key": "<hex x || y>", "since": <unix
+  s>, "until": <unix s, 0 while current>}]`` (registry.consortium.signers.sm2_key_entry, from the chain's
+  ``sm2KeyRecord``): what an offline verifier checks a gm payload's batch statement against;
+- instead of ``signature`` it carries a ``proof`` (registry.crypto.proofs, docs/CRYPTO.md) by the operator in
+  the node's crypto profile: SM2-SM3 with the operator's registered SM2 key (gm) or ES256K with its account
+  key (intl), over the RFC 8785 bytes of the list without ``proof``. OpenSSL alone verifies it. The key must
+  be the operator member's own, per the list itself, as of the list's block: an SM2 key valid at
+  ``as_of.timestamp``, or one of its accounts. The list's signer (what a verifier pins) is then the SM2 key
+  (128 hex characters) or the account.
+
+Verifiers accept both formats.
+
 >>> from registry.consortium.trust_list import sign_trust_list, TrustList
 >>> body = {"format": FORMAT_ID, "chain_id": 1, "contracts": {}, "generated_at": "2024-01-01T00:00:00Z",
 ...         "as_of": {"block": 5, "block_hash": "0x00", "timestamp": 0, "time": "1970-01-01T00:00:00Z"},
@@ -46,21 +60,27 @@ from typing import Any
 import rfc8785
 from eth_utils.address import to_checksum_address
 
-from chain.contracts import DocStatus, MemberStatus, Role
+from chain.contracts import DocStatus, MemberStatus, Role, Sm2KeyRecord
+from registry.consortium.signers import check_in_member, sm2_key_entry
+from registry.crypto.proofs import PROOF_MEMBER, ProofSigner, sign_json, verify_json
 from registry.crypto.signing import SignatureScheme, Signer, recover
 from registry.errors import PayloadFormatError, ProofError, SignatureError
+from registry.formats.batch_statement import key_id as sm2_key_id
 
 __all__ = [
     "FORMAT_ID",
+    "FORMAT_V2",
     "SIGNATURE_ALG",
     "DocumentState",
     "TrustList",
     "TrustedMember",
     "build_trust_list",
     "sign_trust_list",
+    "sign_trust_list_v2",
 ]
 
 FORMAT_ID = "lianzheng/trust-list/1"
+FORMAT_V2 = "lianzheng/trust-list/2"
 SIGNATURE_ALG = "ES256K-R+SHA256+JCS"  # recoverable secp256k1 over SHA-256 of the RFC 8785 (JCS) bytes
 _BODY_KEYS = {"format", "chain_id", "contracts", "as_of", "generated_at", "operator", "members",
               "certificate_types", "batches", "documents"}
@@ -103,6 +123,13 @@ class TrustList:
     changed_roots: frozenset[bytes] = field(repr=False, default=frozenset())  # batches with a non-issued document
     # root -> the SM3 root anchored beside it (the optional 4th item of a "batches" entry; absent in older lists)
     sm3_roots: Mapping[bytes, bytes] = field(repr=False, default_factory=dict)
+    # v2: short key id (registry.formats.batch_statement.key_id) -> the SM2 keys with that id
+    sm2_keys: Mapping[bytes, tuple[Sm2KeyRecord, ...]] = field(repr=False, default_factory=dict)
+    proof: Mapping[str, Any] | None = field(repr=False, default=None)  # v2: the operator's proof
+
+    @property
+    def format(self) -> str:
+        return str(self.body["format"])
 
     @property
     def as_of_block(self) -> int:
@@ -126,6 +153,8 @@ class TrustList:
 
     def to_json(self) -> dict[str, Any]:
         """A fresh copy of the signed list (changing it does not change this object)."""
+        if self.proof is not None:
+            return {**copy.deepcopy(dict(self.body)), PROOF_MEMBER: copy.deepcopy(dict(self.proof))}
         return {**copy.deepcopy(dict(self.body)), "signature": {"alg": SIGNATURE_ALG, "signer": self.signer,
                                            "value": "0x" + self.signature.hex()}}
 
@@ -137,9 +166,11 @@ class TrustList:
         account it names as operator (trust on first use: the caller pins ``signer`` afterwards).
         Raises ``PayloadFormatError(code="invalid_trust_list")`` or ``ProofError(code="bad_trust_list_signature")``.
         """
+        if isinstance(obj, Mapping) and obj.get("format") == FORMAT_V2:
+            return cls._from_v2(obj, operator)
         if not isinstance(obj, Mapping) or obj.get("format") != FORMAT_ID:
             found = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__
-            raise _invalid(f"expected format {FORMAT_ID!r}, got {found!r}")
+            raise _invalid(f"expected format {FORMAT_ID!r} or {FORMAT_V2!r}, got {found!r}")
         body = {k: copy.deepcopy(v) for k, v in obj.items() if k != "signature"}  # later changes to obj cannot leak in
         if set(body) != _BODY_KEYS:
             raise _invalid(f"keys must be {sorted(_BODY_KEYS | {'signature'})}, got {sorted(obj)}")
@@ -156,16 +187,46 @@ class TrustList:
             raise ProofError(f"信任列表签名无效 / trust list signature is invalid: signed by {signer}, but it names "
                              f"{named or 'no account'} as operator (the list was altered or forged)",
                              code="bad_trust_list_signature")
-        if operator is not None and signer.lower() != operator.lower():
-            raise ProofError(f"信任列表不是由联盟运营方签发 / trust list is not from the pinned consortium operator: "
-                             f"expected {operator}, signed by {signer}", code="untrusted_trust_list")
+        _check_pin(signer, operator)
         try:
             return cls._index(body, signature, signer)
         except (LookupError, TypeError, ValueError, AttributeError) as exc:
             raise _invalid(f"malformed content ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def _index(cls, body: dict[str, Any], signature: bytes, signer: str) -> TrustList:
+    def _from_v2(cls, obj: Mapping[str, Any], operator: str | None) -> TrustList:
+        body = {k: copy.deepcopy(v) for k, v in obj.items() if k != PROOF_MEMBER}
+        if set(body) != _BODY_KEYS or not isinstance(obj.get(PROOF_MEMBER), Mapping):
+            raise _invalid(f"keys must be {sorted(_BODY_KEYS | {PROOF_MEMBER})}, got {sorted(obj)}")
+        proof = copy.deepcopy(dict(obj[PROOF_MEMBER]))
+        try:
+            signed_by = verify_json({**body, PROOF_MEMBER: proof})
+        except (TypeError, ValueError) as exc:  # rfc8785 refuses floats out of range, lone surrogates ...
+            raise _invalid(f"cannot canonicalise (RFC 8785): {exc}") from None
+        except SignatureError as exc:
+            raise ProofError(f"信任列表签名无效 / trust list signature is invalid ({exc.message})",
+                             code="bad_trust_list_signature") from exc
+        try:
+            op_uscc = str(body["operator"]["uscc"])
+            entry = next((m for m in body["members"] if isinstance(m, Mapping) and m.get("uscc") == op_uscc), None)
+            at = int(body["as_of"]["timestamp"])
+        except (LookupError, TypeError, ValueError) as exc:
+            raise _invalid(f"malformed operator or as_of ({type(exc).__name__}: {exc})") from None
+        try:
+            signer = check_in_member(entry, signed_by, op_uscc, at=at).value
+        except SignatureError as exc:
+            raise ProofError(f"信任列表签名无效 / trust list is not signed by its operator {op_uscc}'s key as of its "
+                             f"block ({exc.message}; the list was altered or forged)",
+                             code="bad_trust_list_signature") from exc
+        _check_pin(signer, operator)
+        try:
+            return cls._index(body, b"", signer, proof)
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            raise _invalid(f"malformed content ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _index(cls, body: dict[str, Any], signature: bytes, signer: str,
+               proof: Mapping[str, Any] | None = None) -> TrustList:
         members = {m["uscc"]: TrustedMember(m["uscc"], m["name"], m["bid"], tuple(m["roles"]), m["status"],
                                             tuple(m["accounts"])) for m in body["members"]}
         accounts = {a.lower(): m.uscc for m in members.values() for a in m.accounts}
@@ -178,9 +239,18 @@ class TrustList:
                      for d, v in body["documents"].items()}
         types = {t["code"]: (t["name"], tuple(t["issuers"])) for t in body["certificate_types"]}
         int(body["as_of"]["block"])  # must be present and numeric
+        sm2_keys: dict[bytes, tuple[Sm2KeyRecord, ...]] = {}
+        for m in body["members"] if body["format"] == FORMAT_V2 else ():
+            for e in m["sm2_keys"]:
+                key = bytes.fromhex(str(e["key"]).removeprefix("0x"))
+                if len(key) != 64:
+                    raise ValueError(f"an SM2 key of {m['uscc']} is not 64 bytes")
+                item = Sm2KeyRecord(str(m["uscc"]), key, int(e["since"]), int(e["until"]))
+                sm2_keys[sm2_key_id(key)] = (*sm2_keys.get(sm2_key_id(key), ()), item)
         return cls(body=body, signature=signature, signer=signer, members=members, account_member=accounts,
                    batches=batches, documents=documents, type_issuers=types,
-                   changed_roots=frozenset(d.root for d in documents.values()), sm3_roots=sm3_roots)
+                   changed_roots=frozenset(d.root for d in documents.values()), sm3_roots=sm3_roots,
+                   sm2_keys=sm2_keys, proof=proof)
 
 
 def canonical_digest(body: Mapping[str, Any]) -> bytes:
@@ -196,9 +266,14 @@ def sign_trust_list(body: Mapping[str, Any], private_key: bytes) -> dict[str, An
     return {**body, "signature": {"alg": SIGNATURE_ALG, "signer": signer.address, "value": "0x" + signature.hex()}}
 
 
+def sign_trust_list_v2(body: Mapping[str, Any], signer: ProofSigner) -> dict[str, Any]:
+    """A ``lianzheng/trust-list/2`` body plus the operator's ``proof`` (its SM2 or ES256K key)."""
+    return sign_json({k: v for k, v in body.items() if k not in ("signature", PROOF_MEMBER)}, signer)
+
+
 def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The trust list as of the ChainIndex's last synced block (the caller refreshes it), signed with the
-    operator's (genesis member's) key.
+    """The trust list (format 2) as of the ChainIndex's last synced block (the caller refreshes it), signed with
+    the operator's (genesis member's) proof key in the node's crypto profile.
 
     ``node`` is a registry.node.Node and ``index`` a registry.index.ChainIndex (typed loosely: this module is
     also imported by offline verifiers that have neither).
@@ -208,14 +283,18 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
     timestamp = index.block_timestamp(block)
     genesis = node.seeds.genesis
     operator = node.keys.signing_account(genesis.uscc)
+    sm2_keys: dict[str, list[dict[str, Any]]] = {}
+    for record in node.consortium.sm2_keys(from_block=deployment.first_block, to_block=block):
+        sm2_keys.setdefault(record.uscc, []).append(sm2_key_entry(record))
     members = [
         {"uscc": m.uscc, "name": m.name, "bid": m.bid, "roles": Role(m.roles).names(),
-         "status": MemberStatus(m.status).name.lower(), "accounts": [to_checksum_address(a) for a in m.accounts]}
+         "status": MemberStatus(m.status).name.lower(), "accounts": [to_checksum_address(a) for a in m.accounts],
+         "sm2_keys": sm2_keys.get(m.uscc, [])}
         for m in sorted(index.members.values(), key=lambda m: m.uscc)
     ]
     status_names = {DocStatus.REVOKED: "revoked", DocStatus.SUSPENDED: "suspended", DocStatus.SUPERSEDED: "superseded"}
     body = {
-        "format": FORMAT_ID,
+        "format": FORMAT_V2,
         "chain_id": int(deployment.chain_id),
         "contracts": {name: deployment.address(name) for name in ("ConsortiumRegistry", "CertificateLedger")},
         "as_of": {"block": block, "block_hash": "0x" + index.synced_hash.removeprefix("0x"), "timestamp": timestamp,
@@ -231,7 +310,7 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
                                      "root": d.root.hex()}
                       for digest, d in index.docs.items() if d.status in status_names},
     }
-    return sign_trust_list(body, bytes(operator.key))
+    return sign_trust_list_v2(body, node.keys.proof_signer(genesis.uscc))
 
 
 # --- internals -------------------------------------------------------------------------------------------
@@ -239,6 +318,12 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
 
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _check_pin(signer: str, operator: str | None) -> None:
+    if operator is not None and signer.lower() != operator.lower():
+        raise ProofError(f"信任列表不是由联盟运营方签发 / trust list is not from the pinned consortium operator: "
+                         f"expected {operator}, signed by {signer}", code="untrusted_trust_list")
 
 
 def _recover(body: Mapping[str, Any], signature: bytes) -> str:

@@ -7,8 +7,11 @@ issuing agency's secp256k1 signature, so a verifier with a cached trust list nee
 Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` is Base45)::
 
     text      = "LZ2:" || Base45(zlib(envelope, level 9))          Base45: RFC 9285, zlib: RFC 1950
-    envelope  = CBOR [body: bstr, signature: bstr]                  CBOR: RFC 8949
+    envelope  = CBOR [body: bstr, signature: bstr]                  CBOR: RFC 8949   (intl profile)
+              / CBOR [body: bstr, statement]                                          (gm profile)
     signature = secp256k1 recoverable, r || s || recid (0..3), over SHA-256(body)   (65 bytes, or empty)
+    statement = [signed_at: uint, key_id: bstr .size 8, signature: bstr (SM2-SM3 DER)]
+                the issuer's SM2 signature over its batch (registry.formats.batch_statement), not the body
     body      = CBOR [ 2 (format version, also under the signature),
                        identifier: tstr, type_code: tstr,
                        salt_seed: bstr .size 16, or empty,
@@ -20,6 +23,11 @@ Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` 
                        chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint,
                        ? sm3: [hidden: {field: sm3_leaf_hash: bstr .size 32},
                                proof: bstr (the SM3 audit path, 32 bytes per hash, as many as ``proof``)] ]
+
+A gm payload's statement signs the batch (chain, ledger, both roots, signing time): the body is bound to it
+through the batch root it leads to, so one SM2 signature covers every payload of a batch (~22 bytes, ~33
+characters, more than the 65-byte recoverable signature). Its issuer is the owner of the key ``key_id`` in the
+trust list, and ``issuer_account`` stays empty.
 
 The trailing ``sm3`` item is optional (a body of 13 items has none, and its SM3 check reports not available):
 with it a verifier recomputes the SM3 document digest and SM3 batch root and compares the latter with the SM3
@@ -92,6 +100,7 @@ from registry.formats._qr_errors import NOT_OURS as _NOT_OURS
 from registry.formats._qr_errors import invalid as _invalid
 from registry.formats._qr_errors import truncated as _truncated
 from registry.formats.base45 import b45decode, b45encode
+from registry.formats.batch_statement import KEY_ID_LEN, BatchStatement
 from registry.formats.offline_payload import (
     _CODE_OF,
     FIELD_CODES,
@@ -148,7 +157,7 @@ def encode_payload(payload: OfflinePayload) -> str:
             raise ValidationError(f"offline payload issuer_account 0x{payload.issuer_account.hex()} is not the "
                                   f"signer {'0x' + signer.hex() if signer else '(none recovers)'}; LZ2 carries no "
                                   f"issuer account, the decoder takes the signer", code="invalid_payload_field")
-    envelope = cbor2.dumps([body, payload.signature])
+    envelope = cbor2.dumps([body, _statement_item(payload.statement) if payload.statement else payload.signature])
     return PREFIX + b45encode(zlib.compress(envelope, 9))
 
 
@@ -191,14 +200,19 @@ def decode_payload(text: str) -> OfflinePayload:
     if inflater.unused_data:
         raise _invalid(f"{len(inflater.unused_data)} unexpected bytes after the compressed stream")
     outer = _loads(envelope, "envelope")
-    if not (isinstance(outer, list) and len(outer) == 2 and all(isinstance(x, bytes) for x in outer)):
-        raise _invalid("envelope must be a CBOR array [body: bytes, signature: bytes]")
+    if not (isinstance(outer, list) and len(outer) == 2 and isinstance(outer[0], bytes)
+            and isinstance(outer[1], bytes | list)):
+        raise _invalid("envelope must be a CBOR array [body: bytes, signature: bytes or statement: array]")
     if cbor2.dumps(outer) != envelope:
         raise _invalid("envelope is not in deterministic CBOR encoding")
-    body, signature = outer
-    payload = _payload_from_body(_loads(body, "body"), signature)
+    body, signed = outer
+    statement = _statement(signed) if isinstance(signed, list) else None
+    signature = b"" if statement is not None else signed
+    payload = _payload_from_body(_loads(body, "body"), signature, statement)
     if body_bytes(payload) != body:
         raise _invalid(f"body is not in the deterministic LZ{FORMAT_VERSION} encoding (RFC 8949 §4.2)")
+    if statement is not None:
+        return payload  # the issuer is the owner of the statement's key: the verifier's trust list says who
     # The instance has not escaped yet: set the two values the wire does not carry without re-running the
     # validation (an address of 20 bytes or b""; the root is 32 bytes). Offline verification is a hot path.
     object.__setattr__(payload, "issuer_account", _signer_or_empty(body, signature))
@@ -211,7 +225,7 @@ def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
     signer = Signer.from_private_key(private_key)
     signature = signer.sign(sha256(body_bytes(payload)), SignatureScheme.RECOVERABLE)
     account = payload.issuer_account or signer.account
-    return dataclasses.replace(payload, signature=signature, issuer_account=account)
+    return dataclasses.replace(payload, signature=signature, issuer_account=account, statement=None)
 
 
 def recover_signer(payload: OfflinePayload) -> str:
@@ -249,7 +263,21 @@ def _unpack_value(value: Any, where: str) -> FieldValue:
     raise _invalid(f"{where} has type {type(value).__name__}; expected text, integer, boolean or null")
 
 
-def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
+def _statement_item(statement: BatchStatement) -> list[Any]:
+    return [statement.signed_at, statement.key_id, statement.signature]
+
+
+def _statement(item: list[Any]) -> BatchStatement:
+    if not (len(item) == 3 and type(item[0]) is int and isinstance(item[1], bytes) and len(item[1]) == KEY_ID_LEN
+            and isinstance(item[2], bytes)):
+        raise _invalid("the batch statement must be [signed_at: uint, key_id: 8 bytes, signature: bytes]")
+    try:
+        return BatchStatement(item[0], item[1], item[2])
+    except ValidationError as exc:
+        raise _invalid(exc.message) from exc
+
+
+def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | None = None) -> OfflinePayload:
     if not isinstance(body, list) or len(body) not in (_BODY_ITEMS, _BODY_ITEMS + 1):
         raise _invalid(f"body must be a CBOR array of {_BODY_ITEMS} items (or {_BODY_ITEMS + 1} with the SM3 part), "
                        f"got {_describe(body)}")
@@ -285,6 +313,7 @@ def _payload_from_body(body: Any, signature: bytes) -> OfflinePayload:
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
             ledger=ledger, block_number=block_number, block_timestamp=block_timestamp, tx_hash=b"",
             issuer_account=b"", signature=signature, salt_seed=seed, sm3_hidden=sm3_hidden, sm3_proof=sm3_proof,
+            statement=statement,
         )
         # The root is not on the wire: it is whatever the signed fields, index, size and proof lead to. A forged
         # proof or field gives a root the trust list / chain does not know, and the issuer's signature over this

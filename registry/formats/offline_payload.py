@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from registry.certificates.fields import derive_salt, leaf_entry, path_key  # path_key: the documents' leaf order
 from registry.crypto import merkle
 from registry.errors import ValidationError
+from registry.formats.batch_statement import BatchStatement
 
 __all__ = ["FIELD_CODES", "FieldValue", "OfflinePayload"]
 
@@ -74,6 +75,8 @@ class OfflinePayload:
     salt_seed: bytes = field(default=b"")
     sm3_hidden: dict[str, bytes] = field(default_factory=dict)  # hidden field -> its SM3 leaf hash
     sm3_proof: list[bytes] | None = None  # the SM3 audit path (same index and size); None: not carried
+    # gm: the issuer's SM2 statement over the batch (registry.formats.batch_statement), instead of ``signature``
+    statement: BatchStatement | None = None
 
     def __post_init__(self) -> None:
         for name in ("identifier", "type_code"):
@@ -112,6 +115,9 @@ class OfflinePayload:
                 raise ValidationError(f"field {name!r} is both disclosed and hidden", code="invalid_payload_field")
             _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
         self._check_sm3()
+        if self.statement is not None and (self.signature or not isinstance(self.statement, BatchStatement)):
+            raise ValidationError("offline payload carries either a secp256k1 signature or an SM2 batch statement",
+                                  code="invalid_payload_field")
         if self.salt_seed:
             if self.hidden:  # the seed would give away the hidden fields' salts (see the module docstring)
                 raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
@@ -140,7 +146,8 @@ class OfflinePayload:
 
     def __repr__(self) -> str:  # never print holder data into logs
         return (f"OfflinePayload(identifier={self.identifier!r}, disclosed={len(self.disclosed)} fields, "
-                f"hidden={len(self.hidden)}, index={self.index}/{self.size}, signed={bool(self.signature)})")
+                f"hidden={len(self.hidden)}, index={self.index}/{self.size}, "
+                f"signed={bool(self.signature or self.statement)})")
 
     def document_digest(self, algorithm: str = "sha256") -> bytes:
         """The document digest the fields rebuild (``Document.digest_sha256``, or with ``algorithm="sm3"``

@@ -27,6 +27,8 @@ import pytest
 from PIL import Image
 
 from api.stack import LocalStack
+from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.offline import make_offline_qr
 from registry.formats.images import decode_qr_image, qr_version
 from registry.formats.qr import decode_payload, encode_payload
 from tests.support.browser import RequestLog, chromium, shot
@@ -113,9 +115,10 @@ def test_an_offline_code_is_verified_with_the_network_off_and_never_leaves_the_d
         assert f"截至区块 {block}" in banner and "本机离线核验" in banner
         assert certs["offline"]["document"]["fields"]["持证主体"]["value"] in banner
         checks = page.eval_on_selector_all("#checks li", "els => els.map(e => [e.dataset.check, e.dataset.status])")
-        # a small batch: the code carries the SM3 part, which the page does not recompute yet (SKIPPED, never VALID)
-        assert checks == [[c, "SKIPPED" if c == "sm3" else "VALID"]
+        # a small batch: the code carries the SM3 part, which the page recomputes with sm-crypto (gm.js)
+        assert checks == [[c, "VALID"]
                           for c in ("integrity", "anchoring", "sm3", "signature", "issuer", "status", "validity")]
+        assert "SM2" in page.inner_text("#checks")  # the gm code's batch statement, checked on this device
         assert _paste(page, texts["revoked"]) == "revoked"
         assert "违法违规" in page.inner_text("#verdict")
         assert _paste(page, texts["not_yet_valid"]) == "not_yet_valid"
@@ -174,6 +177,22 @@ def test_an_altered_offline_code_and_a_forged_trust_list_are_refused(
         assert "尚无信任列表" in other.inner_text("#notice") and other.is_hidden("#result")
     finally:
         fresh.close()
+
+
+def test_an_intl_code_verifies_in_the_page_beside_gm_ones(context: Any, stack: LocalStack,
+                                                         certs: dict[str, dict[str, Any]]) -> None:
+    """The stack is gm (its codes carry the SM2 batch statement, checked above); a code signed per payload with
+    the issuer's secp256k1 account (the intl profile) verifies against the same trust list v2."""
+    cert = certs["offline"]
+    uscc = cert["document"]["fields"]["颁发机构代码"]["value"]
+    text = make_offline_qr(Document.from_json(cert["document"]), AnchorProof.from_json(cert["document"]["anchor"]),
+                           bytes(stack.node.keys.signing_account(uscc).key)).text  # type: ignore[union-attr]
+    assert decode_payload(text).statement is None
+    page = context.new_page()
+    _ready(page, stack.url + "/verify")
+    assert _paste(page, text) == "valid"
+    checks = dict(page.eval_on_selector_all("#checks li", "els => els.map(e => [e.dataset.check, e.dataset.status])"))
+    assert checks["signature"] == "VALID" and checks["sm3"] == "VALID"
 
 
 def test_the_page_is_an_installable_app(context: Any, stack: LocalStack) -> None:

@@ -212,7 +212,10 @@ def test_trust_list_is_signed_by_the_operator_and_lists_revocations(api: Api, tm
                     headers=api.auth(agency))
     trust = _pull(api, tmp_path)
     genesis = api.node.seeds.genesis
-    assert trust.signer == api.node.keys.signing_account(genesis.uscc).address == trust.operator
+    # trust list v2 in the gm profile: the operator's SM2 key signs (its account is still named as operator)
+    assert trust.format == "lianzheng/trust-list/2" and trust.proof is not None and trust.proof["alg"] == "SM2-SM3"
+    assert trust.signer == api.node.keys.sm2_public_key(genesis.uscc).hex()
+    assert trust.operator == api.node.keys.signing_account(genesis.uscc).address
     revoked = bytes.fromhex(certs[0]["document"]["digest"]["sha256"])
     assert trust.documents[revoked].status == "revoked" and trust.documents[revoked].reason == 4
     assert {m.uscc for m in trust.members.values()} == {m.uscc for m in api.node.seeds.members}

@@ -55,16 +55,17 @@ export async function merkleRoot(leaves) {
 }
 
 /** RFC 9162 §2.1.3.2 steps 1-6 returning the computed root, or null when the path does not fit
- * (registry.formats.offline_payload._root_from_audit_path). */
-export async function rootFromAuditPath(leaf, index, size, proof) {
+ * (registry.formats.offline_payload._root_from_audit_path). ``node`` is the interior-node hash (SHA-256 by
+ * default; gm.js nodeHash for the SM3 tree). */
+export async function rootFromAuditPath(leaf, index, size, proof, node = nodeHash) {
   let fn = index, sn = size - 1, r = leaf;
   for (const p of proof) {
     if (sn === 0) return null;
     if (fn & 1 || fn === sn) {
-      r = await nodeHash(p, r);
+      r = await node(p, r);
       while (!(fn & 1) && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
     } else {
-      r = await nodeHash(r, p);
+      r = await node(r, p);
     }
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);

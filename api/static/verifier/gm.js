@@ -16,6 +16,10 @@
  * sm-crypto has SM4 in ECB and CBC only, so CTR is built here from one ECB encryption (no padding) of all the
  * counter blocks. The tag is checked before anything is decrypted; a wrong key and a changed byte fail it alike.
  *
+ * SM2 signatures (GB/T 32918.2 with SM3 and the default distinguishing id 1234567812345678, DER) are checked
+ * with sm-crypto's sm2.doVerifySignature ({der: true, hash: true}: it computes Z and e = SM3(Z || message)
+ * itself); Python's tongsuopy signatures verify here (tests/e2e/test_verifier_page_gm_offline.py).
+ *
  * >>> const g = await gm();   // hex() and utf8 from bytes.js
  * >>> hex(g.sm3(utf8.encode("abc")))
  * '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0'
@@ -45,7 +49,7 @@ function loadScript(name) {
   });
 }
 
-/** The SM primitives over a loaded sm-crypto (``{sm3, sm4}`` as its UMD builds export them). */
+/** The SM primitives over a loaded sm-crypto (``{sm2, sm3, sm4}`` as its UMD builds export them). */
 export function bind(lib) {
   // sm-crypto takes byte arrays (or hex / UTF-8 strings, which we never pass) and answers in hex.
   const sm3 = (bytes) => fromHex(lib.sm3(bytes));
@@ -110,7 +114,18 @@ export function bind(lib) {
     return cat(body, hmacSm3(kMac, macInput(body, aad)));
   }
 
-  return { sm3, hmacSm3, leafHash, nodeHash, merkleRoot, sm4Ctr, openSm4, sealSm4 };
+  /** True when ``der`` is a valid SM2-SM3 signature of ``message`` under the 64-byte key x || y. */
+  function verifySm2(message, der, key) {
+    if (!lib.sm2 || key.length !== 64 || der.length < 8 || der.length > 72) return false;
+    const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    try {
+      return lib.sm2.doVerifySignature(Array.from(message), toHex(der), "04" + toHex(key), { der: true, hash: true });
+    } catch (e) {
+      return false; // a malformed signature or a point off the curve
+    }
+  }
+
+  return { sm3, hmacSm3, leafHash, nodeHash, merkleRoot, sm4Ctr, openSm4, sealSm4, verifySm2 };
 }
 
 let loading = null;
@@ -120,7 +135,8 @@ export function gm() {
     loading = (async () => {
       if (!self.sm3) await loadScript("sm3.js");
       if (!self.sm4) await loadScript("sm4.js");
-      return bind({ sm3: self.sm3, sm4: self.sm4 });
+      if (!self.sm2) await loadScript("sm2.js");
+      return bind({ sm2: self.sm2, sm3: self.sm3, sm4: self.sm4 });
     })();
     loading.catch(() => { loading = null; });
   }

@@ -3,11 +3,16 @@
  *
  * Decoding follows registry/formats/lz2.py and offline_payload.py (format LZ2):
  *   text      = "LZ2:" || Base45(zlib(envelope))
- *   envelope  = CBOR [body: bstr, signature: bstr]       signature = r || s || recid over SHA-256(body)
+ *   envelope  = CBOR [body: bstr, signature: bstr]       signature = r || s || recid over SHA-256(body)  (intl)
+ *             / CBOR [body: bstr, [signed_at, key_id (8 bytes), SM2 DER signature]]                   (gm)
+ * A gm code carries its batch's statement (registry/formats/batch_statement.py): the issuer's SM2 signature
+ * over "LZ-BATCH-1" || chain_id (8, BE) || ledger (20) || batch root (32) || SM3 batch root (32, the trust
+ * list's for that batch, zeros if none) || signed_at (8, BE). The key is looked up by its id in the trust list
+ * (format 2), must be valid at signed_at, and a verified statement is remembered for the rest of its batch.
  *   body      = CBOR [2, identifier, type_code, salt_seed, disclosed, hidden, index, size, proof, chain_id,
  *                     ledger, block_number, block_timestamp, ? sm3: [hidden SM3 leaf hashes, SM3 audit path]]
- * The optional SM3 part is checked for its structure only: this page does not compute SM3 yet, so its sm3
- * check is SKIPPED (the Python verifier, the CLI and the API recompute the SM3 batch root).
+ * With the optional SM3 part the page recomputes the SM3 document digest and SM3 batch root (gm.js, sm-crypto)
+ * and compares it with the SM3 root the trust list says was anchored beside the batch's SHA-256 root.
  * Field names are codes into FIELD_CODES (from /verifier/meta.json, generated from the Python table); text
  * values stored as byte strings are GB 18030. With a salt seed every salt is
  * HMAC-SHA256(seed, "lianzheng/salt/1" || UTF-8(path))[:16].
@@ -17,8 +22,9 @@
  */
 import {
   FormatError, b45decode, cborDecode, checksumAddress, concat, hex, hmacSha256, inflate, leafHash, merkleRoot,
-  recoverAddress, rootFromAuditPath, sha256, utf8,
+  recoverAddress, rootFromAuditPath, sha256, unhex, utf8,
 } from "./bytes.js";
+import { gm } from "./gm.js";
 import { beijingDate, beijingTime } from "./i18n.js";
 
 const SALT_LABEL = utf8.encode("lianzheng/salt/1");
@@ -34,10 +40,14 @@ export async function decodeOffline(text, meta) {
   if (!m) throw new FormatError("not_lianzheng_qr", "not an offline code");
   if (m[1] !== "2") throw new FormatError("unsupported_version", `unsupported offline code version LZ${m[1]}`);
   const envelope = cborDecode(await inflate(b45decode(text.slice(m[0].length))));
-  if (!Array.isArray(envelope) || envelope.length !== 2 || !envelope.every((x) => x instanceof Uint8Array)) {
-    throw invalid("envelope must be [body, signature]");
+  const isStatement = (x) => Array.isArray(x) && x.length === 3 && Number.isSafeInteger(x[0]) && x[0] >= 0 &&
+    x[1] instanceof Uint8Array && x[1].length === 8 && x[2] instanceof Uint8Array && x[2].length >= 8 && x[2].length <= 72;
+  if (!Array.isArray(envelope) || envelope.length !== 2 || !(envelope[0] instanceof Uint8Array) ||
+      !(envelope[1] instanceof Uint8Array || isStatement(envelope[1]))) {
+    throw invalid("envelope must be [body, signature] or [body, statement]");
   }
-  const [bodyBytes, signature] = envelope;
+  const [bodyBytes, signed] = envelope;
+  const statement = Array.isArray(signed) ? { signedAt: signed[0], keyId: signed[1], signature: signed[2] } : null;
   const body = cborDecode(bodyBytes);
   if (!Array.isArray(body) || (body.length !== 13 && body.length !== 14)) {
     throw invalid("body must be an array of 13 items (14 with the SM3 part)");
@@ -88,24 +98,43 @@ export async function decodeOffline(text, meta) {
     leaves.set(path, leaf);
   }
   if (seed.length && leaves.size) throw invalid("a payload with hidden fields must not carry a salt seed");
-  const digest = await sha256(bodyBytes);
+  const sm3Hidden = new Map(sm3 === undefined ? [] : [...sm3[0]].map(([k, h]) => [name(k), h]));
+  if ([...sm3Hidden.keys()].some((k) => !leaves.has(k))) throw invalid("the SM3 part must hash the hidden fields");
   return {
     identifier, typeCode, disclosed: shown, hidden: leaves, index, size, chainId, ledger, blockNumber, blockTimestamp,
-    hasSm3: sm3 !== undefined,
+    hasSm3: sm3 !== undefined, sm3Hidden,
+    sm3Proof: sm3 === undefined ? null : Array.from({ length: sm3[1].length / 32 }, (_, i) => sm3[1].slice(i * 32, i * 32 + 32)),
     proof: Array.from({ length: proof.length / 32 }, (_, i) => proof.slice(i * 32, i * 32 + 32)),
-    signer: recoverAddress(digest, signature),
+    statement,
+    signer: statement ? null : recoverAddress(await sha256(bodyBytes), signed),
   };
 }
 
-/** The document digest: the RFC 6962 root over the fields' leaves in UTF-16 path order (JS sort order). */
-export async function documentDigest(p) {
+/** The document digest: the RFC 6962 root over the fields' leaves in UTF-16 path order (JS sort order); with
+ * ``g`` (gm.js primitives) the SM3 digest from the SM3 leaf hashes of the hidden fields. */
+export async function documentDigest(p, g) {
   const paths = [...p.disclosed.keys(), ...p.hidden.keys()].sort();
   const leaves = await Promise.all(paths.map((path) => {
-    if (p.hidden.has(path)) return p.hidden.get(path);
+    if (p.hidden.has(path)) return g ? p.sm3Hidden.get(path) : p.hidden.get(path);
     const [salt, value] = p.disclosed.get(path);
-    return leafHash(utf8.encode(JSON.stringify({ path, salt: hex(salt), value })));
+    const entry = utf8.encode(JSON.stringify({ path, salt: hex(salt), value }));
+    return g ? g.leafHash(entry) : leafHash(entry);
   }));
-  return merkleRoot(leaves);
+  return g ? g.merkleRoot(leaves) : merkleRoot(leaves);
+}
+
+const verifiedStatements = new Set(); // hex of (key || statement || signature) already verified: once per batch
+
+function statementBytes(p, root, sm3Root) {
+  const out = new Uint8Array(110);
+  const view = new DataView(out.buffer);
+  out.set(utf8.encode("LZ-BATCH-1"), 0);
+  view.setBigUint64(10, BigInt(p.chainId));
+  out.set(p.ledger, 18);
+  out.set(root, 38);
+  if (sm3Root) out.set(sm3Root, 70);
+  view.setBigUint64(102, BigInt(p.statement.signedAt));
+  return out;
 }
 
 // ---- verification ----------------------------------------------------------------------------------------------
@@ -130,19 +159,18 @@ export async function verifyOffline(text, trust, meta) {
   const m = ID_PARTS.exec(p.identifier);
   const cid = m ? [m[1], m[2]] : null;
   const batch = integrityAndAnchoring(run, p, cid, root, trust, out);
-  if (batch && p.hasSm3) {
-    run.add("sm3", "SKIPPED", "二维码带有 SM3 批次证明；本页面暂不计算 SM3（可用命令行或核验服务核验）",
-      "the code carries an SM3 batch proof; this page does not compute SM3 yet (the CLI and the API check it)");
-  }
+  const g = (batch && p.hasSm3) || p.statement ? await gm() : null;
+  if (batch) await checkSm3(run, p, root, trust, g);
   const signer = p.signer ? checksumAddress(p.signer) : null;
-  const member = signature(run, signer, trust);
+  const member = p.statement ? statementSigner(run, p, root, trust, g) : signature(run, signer, trust);
   issuer(run, p, cid, member, batch, trust);
   status(run, digest, trust, meta);
   validity(run, p);
   const verdict = PRECEDENCE.find((v) => run.verdicts.has(v)) || "valid";
   return {
     verdict, identifier: p.identifier, checks: run.checks, mode: "offline",
-    issuer: member ? { uscc: member.uscc, name: member.name, bid: member.bid, account: signer, status: member.status } : null,
+    issuer: member ? { uscc: member.uscc, name: member.name, bid: member.bid, account: signer, status: member.status,
+      ...(p.statement ? { sm2_key_id: hex(p.statement.keyId) } : {}) } : null,
     anchor: out.anchor || null,
     fields: Object.fromEntries([...p.disclosed].map(([k, [, v]]) => [k, v])),
     disclosed_fields: [...p.disclosed.keys()], hidden_fields: [...p.hidden.keys()], type_code: p.typeCode,
@@ -201,6 +229,56 @@ function integrityAndAnchoring(run, p, cid, root, trust, out) {
   run.add("anchoring", "VALID", `已于区块 ${block}（${when}）上链（据信任列表，截至区块 ${asOf}）`,
     `anchored in block ${block} at ${when} (per the trust list as of block ${asOf})`);
   return batch;
+}
+
+async function checkSm3(run, p, root, trust, g) {
+  const anchored = trust.sm3Roots.get(hex(root));
+  if (!p.hasSm3 || !anchored) {
+    const [zh, en] = !p.hasSm3 ? ["二维码", "the payload"] : ["信任列表", "the trust list"];
+    run.add("sm3", "SKIPPED", `${zh}没有 SM3 批次证明，无法核验 SM3`, `${en} has no SM3 part for this batch: SM3 not checked`);
+    return;
+  }
+  const digest = await documentDigest(p, g);
+  const computed = await rootFromAuditPath(g.leafHash(digest), p.index, p.size, p.sm3Proof, g.nodeHash);
+  if (!computed || hex(computed) !== anchored) {
+    run.add("sm3", "INVALID", "SM3 摘要及其默克尔证明与已上链的 SM3 批次根不符",
+      "the SM3 digest and its audit path do not lead to the SM3 batch root anchored on chain", "tampered");
+  } else {
+    run.add("sm3", "VALID", "本机已计算 SM3 摘要，经默克尔证明得出已上链的 SM3 批次根（GB/T 32905）",
+      "computed on this device: the SM3 digest and its audit path lead to the SM3 batch root anchored on chain (GB/T 32905)");
+  }
+}
+
+function statementSigner(run, p, root, trust, g) {
+  const st = p.statement, id = hex(st.keyId), when = beijingTime(st.signedAt);
+  const keys = (trust.sm2Keys && trust.sm2Keys.get(id)) || [];
+  if (!keys.length) {
+    run.add("signature", "INVALID", `批次声明的 SM2 密钥 ${id} 未在信任列表中登记（截至区块 ${trust.asOf.block}）`,
+      `the batch statement's SM2 key ${id} is not registered in the trust list (as of block ${trust.asOf.block})`, "unknown_issuer");
+    return null;
+  }
+  const sm3Root = trust.sm3Roots.get(hex(root));
+  const message = statementBytes(p, root, sm3Root ? unhex(sm3Root) : null);
+  const entry = keys.find((e) => {
+    const memo = hex(e.key) + hex(message) + hex(st.signature);
+    if (verifiedStatements.has(memo)) return true;
+    if (!g.verifySm2(message, st.signature, e.key)) return false;
+    verifiedStatements.add(memo);
+    return true;
+  });
+  if (!entry) {
+    run.add("signature", "INVALID", "批次声明的 SM2 签名无效（GB/T 32918.2）", "bad SM2 signature on the batch statement (GB/T 32918.2)", "tampered");
+    return null;
+  }
+  const member = trust.members.get(entry.uscc);
+  if (!member || !(entry.since <= st.signedAt && (entry.until === 0 || st.signedAt <= entry.until))) {
+    run.add("signature", "INVALID", `签名时（${when}）该 SM2 密钥已不属于 ${entry.uscc}（密钥已轮换）`,
+      `the SM2 key of ${entry.uscc} was not valid at ${when} when the statement says it was signed (rotated key)`, "unknown_issuer");
+    return null;
+  }
+  run.add("signature", "VALID", `由联盟成员 ${member.name} 的 SM2 密钥 ${id} 签署批次声明（${when}）`,
+    `the batch statement is signed by ${member.name}'s SM2 key ${id} at ${when}`);
+  return member;
 }
 
 function signature(run, signer, trust) {

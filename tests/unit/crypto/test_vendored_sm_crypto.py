@@ -1,5 +1,6 @@
 """The browser's 国密 library (vendored sm-crypto 0.5.8, api/static/vendor/sm-crypto/) under Node against Python's
-SM3, HMAC-SM3 and SM4 (OpenSSL through ``cryptography``), and the vendored files are the pinned release.
+SM3, HMAC-SM3 and SM4 (OpenSSL through ``cryptography``) and SM2 signatures (tongsuopy, registry.crypto.sm2),
+and the vendored files are the pinned release.
 
 The page's own code over it (gm.js: SM3 trees, SM4-CTR, the version-2 envelope) is checked in a browser by
 tests/e2e/test_verifier_page_gm.py.
@@ -19,10 +20,11 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from registry.crypto.hashing import sm3
+from registry.crypto.sm2 import SM2Signer, raw_public_key
 
 ROOT = Path(__file__).resolve().parents[3]
 VENDOR = ROOT / "api" / "static" / "vendor"
-FILES = ("sm-crypto/sm3.js", "sm-crypto/sm4.js")
+FILES = ("sm-crypto/sm3.js", "sm-crypto/sm4.js", "sm-crypto/sm2.js")
 
 NODE_SCRIPT = """
 const fs = require("fs");
@@ -80,3 +82,36 @@ def test_vendored_sm_crypto_files_are_the_pinned_release() -> None:
         assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == digest, name
         assert package["devDependencies"]["sm-crypto"] == version == "0.5.8"
     assert "Permission is hereby granted, free of charge" in (VENDOR / "sm-crypto" / "LICENSE").read_text(encoding="utf-8")
+
+
+SM2_SCRIPT = """
+const fs = require("fs");
+const sm2 = require(process.argv[1]);
+const h = (s) => Array.from(s.match(/../g) || [], (p) => parseInt(p, 16));
+const jobs = JSON.parse(fs.readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(jobs.map(([k, m, s]) =>
+  sm2.doVerifySignature(h(m), s, "04" + k, { der: true, hash: true }))));
+"""
+
+
+def test_vendored_sm2_verifies_tongsuopy_signatures_with_the_default_id_and_refuses_changes() -> None:
+    """What gm.js verifySm2 calls: SM2 with SM3 (Z with id 1234567812345678), DER, as Python signs."""
+    rng = random.Random(32918)
+    jobs, expected = [], []
+    for _ in range(12):
+        signer = SM2Signer.generate()
+        key = raw_public_key(signer.public_key).hex()
+        message = rng.randbytes(rng.randrange(0, 400))
+        der = signer.sign(message)
+        jobs.append([key, message.hex(), der.hex()])
+        expected.append(True)
+        changed = bytearray(message + b"x")
+        changed[rng.randrange(len(changed))] ^= 1
+        jobs.append([key, bytes(changed).hex(), der.hex()])  # another message
+        expected.append(False)
+        other = raw_public_key(SM2Signer.generate().public_key).hex()
+        jobs.append([other, message.hex(), der.hex()])  # another key
+        expected.append(False)
+    proc = subprocess.run(["node", "-e", SM2_SCRIPT, str(VENDOR / "sm-crypto" / "sm2.js")], input=json.dumps(jobs),
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(proc.stdout) == expected

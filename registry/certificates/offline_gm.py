@@ -1,0 +1,78 @@
+"""The gm side of offline QR payloads (registry.certificates.offline): the issuer's SM2 batch statement, signed
+once per batch and key in a process, and the verifier's cache of parsed SM2 keys and verified statements.
+
+    >>> statement = batch_statement(node.keys.sm2_signer(uscc), anchor)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+
+from registry.certificates.anchor_proof import AnchorProof
+from registry.crypto import sm2
+from registry.errors import SignatureError
+from registry.formats.batch_statement import BatchStatement, sign_statement
+
+__all__ = ["Sm2Cache", "batch_statement"]
+
+_CACHE_SIZE = 4096
+_STATEMENTS: OrderedDict[tuple[bytes, int, bytes, bytes, bytes], BatchStatement] = OrderedDict()
+_STATEMENTS_LOCK = threading.Lock()
+
+
+def batch_statement(signer: sm2.SM2Signer, anchor: AnchorProof, *, signed_at: int | None = None) -> BatchStatement:
+    """The issuer's SM2 statement over ``anchor``'s batch (registry.formats.batch_statement). Signed once per
+    batch and key in this process (the statement is the same for every document of the batch) unless
+    ``signed_at`` (unix seconds; default: now) is given."""
+    ledger = bytes.fromhex(anchor.ledger.removeprefix("0x"))
+    key = (sm2.raw_public_key(signer.public_key), anchor.chain_id, ledger, anchor.batch_root, anchor.sm3_root or b"")
+    if signed_at is None:
+        with _STATEMENTS_LOCK:
+            if (cached := _STATEMENTS.get(key)) is not None:
+                _STATEMENTS.move_to_end(key)
+                return cached
+    when = max(int(time.time()), anchor.block_timestamp) if signed_at is None else signed_at
+    statement = sign_statement(signer, chain_id=anchor.chain_id, ledger=ledger, batch_root=anchor.batch_root,
+                               sm3_root=anchor.sm3_root, signed_at=when)
+    if signed_at is None:
+        with _STATEMENTS_LOCK:
+            _STATEMENTS[key] = statement
+            while len(_STATEMENTS) > _CACHE_SIZE:
+                _STATEMENTS.popitem(last=False)
+    return statement
+
+
+class Sm2Cache:
+    """SM2 public keys parsed once, and the digests of (key, statement, signature) triples already verified:
+    a batch's payloads all carry the same statement, so a verifier checks its signature once (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, sm2.SM2PublicKey] = {}
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verified(self, key: bytes, message: bytes, signature: bytes) -> bool:
+        digest = hashlib.sha256(key + message + signature).digest()
+        with self._lock:
+            if digest in self._verified:
+                return True
+            public = self._keys.get(key)
+        if public is None:
+            try:
+                public = sm2.public_key_from_raw(key)
+            except SignatureError:
+                return False
+            with self._lock:
+                self._keys[key] = public
+        try:
+            sm2.verify_with_key(message, signature, public)
+        except SignatureError:
+            return False
+        with self._lock:
+            self._verified[digest] = None
+            while len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return True
