@@ -134,13 +134,16 @@ def test_offline_verification_needs_neither_chain_nor_api(stack: LocalStack, iss
     run(stack, "trust-list", "pull")
     photo, ref_photo = _photo(tmp_path / "offline.png", 5, 251), _photo(tmp_path / "ref.png", 6, 318)
     stack.devnet.stop()  # the chain is gone ...
-    dead_api = f"http://127.0.0.1:{free_port()}"  # ... and so is the network
-    code, result = _verify(stack, str(photo), api_url=dead_api)
-    assert code == 0 and result["verdict"] == "valid" and result["mode"] == "offline"
-    assert result["as_of"]["block"] > 0
-    assert all(c["status"] == "VALID" for c in result["checks"])
-    online = run(stack, "verify", str(ref_photo), "--json", ok=False, api_url=dead_api)
-    assert online.returncode == 2 and "api_unreachable" in online.stderr  # by reference needs the API
+    try:
+        dead_api = f"http://127.0.0.1:{free_port()}"  # ... and so is the network
+        code, result = _verify(stack, str(photo), api_url=dead_api)
+        assert code == 0 and result["verdict"] == "valid" and result["mode"] == "offline"
+        assert result["as_of"]["block"] > 0
+        assert all(c["status"] == "VALID" for c in result["checks"])
+        online = run(stack, "verify", str(ref_photo), "--json", ok=False, api_url=dead_api)
+        assert online.returncode == 2 and "api_unreachable" in online.stderr  # by reference needs the API
+    finally:
+        stack.devnet.start()  # the other tests of this module (in any order) need the chain back
 
 
 def test_payload_text_longer_than_a_file_name_is_still_verified(stack: LocalStack, issued: list[str],
