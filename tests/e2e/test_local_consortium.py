@@ -36,7 +36,8 @@ JOINING = "11230100MB1B00060Q"  # a new agency joining with a node of its own
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsortium]:
     require_softhsm()
-    with LocalConsortium(tmp_path_factory.mktemp("consortium")) as c:
+    # no checkpoint gateway nor witness processes here: tests/integration/test_witness_processes.py covers them
+    with LocalConsortium(tmp_path_factory.mktemp("consortium"), checkpoint_interval=0) as c:
         yield c
 
 
