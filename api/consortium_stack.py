@@ -32,9 +32,9 @@ from api.nodes import NodeConfig, init_node
 from api.private_files import private_dir, write_private
 from api.runtime import build_node
 from api.settings import NODE_CONFIG, Settings
-from chain.contracts import Action
 from chain.devnet import Devnet, free_port
 from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE, KeyBackendKind
+from registry.consortium.members import open_admissions
 from registry.errors import ConflictError
 from registry.node import Node
 
@@ -184,15 +184,8 @@ class LocalConsortium:
 
     @staticmethod
     def _pending_admissions(node: Node) -> list[int]:
-        c = node.consortium
-        head = node.blocks.header(node.blocks.head())
-        now = head.timestamp if head is not None else 0
-        out = []
-        for pid in range(1, c.proposal_count() + 1):
-            p = c.get_proposal(pid)
-            if p.action == Action.ADMIT and not p.executed and p.expires_at > now and c.get_member(p.uscc) is None:
-                out.append(pid)
-        return out
+        """Open ADMIT proposals of agencies not admitted yet."""
+        return [pid for (uscc, _), pid in open_admissions(node).items() if node.consortium.get_member(uscc) is None]
 
     # -- processes ---------------------------------------------------------------------------------
     def _start(self, n: NodeProcess) -> None:

@@ -31,7 +31,8 @@ from typing import Any
 
 from registry.errors import ValidationError
 
-__all__ = ["UnsafeTextError", "check_text", "normalise_digest", "optional_text", "required_text", "unsafe_characters"]
+__all__ = ["UnsafeTextError", "check_text", "hex_or_empty", "normalise_digest", "optional_text", "required_text",
+           "unsafe_characters"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -107,3 +108,11 @@ def check_text(text: str, what: str) -> str:
         raise UnsafeTextError(f"{what} contains characters that are not allowed (control or bidirectional "
                               f"formatting): {', '.join(found[:5])}", details={"field": what, "characters": found[:20]})
     return text
+
+
+def hex_or_empty(text: str | None) -> bytes:
+    """A hex column's bytes (0x optional); b"" when it is not hex (an edited row: it then matches nothing)."""
+    try:
+        return bytes.fromhex((text or "").removeprefix("0x"))
+    except ValueError:
+        return b""

@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
 from chain.contracts import Action, ConsortiumClient, Role
-from registry.consortium.members import member_bid, member_sm2_key, sync_members
+from registry.consortium.members import member_bid, member_sm2_key, parse_sm2_public_key, sync_members
 from registry.consortium.rotation import propose_sm2_rotation
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_account, validate_uscc
@@ -76,13 +76,7 @@ def propose(
             if not bid or not bid.startswith("did:bid:") or len(bid) > 128:
                 raise ValidationError("admit --account needs --bid did:bid:... (both printed by `node init`)",
                                       code="invalid_bid")
-            try:
-                sm2 = bytes.fromhex(sm2_key)
-            except ValueError:
-                sm2 = b"?"
-            if sm2 and len(sm2) != 64:
-                raise ValidationError("--sm2-key must be 128 hex digits (x || y), as `node init` prints it",
-                                      code="invalid_sm2_key")
+            sm2 = parse_sm2_public_key(sm2_key, "--sm2-key")
             data = ConsortiumClient.admit_data(name, bid, [validate_account(account)], _roles(roles), sm2)
         else:
             key = (node.keys.signing_account(target) if node.keys.has_signing_key(target)
@@ -152,7 +146,7 @@ def proposals(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List proposals with their approvals, expiry and state."""
     node = state(ctx).node()
     c = node.consortium
-    count = int(c.contract.functions.proposalCount().call())
+    count = c.proposal_count()
     rows = []
     for pid in range(1, count + 1):
         p = c.get_proposal(pid)

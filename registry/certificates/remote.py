@@ -31,6 +31,7 @@ from registry.errors import ChainUnavailableError, NotFoundError, PayloadFormatE
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Batch, Certificate
+from registry.validation import hex_or_empty
 
 __all__ = ["PublicRecord", "RemoteCertificates", "RemoteUnavailableError", "public_record"]
 
@@ -157,26 +158,20 @@ def public_record(node: Node, identifier: str) -> PublicRecord:
         if row is None:
             raise NotFoundError(f"no certificate {cid} was issued on this node", code="certificate_not_found")
         batch = s.get(Batch, row.batch_id) if row.batch_id else None
-        rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, _hex(row.digest_sha256),
-                           _hex(row.digest_sm3), row.valid_from, row.valid_until, None)
+        rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, hex_or_empty(row.digest_sha256),
+                           hex_or_empty(row.digest_sm3), row.valid_from, row.valid_until, None)
         if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
             return rec
         path = tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32))
         rec = dataclasses.replace(rec, batch_root=bytes.fromhex(batch.root[2:]), index=row.leaf_index,
                                   size=batch.size, path=path)
-        sm3_root = _hex(batch.root_sm3)  # an edited column: the record goes out without SM3 (the audit reports it)
+        sm3_root = hex_or_empty(batch.root_sm3)  # an edited column: the record goes out without SM3 (the audit reports it)
         if len(sm3_root) == 32 and row.proof_sm3 is not None:
             rec = dataclasses.replace(rec, sm3_root=sm3_root,
                                       sm3_path=tuple(row.proof_sm3[i:i + 32] for i in range(0, len(row.proof_sm3), 32)))
         return rec
 
 
-def _hex(text: str | None) -> bytes:
-    """A hex column's bytes; b"" for an edited, non-hex one (other nodes then refuse the record as malformed)."""
-    try:
-        return bytes.fromhex((text or "").removeprefix("0x"))
-    except ValueError:
-        return b""
 
 
 class RemoteCertificates:

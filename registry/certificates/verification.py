@@ -34,6 +34,7 @@ from registry.errors import ChainUnavailableError, NotFoundError, ValidationErro
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Batch, Certificate
+from registry.validation import hex_or_empty
 
 VALID, INVALID, SKIPPED = "VALID", "INVALID", "SKIPPED"
 
@@ -254,7 +255,7 @@ class Verifier:
             return {"pending": True}
         sm3: dict[str, Any] = {}
         if batch.root_sm3 is not None and row.proof_sm3 is not None:
-            sm3 = {"sm3_root": _hex_or_empty(batch.root_sm3), "sm3_digest": _hex_or_empty(row.digest_sm3),
+            sm3 = {"sm3_root": hex_or_empty(batch.root_sm3), "sm3_digest": hex_or_empty(row.digest_sm3),
                    "sm3_path": [row.proof_sm3[i:i + 32] for i in range(0, len(row.proof_sm3), 32)]}
         return {"batch_root": bytes.fromhex(batch.root[2:]), "index": row.leaf_index, "size": batch.size,
                 "path": [row.proof[i:i + 32] for i in range(0, len(row.proof), 32)], "source": "registry", **sm3}
@@ -427,12 +428,6 @@ def _digest32(value: str | bytes, what: str, algorithm: str) -> bytes:
     return value
 
 
-def _hex_or_empty(text: str | None) -> bytes:
-    """A hex column's bytes; b"" when it is not hex (an edited row: it then leads to no anchored root)."""
-    try:
-        return bytes.fromhex((text or "").removeprefix("0x"))
-    except ValueError:
-        return b""
 
 
 def _iso(timestamp: int) -> str:

@@ -42,6 +42,17 @@ class ExternalAgency:
 MAX_EXTERNAL_FILE = 1024 * 1024
 
 
+def parse_sm2_public_key(text: object, what: str, *, code: str = "invalid_sm2_key") -> bytes:
+    """An SM2 public key as `node init` prints it (128 hex digits, x || y), or b"" for an empty string."""
+    try:
+        key = bytes.fromhex(text) if isinstance(text, str) else None
+    except ValueError:
+        key = None
+    if key is None or (key and len(key) != 64):
+        raise ValidationError(f"{what} must be 128 hex digits (x || y), as `node init` prints it", code=code)
+    return key
+
+
 def load_external_agencies(path: Path) -> dict[str, ExternalAgency]:
     """Read agencies hosted elsewhere from a JSON file: `node init --json` output(s) — an object with an
     ``agencies`` list, or a list of such objects or of ``{"uscc", "account", "bid"}`` entries."""
@@ -62,14 +73,8 @@ def load_external_agencies(path: Path) -> dict[str, ExternalAgency]:
             raise ValidationError(f"{path}: each agency needs uscc, account and bid strings, got {str(e)[:120]}",
                                   code="invalid_external_agencies")
         uscc = validate_uscc(e["uscc"])
-        sm2_hex = e.get("sm2_key", "")
-        try:
-            sm2 = bytes.fromhex(sm2_hex) if isinstance(sm2_hex, str) else b"?"
-        except ValueError:
-            sm2 = b"?"
-        if sm2 and len(sm2) != 64:
-            raise ValidationError(f"{path}: sm2_key of {uscc} must be 128 hex digits (x || y)",
-                                  code="invalid_external_agencies")
+        sm2 = parse_sm2_public_key(e.get("sm2_key", ""), f"{path}: sm2_key of {uscc}",
+                                   code="invalid_external_agencies")
         out[uscc] = ExternalAgency(uscc, validate_account(e["account"]), e["bid"], sm2)
     return out
 
@@ -140,7 +145,7 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
     return deployment
 
 
-def _open_admissions(node: Node) -> dict[tuple[str, bytes], int]:
+def open_admissions(node: Node) -> dict[tuple[str, bytes], int]:
     """Pending (unexecuted, unexpired) ADMIT proposals by (USCC, admission data)."""
     consortium = node.consortium
     head = node.blocks.header(node.blocks.head())
@@ -169,7 +174,7 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
     admitted: list[str] = []
     ordered = sorted(node.seeds.members, key=lambda m: (not m.genesis, "admin" not in m.roles, m.uscc in external))
     hosted_admins = [a.uscc for a in ordered if "admin" in a.roles and a.uscc not in external]
-    open_proposals = _open_admissions(node)
+    open_proposals = open_admissions(node)
     for m in ordered:
         if consortium.get_member(m.uscc) is not None:
             continue
