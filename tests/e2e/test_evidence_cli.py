@@ -26,7 +26,7 @@ from tests.support.anvil import make_devnet
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, NOTARY, POLICE, PRISON, rewrite_zip
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("evidence_cli")]
+pytestmark = pytest.mark.anvil
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import pytest
 
 from api.stack import LocalStack
 
-pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.xdist_group("fuzz_api")]
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "negative_data_rejection")

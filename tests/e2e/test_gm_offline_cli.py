@@ -28,7 +28,7 @@ from registry.formats.qr import decode_payload
 from tests.support.verifier import issue_roles, offline_text
 from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("gm_offline")]
+pytestmark = pytest.mark.anvil
 LZ = str(Path(sys.executable).with_name("lianzheng"))
 
 

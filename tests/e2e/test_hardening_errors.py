@@ -21,7 +21,7 @@ import pytest
 from api.stack import LocalStack
 from chain.devnet import free_port
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("hardening_errors")]
+pytestmark = pytest.mark.anvil
 
 AGENCY = "11230000MB1A00028M"  # 省市场监管局 in seeds/consortium.yaml
 HOLDER_ID = "230102199001011234"  # a 居民身份证号码-shaped holder value

@@ -21,7 +21,7 @@ from api.stack import LocalStack
 from chain.devnet import DEVNET_CHAIN_ID
 from registry.store.db import Database
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("hardening_files")]
+pytestmark = pytest.mark.anvil
 
 LZ = [sys.executable, "-m", "api.cli"]
 SECRETS = ("lianzheng.db", "lianzheng.db-wal", "lianzheng.db-shm", "master.key", "api-keys.json")

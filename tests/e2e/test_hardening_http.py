@@ -20,7 +20,7 @@ import pytest
 from api.stack import LocalStack
 from tests.support.bodies import pathological_body
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("hardening_http")]
+pytestmark = pytest.mark.anvil
 
 AGENCY = "11230000MB1A00028M"  # 省市场监管局 in seeds/consortium.yaml
 

@@ -18,7 +18,7 @@ import pytest
 
 from chain.devnet import Devnet, free_port
 
-pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.xdist_group("hardening_up")]
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 

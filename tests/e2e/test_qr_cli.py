@@ -20,7 +20,7 @@ from chain.devnet import free_port
 from registry.formats.images import decode_qr_image, qr_png
 from tests.support.photos import photograph
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("qr_cli")]
+pytestmark = pytest.mark.anvil
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
 

@@ -20,7 +20,7 @@ import pytest
 from chain.devnet import free_port
 from tests.e2e.test_hardening_up import ROOT, alive, wait_until
 
-pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.xdist_group("hardening_up")]
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 WITNESSES = {"11230000MB1A00036G", "12230100MB1B00029D", "11230100MB1B00037B"}  # 省司法厅, 哈尔滨中院, 哈尔滨公证处
 

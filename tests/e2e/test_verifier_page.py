@@ -24,7 +24,7 @@ from tests.support.photos import photograph
 from tests.support.verifier import issue_roles, offline_png
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
-pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("verifier_page")]
+pytestmark = [pytest.mark.browser, pytest.mark.anvil]
 
 GREEN, RED, AMBER, GREY = "rgb(19, 115, 51)", "rgb(179, 38, 30)", "rgb(232, 161, 0)", "rgb(74, 85, 104)"
 MOBILE = {"width": 412, "height": 915}

@@ -40,7 +40,7 @@ from registry.formats.envelope import EnvelopeAlgorithm, aad_for, decode_key, op
 from registry.store.db import Batch, Certificate
 from tests.support.browser import RequestLog, chromium, shot
 
-pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("verifier_page_gm")]
+pytestmark = [pytest.mark.browser, pytest.mark.anvil]
 
 PHONE = {"width": 412, "height": 915}
 GREEN, RED, GREY = "rgb(19, 115, 51)", "rgb(179, 38, 30)", "rgb(74, 85, 104)"

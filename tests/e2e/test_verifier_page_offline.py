@@ -35,7 +35,7 @@ from tests.support.browser import RequestLog, chromium, shot
 from tests.support.photos import degraded_photos
 from tests.support.verifier import DENSE, issue_roles, offline_png, offline_text
 
-pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("verifier_offline")]
+pytestmark = [pytest.mark.browser, pytest.mark.anvil]
 
 MOBILE = {"width": 390, "height": 844}
 ROLES = ("offline", "revoked", "print", "upload", "camera", "privacy")

@@ -22,7 +22,7 @@ from registry.identifiers import CertificateId
 from tests.support.browser import chromium, shot
 from tests.support.verifier import issue_roles
 
-pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("verifier_verdicts")]
+pytestmark = [pytest.mark.browser, pytest.mark.anvil]
 
 PHONE = {"width": 390, "height": 844}
 COLOURS = {"green": "rgb(19, 115, 51)", "red": "rgb(179, 38, 30)", "amber": "rgb(232, 161, 0)",

@@ -26,7 +26,7 @@ from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRe
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode, wait_for
 
-pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("cross_node")]  # the tests build on each other
+pytestmark = pytest.mark.anvil  # the tests build on each other
 
 CONTENT = b"\xff\xd8 bodycam frame 0042 of the case"
 PAYLOAD = b"SCJG-001 enterprise registration rows" * 40
