@@ -15,6 +15,7 @@ import structlog
 
 from chain.backbone import ZERO32, CheckpointFields, CheckpointHead
 from chain.errors import ChainError, ContractRevertError
+from registry.background import PollingLoop
 from registry.errors import ConflictError, NotFoundError, ProofError
 from registry.logs.backbone import BackboneLink, gateway_uscc
 from registry.logs.checkpoint_format import read_checkpoints, sign_hash
@@ -146,26 +147,25 @@ class CheckpointGateway:
         return SubmittedCheckpoint(ledger, fields, index, signer, signature, receipt.tx_hash, receipt.block_number)
 
 
-class CheckpointService:
-    """Runs the gateway (and the local witnesses) in a thread; errors are logged and retried with backoff."""
+class CheckpointService(PollingLoop):
+    """Runs the gateway (and the local witnesses) in a thread; errors are logged and retried with backoff
+    (a missing witness quorum soon: witnesses come back on their own)."""
+
+    thread_name = "checkpoint-gateway"
+    outages = (ChainError, OSError, ConflictError, ProofError, NotFoundError)
+    wait_first = True
 
     def __init__(self, gateway: CheckpointGateway, *, poll: float = 1.0) -> None:
+        super().__init__(poll=poll, max_backoff=30.0)
         self.gateway = gateway
-        self.poll = poll
-        self.last_error: str | None = None
         self.submitted = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> CheckpointService:
-        self._thread = threading.Thread(target=self._run, name="checkpoint-gateway", daemon=True)
-        self._thread.start()
-        return self
+    def backoff_cap(self, exc: BaseException) -> float:
+        return 5.0 if isinstance(exc, QuorumError) else self.max_backoff
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def run_pass(self) -> bool:
+        self.run_once()
+        return False
 
     def run_once(self, *, force: bool = False) -> list[SubmittedCheckpoint]:
         done = self.gateway.run_once(force=force)
@@ -177,19 +177,3 @@ class CheckpointService:
             for witness in local_witnesses(self.gateway.node, link, LogProofs(self.gateway.logs)):
                 witness.review(cps)
         return done
-
-    def _run(self) -> None:
-        backoff = self.poll
-        while not self._stop.wait(backoff):
-            try:
-                self.run_once()
-                self.last_error, backoff = None, self.poll
-            except (ChainError, OSError, ConflictError, ProofError, NotFoundError) as exc:
-                self.last_error = str(exc)
-                # a missing witness quorum is retried soon: witnesses come back on their own
-                backoff = min(backoff * 2, 5.0 if isinstance(exc, QuorumError) else 30.0)
-                log.warning("checkpoint gateway: will retry", error=str(exc), backoff=backoff)
-            except Exception as exc:  # never let the service die
-                self.last_error = repr(exc)
-                backoff = min(backoff * 2, 30.0)
-                log.exception("checkpoint gateway error", error=repr(exc))

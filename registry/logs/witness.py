@@ -20,6 +20,7 @@ from chain.backbone import ZERO32
 from chain.blocks import BlockReader
 from chain.errors import ChainError
 from chain.sender import TransactionSender
+from registry.background import PollingLoop
 from registry.crypto.merkle import empty_root, verify_consistency
 from registry.errors import RegistryError
 from registry.logs.backbone import BackboneLink, registered_witnesses, witness_usccs, witnesses_from_events
@@ -199,23 +200,24 @@ def local_witnesses(node: Node, link: BackboneLink, proofs: ProofSource) -> list
     return out
 
 
-class BackboneCosigner:
+class BackboneCosigner(PollingLoop):
     """A witness process's Backbone loop: every `poll` seconds it syncs its own ledger logs from the sub-chain,
     reads the Backbone's new events (incrementally, from a cursor) and lets its `Witness` review every
     checkpoint after the last one it cosigned. `status()` says what it cosigned last and, if it stopped, why
     (not registered on the Backbone, a checkpoint it refuses, a chain it cannot reach)."""
 
+    thread_name = "backbone-cosigner"
+    outages = (ChainError, RegistryError, OSError)
+    clear_error_on_success = False  # a refused checkpoint stays in `status()` until another error replaces it
+
     def __init__(self, witness: Witness, logs: LedgerLogs, *, poll: float = 1.0) -> None:
+        super().__init__(poll=poll, max_backoff=10.0)
         self.witness = witness
         self.logs = logs
-        self.poll = poll
-        self.last_error: str | None = None
         self.cosigned = 0
         self._next_block = witness.link.contract.block
         self._registered: dict[str, str] = {}
         self._pending: dict[str, dict[int, Checkpoint]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _read(self) -> None:
@@ -268,28 +270,9 @@ class BackboneCosigner:
                 "ledgers": {ledger: {"index": s.index, "tree_size": s.size, "hash": "0x" + s.hash.hex()}
                             for ledger, s in seen.items() if s.index >= 0}}
 
-    def start(self) -> BackboneCosigner:
-        self._thread = threading.Thread(target=self._run, name="backbone-cosigner", daemon=True)
-        self._thread.start()
-        return self
+    def run_pass(self) -> bool:
+        self.run_once()
+        return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        backoff = 0.0
-        while not self._stop.wait(backoff):
-            try:
-                self.run_once()
-                backoff = self.poll
-            except (ChainError, RegistryError, OSError) as exc:
-                self.last_error = getattr(exc, "message", None) or str(exc)
-                backoff = min(max(backoff, self.poll) * 2, 10.0)
-                log.warning("witness cosigner: will retry", witness=self.witness.uscc, error=self.last_error,
-                            backoff=backoff)
-            except Exception as exc:  # never let the loop die
-                self.last_error = repr(exc)
-                backoff = min(max(backoff, self.poll) * 2, 10.0)
-                log.exception("witness cosigner error", witness=self.witness.uscc)
+    def error_text(self, exc: BaseException) -> str:
+        return getattr(exc, "message", None) or str(exc)

@@ -41,6 +41,7 @@ from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from chain.ledgers import decode_raw_transaction
 from chain.logs import Event, LogReader
+from registry.background import PollingLoop
 from registry.crypto.hashing import hex0x, sha256_key
 from registry.errors import ChainUnavailableError
 from registry.node import Node
@@ -128,24 +129,22 @@ class InboxLane(Protocol):
         """Drop the mirrored steps whose block the chain no longer has; returns how many."""
 
 
-class ChainInbox:
+class ChainInbox(PollingLoop):
     """Pulls the new events of every lane's contract and applies them, pass after pass (a thread, or
-    `run_once()` synchronously for tests and the CLI)."""
+    `run_once()` synchronously for tests and the CLI). A chain outage is retried; a reset is rescanned."""
+
+    thread_name = "chain-inbox"
+    outages = (ChainError, OSError, ChainUnavailableError)
 
     def __init__(self, node: Node, lanes: Sequence[InboxLane], *, poll: float = 0.5, max_backoff: float = 5.0) -> None:
+        super().__init__(poll=poll, max_backoff=max_backoff)
         self.node = node
         self.lanes = list(lanes)
-        self.poll = poll
-        self.max_backoff = max_backoff
         self.synced_block = -1
         self.synced_hash = ""
-        self.last_error: str | None = None
         self._reader: LogReader | None = None
         self._addresses: dict[str, InboxLane] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- one pass ------------------------------------------------------------------------------------
     def _ensure_reader(self) -> LogReader:
@@ -194,34 +193,6 @@ class ChainInbox:
                 log.info("mirrored foreign ledger steps", count=added, blocks=f"{start}-{head}")
             return added
 
-    # -- thread --------------------------------------------------------------------------------------
-    def start(self) -> ChainInbox:
-        self._thread = threading.Thread(target=self._run, name="chain-inbox", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        backoff = self.poll
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                backoff, self.last_error = self.poll, None
-            except (ChainError, OSError, ChainUnavailableError) as exc:  # down or restarting: retry (rescan if reset)
-                self.last_error = str(exc)
-                log.warning("chain unavailable; the inbox will retry", error=str(exc), backoff=backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-            except Exception as exc:  # never let the follower die
-                self.last_error = repr(exc)
-                log.exception("inbox error", error=repr(exc))
-                backoff = min(backoff * 2, self.max_backoff)
-            self._wake.wait(backoff)
-            self._wake.clear()
+    def run_pass(self) -> bool:
+        self.run_once()
+        return False

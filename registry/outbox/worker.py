@@ -17,6 +17,7 @@ from typing import TypeVar
 import structlog
 
 from chain.errors import ChainError
+from registry.background import PollingLoop
 from registry.errors import ChainUnavailableError
 from registry.outbox.steps import StepLedger
 
@@ -38,21 +39,20 @@ class ReconcileReport:
         return sum(self.lost.values())
 
 
-class OutboxWorker:
-    """Runs the passes of every kind of step, one pass at a time (the thread, `flush()` and tests share it)."""
+class OutboxWorker(PollingLoop):
+    """Runs the passes of every kind of step, one pass at a time (the thread, `flush()` and tests share it).
+    A chain outage keeps every row; the passes retry with backoff and reconcile when the chain is back."""
+
+    thread_name = "outbox-worker"
+    outages = (ChainError, OSError)
 
     def __init__(self, lanes: Sequence[StepLedger], *, poll: float = 0.1, max_backoff: float = 2.0,
                  reconcile_every: float = 30.0) -> None:
+        super().__init__(poll=poll, max_backoff=max_backoff)
         self.lanes = list(lanes)
-        self.poll = poll
-        self.max_backoff = max_backoff
         self.reconcile_every = reconcile_every
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._pass_lock = threading.Lock()
         self._flush_requested = False
-        self._thread: threading.Thread | None = None
         self._needs_reconcile = True
         self._last_reconcile = 0.0
 
@@ -60,49 +60,15 @@ class OutboxWorker:
         """The lane of one kind of step, if this outbox has one (e.g. `worker.lane(StatusChanges)`)."""
         return next((lane for lane in self.lanes if isinstance(lane, kind)), None)
 
-    # -- thread --------------------------------------------------------------------------------------
-    def start(self) -> OutboxWorker:
-        self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        self._wake.set()
-
     def request_flush(self) -> None:
         """Anchor what is pending at the next pass without waiting for the batch age (`wait=true`)."""
         self._flush_requested = True
         self._wake.set()
 
-    def _run(self) -> None:
-        backoff = self.poll
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-                backoff = self.poll
-                self.last_error = None
-                if worked:
-                    continue
-            except (ChainError, OSError) as exc:
-                # the node is down or restarting: keep every row, retry with backoff, reconcile when back
-                self._outage(exc)
-                log.warning("chain unavailable; the outbox will retry", error=str(exc), backoff=backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-            except Exception as exc:  # never let the worker die
-                self.last_error = repr(exc)
-                log.exception("outbox worker error", error=repr(exc))
-                backoff = min(backoff * 2, self.max_backoff)
-            self._wake.wait(backoff)
-            self._wake.clear()
+    def run_pass(self) -> bool:
+        return bool(self.run_once())
 
-    def _outage(self, exc: BaseException) -> None:
-        self.last_error = str(exc)
+    def on_outage(self, exc: BaseException) -> None:
         for lane in self.lanes:
             lane.last_error = str(exc)
         self._needs_reconcile = True
@@ -157,7 +123,8 @@ class OutboxWorker:
                 self.run_once(flush=True)
                 left = self.pending_count()
             except (ChainError, OSError) as exc:
-                self._outage(exc)
+                self.last_error = str(exc)
+                self.on_outage(exc)
                 left = -1
             if not left:
                 return
