@@ -27,7 +27,7 @@ from sqlalchemy import select
 from chain.contracts import DocStatus, MemberStatus, Role
 from registry.certificates.documents import Document
 from registry.certificates.index import ChainIndex
-from registry.certificates.remote import PublicRecord, RemoteCertificates
+from registry.certificates.remote import PublicRecord, RemoteCertificates, SealedCopy
 from registry.certificates.service import REVOCATION_REASONS
 from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
 from registry.errors import ChainUnavailableError, NotFoundError, ValidationError
@@ -107,9 +107,10 @@ class _Run:
 
 
 # the `seal` check of a sealed document (registry/seals/verification.py): given the identifier, its SHA-256
-# digest, the issuing agency the chain shows and the anchoring block, the check and the verdict it implies
-# (None: the document was not sealed)
-SealCheck = Callable[[str, bytes, str, int], tuple[Check, str | None] | None]
+# digest, the issuing agency the chain shows, the anchoring block and the sealed signature when it came from the
+# issuing node's public record (None: the one this node stored), the check and the verdict it implies (None: the
+# document was not sealed)
+SealCheck = Callable[[str, bytes, str, int, SealedCopy | None], tuple[Check, str | None] | None]
 
 
 class Verifier:
@@ -171,7 +172,7 @@ class Verifier:
                 rec = self._remote_record(run, cid)
                 if rec is not None:
                     result = self._chain_checks(run, str(cid), rec.digest_sha256, rec.issuer_uscc, rec.type_code,
-                                                rec.anchor(), rec.valid_from, rec.valid_until)
+                                                rec.anchor(), rec.valid_from, rec.valid_until, sealed=rec.seal)
                     return _result(run, str(cid), result, None)
                 if run.verdict() != "cannot_verify":
                     run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier",
@@ -212,7 +213,7 @@ class Verifier:
                         "digest only (it matches the registered one): the fields were checked by the verifier's "
                         "own device", sha256=digest.hex())
                 result = self._chain_checks(run, str(cid), digest, rec.issuer_uscc, rec.type_code, rec.anchor(),
-                                            rec.valid_from, rec.valid_until)
+                                            rec.valid_from, rec.valid_until, sealed=rec.seal)
                 return _result(run, str(cid), result, None)
             if row is None:
                 run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
@@ -262,7 +263,7 @@ class Verifier:
 
     def _chain_checks(self, run: _Run, identifier: str, digest: bytes, issuer_uscc: str | None, type_code: str,
                       anchor: dict[str, Any] | None, valid_from: dt.date | None, valid_until: dt.date | None,
-                      claimed_name: Any = None) -> dict[str, Any]:
+                      claimed_name: Any = None, sealed: SealedCopy | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         try:
             self.index.refresh()
@@ -319,10 +320,11 @@ class Verifier:
         self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
         self._status(run, out, digest)
         self._validity(run, valid_from, valid_until)
-        sealed = self.seal_check(identifier, digest, batch.issuer_uscc, batch.block_number) if self.seal_check else None
-        if sealed is not None:
-            run.checks.append(sealed[0])
-            run.verdicts.update([sealed[1]] if sealed[1] else [])
+        seal = self.seal_check(identifier, digest, batch.issuer_uscc, batch.block_number, sealed) \
+            if self.seal_check else None
+        if seal is not None:
+            run.checks.append(seal[0])
+            run.verdicts.update([seal[1]] if seal[1] else [])
         return out
 
     @staticmethod
