@@ -39,8 +39,8 @@ def seal_block(verifier: Verifier, seals: SealVerifier, identifier: str) -> str:
         return ('<span class="seal-bad" data-seal="image_mismatch">✗ 印章图像与链上登记的不符 / the seal image does not '
                 "match the one registered on chain</span>")
     later = _LATER.get(str(check.details.get("later")))
-    note = f'<span class="seal-later">盖章时有效，{later[0]} / valid when sealed, {later[1]}</span>' if later else ""
+    note = f"（盖章时有效，{later[0]} / valid when sealed, {later[1]}）" if later else ""
     name = html.escape(str(check.details.get("name", "")))
     uri = f"data:{media};base64,{base64.b64encode(image).decode()}"
-    return (f'<figure class="seal" data-seal="valid" data-seal-sha256="{digest}"><img class="seal-img" src="{uri}" '
-            f'alt="电子印章 {name}"><figcaption class="seal-mark">✓ 印章有效 / seal verified{note}</figcaption></figure>')
+    return (f'<span class="seal-mark" data-seal="valid">✓ 印章有效 / seal verified{note}</span>'
+            f'<img class="seal-img" src="{uri}" alt="电子印章 {name}" data-seal-sha256="{digest}">')
