@@ -236,11 +236,15 @@ class RemoteCertificates:
     """Asks issuing agencies' nodes (found on chain) for public records and by-reference blobs."""
 
     def __init__(self, node: Node, *, timeout: float = 5.0, endpoint_ttl: float = 60.0,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, retry_after: float = 15.0) -> None:
         self.node = node
         self.timeout = timeout
         self.endpoint_ttl = endpoint_ttl
         self.cache_size = cache_size
+        # a node that did not answer is not asked again for this long: each verification would otherwise wait
+        # out the timeout (a presented document asks for its seal, and verifies without it)
+        self.retry_after = retry_after
+        self._down: dict[str, float] = {}
         self._endpoints: dict[str, tuple[float, str]] = {}
         self._records: OrderedDict[str, PublicRecord] = OrderedDict()  # anchored records never change
         self._lock = threading.Lock()
@@ -264,6 +268,11 @@ class RemoteCertificates:
     def _get(self, url: str, limit: int) -> bytes:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise RemoteUnavailableError(f"refusing a non-http(s) endpoint {url[:100]!r}")
+        origin = urllib.parse.urlsplit(url).netloc
+        with self._lock:
+            down = self._down.get(origin, 0.0) - time.monotonic()
+        if down > 0:
+            raise RemoteUnavailableError(f"the issuing agency's node {origin} did not answer; retrying in {down:.0f} s")
         req = urllib.request.Request(url, headers={"Accept": "application/json, application/octet-stream"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (http(s) checked above)
@@ -274,6 +283,8 @@ class RemoteCertificates:
                                     code="certificate_not_found") from None
             raise RemoteUnavailableError(f"the issuing agency's node answered HTTP {exc.code}") from None
         except (OSError, ValueError) as exc:
+            with self._lock:
+                self._down[origin] = time.monotonic() + self.retry_after
             raise RemoteUnavailableError(f"the issuing agency's node is unreachable: {exc}") from None
         if len(data) > limit:
             raise RemoteUnavailableError(f"the issuing agency's node answered more than {limit} bytes")

@@ -17,6 +17,7 @@ before SM3 roots went on chain has no SM3 path, and its ``sm3`` check is SKIPPED
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -158,8 +159,27 @@ class Verifier:
         if anchor is not None:
             anchor["sm3_digest"] = doc.digest_sm3  # checked against the fields by `integrity`
         result = self._chain_checks(run, doc.identifier, doc.digest_sha256, doc.issuer_uscc, doc.type_code, anchor,
-                                    doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"))
+                                    doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"),
+                                    sealed=self._remote_seal(doc))
         return _result(run, doc.identifier, result, doc)
+
+    def _remote_seal(self, doc: Document) -> SealedCopy | None:
+        """The sealed signature of a document issued on another node, from its public record, to be checked
+        over this document's own digests. None when not sealed, or when that node cannot be reached: a
+        presented document verifies without its issuing node (its seal then goes unmentioned)."""
+        if self.remote is None or self.seal_check is None:
+            return None
+        try:
+            cid = CertificateId.parse(doc.identifier)
+            if self.node.keys.has_signing_key(cid.issuer_uscc):
+                return None
+            with self.node.db.session() as s:
+                if s.get(Certificate, str(cid)) is not None:
+                    return None
+            seal = self.remote.record(cid).seal
+        except (NotFoundError, ChainUnavailableError, ValidationError):
+            return None
+        return None if seal is None else dataclasses.replace(seal, digest_sm3=doc.digest_sm3)
 
     def verify_identifier(self, identifier: str) -> VerificationResult:
         """Status by identifier alone (no document presented: holder fields are not checked)."""

@@ -281,6 +281,10 @@ def test_a_sealed_certificate_issued_on_node_a_verifies_with_its_seal_on_node_b(
         digest = row.digest_sha256
     by_digest = cb.post("/api/v1/verify/digest", json={"identifier": good["identifier"], "digest": digest}).json()
     assert [c["status"] for c in by_digest["checks"] if c["name"] == "seal"] == ["VALID"], by_digest
+    # so does a full document presented on B: its own digests, the seal from A's record
+    by_document = cb.post("/api/v1/verify", json={"document": good["document"]}).json()
+    [doc_seal] = [c for c in by_document["checks"] if c["name"] == "seal"]
+    assert by_document["verdict"] == "valid" and doc_seal["status"] == "VALID", by_document
     image = cb.get(f"/api/v1/certificates/{good['identifier']}/seal/image")
     assert image.status_code == 200 and hashlib.sha256(image.content).hexdigest() == ours["image_sha256"]
     with b.node.db.session() as s:  # B learnt the seal from the chain only, and stored no signature of A's

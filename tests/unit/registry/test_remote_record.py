@@ -53,3 +53,25 @@ def test_a_malformed_seal_member_is_refused_with_its_reason(seal: Any, reason: s
     with pytest.raises(PayloadFormatError, match=reason) as caught:
         PublicRecord.from_json(_with_seal(seal), identifier=CID)
     assert caught.value.code == "invalid_remote_record"
+
+
+def test_a_node_that_did_not_answer_is_not_asked_again_for_a_while() -> None:
+    import socket
+    import time
+
+    from registry.certificates.remote import RemoteCertificates, RemoteUnavailableError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    remote = RemoteCertificates(None, timeout=2, retry_after=30)  # type: ignore[arg-type]  # the node is not used here
+    url = f"http://127.0.0.1:{port}/api/v1/certificates/x/record"
+    with pytest.raises(RemoteUnavailableError, match="unreachable"):
+        remote._get(url, 100)
+    start = time.monotonic()
+    with pytest.raises(RemoteUnavailableError, match="did not answer; retrying in 30 s"):
+        remote._get(url, 100)
+    assert time.monotonic() - start < 0.1
+    remote._down.clear()
+    with pytest.raises(RemoteUnavailableError, match="unreachable"):  # asked again once the time is up
+        remote._get(url, 100)
