@@ -21,6 +21,7 @@ from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.node import Node
 from registry.seals.service import SealService
+from registry.seals.verification import SealVerifier
 
 
 def get_node(request: Request) -> Node:
@@ -104,6 +105,13 @@ def _seals(services: ServicesDep) -> SealService:
 
 
 SealsDep = Annotated[SealService, Depends(_seals)]
+
+
+def _seal_check(services: ServicesDep) -> SealVerifier:
+    return services.seal_check
+
+
+SealCheckDep = Annotated[SealVerifier, Depends(_seal_check)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]
 

@@ -60,6 +60,7 @@ class Services:
     # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
     inbox: ChainInbox
     seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
+    seal_check: SealVerifier  # the `seal` check (验章) `verifier` runs; also the sealed image for pages
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -78,16 +79,18 @@ def build_services(node: Node, settings: Settings) -> Services:
                                       sealer=Sealer(node, seal_index))
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
+    remote = RemoteCertificates(node)
+    seal_check = SealVerifier(node, seal_index, remote=remote)
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
-        verifier=Verifier(node, index, remote=RemoteCertificates(node), seal_check=SealVerifier(node, seal_index)),
+        verifier=Verifier(node, index, remote=remote, seal_check=seal_check),
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
                                 *_seal_lane(node, seal_index)]),
-        seals=seals,
+        seals=seals, seal_check=seal_check,
     )
 
 

@@ -78,10 +78,15 @@ def issue(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per document: id, status")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait until every document is anchored")] = True,
     chunk: Annotated[int, typer.Option("--chunk", min=1, max=10_000, help="documents per request")] = 1000,
+    seal: Annotated[str | None, typer.Option("--seal", envvar="LIANZHENG_SEAL",
+                                             help="seal every document with this seal of the agency (its id, "
+                                                  "ES...; `lianzheng seal list`)")] = None,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Issue certificates from a file through the API (batched, with a progress bar)."""
+    """Issue certificates from a file through the API (batched, with a progress bar); with --seal, each under
+    the agency's seal (用章): an unknown, foreign, suspended, revoked or expired seal is refused before anything
+    is stored."""
     st = state(ctx)
     docs = read_documents(file)
     client = client_for(st, api_url, api_key, agency)
@@ -95,7 +100,7 @@ def issue(
                 last = i + chunk >= len(docs)
                 # the last request waits: the server anchors what is pending at once instead of at the batch age
                 path = "/api/v1/certificates/batch" + ("?wait=true" if wait and last else "")
-                result = client.post(path, {"type": type_code, "documents": part})
+                result = client.post(path, {"type": type_code, "documents": part, **({"seal": seal} if seal else {})})
             except ValidationError as exc:
                 if "index" in exc.details:
                     exc.message = f"document {i + int(exc.details['index'])} of {file}: {exc.message.split(': ', 1)[-1]}"

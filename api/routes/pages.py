@@ -21,7 +21,8 @@ and the printable certificate.
   (the page vendors a decoder, not an encoder) and sign an offline payload; the key comes in a header, as for
   the QR endpoint, never in the URL, and the plaintext lives only in memory for the request. The document is
   self-contained (inline SVG, inline style) so that it can be saved and printed later; it fits one A4 page
-  and has a "download PDF" button (the browser's print to PDF).
+  and has a "download PDF" button (the browser's print to PDF). A sealed certificate shows its seal over the
+  issuer's name, with the outcome of its `seal` check (api/print_seal.py).
 
 Every page is sent with a strict Content-Security-Policy (scripts and connections to this origin only, no
 inline script; WebAssembly compilation for the QR decoder) and ``Referrer-Policy: no-referrer``.
@@ -49,7 +50,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from api.certificate_qr import OpenedDocument, open_document, qr_text
-from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SettingsDep, VerifierDep
+from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SealCheckDep, SettingsDep, VerifierDep
+from api.print_seal import seal_block
 from api.schemas import AGENCY_ERRORS, IdentifierPath
 from api.settings import Settings
 from registry.certificates.documents import COMMON_FIELDS
@@ -257,7 +259,7 @@ def _value(value: Any) -> str:
     return html.escape(str(value))
 
 
-def render_print(node: Node, opened: OpenedDocument, text: str, mode: str) -> str:
+def render_print(node: Node, opened: OpenedDocument, text: str, mode: str, seal: str = "") -> str:
     doc, view = opened.document, opened.view
     cert_type = node.seeds.certificate_type(doc.type_code)
     specs = [*COMMON_FIELDS, *cert_type.fields]
@@ -277,7 +279,7 @@ def render_print(node: Node, opened: OpenedDocument, text: str, mode: str) -> st
     assert style is not None
     return _fill(template, title=html.escape(f"{cert_type.name} {doc.identifier}"), name=html.escape(cert_type.name),
                  name_en=html.escape(cert_type.name_en), rows=rows, qr=qr, caption=caption,
-                 issuer=html.escape(issuer.name), issuer_en=html.escape(issuer.name_en),
+                 issuer=html.escape(issuer.name), issuer_en=html.escape(issuer.name_en), seal=seal,
                  issuer_uscc=html.escape(view.issuer_uscc), identifier=html.escape(doc.identifier),
                  digest=html.escape(view.digest_sha256), anchored=anchored,
                  printed=dt.date.today().isoformat())
@@ -296,7 +298,7 @@ def _print_csp() -> str:
             tags=["qr"], responses=AGENCY_ERRORS)
 async def print_view(
     identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep,
-    key: DocumentKey = None,
+    verifier: VerifierDep, seals: SealCheckDep, key: DocumentKey = None,
     mode: Annotated[Literal["ref", "offline"], Query(description="which QR to print")] = "ref",
 ) -> HTMLResponse:
     """A printable A4 certificate (HTML): fields in Chinese, issuer, identifier and the QR code.
@@ -305,7 +307,7 @@ async def print_view(
     def render() -> str:
         opened = open_document(certificates, agency, identifier, key)
         text, _ = qr_text(node, certificates, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
-        return render_print(node, opened, text, mode)
+        return render_print(node, opened, text, mode, seal_block(verifier, seals, opened.document.identifier))
 
     page = await run_in_threadpool(render)
     return HTMLResponse(page, headers={**_HEADERS, "Content-Security-Policy": _print_csp(), "Cache-Control": "no-store"})

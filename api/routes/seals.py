@@ -1,5 +1,7 @@
 """E-seals (电子印章): an agency registers its seals (制章), suspends, reinstates and revokes them; anyone reads a
-seal's public view and image, and a sealed certificate's sealed signature (验章 material).
+seal's public view and image, and a sealed certificate's sealed signature (验章 material) and the seal image
+inside it (``/certificates/{id}/seal/image``, on any node: from the issuing node's public record when the
+certificate was issued elsewhere; the verifier page shows it only when its SHA-256 is the registered one).
 
 Writes act as the authenticated agency and are checked here and again by the SealRegistry contract.
 201/200 when on chain, 202 when the chain step waits in the outbox.
@@ -21,8 +23,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, Field, StrictInt, StrictStr
 from sqlalchemy import select
 
-from api.deps import CurrentAgency, NodeDep, SealsDep
-from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Strict, Text
+from api.deps import CurrentAgency, NodeDep, SealCheckDep, SealsDep
+from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, IdentifierPath, Strict, Text
 from registry.errors import NotFoundError, ValidationError
 from registry.seals.images import MAX_BYTES
 from registry.seals.service import CATEGORIES, SealRequest, SealView
@@ -84,8 +86,22 @@ async def get_seal(seal_id: SealIdPath, svc: SealsDep) -> dict[str, Any]:
 async def seal_image(seal_id: SealIdPath, svc: SealsDep) -> Response:
     """The seal's image (its SHA-256 is on chain)."""
     media, data = await run_in_threadpool(svc.image, seal_id)
-    headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", "Cache-Control": "no-cache"}
-    return Response(data, media_type=media, headers=headers)
+    return Response(data, media_type=media, headers=_IMAGE_HEADERS)
+
+
+# an SVG opened directly runs no script and loads nothing (it was checked at 制章, but a sealed signature from
+# another node was not)
+_IMAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", "Cache-Control": "no-cache",
+                  "X-Content-Type-Options": "nosniff"}
+
+
+@router.get("/certificates/{identifier}/seal/image", responses=PUBLIC_ERRORS, response_class=Response)
+async def sealed_image(identifier: IdentifierPath, seals: SealCheckDep) -> Response:
+    """The seal image as sealed on this certificate (inside its sealed signature; for a certificate issued on
+    another node, from that node's public record). ``X-Seal-Image-SHA256`` is its digest: compare it with the
+    registered one (the verification's `seal` check, ``details.image_sha256``) before showing it."""
+    media, data, digest = await run_in_threadpool(seals.image, identifier)
+    return Response(data, media_type=media, headers={**_IMAGE_HEADERS, "X-Seal-Image-SHA256": digest})
 
 
 def _action(action: str) -> Any:

@@ -8,12 +8,18 @@ digests, validity dates and Merkle audit path — never a holder field. Every nu
 checked against this node's own view of the chain (batch root, issuer, status), so the issuing node is trusted
 only for the identifier -> digest mapping, which only the holder's document can prove (the verifier says so).
 
+A sealed certificate's record also carries its sealed signature (``"seal": {"id", "format", "signature"}``, the
+signature base64: a GB/T 38540 SES_Signature in DER, or the intl profile's signed JSON; registry/seals): the
+verifying node runs the same `seal` check on it from its own seal index (registry/seals/verification.py).
+
     >>> remote = RemoteCertificates(node)                         # doctest: +SKIP
     >>> remote.record(CertificateId.parse("1.2.156.3005.2...."))    # PublicRecord, or NotFoundError  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import json
@@ -27,15 +33,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from registry.errors import ChainUnavailableError, NotFoundError, PayloadFormatError, chain_boundary
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Batch, Certificate
+from registry.store.seal_models import SealedSignature
 from registry.validation import hex_or_empty
 
-__all__ = ["PublicRecord", "RemoteCertificates", "RemoteUnavailableError", "public_record"]
+__all__ = ["PublicRecord", "RemoteCertificates", "RemoteUnavailableError", "SealedCopy", "public_record", "stored_seal"]
 
-MAX_RECORD_BYTES = 64 * 1024
+# a sealed signature carries its seal's SESeal, image included (at most 256 KiB: registry/seals/images.py)
+MAX_SEALED_BYTES = 320 * 1024
+MAX_RECORD_BYTES = 512 * 1024
+SEALED_FORMATS = ("ses-signature", "json-proof")
 MAX_BLOB_BYTES = 4 * 1024 * 1024
 MAX_PATH = 64
 
@@ -44,6 +56,21 @@ class RemoteUnavailableError(ChainUnavailableError):
     """The issuing agency's node did not answer (or published no endpoint): cannot verify by identifier here."""
 
     default_code = "issuer_node_unreachable"
+
+
+@dataclass(frozen=True)
+class SealedCopy:
+    """A certificate's sealed signature as a node holds or publishes it: the seal id the issuing node names,
+    the format (``ses-signature`` or ``json-proof``) and its bytes, with the SM3 digest of the document it
+    should be over (the record's; an SES_Signature signs the SM3 digest)."""
+
+    seal_id: str
+    format: str
+    signature: bytes
+    digest_sm3: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.seal_id, "format": self.format, "signature": base64.b64encode(self.signature).decode()}
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,7 @@ class PublicRecord:
     path: tuple[bytes, ...] = ()
     sm3_root: bytes | None = None  # the SM3 batch root and the SM3 audit path (batches anchored with both roots)
     sm3_path: tuple[bytes, ...] = ()
+    seal: SealedCopy | None = None  # a sealed certificate's sealed signature
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,7 +99,7 @@ class PublicRecord:
             "digest": {"sha256": self.digest_sha256.hex(), "sm3": self.digest_sm3.hex()},
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_until": self.valid_until.isoformat() if self.valid_until else None,
-            "anchor": None,
+            "anchor": None, "seal": self.seal.to_json() if self.seal else None,
         }
         if self.batch_root is not None:
             out["anchor"] = {"batch_root": "0x" + self.batch_root.hex(), "index": self.index, "size": self.size,
@@ -134,10 +162,11 @@ class PublicRecord:
                     raise bad("anchor.sm3_path must be a list of at most 64 hashes")
                 sm3_root = hex32(anchor["sm3_root"], "anchor.sm3_root")
                 sm3_path = tuple(hex32(p, "anchor.sm3_path[]") for p in anchor["sm3_path"])
+        sm3 = hex32(digest.get("sm3"), "digest.sm3")
         return cls(str(identifier), identifier.type_code, identifier.issuer_uscc,
-                   hex32(digest.get("sha256"), "digest.sha256"), hex32(digest.get("sm3"), "digest.sm3"),
+                   hex32(digest.get("sha256"), "digest.sha256"), sm3,
                    date(obj.get("valid_from"), "valid_from"), date(obj.get("valid_until"), "valid_until"),
-                   root, index, size, path, sm3_root, sm3_path)
+                   root, index, size, path, sm3_root, sm3_path, _sealed(obj.get("seal"), sm3, bad))
 
     def anchor(self) -> dict[str, Any]:
         """The anchor in the shape registry.certificates.verification checks."""
@@ -150,6 +179,34 @@ class PublicRecord:
                 "source": "issuer_node", **sm3}
 
 
+def _sealed(obj: Any, sm3: bytes, bad: Any) -> SealedCopy | None:
+    """The record's ``seal`` member (None: not sealed), parsed strictly; its contents are checked by the seal
+    check, not here."""
+    if obj is None:
+        return None
+    if not isinstance(obj, Mapping) or set(obj) != {"id", "format", "signature"}:
+        raise bad("seal must be {id, format, signature}")
+    seal_id, fmt, text = obj["id"], obj["format"], obj["signature"]
+    if not isinstance(seal_id, str) or not 1 <= len(seal_id) <= 64 or not seal_id.isalnum() or not seal_id.isascii():
+        raise bad("seal.id must be a seal id (ES...)")
+    if fmt not in SEALED_FORMATS:
+        raise bad(f"seal.format must be one of {', '.join(SEALED_FORMATS)}")
+    if not isinstance(text, str) or len(text) > (MAX_SEALED_BYTES * 4) // 3 + 4:
+        raise bad(f"seal.signature must be base64 of at most {MAX_SEALED_BYTES} bytes")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("seal.signature must be base64") from None
+    return SealedCopy(seal_id, fmt, data, sm3)
+
+
+def stored_seal(s: Any, identifier: str, digest_sm3: bytes) -> SealedCopy | None:
+    """The sealed signature this node stored for a certificate it issued (None: not sealed)."""
+    row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == "certificate",
+                                                  SealedSignature.record_id == identifier)).first()
+    return None if row is None else SealedCopy(row.seal_id, row.format, bytes(row.signature), digest_sm3)
+
+
 def public_record(node: Node, identifier: str) -> PublicRecord:
     """The public record of a certificate issued on this node (NotFoundError if it was not)."""
     cid = CertificateId.parse(identifier)
@@ -158,8 +215,9 @@ def public_record(node: Node, identifier: str) -> PublicRecord:
         if row is None:
             raise NotFoundError(f"no certificate {cid} was issued on this node", code="certificate_not_found")
         batch = s.get(Batch, row.batch_id) if row.batch_id else None
+        sm3 = hex_or_empty(row.digest_sm3)
         rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, hex_or_empty(row.digest_sha256),
-                           hex_or_empty(row.digest_sm3), row.valid_from, row.valid_until, None)
+                           sm3, row.valid_from, row.valid_until, None, seal=stored_seal(s, row.identifier, sm3))
         if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
             return rec
         path = tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32))
@@ -178,11 +236,15 @@ class RemoteCertificates:
     """Asks issuing agencies' nodes (found on chain) for public records and by-reference blobs."""
 
     def __init__(self, node: Node, *, timeout: float = 5.0, endpoint_ttl: float = 60.0,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, retry_after: float = 15.0) -> None:
         self.node = node
         self.timeout = timeout
         self.endpoint_ttl = endpoint_ttl
         self.cache_size = cache_size
+        # a node that did not answer is not asked again for this long: each verification would otherwise wait
+        # out the timeout (a presented document asks for its seal, and verifies without it)
+        self.retry_after = retry_after
+        self._down: dict[str, float] = {}
         self._endpoints: dict[str, tuple[float, str]] = {}
         self._records: OrderedDict[str, PublicRecord] = OrderedDict()  # anchored records never change
         self._lock = threading.Lock()
@@ -206,6 +268,11 @@ class RemoteCertificates:
     def _get(self, url: str, limit: int) -> bytes:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise RemoteUnavailableError(f"refusing a non-http(s) endpoint {url[:100]!r}")
+        origin = urllib.parse.urlsplit(url).netloc
+        with self._lock:
+            down = self._down.get(origin, 0.0) - time.monotonic()
+        if down > 0:
+            raise RemoteUnavailableError(f"the issuing agency's node {origin} did not answer; retrying in {down:.0f} s")
         req = urllib.request.Request(url, headers={"Accept": "application/json, application/octet-stream"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (http(s) checked above)
@@ -216,6 +283,8 @@ class RemoteCertificates:
                                     code="certificate_not_found") from None
             raise RemoteUnavailableError(f"the issuing agency's node answered HTTP {exc.code}") from None
         except (OSError, ValueError) as exc:
+            with self._lock:
+                self._down[origin] = time.monotonic() + self.retry_after
             raise RemoteUnavailableError(f"the issuing agency's node is unreachable: {exc}") from None
         if len(data) > limit:
             raise RemoteUnavailableError(f"the issuing agency's node answered more than {limit} bytes")

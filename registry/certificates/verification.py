@@ -17,6 +17,7 @@ before SM3 roots went on chain has no SM3 path, and its ``sm3`` check is SKIPPED
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from chain.contracts import DocStatus, MemberStatus, Role
 from registry.certificates.documents import Document
 from registry.certificates.index import ChainIndex
-from registry.certificates.remote import PublicRecord, RemoteCertificates
+from registry.certificates.remote import PublicRecord, RemoteCertificates, SealedCopy
 from registry.certificates.service import REVOCATION_REASONS
 from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
 from registry.errors import ChainUnavailableError, NotFoundError, ValidationError
@@ -107,9 +108,10 @@ class _Run:
 
 
 # the `seal` check of a sealed document (registry/seals/verification.py): given the identifier, its SHA-256
-# digest, the issuing agency the chain shows and the anchoring block, the check and the verdict it implies
-# (None: the document was not sealed)
-SealCheck = Callable[[str, bytes, str, int], tuple[Check, str | None] | None]
+# digest, the issuing agency the chain shows, the anchoring block and the sealed signature when it came from the
+# issuing node's public record (None: the one this node stored), the check and the verdict it implies (None: the
+# document was not sealed)
+SealCheck = Callable[[str, bytes, str, int, SealedCopy | None], tuple[Check, str | None] | None]
 
 
 class Verifier:
@@ -157,8 +159,27 @@ class Verifier:
         if anchor is not None:
             anchor["sm3_digest"] = doc.digest_sm3  # checked against the fields by `integrity`
         result = self._chain_checks(run, doc.identifier, doc.digest_sha256, doc.issuer_uscc, doc.type_code, anchor,
-                                    doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"))
+                                    doc.valid_from, doc.valid_until, claimed_name=_shown(doc, "颁发机构"),
+                                    sealed=self._remote_seal(doc))
         return _result(run, doc.identifier, result, doc)
+
+    def _remote_seal(self, doc: Document) -> SealedCopy | None:
+        """The sealed signature of a document issued on another node, from its public record, to be checked
+        over this document's own digests. None when not sealed, or when that node cannot be reached: a
+        presented document verifies without its issuing node (its seal then goes unmentioned)."""
+        if self.remote is None or self.seal_check is None:
+            return None
+        try:
+            cid = CertificateId.parse(doc.identifier)
+            if self.node.keys.has_signing_key(cid.issuer_uscc):
+                return None
+            with self.node.db.session() as s:
+                if s.get(Certificate, str(cid)) is not None:
+                    return None
+            seal = self.remote.record(cid).seal
+        except (NotFoundError, ChainUnavailableError, ValidationError):
+            return None
+        return None if seal is None else dataclasses.replace(seal, digest_sm3=doc.digest_sm3)
 
     def verify_identifier(self, identifier: str) -> VerificationResult:
         """Status by identifier alone (no document presented: holder fields are not checked)."""
@@ -171,7 +192,7 @@ class Verifier:
                 rec = self._remote_record(run, cid)
                 if rec is not None:
                     result = self._chain_checks(run, str(cid), rec.digest_sha256, rec.issuer_uscc, rec.type_code,
-                                                rec.anchor(), rec.valid_from, rec.valid_until)
+                                                rec.anchor(), rec.valid_from, rec.valid_until, sealed=rec.seal)
                     return _result(run, str(cid), result, None)
                 if run.verdict() != "cannot_verify":
                     run.add("anchoring", INVALID, "未找到该证照标识", "no certificate has this identifier",
@@ -212,7 +233,7 @@ class Verifier:
                         "digest only (it matches the registered one): the fields were checked by the verifier's "
                         "own device", sha256=digest.hex())
                 result = self._chain_checks(run, str(cid), digest, rec.issuer_uscc, rec.type_code, rec.anchor(),
-                                            rec.valid_from, rec.valid_until)
+                                            rec.valid_from, rec.valid_until, sealed=rec.seal)
                 return _result(run, str(cid), result, None)
             if row is None:
                 run.add("integrity", SKIPPED, "仅提交摘要，字段由用证方本地核验",
@@ -262,7 +283,7 @@ class Verifier:
 
     def _chain_checks(self, run: _Run, identifier: str, digest: bytes, issuer_uscc: str | None, type_code: str,
                       anchor: dict[str, Any] | None, valid_from: dt.date | None, valid_until: dt.date | None,
-                      claimed_name: Any = None) -> dict[str, Any]:
+                      claimed_name: Any = None, sealed: SealedCopy | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         try:
             self.index.refresh()
@@ -319,10 +340,11 @@ class Verifier:
         self._issuer(run, out, batch, issuer_uscc, type_code, claimed_name)
         self._status(run, out, digest)
         self._validity(run, valid_from, valid_until)
-        sealed = self.seal_check(identifier, digest, batch.issuer_uscc, batch.block_number) if self.seal_check else None
-        if sealed is not None:
-            run.checks.append(sealed[0])
-            run.verdicts.update([sealed[1]] if sealed[1] else [])
+        seal = self.seal_check(identifier, digest, batch.issuer_uscc, batch.block_number, sealed) \
+            if self.seal_check else None
+        if seal is not None:
+            run.checks.append(seal[0])
+            run.verdicts.update([seal[1]] if seal[1] else [])
         return out
 
     @staticmethod

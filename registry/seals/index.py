@@ -96,7 +96,9 @@ class SealIndex:
         self.node = node
         self.synced_block = -1
         self.synced_hash = ""
-        self._lock = threading.Lock()
+        # one writer at a time: `refresh` (request threads) and `apply` (the inbox thread) would otherwise both
+        # see an event as new and insert it twice (the unique (tx_hash, log_index) then fails the request)
+        self._lock = threading.RLock()
 
     # -- feeding -------------------------------------------------------------------------------------
     def refresh(self) -> int:
@@ -134,7 +136,7 @@ class SealIndex:
         if missing:
             raise ChainError(f"blocks {sorted(missing)} vanished while indexing seal events")
         added = 0
-        with self.node.db.session() as s:
+        with self._lock, self.node.db.session() as s:
             have = {(t.lower(), i) for t, i in s.execute(select(SealChainEvent.tx_hash, SealChainEvent.log_index).where(
                 SealChainEvent.tx_hash.in_(sorted({e.tx_hash for e in events}))))}
             for e in sorted(events, key=lambda e: e.position):

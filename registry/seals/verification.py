@@ -11,6 +11,15 @@ calls it after its own checks). In this order, each failure said in words:
 6. the seal was Active in the block that anchored the document, and inside its validity at the signing time. What was sealed
    while the seal was active stays valid after a later suspension or revocation, and the check says so.
 
+The sealed signature is the one this node stored when it issued the document, or the one the issuing node
+published in the certificate's public record (registry/certificates/remote.py): either way every comparison is
+with this node's own seal index. Each failure names its kind in ``details.problem`` (``unreadable``,
+``wrong_document``, ``not_registered``, ``foreign_seal``, ``image_mismatch``, ``info_mismatch``,
+``maker_unknown``, ``key_mismatch``, ``bad_signature``, ``suspended_at_sealing``, ``revoked_at_sealing``,
+``not_active_at_sealing``, ``outside_validity``) so that the verifier page and the printable certificate can say
+it in words; a valid check carries the registered image digest (``details.image_sha256``) that a shown image
+must have.
+
     >>> check = SealVerifier(node, index)                                     # doctest: +SKIP
     >>> check(identifier, digest, issuer_uscc, block)[0].status               # doctest: +SKIP
     'VALID'
@@ -22,14 +31,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from registry.certificates.remote import RemoteCertificates, SealedCopy, stored_seal
 from registry.certificates.verification import INVALID, SKIPPED, VALID, Check
 from registry.consortium.roles import agency_json
 from registry.crypto.hashing import hex0x, sha256_key
-from registry.errors import ChainUnavailableError, SignatureError, ValidationError
+from registry.errors import ChainUnavailableError, NotFoundError, SignatureError, ValidationError
+from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.seals.index import SealHistory, SealIndex
 from registry.seals.structures import SealedProof, read_sealed_signature
-from registry.store.seal_models import SealedSignature
+from registry.store.db import Certificate
 
 __all__ = ["SealVerifier"]
 
@@ -37,27 +48,55 @@ _STATUS_ZH = {"suspended": "暂停", "revoked": "撤销", "active": "恢复"}
 
 
 class SealVerifier:
-    def __init__(self, node: Node, index: SealIndex) -> None:
+    def __init__(self, node: Node, index: SealIndex, *, remote: RemoteCertificates | None = None) -> None:
         self.node = node
         self.index = index
+        self.remote = remote  # where the sealed signatures of certificates issued on other nodes come from
 
-    def __call__(self, identifier: str, digest: bytes, issuer_uscc: str, block: int) -> tuple[Check, str | None] | None:
+    def stored(self, identifier: str) -> SealedCopy | None:
+        """The sealed signature this node stored for one of its certificates (None: not sealed here)."""
         with self.node.db.session() as s:
-            row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == "certificate",
-                                                          SealedSignature.record_id == identifier)).first()
-            if row is None:
-                return None
-            fmt, data, seal_id, sm3 = row.format, row.signature, row.seal_id, row.digest_sm3
-        details: dict[str, Any] = {"seal": seal_id, "format": fmt}
+            sm3 = s.scalar(select(Certificate.digest_sm3).where(Certificate.identifier == identifier))
+            return stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
+
+    def sealed_copy(self, identifier: str) -> SealedCopy:
+        """The certificate's sealed signature: stored here, or from the issuing node's public record (for an
+        agency this node does not host). NotFoundError ``not_sealed`` when there is none."""
+        copy = self.stored(identifier)
+        if copy is None and self.remote is not None:
+            cid = CertificateId.parse(identifier)
+            if not self.node.keys.has_signing_key(cid.issuer_uscc):
+                copy = self.remote.record(cid).seal
+        if copy is None:
+            raise NotFoundError(f"certificate {identifier[:80]} carries no seal", code="not_sealed")
+        return copy
+
+    def image(self, identifier: str) -> tuple[str, bytes, str]:
+        """(media type, bytes, SHA-256 hex) of the seal image inside the certificate's sealed signature: the
+        picture as it was sealed. Whoever shows it compares the digest with the registered one (the seal check's
+        ``details.image_sha256``) first."""
+        copy = self.sealed_copy(identifier)
+        seal = read_sealed_signature(copy.format, copy.signature).seal
+        media = "image/png" if seal.image_type.upper() == "PNG" else "image/svg+xml"
+        return media, seal.image, seal.image_digest.hex()
+
+    def __call__(self, identifier: str, digest: bytes, issuer_uscc: str, block: int,
+                 sealed: SealedCopy | None = None) -> tuple[Check, str | None] | None:
+        copy = sealed or self.stored(identifier)
+        if copy is None:
+            return None
+        details: dict[str, Any] = {"seal": copy.seal_id, "format": copy.format,
+                                   "source": "registry" if sealed is None else "issuer_node"}
         try:
-            proof = read_sealed_signature(fmt, data)
+            proof = read_sealed_signature(copy.format, copy.signature)
         except (ValidationError, SignatureError) as exc:
-            return self._bad(f"电子签章无法读取或签名无效：{exc.message}", f"the sealed signature cannot be read: "
-                             f"{exc.message}", details)
-        expected = bytes.fromhex(sm3 or "") if fmt == "ses-signature" else digest
-        if proof.document != identifier or proof.data_hash != expected:
-            return self._bad("电子签章不是对本证照的签章（标识或摘要不符）",
-                             "the sealed signature is not over this document (identifier or digest differs)", details)
+            return self._bad("unreadable", f"电子签章无法读取或签名无效：{exc.message}",
+                             f"the sealed signature cannot be read: {exc.message}", details)
+        expected = copy.digest_sm3 if copy.format == "ses-signature" else digest
+        if proof.document != identifier or proof.data_hash != expected or proof.seal.es_id != copy.seal_id:
+            return self._bad("wrong_document", "电子签章不是对本证照的签章（标识、摘要或印章编号不符）",
+                             "the sealed signature is not over this document (identifier, digest or seal id differs)",
+                             details)
         try:
             self.index.refresh()
         except ChainUnavailableError as exc:
@@ -66,55 +105,60 @@ class SealVerifier:
         seal_key = hex0x(sha256_key(proof.seal.es_id))
         history = self.index.seal(seal_key)
         if history is None:
-            return self._bad(f"印章 {proof.seal.es_id} 未在链上登记", f"seal {proof.seal.es_id} is not registered on "
-                             "chain", details)
+            return self._bad("not_registered", f"印章 {proof.seal.es_id} 未在链上登记",
+                             f"seal {proof.seal.es_id} is not registered on chain", details)
         if history.agency_uscc != issuer_uscc:
             owner = self._name(history.agency_uscc)
-            return self._bad(f"印章 {proof.seal.es_id} 属于{owner}，不是本证照的颁发机构的印章",
+            return self._bad("foreign_seal", f"印章 {proof.seal.es_id} 属于{owner}，不是本证照的颁发机构的印章",
                              f"seal {proof.seal.es_id} belongs to {owner} ({history.agency_uscc}), not to the issuing "
-                             f"agency {issuer_uscc}", {**details, "seal_agency": history.agency_uscc})
-        problem = self._seal_problem(proof, history)
+                             f"agency {issuer_uscc}", {**details, "seal_agency": history.agency_uscc,
+                                                       "seal_agency_name": owner})
+        problem = self._seal_problem(proof, history, details)
         if problem is not None:
-            return self._bad(problem[0], problem[1], details)
+            return self._bad(*problem, details)
         return self._status(proof, history, block, details)
 
-    def _seal_problem(self, proof: SealedProof, history: SealHistory) -> tuple[str, str] | None:
+    def _seal_problem(self, proof: SealedProof, history: SealHistory,
+                      details: dict[str, Any]) -> tuple[str, str, str] | None:
         seal = proof.seal
         if hex0x(seal.image_digest) != history.image_digest.lower():
             others = [h for h in self.index.seals_with_image(hex0x(seal.image_digest)) if h.key != history.key]
             if others:
                 who = self._name(others[0].agency_uscc)
-                return (f"印章图像与链上登记的不符：该图像是{who}另一枚印章的图像",
+                details.update(image_of=others[0].agency_uscc, image_of_name=who)
+                return ("image_mismatch", f"印章图像与链上登记的不符：该图像是{who}另一枚印章的图像",
                         f"the seal image does not match the registered one: it is the image of another seal, "
                         f"of {who} ({others[0].agency_uscc})")
-            return ("印章图像与链上登记的不符（图像被替换或篡改）",
+            return ("image_mismatch", "印章图像与链上登记的不符（图像被替换或篡改）",
                     "the seal image does not match the image registered on chain (replaced or altered)")
         if hex0x(seal.seal_info_digest) != history.seal_info_digest.lower():
-            return "印章信息与链上登记的不符", "the seal's SES_SealInfo differs from the one registered on chain"
+            return "info_mismatch", "印章信息与链上登记的不符", "the seal's SES_SealInfo differs from the one registered on chain"
         if self.index.maker_key_block(hex0x(seal.maker_key_digest)) is None:
-            return "制章方的密钥未在链上公布", "the seal maker's key was never published on chain"
+            return "maker_unknown", "制章方的密钥未在链上公布", "the seal maker's key was never published on chain"
         if hex0x(proof.signer_key_digest) != history.key_digest.lower():
-            return "签章密钥不是链上登记的印章密钥", "the signing key is not the seal's key registered on chain"
+            return "key_mismatch", "签章密钥不是链上登记的印章密钥", "the signing key is not the seal's key registered on chain"
         try:
             seal.verify()
             proof.verify()
         except SignatureError as exc:
-            return f"签名无效：{exc.message}", f"a signature does not verify: {exc.message}"
+            return "bad_signature", f"签名无效：{exc.message}", f"a signature does not verify: {exc.message}"
         return None
 
     def _status(self, proof: SealedProof, history: SealHistory, block: int,
                 details: dict[str, Any]) -> tuple[Check, str | None]:
         es_id = proof.seal.es_id
-        info = {**details, "name": proof.seal.name, "agency": history.agency_uscc, "block": block}
+        info = {**details, "name": proof.seal.name, "agency": history.agency_uscc, "block": block,
+                "agency_name": self._name(history.agency_uscc)}
         status = history.status_at(block)
         if status != "active":
-            return self._bad(f"盖章时（区块 {block}）印章 {es_id} 不是有效状态（{status}）",
+            problem = f"{status}_at_sealing" if status in ("suspended", "revoked") else "not_active_at_sealing"
+            return self._bad(problem, f"盖章时（区块 {block}）印章 {es_id} 不是有效状态（{status}）",
                              f"seal {es_id} was not active ({status}) in block {block}, when the document was anchored",
-                             info)
+                             {**info, "status_at_sealing": status})
         when = int(proof.time.timestamp())  # the signing time, under the seal key's signature (GB/T 38540 timeInfo)
         if not history.valid_from <= when < history.valid_until:
-            return self._bad(f"盖章时印章 {es_id} 不在有效期内", f"seal {es_id} was outside its validity at the "
-                             f"signing time {proof.time.isoformat()}", info)
+            return self._bad("outside_validity", f"盖章时印章 {es_id} 不在有效期内", f"seal {es_id} was outside its "
+                             f"validity at the signing time {proof.time.isoformat()}", info)
         later = history.changes_after(block)
         note_zh = note_en = ""
         if later and later[-1].status != "active":
@@ -122,7 +166,8 @@ class SealVerifier:
             note_zh = f"；该印章其后于区块 {last.block_number} {_STATUS_ZH[last.status]}，盖章时有效的签章仍然有效"
             note_en = (f"; the seal was {last.status} later, in block {last.block_number}: what it sealed while "
                        "active stays valid")
-            info["later"] = last.status
+            info.update(later=last.status, later_block=last.block_number)
+        info["image_sha256"] = history.image_digest.lower().removeprefix("0x")
         return Check("seal", VALID, f"印章有效：{proof.seal.name}（{es_id}）签章有效，盖章时印章有效{note_zh}",
                      f"seal verified: {es_id} ({proof.seal.name}) signed this document while active{note_en}",
                      info), None
@@ -133,5 +178,5 @@ class SealVerifier:
         return str(found.get("name") or uscc)
 
     @staticmethod
-    def _bad(zh: str, en: str, details: dict[str, Any]) -> tuple[Check, str | None]:
-        return Check("seal", INVALID, zh, en, dict(details)), "tampered"
+    def _bad(problem: str, zh: str, en: str, details: dict[str, Any]) -> tuple[Check, str | None]:
+        return Check("seal", INVALID, zh, en, {**details, "problem": problem}), "tampered"

@@ -109,3 +109,46 @@ def test_bad_input_exits_non_zero_with_one_line(stack: LocalStack, tmp_path: Pat
 
         assert s.scalar(select(func.count()).select_from(Certificate).where(
             Certificate.identifier.like("%nonsense%"))) == 0
+
+
+def test_issue_under_a_seal_and_a_bad_seal_is_one_line_with_nothing_stored(stack: LocalStack, tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from api.devtools.samples import sample_values
+    from registry.store.db import Certificate
+    from registry.store.seal_models import SealedSignature
+    from tests.support.seals import CITY_MARKET, MARKET, create_seal, seal_png
+
+    ct = _type(stack)
+    assert MARKET in ct.issuers and CITY_MARKET in ct.issuers
+    ours = create_seal(stack.url, stack.auth(MARKET), seal_png("red"))
+    theirs = create_seal(stack.url, stack.auth(CITY_MARKET), seal_png("blue"), name="哈尔滨市市场监督管理局行政许可专用章")
+    market = stack.node.seeds.member(MARKET)
+    src = tmp_path / "sealed.json"
+    src.write_text(json.dumps(sample_values(ct, 3, issuer=market, seed=7), ensure_ascii=False), encoding="utf-8")
+    p = run(stack, "issue", "--agency", MARKET, "--type", ct.code, str(src), "--seal", ours["id"], "--json")
+    ids = [json.loads(line)["id"] for line in p.stdout.splitlines()]
+    assert len(ids) == 3
+    with stack.node.db.session() as s:  # each sealed with that seal
+        assert {r.record_id: r.seal_id for r in s.scalars(select(SealedSignature).where(
+            SealedSignature.record_id.in_(ids)))} == dict.fromkeys(ids, ours["id"])
+    result = json.loads(run(stack, "verify", ids[-1], "--json").stdout)  # and verified by anybody's verification
+    [seal] = [c for c in result["checks"] if c["name"] == "seal"]
+    assert result["verdict"] == "valid" and seal["status"] == "VALID" and seal["details"]["seal"] == ours["id"]
+    run(stack, "seal", "suspend", ours["id"], "--agency", MARKET, "--reason", "印章保管人变更")
+
+    def counts() -> tuple[int, int]:
+        with stack.node.db.session() as s:
+            return (int(s.scalar(select(func.count()).select_from(Certificate)) or 0),
+                    int(s.scalar(select(func.count()).select_from(SealedSignature)) or 0))
+
+    before = counts()
+    fresh = tmp_path / "more.json"
+    fresh.write_text(json.dumps(sample_values(ct, 2, issuer=market, seed=8), ensure_ascii=False), encoding="utf-8")
+    for seal, code in (("ES11230000MB1A00028M9999", "unknown_seal"), (theirs["id"], "foreign_seal"),
+                       (ours["id"], "seal_suspended"), ("not a seal", "")):
+        p = run(stack, "issue", "--agency", MARKET, "--type", ct.code, str(fresh), "--seal", seal, ok=False)
+        assert p.returncode != 0, seal
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, (seal, p.stderr)
+        assert code in p.stderr, (seal, p.stderr)
+        assert counts() == before, seal  # nothing stored

@@ -1,7 +1,8 @@
 """Two nodes on one chain (issue 11): node A is a `LocalStack` hosting the seed agencies; node B is an
 `AgencyNode` whose only agency was admitted through governance with a key generated in B's own key store.
 Nothing is shared but the chain: each node learns the other's steps from EvidenceLedger / ExchangeLedger
-events (registry/outbox/inbox.py), and each step is signed on the node of the agency acting.
+events (registry/outbox/inbox.py), and each step is signed on the node of the agency acting. A sealed
+certificate issued on A verifies on B with its seal checked there (the sealed signature in A's public record).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from api.devtools.samples import sample_values
 from api.stack import LocalStack
 from chain.ledgers import decode_raw_transaction
 from registry.audit.replay import Auditor
 from registry.evidence.inbox import EvidenceInbox
 from registry.exchanges.inbox import ExchangeInbox
 from registry.outbox.inbox import ChainInbox
+from registry.store.db import Certificate
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
+from registry.store.seal_models import SealedSignature, SealRow
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode, wait_for
+from tests.support.seals import CITY_MARKET, create_seal, seal_png, swap_sealed_image
 
 pytestmark = pytest.mark.anvil  # the tests build on each other
 
@@ -239,3 +244,53 @@ def test_a_chain_reset_drops_mirrored_steps_until_the_chain_has_them_again(nodes
         inbox.run_once()
         report = Auditor(node, link=None).run()
         assert report.findings == [], report.findings
+
+
+def test_a_sealed_certificate_issued_on_node_a_verifies_with_its_seal_on_node_b(
+        nodes: tuple[LocalStack, AgencyNode]) -> None:
+    """Node B holds neither the certificate nor the seal: the sealed signature comes in node A's public record
+    and B checks it against its own seal index (the chain), as A does."""
+    a, b = nodes
+    a.node.consortium.set_endpoint(a.node.sender_for(MARKET), a.url)  # how B finds the issuing node: on chain
+    ours = create_seal(a.url, a.auth(MARKET), seal_png("red"))
+    create_seal(a.url, a.auth(CITY_MARKET), seal_png("blue"), name="哈尔滨市市场监督管理局行政许可专用章")
+    ct = a.node.seeds.certificate_types[0]
+    r = httpx.post(f"{a.url}/api/v1/certificates/batch?wait=true", headers=a.auth(MARKET), timeout=60, json={
+        "type": ct.code, "seal": ours["id"], "documents": sample_values(ct, 2, issuer=a.node.seeds.member(MARKET), seed=91)})
+    assert r.status_code == 201, r.text
+    good, swapped = r.json()["certificates"]
+    swap_sealed_image(a.node, swapped["identifier"], seal_png("blue"))  # before B ever fetched its record
+    cb = httpx.Client(base_url=b.url, timeout=30)
+
+    def verified(identifier: str) -> dict[str, Any] | None:
+        result = cb.post("/api/v1/verify", json={"identifier": identifier}).json()
+        return None if result["verdict"] in ("not_anchored", "cannot_verify") else dict(result)
+
+    result = wait_for(lambda: verified(good["identifier"]), "node B to see the sealed batch")
+    checks = {c["name"]: c for c in result["checks"]}
+    assert result["verdict"] == "valid", result
+    assert checks["source"]["status"] == "VALID" and checks["source"]["details"]["endpoint"] == a.url
+    seal = checks["seal"]
+    assert seal["status"] == "VALID" and seal["details"]["source"] == "issuer_node", seal
+    assert seal["details"]["seal"] == ours["id"] and seal["details"]["image_sha256"] == ours["image_sha256"]
+    assert seal["details"]["agency"] == MARKET and "印章有效" in seal["reason_zh"]
+    # the page's path (digest only) runs the same check on B, and B serves the image that was sealed
+    with a.node.db.session() as s:
+        row = s.get(Certificate, good["identifier"])
+        assert row is not None
+        digest = row.digest_sha256
+    by_digest = cb.post("/api/v1/verify/digest", json={"identifier": good["identifier"], "digest": digest}).json()
+    assert [c["status"] for c in by_digest["checks"] if c["name"] == "seal"] == ["VALID"], by_digest
+    # so does a full document presented on B: its own digests, the seal from A's record
+    by_document = cb.post("/api/v1/verify", json={"document": good["document"]}).json()
+    [doc_seal] = [c for c in by_document["checks"] if c["name"] == "seal"]
+    assert by_document["verdict"] == "valid" and doc_seal["status"] == "VALID", by_document
+    image = cb.get(f"/api/v1/certificates/{good['identifier']}/seal/image")
+    assert image.status_code == 200 and hashlib.sha256(image.content).hexdigest() == ours["image_sha256"]
+    with b.node.db.session() as s:  # B learnt the seal from the chain only, and stored no signature of A's
+        assert s.scalars(select(SealedSignature)).first() is None and s.scalars(select(SealRow)).first() is None
+    # a record whose sealed signature carries another agency's seal image: B says so, in words
+    bad = wait_for(lambda: verified(swapped["identifier"]), "node B to verify the swapped one")
+    [check] = [c for c in bad["checks"] if c["name"] == "seal"]
+    assert bad["verdict"] == "tampered" and check["status"] == "INVALID", check
+    assert check["details"]["problem"] == "image_mismatch" and "哈尔滨市市场监督管理局" in check["reason_zh"], check

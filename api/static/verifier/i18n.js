@@ -60,7 +60,40 @@ export const VERDICTS = {
 export const CHECKS = {
   decrypt: ["解密", "Decryption"], integrity: ["内容完整性", "Content integrity"], sm3: ["SM3 摘要", "SM3 digest"],
   signature: ["签名", "Signature"], anchoring: ["上链", "Anchoring"], issuer: ["颁发机构", "Issuer"],
-  status: ["状态", "Status"], validity: ["有效期", "Validity"],
+  status: ["状态", "Status"], validity: ["有效期", "Validity"], seal: ["电子印章", "E-seal"], source: ["来源", "Source"],
+};
+
+/*
+ * The e-seal card (render.js): the mark when the `seal` check passed, and each failure the server names in
+ * details.problem (registry/seals/verification.py) in words, Chinese first; ``d`` is the check's details.
+ */
+export const SEAL = {
+  valid: ["印章有效", "Seal verified"],
+  invalid: ["印章未通过核验", "Seal not verified"],
+  skipped: ["暂时无法验章", "The seal cannot be checked now"],
+  later: (d) => d.later === "revoked"
+    ? [`盖章时印章有效；该印章其后（区块 ${d.later_block}）已撤销，此前所盖印章仍然有效`, `The seal was valid when sealed; it was revoked later (block ${d.later_block}): what it sealed before stays valid`]
+    : [`盖章时印章有效；该印章其后（区块 ${d.later_block}）已暂停，此前所盖印章仍然有效`, `The seal was valid when sealed; it was suspended later (block ${d.later_block}): what it sealed before stays valid`],
+  tampered: ["证照的电子印章未通过核验，不应接受。", "The certificate's e-seal failed verification: do not accept it."],
+  served_mismatch: ["取得的印章图像与链上登记的摘要不符，未予显示", "The seal image received does not match the digest registered on chain: not shown"],
+  unavailable: ["未能取得或核对印章图像", "The seal image could not be fetched or checked"],
+  problems: {
+    image_mismatch: (d) => d.image_of_name
+      ? [`印章图像与链上登记的不符：该图像是${d.image_of_name}另一枚印章的图像`, `The seal image is not the registered one: it is the image of another seal, of ${d.image_of_name}`]
+      : ["印章图像与链上登记的不符（图像被替换或篡改）", "The seal image does not match the one registered on chain (replaced or altered)"],
+    foreign_seal: (d) => [`这是${d.seal_agency_name || "另一机构"}的印章，不是颁发机构的印章`, `This is a seal of ${d.seal_agency_name || "another agency"}, not of the issuer`],
+    suspended_at_sealing: () => ["盖章时该印章已被暂停", "The seal was suspended when the document was sealed"],
+    revoked_at_sealing: () => ["盖章时该印章已被撤销", "The seal was revoked when the document was sealed"],
+    not_active_at_sealing: () => ["盖章时该印章尚未在链上生效", "The seal was not yet registered on chain when the document was sealed"],
+    outside_validity: () => ["盖章时印章不在有效期内", "The seal was outside its validity period when the document was sealed"],
+    bad_signature: () => ["签章签名无效", "The sealed signature does not verify"],
+    key_mismatch: () => ["签章密钥不是该印章登记的密钥", "The signing key is not the seal's registered key"],
+    maker_unknown: () => ["制章方的密钥未在链上公布", "The seal maker's key was never published on chain"],
+    info_mismatch: () => ["印章信息与链上登记的不符", "The seal's information differs from the registered one"],
+    not_registered: () => ["该印章未在链上登记", "The seal is not registered on chain"],
+    wrong_document: () => ["这不是对本证照的签章", "The sealed signature is not over this certificate"],
+    unreadable: () => ["电子签章无法读取", "The sealed signature cannot be read"],
+  },
 };
 export const STATUS = { VALID: ["通过", "Passed"], INVALID: ["未通过", "Failed"], SKIPPED: ["未核验", "Not checked"] };
 export const NOT_OURS = ["这不是链证电子证照二维码", "Not a Lianzheng certificate QR code"];

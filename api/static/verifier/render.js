@@ -5,8 +5,14 @@
  * not checked), the certificate type, holder and issuer, and for a revoked, suspended or superseded
  * certificate when and why (with a link to the successor). The chain details (identifier, BID, account,
  * transaction, batch position) are folded under "技术详情 / technical details".
+ *
+ * A sealed certificate gets a seal card under the verdict: the seal image over the issuing agency's name with
+ * "印章有效" when its `seal` check passed, the failure in words when it did not. The image (the one inside the
+ * sealed signature, GET /api/v1/certificates/<id>/seal/image) is shown only once its SHA-256, computed here,
+ * equals the digest registered on chain (the check's details.image_sha256). An unsealed certificate gets no card.
  */
-import { CHECKS, STATUS, VERDICTS, beijingTime, localiseTimes } from "./i18n.js";
+import { hex } from "./bytes.js";
+import { CHECKS, SEAL, STATUS, VERDICTS, beijingTime, localiseTimes } from "./i18n.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -96,6 +102,56 @@ function banner(result, v) {
   return rows.length ? h("dl", { class: "banner", id: "banner" }, rows) : null;
 }
 
+// ---- the seal (电子印章) -------------------------------------------------------------------------------------------
+const sealCheck = (result) => (result.checks || []).find((c) => c.name === "seal");
+
+function sealCard(result) {
+  const c = sealCheck(result);
+  if (!c) return null;
+  const d = c.details || {};
+  if (c.status === "VALID") {
+    const img = h("img", { class: "seal-img", id: "seal-image", alt: `电子印章 ${d.name || ""}`, hidden: true });
+    const mark = h("p", { class: "seal-mark", id: "seal-mark" }, "✓ ", bi(...SEAL.valid));
+    const card = h("section", { class: "card seal seal-valid", id: "seal", "data-seal": "valid" },
+      h("div", { class: "seal-stamp" }, h("p", { class: "seal-agency" }, d.agency_name || (result.issuer && result.issuer.name) || d.agency), img),
+      mark, h("p", { class: "seal-name" }, `${d.name || ""}（${d.seal}）`),
+      d.later ? h("p", { class: "seal-later", id: "seal-later" }, bi(...SEAL.later(d))) : null);
+    showSealImage(result.identifier, d.image_sha256, img, card, mark);
+    return card;
+  }
+  const skipped = c.status === "SKIPPED";
+  const words = !skipped && SEAL.problems[d.problem] ? SEAL.problems[d.problem](d) : null;
+  return h("section", { class: `card seal seal-${skipped ? "skipped" : "invalid"}`, id: "seal", "data-seal": skipped ? "skipped" : d.problem || "invalid" },
+    h("p", { class: "seal-mark" }, skipped ? "! " : "✗ ", bi(...(skipped ? SEAL.skipped : SEAL.invalid))),
+    words ? h("p", { class: "seal-problem", id: "seal-problem" }, bi(...words)) : null,
+    h("p", { class: "seal-reason" }, bi(localiseTimes(c.reason_zh), localiseTimes(c.reason_en))));
+}
+
+async function showSealImage(identifier, expected, img, card, mark) {
+  let verdict = "unavailable";
+  try {
+    const r = await fetch(`/api/v1/certificates/${encodeURIComponent(identifier)}/seal/image`,
+      { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
+    if (r.ok) {
+      const bytes = await r.arrayBuffer();
+      const digest = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+      verdict = digest === String(expected || "").toLowerCase() ? "verified" : "mismatch";
+      if (verdict === "verified") {
+        img.src = URL.createObjectURL(new Blob([bytes], { type: r.headers.get("content-type") || "image/png" }));
+        await img.decode().catch(() => undefined);
+        img.hidden = false;
+      }
+    }
+  } catch (e) { verdict = "unavailable"; }
+  card.dataset.sealImage = verdict;
+  if (verdict === "mismatch") {  // the seal check passed on the server, but this picture is not the registered one
+    card.className = "card seal seal-invalid";
+    mark.replaceWith(h("p", { class: "seal-problem", id: "seal-problem" }, "✗ ", bi(...SEAL.served_mismatch)));
+  } else if (verdict === "unavailable") {
+    card.append(h("p", { class: "seal-reason" }, bi(...SEAL.unavailable)));
+  }
+}
+
 // ---- the result ------------------------------------------------------------------------------------------------
 export function render(result) {
   progress();
@@ -103,7 +159,9 @@ export function render(result) {
   const v = result.verdict;
   const spec = VERDICTS[v] || { colour: "red", icon: "✗", zh: result.verdict_zh || v, en: result.verdict_en || v, summary: ["", ""] };
   const parts = [];
-  const summary = result.summary || spec.summary;
+  // tampered only because of the seal: say so rather than "the content does not match"
+  const sealOnly = v === "tampered" && (result.checks || []).every((c) => c.status !== "INVALID" || c.name === "seal");
+  const summary = result.summary || (sealOnly ? SEAL.tampered : spec.summary);
   parts.push(h("section", { class: `verdict verdict-${spec.colour}`, id: "verdict", "data-verdict": v, role: "status", "aria-live": "polite" },
     h("div", { class: "verdict-head" },
       h("div", { class: "verdict-icon", "aria-hidden": "true" }, spec.icon),
@@ -114,6 +172,7 @@ export function render(result) {
     result.as_of && result.as_of.block !== undefined ? h("p", { class: "as-of" },
       bi(`截至区块 ${result.as_of.block}${result.as_of.time ? "（" + beijingTime(result.as_of.time) + "）" : ""}${result.mode === "offline" ? "，本机离线核验" : ""}`,
         `as of block ${result.as_of.block}${result.as_of.time ? " (" + beijingTime(result.as_of.time) + ")" : ""}${result.mode === "offline" ? ", verified on this device" : ""}`)) : null));
+  parts.push(sealCard(result));
   const shown = result.disclosed_fields || [], hidden = result.hidden_fields || [];
   if (shown.length || hidden.length) {
     const ordered = [...shown].sort((a, b) => rank(a) - rank(b)); // stable: other fields keep tree order
