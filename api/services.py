@@ -59,15 +59,16 @@ class Services:
     checkpoints: CheckpointService | None  # the checkpoint gateway; None when disabled or not deployed yet
     # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
     inbox: ChainInbox
-    seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
+    seals: SealService  # e-seals (制章); sealing and verifying go through `certificates`/`verifier` and `evidence`
 
 
 def build_services(node: Node, settings: Settings) -> Services:
     node.keys.use_profile(CryptoProfile(settings.crypto_profile))  # what new proofs and key files are made with
     anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
     changes = StatusChanges(node)
-    evidence, exchanges = EvidenceService(node), ExchangeService(node)
     seal_index = SealIndex(node)
+    evidence = EvidenceService(node, sealer=Sealer(node, seal_index), seal_check=SealVerifier(node, seal_index))
+    exchanges = ExchangeService(node)
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
     # batches first: a status change waits for its certificate's batch
     worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals])

@@ -36,8 +36,6 @@ from registry.logs.log import LEDGER_CONTRACTS, PRIMARY_KEY
 # contracts with events that are not ledgers of the sub-chain, and why
 NOT_LEDGERS = {
     "Backbone": "the main chain's checkpoint contract: registry/audit/checkpoints.py checks it against every ledger",
-    "SealRegistry": "the e-seal registry: its events are read by every seal verification (registry/seals/index.py); "
-                    "not yet part of the audit replay",
 }
 
 
