@@ -75,7 +75,7 @@ def test_a_clean_history_with_seals_audits_with_zero_findings_and_each_tamper_is
         assert clean.findings == [], clean.findings
         c = clean.counts
         assert (c["seals"], c["seals_revoked"], c["seals_suspended"]) == (2, 1, 0)
-        assert c["events_by_ledger"]["seals"] == 6  # maker key, 2 created, suspended, reinstated, revoked
+        assert c["seal_events"] == 6  # maker key, 2 created, suspended, reinstated, revoked
         assert "SealRegistry" in clean.data["subchain"]["contracts"]
 
         def tampered(change: Any, undo: Any) -> AuditReport:
