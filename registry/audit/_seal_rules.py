@@ -22,14 +22,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chain.contracts import Role, unpad
 from chain.logs import Event
-from registry.audit.state import SealState, TxEvent
+from registry.audit.state import ReplayState, SealState, TxEvent
 
-if TYPE_CHECKING:
-    from registry.audit.rules import Rules
+
+class Rules(Protocol):
+    """What the seal rules use of registry/audit/rules.py `Rules`: the state and who held what at this block."""
+
+    s: ReplayState
+    partial: bool
+
+    def member_of(self, account: str) -> str | None: ...
+
+    def member_has(self, uscc: str | None, role: Role) -> bool: ...
+
+    def has_role(self, account: str, role: Role) -> bool: ...
+
+    def describe(self, account: str) -> str: ...
+
+    def finding(self, kind: str, ledger: str, ref: str, detail: str) -> None: ...
 
 LEDGER = "seals"
 CONTRACT = "SealRegistry"
