@@ -80,6 +80,9 @@ def test_evidence_issued_under_a_seal_verifies_with_the_seal_check(gm_api: Api) 
         assert (row.seal_id, row.format) == (seal["id"], "ses-signature")
         assert row.digest_sha256 == hashlib.sha256(content).hexdigest()
     # the GB/T 38540 SES_Signature names the record and signs its SM3 content digest
+    served = api.client.get(f"/api/v1/evidence/{view['id']}/seal")
+    assert served.status_code == 200 and served.json()["format"] == "ses-signature"
+    assert base64.b64decode(served.json()["signature"]) == row.signature
     tbs = SESSignature.load(row.signature, strict=True)["toSign"]
     assert tbs["propertyInfo"].native == view["id"] and tbs["dataHash"].native == bytes.fromhex(view["content"]["sm3"])
 
@@ -91,6 +94,8 @@ def test_evidence_issued_under_a_seal_verifies_with_the_seal_check(gm_api: Api) 
     # an unsealed record has no seal check
     plain = _post(api, "/api/v1/evidence", evidence_body(b"unsealed", case_no="哈公行罚〔2026〕S1号"), POLICE, 201)
     assert plain["seal"] is None
+    missing = api.client.get(f"/api/v1/evidence/{plain['id']}/seal")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_sealed"
     assert not [c for c in _verify(api, b"unsealed", plain["id"])["checks"] if c["check"] == "seal"]
     # a batch: every record sealed with the seal it names
     batch = {"records": [evidence_body(f"batch {i}".encode(), case_no="哈公行罚〔2026〕S2号", seal=seal["id"])
