@@ -196,3 +196,30 @@ def test_the_audit_cli_names_the_seal_findings_in_words(chains: TwoChains, tmp_p
         out = " ".join(p.stdout.split())  # rich wraps long lines
         assert "2 seals" in out and "seal_mismatch" in out
         assert "印章记录" in out and "differs from its registration" in out
+
+
+def test_resume_and_window_audits_keep_the_seal_rules_and_comparisons(chains: TwoChains, tmp_path: Path) -> None:
+    from registry.crypto.profiles import CryptoProfile
+    from registry.seals.service import SealService
+
+    with chains.node(tmp_path) as (node, link):
+        act = seal_history(node)
+        checkpoint_all(node, link)
+        first = Auditor(node, link=link).run()  # saves the replayed state, seals included
+        assert first.findings == [], first.findings
+        window_start = node.blocks.head() + 1
+        SealService(node, profile=CryptoProfile.GM).change(POLICE, act.evidence_seal, "suspend", reason="印章送检")
+        checkpoint_all(node, link)
+        resumed = Auditor(node, link=link).run(resume=True)
+        assert resumed.findings == [], resumed.findings
+        assert resumed.data["resumed_from"] is not None and resumed.counts["events_read"] < first.counts["events_read"]
+        assert (resumed.counts["seal_events"], resumed.counts["seals_suspended"]) == (7, 1)
+        # a window audit starts after both seals were made: it judges what it sees and calls nothing missing
+        window = Auditor(node, link=link).run(from_block=window_start, save=False)
+        assert window.findings == [] and window.data["partial"], window.findings
+        assert window.counts["seal_events"] == 1
+        # the resumed replay still compares: the database's seal edited after the suspension is found
+        with node.db.session() as s:
+            s.execute(update(SealRow).where(SealRow.id == act.evidence_seal).values(status="active"))
+        again = Auditor(node, link=link).run(resume=True)
+        assert kinds(again) == {"seal_mismatch"}, again.findings
