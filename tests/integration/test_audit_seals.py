@@ -116,6 +116,18 @@ def test_a_clean_history_with_seals_audits_with_zero_findings_and_each_tamper_is
         with node.db.session() as s:
             s.execute(update(SealChainEvent).where(SealChainEvent.tx_hash == saved["tx_hash"]).values(name="SealRevoked"))
 
+        # a seal row deleted: the chain has a seal of a hosted agency that the seal-making node does not know
+        with node.db.session() as s:
+            row = s.get(SealRow, act.evidence_seal)
+            assert row is not None
+            kept = {c.name: getattr(row, c.name) for c in SealRow.__table__.columns}
+            s.delete(row)
+        report = auditor.report(replayed)
+        assert kinds(report) == {"chain_record_not_in_db"}, report.findings
+        assert only(report, "chain_record_not_in_db")["ref"] == "0x" + sha256_key(act.evidence_seal).hex()
+        with node.db.session() as s:
+            s.add(SealRow(**kept))
+
         # a sealed signature over evidence whose digest column was edited
         report = tampered(update(SealedSignature).where(SealedSignature.record_id == act.evidence[0])
                           .values(digest_sha256="00" * 32),
