@@ -59,16 +59,19 @@ class Services:
     checkpoints: CheckpointService | None  # the checkpoint gateway; None when disabled or not deployed yet
     # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
     inbox: ChainInbox
-    seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
-    seal_check: SealVerifier  # the `seal` check (验章) `verifier` runs; also the sealed image for pages
+    seals: SealService  # e-seals (制章); sealing and verifying go through `certificates`/`verifier` and `evidence`
+    seal_check: SealVerifier  # the `seal` check (验章) `verifier` and `evidence` run; also the sealed image for pages
 
 
 def build_services(node: Node, settings: Settings) -> Services:
     node.keys.use_profile(CryptoProfile(settings.crypto_profile))  # what new proofs and key files are made with
     anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
     changes = StatusChanges(node)
-    evidence, exchanges = EvidenceService(node), ExchangeService(node)
     seal_index = SealIndex(node)
+    remote = RemoteCertificates(node)
+    seal_check = SealVerifier(node, seal_index, remote=remote)
+    evidence = EvidenceService(node, sealer=Sealer(node, seal_index), seal_check=seal_check)
+    exchanges = ExchangeService(node)
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
     # batches first: a status change waits for its certificate's batch
     worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals])
@@ -79,8 +82,6 @@ def build_services(node: Node, settings: Settings) -> Services:
                                       sealer=Sealer(node, seal_index))
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
-    remote = RemoteCertificates(node)
-    seal_check = SealVerifier(node, seal_index, remote=remote)
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
         verifier=Verifier(node, index, remote=remote, seal_check=seal_check),

@@ -26,6 +26,7 @@ from api.runtime import main_backend
 from chain.contracts import Role
 from registry.audit.replay import Auditor, audit_link
 from registry.audit.report import (
+    KIND_TEXT,
     AuditReport,
     anchor_report,
     check_report_signer,
@@ -120,7 +121,8 @@ def _print_report(data: dict[str, Any], html: Path | None) -> None:
                   f"{counts['events']:,} events ({counts['events_read']:,} read now, "
                   f"{timing.get('events_per_second') or 0:,.0f} events/s), {counts['batches']:,} batches of "
                   f"{counts['certificates_anchored']:,} certificates, {counts['evidence_records']:,} evidence records, "
-                  f"{counts['exchanges']:,} exchanges, {counts['checkpoints']} checkpoints with "
+                  f"{counts['exchanges']:,} exchanges, {counts.get('seals', 0):,} seals, {counts['checkpoints']} "
+                  f"checkpoints with "
                   f"{counts['cosignatures']} cosignatures, {counts['db_records']:,} database rows; "
                   f"{timing.get('seconds', 0):.2f} s")
     findings = data["findings"]
@@ -131,6 +133,9 @@ def _print_report(data: dict[str, Any], html: Path | None) -> None:
         for f in findings:
             table.add_row(f["kind"], f["ledger"], f["ref"], f["detail"])
         console.print(table)
+        for kind in sorted({f["kind"] for f in findings}):  # what each kind means, in words
+            zh, en = KIND_TEXT.get(kind, (kind, kind))
+            console.print(f"  {kind}: {zh} / {en}", highlight=False)
     else:
         console.print("[bold green]no findings[/]: the chain, the checkpoints and the database agree")
     sig = data.get("signature")

@@ -126,6 +126,8 @@ def add(
     supersedes: Annotated[str | None, typer.Option("--supersedes", help="the record this one corrects")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="why the correction")] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
+    seal: Annotated[str | None, typer.Option("--seal", envvar="LIANZHENG_SEAL",
+                                             help="issue the record under one of the agency's seals (ES...)")] = None,
     as_json: JsonOpt = False,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
@@ -154,11 +156,14 @@ def add(
                         "acquired_at": when},
         "timestamp_token": token, "supersedes": supersedes, "correction_reason": reason,
     }
+    if seal is not None:
+        body["seal"] = seal
     view = client.post("/api/v1/evidence", body)
     if as_json:
         print_json(view)
     else:
-        console.print(f"{view['id']}: {view['status']} ({_anchor_line(view)})", highlight=False)
+        sealed = f", sealed with {view['seal']}" if view.get("seal") else ""
+        console.print(f"{view['id']}: {view['status']} ({_anchor_line(view)}){sealed}", highlight=False)
 
 
 def _version() -> str:

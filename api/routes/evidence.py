@@ -18,7 +18,7 @@ import pydantic
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
@@ -37,6 +37,9 @@ CaseNo = Text(200, min_length=1, description="案件/执法编号; only its SHA-
 RecordIdPath = Annotated[str, Path(max_length=64, json_schema_extra={"minLength": 1})]
 CaseQuery = Annotated[str, Query(min_length=1, max_length=200, description="案件/执法编号")]
 _PENDING = {202: {"description": "recorded; the chain step waits in the outbox (chain unreachable)"}}
+SealId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Z]+$",
+                                    description="issue the record under one of your seals (its id, ES...): a sealed "
+                                                "signature over its content digests is kept with it")]
 Size = Annotated[StrictInt, Field(le=2**53 - 1, description="bytes", json_schema_extra={"minimum": 0})]
 
 
@@ -68,6 +71,7 @@ class EvidenceCreate(Strict):
     timestamp_token: Text(65_536, description="RFC 3161 TimeStampToken (DER), base64") | None = None
     supersedes: Text(64, description="the record this one corrects (same case)") | None = None
     correction_reason: Text(500) | None = None
+    seal: SealId | None = None
 
     def submission(self) -> EvidenceSubmission:
         data = self.model_dump(exclude={"type", "acquisition"})

@@ -122,17 +122,26 @@ for _name in ("suspend", "reinstate", "revoke"):
                          operation_id=f"{_name}_seal", name=f"{_name}_seal")
 
 
+def _sealed(node: Any, kind: str, identifier: str) -> dict[str, Any]:
+    with node.db.session() as s:
+        row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == kind,
+                                                      SealedSignature.record_id == identifier)).first()
+        if row is None:
+            raise NotFoundError(f"{kind} {identifier[:80]} was not sealed on this node", code="not_sealed")
+        return {"identifier": identifier, "seal": row.seal_id, "format": row.format,
+                "signature": base64.b64encode(row.signature).decode(),
+                "created_at": row.created_at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")}
+
+
 @router.get("/certificates/{identifier}/seal", responses=PUBLIC_ERRORS)
 async def sealed_signature(identifier: Annotated[str, Path(max_length=120)], node: NodeDep) -> dict[str, Any]:
     """The sealed signature of a certificate issued here under a seal: a GB/T 38540 SES_Signature (DER,
     base64) in the gm profile, a signed JSON proof in the intl profile."""
-    def read() -> dict[str, Any]:
-        with node.db.session() as s:
-            row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == "certificate",
-                                                          SealedSignature.record_id == identifier)).first()
-            if row is None:
-                raise NotFoundError(f"certificate {identifier[:80]} was not sealed on this node", code="not_sealed")
-            return {"identifier": identifier, "seal": row.seal_id, "format": row.format,
-                    "signature": base64.b64encode(row.signature).decode(),
-                    "created_at": row.created_at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")}
-    return await run_in_threadpool(read)
+    return await run_in_threadpool(_sealed, node, "certificate", identifier)
+
+
+@router.get("/evidence/{record_id}/seal", responses=PUBLIC_ERRORS)
+async def sealed_evidence_signature(record_id: Annotated[str, Path(max_length=64)], node: NodeDep) -> dict[str, Any]:
+    """The sealed signature of an evidence record registered here under a seal (over the file's digests and
+    the record's identifier; no case number, no operator): SES_Signature (gm) or signed JSON proof (intl)."""
+    return await run_in_threadpool(_sealed, node, "evidence", record_id)

@@ -53,6 +53,7 @@ class CompareContext:
     window_start: int | None  # a window audit compares only rows anchored from this block on
     deadline: float
     now: float
+    head: int | None = None  # the last block replayed (None: unknown)
     _sent: dict[str, Sent] = field(default_factory=dict)
     _hosted: frozenset[str] | None = None
 

@@ -5,7 +5,7 @@ The steps, each in its own module:
 1. registry/audit/fetch.py reads every ledger event and block header from the deployment block (parent links,
    event block hashes);
 2. registry/audit/rules.py replays the events in chain order into the typed state of registry/audit/state.py,
-   judging each by the rights its actor held at that block;
+   judging each by the rights its actor held at that block (SealRegistry's by registry/audit/_seal_rules.py);
 3. registry/audit/checkpoints.py checks every Backbone checkpoint against the rebuilt ledger logs;
 4. registry/audit/compare.py compares the database with the chain both ways, ledger by ledger
    (registry/audit/sources.py lists them).
@@ -118,7 +118,8 @@ class Auditor:
             state.txs.clear()
 
         t_read = time.perf_counter()
-        result = history.read(logs, start, head, prev_hash, on_event=rules.apply, on_finding=rules.finding)
+        result = history.read(logs, start, head, prev_hash, on_event=rules.apply, on_finding=rules.finding,
+                              on_seal=rules.apply_seal)
         read_seconds = time.perf_counter() - t_read
         if save and result.head_header is not None:
             save_snapshot(self.node, Snapshot(state, head, result.head_header.hash, partial), logs)
@@ -143,7 +144,7 @@ class Auditor:
                                             findings=notes, witness_quorum=self.witness_quorum)
             checker.check_audit_log(r.checkpoints.get(AUDIT_LEDGER, []), notes)
             checker.compare_records(r.checkpoints, notes)
-        ctx = CompareContext(self.node, r.state, notes, r.start if r.partial else None, deadline, at)
+        ctx = CompareContext(self.node, r.state, notes, r.start if r.partial else None, deadline, at, head=r.head)
         db_records = compare_database(ctx)
         self._progress("database", 1, 1, r.events_read)
         findings = [*r.state.findings, *notes]
@@ -160,6 +161,7 @@ class Auditor:
             "events": sum(state.events.values()),
             "events_read": r.events_read,
             "events_by_ledger": {name: state.events.get(name, 0) for name in LEDGERS},
+            "seal_events": state.events.get("seals", 0),  # SealRegistry: replayed, not a ledger log
             "blocks": max(r.head - r.start + 1, 0),
             "batches": len(state.batches),
             "certificates_anchored": sum(b.count for b in state.batches.values()),
@@ -170,6 +172,9 @@ class Auditor:
             "cases": len(state.cases),
             "exchanges": len(state.exchanges),
             "members": len(state.members),
+            "seals": len(state.seals),
+            "seals_revoked": sum(1 for x in state.seals.values() if x.status == "revoked"),
+            "seals_suspended": sum(1 for x in state.seals.values() if x.status == "suspended"),
             "checkpoints": len(all_cps),
             "cosignatures": sum(len(c.cosigners) for c in all_cps),
             "consistency_proofs": consistency,
@@ -184,7 +189,7 @@ class Auditor:
             "subchain": {"chain_id": deployment.chain_id,
                          "from_block": deployment.first_block if r.resumed_from is not None else r.start,
                          "to_block": r.head, "to_block_hash": r.head_header.hash if r.head_header else None,
-                         "contracts": {c: deployment.address(c) for c in LEDGER_CONTRACTS.values()
+                         "contracts": {c: deployment.address(c) for c in (*LEDGER_CONTRACTS.values(), "SealRegistry")
                                        if c in deployment.contracts}},
             "main_chain": None if self.link is None else {
                 "chain_id": self.link.chain_id, "backbone": self.link.contract.address,

@@ -95,6 +95,18 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
     "custody_mismatch": ("证据保管信息与链上不符", "custody (collector, custodian, pending transfer) differs from the chain"),
     "case_mismatch": ("案件信息（归属、封存）与链上不符", "a case (owner, seal) differs from the chain"),
     "exchange_mismatch": ("数据交换信息与链上不符", "an exchange's parties, reason or delivery differ from the chain"),
+    "seal_action_unauthorised": ("无权账户制作、暂停、恢复或撤销了印章",
+                                 "a seal created, suspended, reinstated or revoked by an account without the right"),
+    "seal_mismatch": ("印章记录（机构、摘要、有效期、状态、印章结构）与链上登记不符",
+                      "a seal's row (agency, digests, validity, status, SESeal) differs from its registration"),
+    "seal_image_mismatch": ("印章图像文件与链上登记的图像摘要不符（图像被替换）",
+                            "a seal's image file is not the registered image (swapped)"),
+    "seal_index_mismatch": ("印章索引（链上印章事件副本）与链上不符", "the seal index differs from SealRegistry's events"),
+    "sealed_signature_invalid": ("电子签章无效（无法读取、签名无效、非本记录或非本机构印章）",
+                                 "a sealed signature is unreadable, does not verify, or is not over its record by its "
+                                 "agency's seal"),
+    "seal_not_active_when_sealed": ("盖章时印章未登记、已暂停、已撤销或不在有效期内",
+                                    "a document sealed with a seal not active (or not valid) at its sealing block"),
 }
 
 
@@ -243,6 +255,7 @@ def render_html(report: AuditReport) -> str:
     cards = [("事件 events", counts.get("events", 0)), ("区块 blocks", counts.get("blocks", 0)),
              ("证照批次 batches", counts.get("batches", 0)), ("证照 certificates", counts.get("certificates_anchored", 0)),
              ("证据 evidence records", counts.get("evidence_records", 0)), ("数据交换 exchanges", counts.get("exchanges", 0)),
+             ("印章 seals", counts.get("seals", 0)),
              ("检查点 checkpoints", counts.get("checkpoints", 0)), ("见证签名 cosignatures", counts.get("cosignatures", 0)),
              ("一致性证明 consistency proofs", counts.get("consistency_proofs", 0)),
              ("数据库记录 database rows", counts.get("db_records", 0)), ("问题 findings", counts.get("findings", 0))]

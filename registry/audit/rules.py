@@ -6,7 +6,9 @@ block*, so every other event is judged by the rights its actor held at that bloc
 without the issuer role (``anchor_without_issuer_role``), a status change by an account the issuer never
 delegated (``status_change_unauthorised``), a reinstatement after revocation (``illegal_transition``), a custody
 transfer by someone who was not the custodian (``custody_by_non_custodian``), exchange steps out of order
-(``exchange_step_out_of_order``). A role removed later never makes an earlier anchor illegal.
+(``exchange_step_out_of_order``), a seal created, suspended, reinstated or revoked by an account without the
+right (``seal_action_unauthorised``, registry/audit/_seal_rules.py). A role removed later never makes an earlier
+anchor illegal.
 
 Every ledger event is also filed under its transaction (`ReplayState.txs`) so the database comparison can
 check each outbox row against the event its transaction produced.
@@ -26,6 +28,7 @@ from typing import Any
 from chain.contracts import DocStatus, MemberStatus, Role, unpad
 from chain.ledgers import ExchangeStep
 from chain.logs import Event
+from registry.audit._seal_rules import SealRules
 from registry.audit.report import Finding
 from registry.audit.state import (
     BatchState,
@@ -90,9 +93,10 @@ class Rules:
             "ExchangeDelivered": self.on_exchange_delivered,
             "ExchangeAcknowledged": self.on_exchange_acknowledged,
         }
+        self.seals = SealRules(self)  # SealRegistry (registry/audit/_seal_rules.py)
 
     def handled(self) -> set[str]:
-        return set(self._handlers)
+        return set(self._handlers) | self.seals.handled()
 
     def finding(self, kind: str, ledger: str, ref: str, detail: str) -> None:
         self.s.findings.append(Finding(kind, ledger, ref, detail))
@@ -110,6 +114,11 @@ class Rules:
         if handler is not None:
             self._ts = timestamp
             handler(e)
+
+    def apply_seal(self, e: Event, timestamp: int, sender: str | None) -> None:
+        """A SealRegistry event, judged by the rights its transaction's sender held at that block."""
+        self._ts = timestamp
+        self.seals.apply(e, timestamp, sender)
 
     # -- who held what, at this point of the history --
     def member_of(self, account: str) -> str | None:

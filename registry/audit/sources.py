@@ -6,7 +6,7 @@ module provides them, its `audit_records(session)` (compared both ways by key an
 one line here; tests/unit/registry/test_audit_sources.py fails while a ledger contract has no entry.
 
     >>> [s.ledger for s in SOURCES]
-    ['consortium', 'certificates', 'evidence', 'exchanges']
+    ['consortium', 'certificates', 'evidence', 'exchanges', 'seals']
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from registry.audit._context import CompareContext
 from registry.audit._custody import compare_evidence
 from registry.audit._exchanges import compare_exchanges
 from registry.audit._members import compare_members
+from registry.audit._seals import compare_seals
 from registry.audit.records import LedgerRecord
 from registry.audit.state import ReplayState
 from registry.evidence.service import audit_records as evidence_records
@@ -42,7 +43,7 @@ class KeyedRecords:
 
 @dataclass(frozen=True, slots=True)
 class LedgerSource:
-    ledger: str  # the ledger log's name (registry/logs/log.py LEDGER_CONTRACTS)
+    ledger: str  # the ledger log's name (registry/logs/log.py LEDGER_CONTRACTS), or "seals"
     contract: str  # the contract whose events form the ledger
     compare: CompareFn  # every chain-derived column of the ledger's tables, both ways
     keyed: KeyedRecords | None = None  # the ledger module's own records, compared by key and digest
@@ -57,6 +58,8 @@ SOURCES: tuple[LedgerSource, ...] = (
     LedgerSource("exchanges", "ExchangeLedger", compare_exchanges,
                  KeyedRecords(exchange_records, lambda s: {k: v.digests for k, v in s.exchanges.items()},
                               lambda s, k: (s.exchanges[k].consumer, s.exchanges[k].provider))),
+    # not a ledger log (no checkpoints): SealRegistry's events are replayed by registry/audit/_seal_rules.py
+    LedgerSource("seals", "SealRegistry", compare_seals),
 )
 
 

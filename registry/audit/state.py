@@ -24,7 +24,7 @@ from chain.contracts import DocStatus, MemberStatus, Role
 from chain.ledgers import ExchangeStep
 from registry.audit.report import Finding
 
-SNAPSHOT_VERSION = 2  # bump when the shape of the state changes: older snapshots are replayed from scratch
+SNAPSHOT_VERSION = 3  # bump when the shape of the state changes: older snapshots are replayed from scratch
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,33 @@ class ExchangeState:
 
 
 @dataclass(frozen=True, slots=True)
+class SealState:
+    """A SealRegistry seal: its registration and every status it went through, (block, status) in chain order."""
+
+    agency: str
+    image_digest: str
+    key_digest: str
+    seal_info_digest: str
+    valid_from: int  # Unix seconds
+    valid_until: int
+    block: int  # created in
+    changes: tuple[tuple[int, str], ...]  # (block, "active" | "suspended" | "revoked"), the creation first
+
+    @property
+    def status(self) -> str:
+        return self.changes[-1][1]
+
+    def status_at(self, block: int) -> str | None:
+        """The status after every event up to and including ``block`` (None: not registered yet)."""
+        status = None
+        for at, value in self.changes:
+            if at > block:
+                break
+            status = value
+        return status
+
+
+@dataclass(frozen=True, slots=True)
 class TxEvent:
     """One ledger event, filed under its transaction: what the database's outbox rows are compared with.
 
@@ -135,6 +162,7 @@ _FROM_JSON: dict[type, dict[str, Callable[[Any], Any]]] = {
     MemberState: {"roles": Role, "status": MemberStatus, "accounts": tuple},
     DocState: {"status": DocStatus},
     ExchangeState: {"step": ExchangeStep},
+    SealState: {"changes": lambda v: tuple((int(b), str(st)) for b, st in v)},
 }
 
 
@@ -165,6 +193,11 @@ class ReplayState:
     block_times: dict[int, int] = field(default_factory=dict)  # block -> timestamp
     findings: list[Finding] = field(default_factory=list)  # findings of the replay rules (kept across resumes)
     events: dict[str, int] = field(default_factory=dict)  # ledger -> events replayed
+    seals: dict[str, SealState] = field(default_factory=dict)  # seal id (0x sha256 esID) -> seal
+    maker_keys: dict[str, int] = field(default_factory=dict)  # seal maker's key digest -> block published
+    # every SealRegistry event by "<tx hash>:<log index>", its args as the seal index stores them (bytes as
+    # 0x-hex): what the index's copy (seal_chain_events) is compared with
+    seal_events: dict[str, TxEvent] = field(default_factory=dict)
 
     def block_time(self, block: int) -> int | None:
         return self.block_times.get(block)
@@ -186,6 +219,8 @@ class ReplayState:
             "txs": {h: [asdict(e) for e in es] for h, es in self.txs.items()},
             "per_day": self.per_day, "block_times": {str(k): v for k, v in self.block_times.items()},
             "findings": [f.to_json() for f in self.findings], "events": self.events,
+            "seals": values(self.seals), "maker_keys": self.maker_keys,
+            "seal_events": {k: asdict(e) for k, e in self.seal_events.items()},
         }
 
     @classmethod
@@ -202,8 +237,10 @@ class ReplayState:
             per_day={d: dict(v) for d, v in data["per_day"].items()},
             block_times={int(k): int(v) for k, v in data["block_times"].items()},
             findings=[Finding(**f) for f in data["findings"]], events=dict(data["events"]),
+            seals=load("seals", SealState), maker_keys={k: int(v) for k, v in data["maker_keys"].items()},
+            seal_events={k: _load(TxEvent, e) for k, e in data["seal_events"].items()},
         )
 
 
 __all__ = ["BatchState", "CaseState", "DocState", "EvidenceState", "ExchangeState", "MemberState", "ReplayState",
-           "SNAPSHOT_VERSION", "TxEvent"]
+           "SNAPSHOT_VERSION", "SealState", "TxEvent"]

@@ -26,8 +26,8 @@ import binascii
 import datetime as dt
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,7 +46,7 @@ from registry.errors import (
     ValidationError,
 )
 from registry.evidence.custody import EvidenceCustody
-from registry.evidence.verification import verdict
+from registry.evidence.verification import SealCheck, verdict
 from registry.evidence.views import (
     Acquisition,
     CaseView,
@@ -70,6 +70,7 @@ from registry.validation import normalise_digest, optional_text, required_text
 __all__ = [
     "MAX_BATCH",
     "Acquisition",
+    "RecordSealer",
     "CaseView",
     "EvidenceService",
     "EvidenceSubmission",
@@ -86,9 +87,20 @@ _MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9.+-]+")
 _MAX_SAFE_INT = 2**53 - 1  # RFC 8785 §3.2.2.3: larger integers do not round-trip through I-JSON
 
 
+class RecordSealer(Protocol):
+    """Sealing (用章) at registration (registry/seals/sealing.py `Sealer`): `prepare` refuses an unusable seal
+    before anything is stored; `store` writes the records' sealed signatures in the registering unit of work."""
+
+    def prepare(self, agency: str, seal_id: str) -> Any: ...
+
+    def store(self, s: Session, ready: Any, docs: Sequence[tuple[str, bytes, bytes]], *, kind: str = ...) -> None: ...
+
+
 class EvidenceService(EvidenceCustody):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, sealer: RecordSealer | None = None, seal_check: SealCheck | None = None) -> None:
         super().__init__(node)
+        self.sealer = sealer
+        self.seal_check = seal_check
         self.scenario_codes: dict[str, str] = {}
         for t in node.seeds.evidence_types:  # 行政执法 -> XZZF: the prefix of the scenario's type codes
             self.scenario_codes.setdefault(t.scenario, t.code.split("-")[0])
@@ -208,13 +220,42 @@ class EvidenceService(EvidenceCustody):
     def register(self, agency: str, sub: EvidenceSubmission) -> EvidenceView:
         """Register one file's digests; returns the record (`pending` if the chain is unreachable)."""
         p = self._prepare(sub)
+        ready = self._ready_seals(agency, [sub])
         with self.new_steps() as (s, claimed):
             record_id = self._reserve_id(s, p)
             member = require_role(s, agency, Role.EVIDENCE, "missing_evidence_role")
             step = self._insert(s, agency, member, p, set(), record_id)
+            self._store_seals(s, ready, [(sub, p, record_id)])
             claimed.append(step.id)
         self.try_now(step.id)
         return self.get(None, record_id)
+
+    def _ready_seals(self, agency: str, subs: Sequence[EvidenceSubmission]) -> Mapping[str, Any]:
+        """Each seal the submissions name, ready to seal with — or a refusal before anything is stored (the same
+        rules as for certificates: unknown, another agency's, suspended, revoked, expired, not yet valid)."""
+        wanted = sorted({sub.seal for sub in subs if sub.seal is not None})
+        if wanted and self.sealer is None:
+            raise ValidationError("sealing is not available on this node", code="sealing_unavailable")
+        ready: dict[str, Any] = {}
+        for seal_id in wanted:
+            assert self.sealer is not None
+            try:
+                ready[seal_id] = self.sealer.prepare(agency, seal_id)
+            except RegistryError as exc:
+                if len(subs) == 1:
+                    raise
+                index = next(i for i, sub in enumerate(subs) if sub.seal == seal_id)
+                raise type(exc)(f"record {index}: {exc.message}", code=exc.code,
+                                details={**exc.details, "index": index}) from exc
+        return ready
+
+    def _store_seals(self, s: Session, ready: Mapping[str, Any],
+                     records: Sequence[tuple[EvidenceSubmission, Prepared, str]]) -> None:
+        """The sealed signatures over each sealed record's content digests (SHA-256, SM3), with the records."""
+        for seal_id, prepared in ready.items():
+            docs = [(rid, bytes.fromhex(p.sha256), bytes.fromhex(p.sm3)) for sub, p, rid in records if sub.seal == seal_id]
+            if docs and self.sealer is not None:
+                self.sealer.store(s, prepared, docs, kind="evidence")
 
     def register_many(self, agency: str,
                       subs: Sequence[EvidenceSubmission]) -> tuple[list[EvidenceView], dict[int, RegistryError]]:
@@ -230,6 +271,7 @@ class EvidenceService(EvidenceCustody):
                 prepared.append(self._prepare(sub))
             except RegistryError as exc:
                 raise type(exc)(f"record {i}: {exc.message}", code=exc.code, details={**exc.details, "index": i}) from exc
+        ready = self._ready_seals(agency, subs)
         with self.new_steps() as (s, claimed):
             ids = [self._reserve_id(s, p) for p in prepared]
             member = require_role(s, agency, Role.EVIDENCE, "missing_evidence_role")
@@ -241,6 +283,7 @@ class EvidenceService(EvidenceCustody):
                 except RegistryError as exc:
                     raise type(exc)(f"record {i}: {exc.message}", code=exc.code,
                                     details={**exc.details, "index": i}) from exc
+            self._store_seals(s, ready, list(zip(subs, prepared, ids, strict=True)))
             claimed.extend(st.id for st in steps)
             pairs = [(st.id, st.record_id) for st in steps]
         refused = self.try_pipelined([sid for sid, _ in pairs])
@@ -363,7 +406,7 @@ class EvidenceService(EvidenceCustody):
             assert case_row is not None
             view = self._view(s, rec, case_row)
             metadata = evidence_metadata(rec, case_row.case_no)
-        return verdict(self._ledger(), view, metadata, sha, sm, size)
+        return verdict(self._ledger(), view, metadata, sha, sm, size, seal_check=self.seal_check)
 
 
 def audit_records(session: Session) -> Iterable[LedgerRecord]:

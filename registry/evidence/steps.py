@@ -11,7 +11,7 @@ lookups every evidence operation starts from (a record, a case, whether a case i
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from chain.contracts import b32
@@ -24,6 +24,7 @@ from registry.outbox.inbox import hosted_agencies, is_mirrored_id, key_of, mirro
 from registry.outbox.steps import StepCall, StepLedger
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord
 from registry.store.rows import lock_row
+from registry.store.seal_models import SealedSignature
 from registry.validation import required_text
 
 __all__ = ["EvidenceSteps"]
@@ -101,6 +102,8 @@ class EvidenceSteps(StepLedger):
             return
         rec = s.get(EvidenceRecord, record_id)
         if rec is not None:
+            s.execute(delete(SealedSignature).where(SealedSignature.record_kind == "evidence",
+                                                    SealedSignature.record_id == record_id))
             s.delete(rec)
             s.flush()
         if not s.scalar(select(func.count()).select_from(EvidenceRecord).where(EvidenceRecord.case_key == case_key)):

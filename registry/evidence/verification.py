@@ -9,7 +9,7 @@ and digests (an edited row is `tampered`). Never `unaltered` without the chain: 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from chain.errors import ChainError
 from chain.ledgers import EvidenceLedgerClient
@@ -17,12 +17,21 @@ from registry.clock import iso_time
 from registry.crypto.hashing import hex0x
 from registry.evidence.views import EvidenceView, VerifyResult, check, metadata_digest
 
-__all__ = ["verdict"]
+__all__ = ["SealCheck", "verdict"]
+
+
+class SealCheck(Protocol):
+    """The `seal` check (registry/seals/verification.py `SealVerifier`): None for a record never sealed, else
+    (a check with `status`, `reason_zh`, `reason_en`, `details`; the verdict it forces or None)."""
+
+    def __call__(self, identifier: str, digest: bytes, issuer_uscc: str, block: int, *, kind: str = ...,
+                 sm3: bytes | None = ...) -> tuple[Any, str | None] | None: ...
 
 
 def verdict(ledger: EvidenceLedgerClient, view: EvidenceView, metadata: dict[str, Any], sha: str, sm: str | None,
-            size: int | None) -> VerifyResult:
-    """Compare a file's digests (`sha`, optional `sm` and `size`) with `view`'s record on chain."""
+            size: int | None, *, seal_check: SealCheck | None = None) -> VerifyResult:
+    """Compare a file's digests (`sha`, optional `sm` and `size`) with `view`'s record on chain; a sealed
+    record's `seal` check is judged against the chain's digests, collector and registration block."""
     record = view.public()
     checks: list[dict[str, Any]] = []
     try:
@@ -60,11 +69,23 @@ def verdict(ledger: EvidenceLedgerClient, view: EvidenceView, metadata: dict[str
         status = "SKIPPED" if given is None else ("INVALID" if name in differences else "VALID")
         checks.append(check(name, status, "not supplied" if given is None else
                              ("differs from the registered value" if status == "INVALID" else "matches")))
+    sealed = None if seal_check is None or view.mirrored else seal_check(
+        view.id, on_chain.sha256, on_chain.collector_uscc, on_chain.registered_block, kind="evidence", sm3=on_chain.sm3)
+    if sealed is not None:
+        c, seal_verdict = sealed
+        checks.append({**check("seal", c.status, c.reason_en), "detail_zh": c.reason_zh, "details": c.details})
+        if seal_verdict == "cannot_verify" and not differences:
+            return VerifyResult("cannot_verify", f"the seal of {view.id} cannot be verified: {c.reason_en}",
+                                f"无法验章：{c.reason_zh}", checks, record=record, log_proof=log_proof)
+        if seal_verdict is not None and not differences:
+            return VerifyResult("tampered", f"the file matches the chain, but the seal of {view.id} does not "
+                                            f"verify: {c.reason_en}", f"文件与链上一致，但电子印章验证不通过：{c.reason_zh}",
+                                checks, record=record, log_proof=log_proof)
     collector = view.collector.get("short_name") or view.collector["uscc"]
     collected_at = iso_time(on_chain.timestamp)
     custody = " -> ".join(c.get("short_name") or c["uscc"] for c in view.custody_chain) or collector
     custody_zh = " → ".join(c.get("short_name") or c["uscc"] for c in view.custody_chain) or collector
-    sealed = f"; sealed at {view.case_sealed_at}" if view.case_sealed else "; case not sealed"
+    sealed_case = f"; sealed at {view.case_sealed_at}" if view.case_sealed else "; case not sealed"
     sealed_zh = f"；已于 {view.case_sealed_at} 封存" if view.case_sealed else "；案件未封存"
     correction = f"; superseded by {view.superseded_by}" if view.superseded_by else ""
     if differences:
@@ -75,11 +96,14 @@ def verdict(ledger: EvidenceLedgerClient, view: EvidenceView, metadata: dict[str
         return VerifyResult("tampered", f"the file matches the chain, but the registry's copy of {view.id} was "
                                         f"edited after anchoring", f"文件与链上一致，但登记库中的 {view.id} 记录已被改动",
                             checks, record=record, log_proof=log_proof)
+    seal_en = seal_zh = ""
+    if sealed is not None:
+        seal_en, seal_zh = f"; e-seal {sealed[0].details.get('seal')} verified", "；电子印章有效"
     return VerifyResult(
         "unaltered",
         f"exhibit {view.id}, unaltered since collection at {collected_at} by {collector}; custody {custody}"
-        f"{sealed}{correction}",
+        f"{sealed_case}{correction}{seal_en}",
         f"证据 {view.id} 自 {collected_at} 由 {collector} 采集以来未被篡改；保管链：{custody_zh}{sealed_zh}"
-        + (f"；已被 {view.superseded_by} 更正" if view.superseded_by else ""),
+        + (f"；已被 {view.superseded_by} 更正" if view.superseded_by else "") + seal_zh,
         checks, record=record, log_proof=log_proof)
 

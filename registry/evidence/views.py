@@ -28,6 +28,7 @@ from registry.errors import ValidationError
 from registry.outbox.inbox import is_mirrored_id
 from registry.seeds import Seeds
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord
+from registry.store.seal_models import SealedSignature
 from registry.store.states import StepState
 from registry.validation import optional_text
 
@@ -106,6 +107,7 @@ class EvidenceSubmission:
     timestamp_token: str | None = None  # RFC 3161 TimeStampToken, DER, base64
     supersedes: str | None = None
     correction_reason: str | None = None
+    seal: str | None = None  # issue the record under one of the agency's seals (用章, registry/seals/sealing.py)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ class EvidenceView:
     custody_log: list[dict[str, Any]]
     pending_steps: int
     error: str | None = None
+    seal: str | None = None  # the seal the record was issued under (its sealed signature is kept beside it)
     # known from the chain only (registered on another node): the identifier, the case number and every
     # off-chain field are unknown here; `id` is the record's key without 0x
     mirrored: bool = False
@@ -291,4 +294,6 @@ def build_view(s: Session, seeds: Seeds, rec: EvidenceRecord, case: EvidenceCase
         pending_steps=sum(1 for e in steps if e.state in OPEN_STEPS),
         error=register.error if register is not None and register.state == StepState.FAILED.value else None,
         mirrored=is_mirrored_id(rec.id),
+        seal=s.scalar(select(SealedSignature.seal_id).where(SealedSignature.record_kind == "evidence",
+                                                            SealedSignature.record_id == rec.id)),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -111,14 +112,25 @@ class ParsedSeal:
         return hashlib.sha256(self.maker_key).digest()
 
     def verify(self) -> None:
-        """SignatureError unless the maker's signature over the seal verifies under `maker_key`."""
-        info = SealInfo.load(self._info)
-        message = signed_seal_bytes(info, self.maker_key, SIGNATURE_OIDS[self.algorithm])
-        verify_raw(self.algorithm, self.maker_key, message, self._signed_value)
+        """SignatureError unless the maker's signature over the seal verifies under `maker_key` (one seal signs
+        thousands of documents: a signature that verified is remembered, by every byte it was checked over)."""
+        _verify_seal(self.algorithm, self.maker_key, self._info, self._signed_value)
+
+
+@functools.lru_cache(maxsize=32)  # an entry holds a seal image (<= 256 KiB)
+def _verify_seal(algorithm: str, maker_key: bytes, info_der: bytes, signed_value: bytes) -> None:
+    message = signed_seal_bytes(SealInfo.load(info_der), maker_key, SIGNATURE_OIDS[algorithm])
+    verify_raw(algorithm, maker_key, message, signed_value)  # raises: a failure is never cached
 
 
 def parse_seseal(der: bytes) -> ParsedSeal:
-    """ValidationError (``invalid_seseal``) for bytes that are not a version 4 SESeal."""
+    """ValidationError (``invalid_seseal``) for bytes that are not a version 4 SESeal. The same seal rides in
+    every sealed signature it made: its parse is remembered (ParsedSeal is immutable)."""
+    return _parse_seseal(bytes(der))
+
+
+@functools.lru_cache(maxsize=32)  # an entry holds a seal image (<= 256 KiB)
+def _parse_seseal(der: bytes) -> ParsedSeal:
     try:
         seal = SESeal.load(bytes(der), strict=True)
         info = seal["eSealInfo"]

@@ -1,8 +1,9 @@
-"""Verifying a seal (验章): the `seal` check of a sealed certificate (registry/certificates/verification.py
-calls it after its own checks). In this order, each failure said in words:
+"""Verifying a seal (验章): the `seal` check of a sealed certificate or evidence record (registry/certificates/
+verification.py and registry/evidence/verification.py call it after their own checks). In this order, each
+failure said in words:
 
-1. the sealed signature is stored for this identifier, readable, and over this document (its identifier and
-   digest);
+1. the sealed signature is stored for this identifier, readable, and over this record (its identifier and
+   digest: a certificate's document digest, an evidence record's content digest);
 2. the seal is registered on chain (the seal index) — to the agency that anchored the document;
 3. the seal image's SHA-256 is the one registered (an image of another seal is named: whose it is);
 4. the SES_SealInfo's digest is the one registered, and the seal maker's signature over the SESeal verifies
@@ -39,12 +40,37 @@ from registry.errors import ChainUnavailableError, NotFoundError, SignatureError
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.seals.index import SealHistory, SealIndex
-from registry.seals.structures import SealedProof, read_sealed_signature
+from registry.seals.structures import SES_SIGNATURE, SealedProof, read_sealed_signature
 from registry.store.db import Certificate
+from registry.store.seal_models import SealedSignature
 
-__all__ = ["SealVerifier"]
+__all__ = ["SealVerifier", "registration_problem"]
 
 _STATUS_ZH = {"suspended": "暂停", "revoked": "撤销", "active": "恢复"}
+
+
+def registration_problem(proof: SealedProof, *, image_digest: str, seal_info_digest: str, key_digest: str,
+                         maker_key_published: bool) -> tuple[str, str, str] | None:
+    """What differs between a sealed signature's SESeal and the seal's registration on chain (steps 3-5 of
+    the module docstring), as (what, 中文, English), or None. `what` is ``image``, ``seal_info``,
+    ``maker_key``, ``signer_key`` or ``signature``. Used by the `seal` check and by the audit replay
+    (registry/audit/_seals.py), each with its own view of the chain."""
+    seal = proof.seal
+    if hex0x(seal.image_digest) != image_digest.lower():
+        return ("image", "印章图像与链上登记的不符（图像被替换或篡改）",
+                "the seal image does not match the image registered on chain (replaced or altered)")
+    if hex0x(seal.seal_info_digest) != seal_info_digest.lower():
+        return "seal_info", "印章信息与链上登记的不符", "the seal's SES_SealInfo differs from the one registered on chain"
+    if not maker_key_published:
+        return "maker_key", "制章方的密钥未在链上公布", "the seal maker's key was never published on chain"
+    if hex0x(proof.signer_key_digest) != key_digest.lower():
+        return "signer_key", "签章密钥不是链上登记的印章密钥", "the signing key is not the seal's key registered on chain"
+    try:
+        seal.verify()
+        proof.verify()
+    except SignatureError as exc:
+        return "signature", f"签名无效：{exc.message}", f"a signature does not verify: {exc.message}"
+    return None
 
 
 class SealVerifier:
@@ -53,11 +79,17 @@ class SealVerifier:
         self.index = index
         self.remote = remote  # where the sealed signatures of certificates issued on other nodes come from
 
-    def stored(self, identifier: str) -> SealedCopy | None:
-        """The sealed signature this node stored for one of its certificates (None: not sealed here)."""
+    def stored(self, identifier: str, kind: str = "certificate") -> SealedCopy | None:
+        """The sealed signature this node stored for one of its records of `kind` (certificate, evidence);
+        None: not sealed here."""
         with self.node.db.session() as s:
-            sm3 = s.scalar(select(Certificate.digest_sm3).where(Certificate.identifier == identifier))
-            return stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
+            if kind == "certificate":
+                sm3 = s.scalar(select(Certificate.digest_sm3).where(Certificate.identifier == identifier))
+                return stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
+            row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == kind,
+                                                          SealedSignature.record_id == identifier)).first()
+            return None if row is None else SealedCopy(row.seal_id, row.format, bytes(row.signature),
+                                                       bytes.fromhex(row.digest_sm3 or ""))
 
     def sealed_copy(self, identifier: str) -> SealedCopy:
         """The certificate's sealed signature: stored here, or from the issuing node's public record (for an
@@ -81,8 +113,13 @@ class SealVerifier:
         return media, seal.image, seal.image_digest.hex()
 
     def __call__(self, identifier: str, digest: bytes, issuer_uscc: str, block: int,
-                 sealed: SealedCopy | None = None) -> tuple[Check, str | None] | None:
-        copy = sealed or self.stored(identifier)
+                 sealed: SealedCopy | None = None, *, kind: str = "certificate",
+                 sm3: bytes | None = None) -> tuple[Check, str | None] | None:
+        """The `seal` check of record `identifier` of `kind` (certificate, evidence) whose SHA-256 digest is
+        `digest` (and SM3 digest `sm3`, where the caller has it from the chain), anchored by `issuer_uscc` in
+        `block`, with the sealed signature stored here or `sealed` (from the issuing node's public record);
+        None when the record was not sealed."""
+        copy = sealed or self.stored(identifier, kind)
         if copy is None:
             return None
         details: dict[str, Any] = {"seal": copy.seal_id, "format": copy.format,
@@ -92,10 +129,10 @@ class SealVerifier:
         except (ValidationError, SignatureError) as exc:
             return self._bad("unreadable", f"电子签章无法读取或签名无效：{exc.message}",
                              f"the sealed signature cannot be read: {exc.message}", details)
-        expected = copy.digest_sm3 if copy.format == "ses-signature" else digest
+        expected = (sm3 if sm3 is not None else copy.digest_sm3) if copy.format == SES_SIGNATURE else digest
         if proof.document != identifier or proof.data_hash != expected or proof.seal.es_id != copy.seal_id:
-            return self._bad("wrong_document", "电子签章不是对本证照的签章（标识、摘要或印章编号不符）",
-                             "the sealed signature is not over this document (identifier, digest or seal id differs)",
+            return self._bad("wrong_document", "电子签章不是对本记录的签章（标识、摘要或印章编号不符）",
+                             "the sealed signature is not over this record (identifier, digest or seal id differs)",
                              details)
         try:
             self.index.refresh()
@@ -118,31 +155,27 @@ class SealVerifier:
             return self._bad(*problem, details)
         return self._status(proof, history, block, details)
 
+    _PROBLEM_CODES = {"image": "image_mismatch", "seal_info": "info_mismatch", "maker_key": "maker_unknown",
+                      "signer_key": "key_mismatch", "signature": "bad_signature"}
+
     def _seal_problem(self, proof: SealedProof, history: SealHistory,
                       details: dict[str, Any]) -> tuple[str, str, str] | None:
-        seal = proof.seal
-        if hex0x(seal.image_digest) != history.image_digest.lower():
-            others = [h for h in self.index.seals_with_image(hex0x(seal.image_digest)) if h.key != history.key]
+        problem = registration_problem(
+            proof, image_digest=history.image_digest, seal_info_digest=history.seal_info_digest,
+            key_digest=history.key_digest,
+            maker_key_published=self.index.maker_key_block(hex0x(proof.seal.maker_key_digest)) is not None)
+        if problem is None:
+            return None
+        what, zh, en = problem
+        if what == "image":
+            others = [h for h in self.index.seals_with_image(hex0x(proof.seal.image_digest)) if h.key != history.key]
             if others:
                 who = self._name(others[0].agency_uscc)
                 details.update(image_of=others[0].agency_uscc, image_of_name=who)
                 return ("image_mismatch", f"印章图像与链上登记的不符：该图像是{who}另一枚印章的图像",
                         f"the seal image does not match the registered one: it is the image of another seal, "
                         f"of {who} ({others[0].agency_uscc})")
-            return ("image_mismatch", "印章图像与链上登记的不符（图像被替换或篡改）",
-                    "the seal image does not match the image registered on chain (replaced or altered)")
-        if hex0x(seal.seal_info_digest) != history.seal_info_digest.lower():
-            return "info_mismatch", "印章信息与链上登记的不符", "the seal's SES_SealInfo differs from the one registered on chain"
-        if self.index.maker_key_block(hex0x(seal.maker_key_digest)) is None:
-            return "maker_unknown", "制章方的密钥未在链上公布", "the seal maker's key was never published on chain"
-        if hex0x(proof.signer_key_digest) != history.key_digest.lower():
-            return "key_mismatch", "签章密钥不是链上登记的印章密钥", "the signing key is not the seal's key registered on chain"
-        try:
-            seal.verify()
-            proof.verify()
-        except SignatureError as exc:
-            return "bad_signature", f"签名无效：{exc.message}", f"a signature does not verify: {exc.message}"
-        return None
+        return self._PROBLEM_CODES[what], zh, en
 
     def _status(self, proof: SealedProof, history: SealHistory, block: int,
                 details: dict[str, Any]) -> tuple[Check, str | None]:

@@ -23,6 +23,7 @@ from api.stack import LocalStack
 from chain.ledgers import EvidenceLedgerClient
 from registry.crypto.hashing import sha256_key
 from tests.support.anvil import make_devnet
+from tests.support.audit import seal_image
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, NOTARY, POLICE, PRISON, rewrite_zip
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
@@ -132,6 +133,24 @@ def test_a_notary_anchors_a_copy_and_the_holder_verifies_it_later_through_the_cl
     assert p.returncode == 1 and json.loads(p.stdout)["verdict"] == "unknown"
     p = run(stack, "evidence", "verify", str(altered), "--id", rec["id"], ok=False)
     assert p.returncode == 1 and "altered" in p.stdout and "SHA-256 differs" in p.stdout and "SM3 differs" in p.stdout
+
+
+def test_evidence_added_under_a_seal_through_the_cli_shows_the_seal_check(stack: LocalStack, tmp_path: Path) -> None:
+    image = write(tmp_path / "seal.png", seal_image((200, 0, 0)))
+    seal = run_json(stack, "seal", "create", "--name", "黑龙江省公安厅执法专用章", "--image", str(image), "--category",
+                    "business", "--valid-until", "2030-12-31", "--agency", POLICE)
+    photo = write(tmp_path / "sealed.jpg", b"sealed enforcement photo " * 40)
+    rec = run_json(stack, "evidence", "add", str(photo), "--case", "C-cli-seal", "--scenario", "行政执法", "--agency",
+                   POLICE, "--seal", seal["id"])
+    assert rec["seal"] == seal["id"] and rec["status"] == "registered"
+    result = run_json(stack, "evidence", "verify", str(photo), "--id", rec["id"])
+    [check] = [c for c in result["checks"] if c["check"] == "seal"]
+    assert result["verdict"] == "unaltered" and check["status"] == "VALID", result
+    p = run(stack, "evidence", "verify", str(photo), "--id", rec["id"])
+    assert f"e-seal {seal['id']} verified" in " ".join(p.stdout.split())
+    run(stack, "seal", "suspend", seal["id"], "--reason", "印章送检", "--agency", POLICE)
+    refused(stack, "evidence", "add", str(write(tmp_path / "later.jpg", b"later")), "--case", "C-cli-seal", "--scenario",
+            "行政执法", "--agency", POLICE, "--seal", seal["id"], code="seal_suspended")
 
 
 def test_refusals_are_one_line_errors_with_a_code(stack: LocalStack, tmp_path: Path) -> None:

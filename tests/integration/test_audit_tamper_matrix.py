@@ -1,7 +1,8 @@
 """The audit tamper matrix: one small history on real chains (certificates issued, revoked, suspended and
 superseded; evidence registered, transferred, accepted, rejected and its case sealed; an exchange through all
-four steps; checkpoints on the Backbone), then every chain-derived column of every ledger table edited in the
-database one at a time, each edit found by the audit under its own finding kind.
+four steps; e-seals made, changed and used on certificates and evidence; checkpoints on the Backbone), then
+every chain-derived column of every ledger table edited in the database one at a time, each edit found by the
+audit under its own finding kind.
 
 The columns come from the ORM models: a table or column nobody classified fails the first test, so a new
 column is never silently left out of the audit. Columns that are purely local are listed with the reason.
@@ -29,7 +30,7 @@ from registry.audit.replay import Auditor
 from registry.certificates.service import CertificateService
 from registry.evidence.service import EvidenceService
 from registry.store.db import Base
-from tests.support.audit import TwoChains, build_two_chains, checkpoint_all, populate
+from tests.support.audit import TwoChains, build_two_chains, checkpoint_all, populate, seal_history
 
 pytestmark = pytest.mark.anvil
 
@@ -54,13 +55,6 @@ NOT_LEDGER_TABLES = {
     "certificate_numbers": "keyed MACs of issued 证照编号 for idempotent issuing (local bookkeeping, nothing on chain)",
     "idempotency_keys": "the first answer to each Idempotency-Key, encrypted (local bookkeeping)",
     "note_keys": "the node's Ed25519 note keys, encrypted (local secrets)",
-    "seals": "the seals made here (SESeal, image, encrypted key): every seal verification compares their digests "
-             "with SealRegistry (registry/seals/verification.py); not yet in the audit replay",
-    "seal_steps": "the seal registry's outbox rows; their events are indexed in seal_chain_events",
-    "seal_maker_keys": "the seal maker's keys, encrypted (local secrets); their digests are published on chain",
-    "seal_chain_events": "a copy of SealRegistry's events (the seal index), rebuilt from the chain after a reset",
-    "sealed_signatures": "signed SES_Signature / JSON proofs: their signatures and the chain, not the database, "
-                         "protect them (checked by every verification, tests/integration/test_seals.py)",
     "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
                         "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }
@@ -84,6 +78,12 @@ LOCAL_COLUMNS = {
                   "updated_at": _LOCAL},
     "exchange_steps": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL},
     "checkpoint_records": {"created_at": _LOCAL},
+    "seals": {"key_blob": "the seal's private key, encrypted (a local secret: its public key's digest is on chain)",
+              "created_at": _LOCAL},
+    "seal_steps": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL},
+    "seal_maker_keys": {"key_blob": "the seal maker's private key, encrypted (a local secret)", "created_at": _LOCAL},
+    "seal_chain_events": {"id": _LOCAL},
+    "sealed_signatures": {"id": _LOCAL, "created_at": _LOCAL + " (the signing time is inside the signature)"},
 }
 
 _ANCHOR = {c: "anchor_mismatch" for c in ("account", "tx_hash", "raw_tx", "block_number", "block_hash",
@@ -131,6 +131,17 @@ EXPECTED: dict[str, dict[str, str]] = {
                   "received_sha256": "exchange_mismatch"},
     "exchange_steps": {**_STEP, "exchange_id": "step_mismatch", "kind": "step_mismatch", "actor_uscc": "step_mismatch",
                        "params": "step_mismatch"},
+    "seals": {"id": "seal_mismatch", "key": "seal_mismatch", "image": "seal_image_mismatch",
+              **{c: "seal_mismatch" for c in ("agency_uscc", "name", "category", "image_type", "image_digest",
+                                              "key_algorithm", "public_key", "key_digest", "seseal", "seal_info_digest",
+                                              "valid_from", "valid_until", "status")}},
+    "seal_steps": {**_STEP, "seal_id": "step_mismatch", "kind": "step_mismatch", "actor_uscc": "step_mismatch",
+                   "params": "step_mismatch"},
+    "seal_maker_keys": {c: "seal_mismatch" for c in ("key_digest", "uscc", "algorithm", "public_key")},
+    "seal_chain_events": {c: "seal_index_mismatch" for c in ("tx_hash", "log_index", "name", "seal_key", "agency_uscc",
+                                                             "args", "block_number", "block_hash", "block_timestamp")},
+    "sealed_signatures": {c: "sealed_signature_invalid" for c in ("record_kind", "record_id", "seal_id", "format",
+                                                                  "signature", "digest_sha256", "digest_sm3")},
     "checkpoint_records": {"hash": "db_record_not_on_chain", "signer": "checkpoint_signature_invalid",
                            "signer_uscc": "checkpoint_signature_invalid", "signature": "checkpoint_signature_invalid",
                            **{c: "checkpoint_record_mismatch" for c in (
@@ -146,7 +157,10 @@ VALUE: dict[tuple[str, str], Any] = {
     ("certificates", "status"): "issued", ("status_changes", "action"): "suspend", ("evidence_events", "kind"): "reject",
     ("evidence_records", "custodian_uscc"): POLICE,  # the forged custodian of issue 10
     ("evidence_records", "status"): "failed", ("exchanges", "status"): "disputed", ("batches", "state"): "prepared",
-    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps")},
+    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps", "seal_steps")},
+    # DateTime columns: another valid time (a string that is no time would not load at all)
+    ("seals", "valid_from"): "2020-01-01 00:00:00.000000", ("seals", "valid_until"): "2099-01-01 00:00:00.000000",
+    ("seals", "status"): "active",  # the first seal is revoked on chain
 }
 
 
@@ -214,8 +228,10 @@ def test_every_table_and_column_is_classified_for_the_audit() -> None:
 
 
 def _history(node: Any) -> None:
-    """populate() plus a certificate left suspended, a rejected transfer and a sealed case."""
+    """populate() plus a certificate left suspended, a rejected transfer, a sealed case, and e-seals: sealed
+    certificates and evidence, a seal suspended and reinstated, another revoked (seal_history)."""
     act = populate(node)
+    seal_history(node)
     certs = CertificateService(node, public_base="http://lianzheng.test")
     agency = certs.get(None, act.certificates[3]).issuer_uscc
     certs.change_status(agency, act.certificates[3], "suspend")

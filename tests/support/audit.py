@@ -201,6 +201,73 @@ def _exchange(node: Node) -> list[str]:
     return [x.id]
 
 
+# -- e-seals ----------------------------------------------------------------------------------------------------
+
+POLICE = "11230000MB1A00044B"  # 省公安厅: evidence and issuer roles (seals its evidence)
+
+
+@dataclass
+class SealActivity:
+    cert_seal: str = ""  # the certificate issuer's seal: sealed a batch, then revoked
+    evidence_seal: str = ""  # 省公安厅's seal: sealed evidence, suspended and reinstated
+    certificates: list[str] = field(default_factory=list)  # sealed certificates
+    evidence: list[str] = field(default_factory=list)  # sealed evidence records
+    issuer: str = ""
+
+
+def seal_image(color: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    ImageDraw.Draw(img).ellipse((4, 4, 92, 92), outline=(*color, 255), width=6)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def seal_history(node: Node) -> SealActivity:
+    """Two seals (gm) through their services: a sealed certificate batch under the issuer's seal (then revoked),
+    sealed evidence under 省公安厅's (suspended and reinstated after), and the seal index refreshed at the end."""
+    import datetime as dt
+
+    from registry.crypto.profiles import CryptoProfile
+    from registry.seals.index import SealIndex
+    from registry.seals.sealing import Sealer
+    from registry.seals.service import SealRequest, SealService
+
+    index = SealIndex(node)
+    seals = SealService(node, profile=CryptoProfile.GM, index=index)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    ct = node.seeds.certificate_types[0]
+    act = SealActivity(issuer=ct.issuers[0])
+    act.cert_seal = seals.create(act.issuer, SealRequest("行政许可专用章", "permit", seal_image((200, 0, 0)), None,
+                                                         until)).id
+    act.evidence_seal = seals.create(POLICE, SealRequest("执法专用章", "business", seal_image((0, 0, 200)), None,
+                                                         until)).id
+    sealer = Sealer(node, index)
+    worker = OutboxWorker([BatchAnchoring(node, batch_size=1000, max_age=0)])
+    certs = CertificateService(node, public_base="http://lianzheng.test", worker=worker, sealer=sealer)
+    issued = certs.issue(act.issuer, ct.code, sample_values(ct, 2, issuer=node.seeds.member(act.issuer), seed=77),
+                         seal=act.cert_seal)
+    worker.flush()
+    act.certificates = [i.identifier for i in issued]
+    evidence = EvidenceService(node, sealer=sealer)
+    for i in range(2):
+        content = f"封存前的执法记录 {i}".encode()
+        sub = EvidenceSubmission(case_no="黑公(哈)行罚决字〔2026〕077号", scenario="行政执法",
+                                 sha256=hashlib.sha256(content).hexdigest(), sm3=sm3(content).hex(), size=len(content),
+                                 media_type="image/jpeg", authority="黑龙江省公安厅", legal_basis="《行政处罚法》第四十七条",
+                                 operator_id="HLJ-0077", seal=act.evidence_seal)
+        act.evidence.append(evidence.register(POLICE, sub).id)
+    seals.change(POLICE, act.evidence_seal, "suspend", reason="印章送检")
+    seals.change(POLICE, act.evidence_seal, "reinstate")
+    seals.change(act.issuer, act.cert_seal, "revoke", reason="机构更名")
+    index.refresh()
+    return act
+
+
 # -- forcing what the contracts refuse ------------------------------------------------------------------------
 
 _OPEN_CONSORTIUM = """// SPDX-License-Identifier: Apache-2.0
@@ -225,15 +292,12 @@ def _compile_open_consortium() -> tuple[list[Any], str]:
     return c["abi"], "0x" + c["evm"]["bytecode"]["object"]
 
 
-def anchor_without_issuer_role(node: Node, uscc: str, root: bytes, count: int = 10) -> str:
-    """Anchor `root` from the account of member `uscc`, which lacks the issuer role, on the real ledger.
-
-    The CertificateLedger asks its consortium `hasRole(sender, ISSUER)` and refuses; so for one transaction
-    the ConsortiumRegistry's code is swapped (anvil_setCode) for a test-only OpenConsortium that says yes and
-    names `uscc` as the sender's member, then the real code is put back. Storage is untouched, so the
-    registry is exactly as before, and the chain now holds what a compromised or buggy ledger could have
-    let through: a BatchAnchored by an account without the role. Returns the transaction hash.
-    """
+@contextmanager
+def open_consortium(node: Node, uscc: str) -> Iterator[None]:
+    """For the transactions sent inside the block, the ConsortiumRegistry's code is swapped (anvil_setCode)
+    for a test-only OpenConsortium that says yes to every role check and names `uscc` as every account's
+    member; the real code is put back after. Storage is untouched, so the registry is exactly as before, and
+    the chain then holds what a compromised or buggy contract could have let through."""
     abi, bytecode = _compile_open_consortium()
     w3 = node.backend.w3
     sender = node.sender_for(uscc)
@@ -246,7 +310,14 @@ def anchor_without_issuer_role(node: Node, uscc: str, root: bytes, count: int = 
     real_code = w3.eth.get_code(consortium)
     node.backend.raw("anvil_setCode", [consortium, "0x" + bytes(open_code).hex()])
     try:
-        tx = node.certificate_ledger.anchor_batch(sender, root, sm3(root), count)  # any non-zero SM3 root
+        yield
     finally:
         node.backend.raw("anvil_setCode", [consortium, "0x" + bytes(real_code).hex()])
+
+
+def anchor_without_issuer_role(node: Node, uscc: str, root: bytes, count: int = 10) -> str:
+    """Anchor `root` from the account of member `uscc`, which lacks the issuer role, on the real ledger (the
+    CertificateLedger would refuse: `open_consortium` lets it through). Returns the transaction hash."""
+    with open_consortium(node, uscc):
+        tx = node.certificate_ledger.anchor_batch(node.sender_for(uscc), root, sm3(root), count)  # any SM3 root
     return tx.tx_hash

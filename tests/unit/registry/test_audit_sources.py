@@ -36,8 +36,6 @@ from registry.logs.log import LEDGER_CONTRACTS, PRIMARY_KEY
 # contracts with events that are not ledgers of the sub-chain, and why
 NOT_LEDGERS = {
     "Backbone": "the main chain's checkpoint contract: registry/audit/checkpoints.py checks it against every ledger",
-    "SealRegistry": "the e-seal registry: its events are read by every seal verification (registry/seals/index.py); "
-                    "not yet part of the audit replay",
 }
 
 
@@ -94,3 +92,19 @@ def test_the_replay_state_round_trips_through_the_snapshot_json() -> None:
 def test_docstring_examples_run(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_finding_kind_the_audit_emits_is_explained_in_words() -> None:
+    """The HTML report and `lianzheng audit` say what each kind means (registry/audit/report.py KIND_TEXT)."""
+    import re
+    from pathlib import Path
+
+    from registry.audit.report import KIND_TEXT
+
+    emitted: set[str] = set()
+    for path in Path(registry.audit.rules.__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        emitted |= set(re.findall(r'(?:\badd|\bfinding|\bdiffers|on_finding|Finding)\(\s*"([a-z_]+)"', text))
+        emitted |= set(re.findall(r'return \(?"([a-z_]+)", ', text))
+    assert {"seal_action_unauthorised", "seal_not_active_when_sealed", "sealed_signature_invalid"} <= emitted
+    assert not emitted - set(KIND_TEXT), f"finding kinds without words in KIND_TEXT: {sorted(emitted - set(KIND_TEXT))}"
