@@ -53,6 +53,7 @@ from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, Setti
 from api.schemas import AGENCY_ERRORS, IdentifierPath
 from api.settings import Settings
 from registry.certificates.documents import COMMON_FIELDS
+from registry.certificates.print_sheet import PrintSheet
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import VerificationResult, Verifier
 from registry.errors import NotFoundError, RegistryError
@@ -249,21 +250,11 @@ def _label(name: str, name_en: str) -> str:
             f'<span class="en">{html.escape(name_en.replace("_", " "))}</span>')
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    return html.escape(str(value))
-
-
 def render_print(node: Node, opened: OpenedDocument, text: str, mode: str) -> str:
     doc, view = opened.document, opened.view
     cert_type = node.seeds.certificate_type(doc.type_code)
-    specs = [*COMMON_FIELDS, *cert_type.fields]
-    rows = "".join(
-        f"<tr><th>{_label(s.name, s.name_en)}</th><td>{_value(doc.fields[s.name].value)}</td></tr>"
-        for s in specs if s.name in doc.fields)
+    sheet = PrintSheet.of(node.seeds, doc, view)  # the rows the sealed PDF prints too (registry/seals/pdf.py)
+    rows = "".join(f"<tr><th>{_label(r.name, r.name_en)}</th><td>{html.escape(r.text)}</td></tr>" for r in sheet.rows)
     issuer = node.seeds.member(view.issuer_uscc)
     anchor = view.anchor or {}
     anchored = (f"区块 {anchor['block_number']} · 交易 {html.escape(anchor['tx_hash'])}" if anchor else
