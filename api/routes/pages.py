@@ -49,8 +49,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from api.certificate_qr import OpenedDocument, open_document, qr_text
-from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SettingsDep, VerifierDep
+from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SealsDep, SettingsDep, VerifierDep
 from api.schemas import AGENCY_ERRORS, IdentifierPath
+from api.sealed_print import sealed_pdf
 from api.settings import Settings
 from registry.certificates.documents import COMMON_FIELDS
 from registry.certificates.print_sheet import PrintSheet
@@ -286,12 +287,16 @@ def _print_csp() -> str:
 @router.get("/api/v1/certificates/{identifier}/print", response_class=HTMLResponse, include_in_schema=True,
             tags=["qr"], responses=AGENCY_ERRORS)
 async def print_view(
-    identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep,
+    identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep, seals: SealsDep,
     key: DocumentKey = None,
     mode: Annotated[Literal["ref", "offline"], Query(description="which QR to print")] = "ref",
-) -> HTMLResponse:
-    """A printable A4 certificate (HTML): fields in Chinese, issuer, identifier and the QR code.
+    fmt: Annotated[Literal["html", "pdf"], Query(alias="format", description="html, or pdf: one A4 page with the "
+                                                 "seal image, PAdES-signed with the seal's certificate")] = "html",
+) -> Response:
+    """A printable A4 certificate (HTML, or the sealed PDF): fields in Chinese, issuer, identifier and the QR code.
     Needs the document key in ``X-Document-Key``; nothing of the plaintext is stored or logged."""
+    if fmt == "pdf":  # api/sealed_print.py; 409 not_sealed for a certificate issued without a seal
+        return await sealed_pdf(node, certificates, seals, agency, identifier, key, mode, _HEADERS)
 
     def render() -> str:
         opened = open_document(certificates, agency, identifier, key)

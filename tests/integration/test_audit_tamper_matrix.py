@@ -61,6 +61,10 @@ NOT_LEDGER_TABLES = {
     "seal_chain_events": "a copy of SealRegistry's events (the seal index), rebuilt from the chain after a reset",
     "sealed_signatures": "signed SES_Signature / JSON proofs: their signatures and the chain, not the database, "
                          "protect them (checked by every verification, tests/integration/test_seals.py)",
+    "seal_ca_keys": "the seal CA's root key, encrypted (a local secret), and its certificate: published in the "
+                    "operator-signed trust list, not on chain",
+    "seal_pdf_certs": "each seal's PAdES key, encrypted (a local secret), and its X.509 certificate: the CA's "
+                      "signature, not the chain, protects it (tests/integration/test_seal_pdf.py)",
     "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
                         "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }
