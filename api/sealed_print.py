@@ -25,9 +25,9 @@ async def sealed_pdf(node: Node, certificates: CertificateService, seals: SealSe
     def render() -> bytes:
         opened = open_document(certificates, agency, identifier, key)
         printer = SealedPdfPrinter(node, Sealer(node, seals.index))
-        printer.seal_of(identifier)  # refuse an unsealed certificate before drawing its QR code
+        ready = printer.prepare(agency, identifier)  # not sealed, seal suspended ...: refused before the QR is made
         text, _ = qr_text(node, certificates, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
-        return printer.render(agency, opened.document, opened.view, text, mode=mode)
+        return printer.render(ready, opened.document, opened.view, text, mode=mode)
 
     data = await run_in_threadpool(render)
     return Response(data, media_type="application/pdf", headers={

@@ -14,7 +14,8 @@ the verification QR, signed as PAdES B-B by the seal's PAdES twin key under the 
    the root from the signed trust list (``seal_ca``).
 
     >>> printer = SealedPdfPrinter(node, sealer)                                           # doctest: +SKIP
-    >>> data = printer.render(agency, document, view, qr_text, mode="ref")                  # doctest: +SKIP
+    >>> ready = printer.prepare(agency, identifier)   # refusals come here, before any QR is drawn  # doctest: +SKIP
+    >>> data = printer.render(ready, document, view, qr_text, mode="ref")                   # doctest: +SKIP
     >>> data[:5]                                                                           # doctest: +SKIP
     b'%PDF-'
 """
@@ -22,6 +23,7 @@ the verification QR, signed as PAdES B-B by the seal's PAdES twin key under the 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -41,7 +43,7 @@ from registry.seals.ca import SealPdfIdentity, pdf_identity
 from registry.seals.sealing import Sealer
 from registry.store.seal_models import SealedSignature, SealRow
 
-__all__ = ["CAPTIONS", "FIELD_NAME", "SealedPdfPrinter", "sign_pdf"]
+__all__ = ["CAPTIONS", "FIELD_NAME", "ReadyPrint", "SealedPdfPrinter", "sign_pdf"]
 
 FIELD_NAME = "LianzhengSeal"
 CAPTIONS = {"ref": "扫码核验（联网）/ scan to verify online",
@@ -68,6 +70,13 @@ def sign_pdf(unsigned: bytes, identity: SealPdfIdentity, *, reason: str, name: s
     return bytes(out.getvalue())
 
 
+@dataclass(frozen=True)
+class ReadyPrint:
+    identifier: str
+    seal: PageSeal
+    identity: SealPdfIdentity
+
+
 class SealedPdfPrinter:
     def __init__(self, node: Node, sealer: Sealer) -> None:
         self.node = node
@@ -84,18 +93,26 @@ class SealedPdfPrinter:
                                 "instead", code="not_sealed")
         return str(seal_id)
 
-    def render(self, agency: str, document: Document, view: CertificateView, qr_text: str, *, mode: str) -> bytes:
-        """The signed PDF of one of ``agency``'s certificates (its plaintext ``document``, opened by the caller)."""
-        if mode not in CAPTIONS:
-            raise ValidationError(f"mode must be one of {', '.join(CAPTIONS)}, got {mode!r}", code="invalid_mode")
-        seal_id = self.seal_of(view.identifier)
+    def prepare(self, agency: str, identifier: str) -> ReadyPrint:
+        """Everything checked before a page is drawn: sealed, the seal usable now, its signing identity."""
+        seal_id = self.seal_of(identifier)
         self.sealer.prepare(agency, seal_id)  # the agency's own, on chain, active, inside its validity
         identity = pdf_identity(self.node, seal_id)
         with self.node.db.session() as s:
             row = s.get(SealRow, seal_id)
-            assert row is not None  # prepare() found it
+            assert row is not None  # Sealer.prepare found it
             seal = PageSeal(row.id, row.name, row.image_type, row.image)
+        return ReadyPrint(identifier, seal, identity)
+
+    def render(self, ready: ReadyPrint, document: Document, view: CertificateView, qr_text: str, *,
+               mode: str) -> bytes:
+        """The signed PDF of the certificate ``ready`` was prepared for (its plaintext ``document``)."""
+        if mode not in CAPTIONS:
+            raise ValidationError(f"mode must be one of {', '.join(CAPTIONS)}, got {mode!r}", code="invalid_mode")
+        if view.identifier != ready.identifier or document.identifier != ready.identifier:
+            raise ValidationError("the document is not the one prepared for printing", code="invalid_input")
         sheet = PrintSheet.of(self.node.seeds, document, view)
-        unsigned = draw_page(sheet, qr_text, CAPTIONS[mode], seal)
-        return sign_pdf(unsigned, identity, reason=f"{seal.name}（{seal.seal_id}）用章：{sheet.title} {sheet.identifier}",
-                        name=seal.name)
+        unsigned = draw_page(sheet, qr_text, CAPTIONS[mode], ready.seal)
+        seal = ready.seal
+        return sign_pdf(unsigned, ready.identity, name=seal.name,
+                        reason=f"{seal.name}（{seal.seal_id}）用章：{sheet.title} {sheet.identifier}")
