@@ -27,6 +27,7 @@ from fpdf.errors import FPDFException
 from registry.certificates.print_sheet import PrintSheet
 from registry.errors import PayloadTooLargeError, RegistryError, ValidationError
 from registry.formats.images import qr_png
+from registry.seals._font import document_font
 
 __all__ = ["CJK_FONT", "ISSUER_BOX", "PAGE_MM", "QR_BOX", "SEAL_MM", "PageSeal", "draw_page"]
 
@@ -54,13 +55,10 @@ class PageSeal:
 
 
 def _pdf(font: Path) -> FPDF:
-    if not font.is_file():
-        raise RegistryError(f"the CJK font {font} is missing (Debian package fonts-wqy-microhei)",
-                            code="pdf_font_missing")
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
-    pdf.add_font("cjk", fname=str(font), collection_font_number=0)
+    pdf.add_font("cjk", fname=str(font))
     pdf.set_text_shaping(False)
     return pdf
 
@@ -126,7 +124,26 @@ def _seal(pdf: FPDF, seal: PageSeal, centre: tuple[float, float]) -> None:
 
 def draw_page(sheet: PrintSheet, qr_text: str, caption: str, seal: PageSeal, *, font: Path = CJK_FONT) -> bytes:
     """The unsigned one-page PDF."""
-    pdf = _pdf(font)
+    if not font.is_file():
+        raise RegistryError(f"the CJK font {font} is missing (Debian package fonts-wqy-microhei)",
+                            code="pdf_font_missing")
+    date = sheet.printed.strftime("%Y年%m月%d日")
+    lines = (f"颁发机构 / Issuer: {sheet.issuer}（{sheet.issuer_uscc}）", sheet.issuer_en,
+             "证照标识 / Identifier:", sheet.identifier, f"摘要 SHA-256 / Digest: {sheet.digest}",
+             f"上链 / Anchored: {sheet.anchored}", f"电子印章 / Seal: {seal.name}（{seal.seal_id}）· PAdES 签名",
+             f"打印日期 / Printed: {sheet.printed.isoformat()} · 链证 Lianzheng")
+    texts = [sheet.title, sheet.title_en, sheet.issuer, date, caption, *lines,
+             *(t for row in sheet.rows for t in (row.name, row.name_en, row.text))]
+    with document_font(font, texts) as subset:  # every string drawn below is in `texts`
+        pdf = _pdf(subset)
+        _draw(pdf, sheet, qr_text, caption, seal, date, lines)
+        if pdf.pages_count != 1 or pdf.get_y() > PAGE_MM[1] - 8:
+            raise PayloadTooLargeError("the certificate does not fit on one A4 page", code="print_too_long")
+        return bytes(pdf.output())
+
+
+def _draw(pdf: FPDF, sheet: PrintSheet, qr_text: str, caption: str, seal: PageSeal, date: str,
+          lines: tuple[str, ...]) -> None:
     pdf.set_title(f"{sheet.title} {sheet.identifier}")
     pdf.set_author(sheet.issuer)
     pdf.set_creator("链证 Lianzheng")
@@ -151,11 +168,10 @@ def draw_page(sheet: PrintSheet, qr_text: str, caption: str, seal: PageSeal, *, 
     pdf.set_font("cjk", size=15)
     pdf.set_xy(x0, y0)
     pdf.cell(x1 - x0, (y1 - y0) / 2, sheet.issuer, align="R")
+    name_w = min(pdf.get_string_width(sheet.issuer), x1 - x0)
     pdf.set_font("cjk", size=10)
     pdf.set_xy(x0, y0 + (y1 - y0) / 2)
-    pdf.cell(x1 - x0, (y1 - y0) / 2, sheet.printed.strftime("%Y年%m月%d日"), align="R")
-    pdf.set_font("cjk", size=15)
-    name_w = min(pdf.get_string_width(sheet.issuer), x1 - x0)
+    pdf.cell(x1 - x0, (y1 - y0) / 2, date, align="R")
     _seal(pdf, seal, (x1 - name_w / 2, (y0 + y1) / 2))  # over the name and the date, as a stamp is pressed
 
     qx0, qy0, qx1, qy1 = QR_BOX
@@ -167,13 +183,5 @@ def draw_page(sheet: PrintSheet, qr_text: str, caption: str, seal: PageSeal, *, 
 
     pdf.set_xy(MARGIN, _FOOTER_TOP)
     pdf.set_font("cjk", size=8)
-    text_w = qx0 - MARGIN - 4
-    lines = (f"颁发机构 / Issuer: {sheet.issuer}（{sheet.issuer_uscc}）", sheet.issuer_en,
-             "证照标识 / Identifier:", sheet.identifier, f"摘要 SHA-256 / Digest: {sheet.digest}",
-             f"上链 / Anchored: {sheet.anchored}", f"电子印章 / Seal: {seal.name}（{seal.seal_id}）· PAdES 签名",
-             f"打印日期 / Printed: {sheet.printed.isoformat()} · 链证 Lianzheng")
     for text in lines:
-        pdf.multi_cell(text_w, 8 * _PT * 1.35, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    if pdf.pages_count != 1 or pdf.get_y() > PAGE_MM[1] - 8:
-        raise PayloadTooLargeError("the certificate does not fit on one A4 page", code="print_too_long")
-    return bytes(pdf.output())
+        pdf.multi_cell(qx0 - MARGIN - 4, 8 * _PT * 1.35, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
