@@ -285,7 +285,8 @@ def _print_csp() -> str:
 
 
 @router.get("/api/v1/certificates/{identifier}/print", response_class=HTMLResponse, include_in_schema=True,
-            tags=["qr"], responses=AGENCY_ERRORS)
+            tags=["qr"], responses={**AGENCY_ERRORS, 200: {"content": {"text/html": {}, "application/pdf": {}},
+                                                           "description": "the page, or the sealed PDF"}})
 async def print_view(
     identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep, seals: SealsDep,
     key: DocumentKey = None,
