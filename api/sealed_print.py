@@ -25,7 +25,7 @@ async def sealed_pdf(node: Node, certificates: CertificateService, seals: SealSe
     def render() -> bytes:
         opened = open_document(certificates, agency, identifier, key)
         printer = SealedPdfPrinter(node, Sealer(node, seals.index))
-        ready = printer.prepare(agency, identifier)  # not sealed, seal suspended ...: refused before the QR is made
+        ready = printer.prepare(agency, opened.view)  # revoked, not sealed, seal suspended ...: before the QR
         text, _ = qr_text(node, certificates, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
         return printer.render(ready, opened.document, opened.view, text, mode=mode)
 

@@ -3,7 +3,9 @@ the verification QR, signed as PAdES B-B by the seal's PAdES twin key under the 
 
 1. The certificate must have been sealed (用章) at issue time: its sealed signature names the seal; a
    certificate issued without a seal is refused (409 ``not_sealed``), never signed with some other key.
-2. The seal must be usable now, exactly as for sealing (registry/seals/sealing.py ``Sealer.prepare``): the
+2. The certificate must be in force (issued, or pending anchoring): a revoked, suspended or superseded one is
+   refused (409 ``certificate_revoked`` …), since a newly signed PDF would vouch for it today.
+   The seal must be usable now, exactly as for sealing (registry/seals/sealing.py ``Sealer.prepare``): the
    issuing agency's own, on chain, Active, inside its validity. A suspended or revoked seal signs no new PDF
    (409 ``seal_suspended`` / ``seal_revoked``; ``seal_expired``); PDFs signed before stay valid.
 3. The page is the same sheet as the HTML print view (registry/certificates/print_sheet.py) with the same QR
@@ -14,7 +16,7 @@ the verification QR, signed as PAdES B-B by the seal's PAdES twin key under the 
    the root from the signed trust list (``seal_ca``).
 
     >>> printer = SealedPdfPrinter(node, sealer)                                           # doctest: +SKIP
-    >>> ready = printer.prepare(agency, identifier)   # refusals come here, before any QR is drawn  # doctest: +SKIP
+    >>> ready = printer.prepare(agency, view)   # refusals come here, before any QR is drawn   # doctest: +SKIP
     >>> data = printer.render(ready, document, view, qr_text, mode="ref")                   # doctest: +SKIP
     >>> data[:5]                                                                           # doctest: +SKIP
     b'%PDF-'
@@ -42,10 +44,12 @@ from registry.seals._layout import PageSeal, draw_page
 from registry.seals.ca import SealPdfIdentity, pdf_identity
 from registry.seals.sealing import Sealer
 from registry.store.seal_models import SealedSignature, SealRow
+from registry.store.states import CertificateStatus
 
 __all__ = ["CAPTIONS", "FIELD_NAME", "ReadyPrint", "SealedPdfPrinter", "sign_pdf"]
 
 FIELD_NAME = "LianzhengSeal"
+_PRINTABLE = (CertificateStatus.ISSUED.value, CertificateStatus.PENDING.value)
 CAPTIONS = {"ref": "扫码核验（联网）/ scan to verify online",
             "offline": "离线核验码（含签名）/ offline verification code (signed)"}
 
@@ -93,8 +97,14 @@ class SealedPdfPrinter:
                                 "instead", code="not_sealed")
         return str(seal_id)
 
-    def prepare(self, agency: str, identifier: str) -> ReadyPrint:
-        """Everything checked before a page is drawn: sealed, the seal usable now, its signing identity."""
+    def prepare(self, agency: str, view: CertificateView) -> ReadyPrint:
+        """Everything checked before a page is drawn: the certificate in force (or still being anchored), sealed,
+        the seal usable now, its signing identity."""
+        identifier = view.identifier
+        if view.status not in _PRINTABLE:
+            raise ConflictError(f"certificate {identifier} is {view.status}: a newly sealed PDF of it would "
+                                "vouch for it today; verify it instead", code=f"certificate_{view.status}",
+                                details={"status": view.status})
         seal_id = self.seal_of(identifier)
         self.sealer.prepare(agency, seal_id)  # the agency's own, on chain, active, inside its validity
         identity = pdf_identity(self.node, seal_id)

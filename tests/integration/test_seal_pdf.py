@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -252,7 +253,18 @@ def test_pdf_refusals_are_clear_4xx_and_store_nothing(intl_api: Api) -> None:
     seal, cert = _sealed(api, seed=54)
     ident, key = cert["identifier"], _key(cert)
     [plain] = _issue(api, MARKET, None, seed=55)["certificates"]
+    [withdrawn] = _issue(api, MARKET, seal["id"], seed=57)["certificates"]
+    r = api.client.post(f"/api/v1/certificates/{withdrawn['identifier']}/revoke", json={"reason": 2},
+                        headers=api.auth(MARKET))
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 20
+    while api.client.get(f"/api/v1/certificates/{withdrawn['identifier']}",
+                         headers=api.auth(MARKET)).json()["status"] != "revoked":
+        assert time.monotonic() < deadline, "the revocation was not anchored"
+        time.sleep(0.1)
     stored = {m: _count(api, m) for m in (Certificate, SealedSignature, SealPdfCert, SealCaKey)}
+    revoked_cert = _pdf(api, MARKET, withdrawn["identifier"], _key(withdrawn))
+    assert revoked_cert.status_code == 409 and revoked_cert.json()["error"]["code"] == "certificate_revoked"
 
     parsed = CertificateId.parse(ident)
     unknown = str(CertificateId.build(parsed.type_code, parsed.issuer_uscc, 999_999_999_999))
