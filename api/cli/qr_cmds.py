@@ -153,7 +153,8 @@ def _summary(trust: TrustList) -> dict[str, Any]:
             "members": len(trust.members), "batches": len(trust.batches),
             "revoked": sum(d.status == "revoked" for d in trust.documents.values()),
             "suspended": sum(d.status == "suspended" for d in trust.documents.values()),
-            "superseded": sum(d.status == "superseded" for d in trust.documents.values())}
+            "superseded": sum(d.status == "superseded" for d in trust.documents.values()),
+            "seal_ca_sha256": (trust.body.get("seal_ca") or {}).get("sha256")}  # the root sealed PDFs chain to
 
 
 def _print_summary(trust: TrustList, where: Path, as_json: bool) -> None:

@@ -31,6 +31,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import delete, func, select
 
+from registry.consortium.trust_list import TrustList
 from registry.formats.images import decode_qr_image
 from registry.identifiers import CertificateId
 from registry.node import Node
@@ -311,4 +312,8 @@ def test_cli_print_pdf_writes_an_owner_only_file(intl_api: Api, tmp_path: Path, 
     out.chmod(0o644)
     qr_cmds.print_certificate(ctx, ident, out=out, pdf=True)
     assert out.read_bytes().startswith(b"%PDF-") and out.stat().st_mode & 0o777 == 0o600
-    assert _validate(out.read_bytes(), _root(api)).bottom_line
+    root = _root(api)
+    assert _validate(out.read_bytes(), root).bottom_line
+    listed = api.client.get("/api/v1/trust-list").json()  # what `trust-list pull` saves and `show` summarises
+    assert TrustList.from_json(listed).seal_ca == root.dump()
+    assert qr_cmds._summary(TrustList.from_json(listed))["seal_ca_sha256"] == listed["seal_ca"]["sha256"]
