@@ -25,15 +25,16 @@ $(NODE_STAMP): hardhat-free-devnet/package.json hardhat-free-devnet/package-lock
 	@touch $@
 
 # Browser tests need Debian's chromium and a CJK font (without it Chinese renders as empty boxes); softhsm2 for
-# PKCS#11, poppler-utils (pdfsig, pdftoppm) for the sealed PDF, postgresql for the suite on PostgreSQL.
+# PKCS#11; poppler-utils (pdfsig, pdftoppm) and libnss3-tools (certutil: an NSS store trusting the seal CA for
+# pdfsig) for the sealed PDF; postgresql for the suite on PostgreSQL.
 system-deps:
-	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'wqy' && command -v softhsm2-util >/dev/null 2>&1 && command -v pdfsig >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'wqy' && command -v softhsm2-util >/dev/null 2>&1 && command -v pdfsig >/dev/null 2>&1 && command -v certutil >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing chromium, fonts-wqy-microhei, softhsm2, poppler-utils and postgresql (apt)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 poppler-utils postgresql >/dev/null); \
+	  echo "installing chromium, fonts-wqy-microhei, softhsm2, poppler-utils, libnss3-tools and postgresql (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 poppler-utils libnss3-tools postgresql >/dev/null); \
 	elif command -v sudo >/dev/null 2>&1; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 poppler-utils postgresql >/dev/null; \
-	else echo "need chromium, fonts-wqy-microhei, softhsm2, poppler-utils and postgresql: apt-get install -y chromium fonts-wqy-microhei softhsm2 poppler-utils postgresql" >&2; exit 1; fi
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei softhsm2 poppler-utils libnss3-tools postgresql >/dev/null; \
+	else echo "need chromium, fonts-wqy-microhei, softhsm2, poppler-utils, libnss3-tools and postgresql: apt-get install -y chromium fonts-wqy-microhei softhsm2 poppler-utils libnss3-tools postgresql" >&2; exit 1; fi
 
 run: install
 	$(BIN)/lianzheng --data-dir $(DATA_DIR) up

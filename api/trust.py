@@ -12,6 +12,7 @@ from typing import Any
 from registry.certificates.index import ChainIndex
 from registry.consortium.trust_list import TrustList, build_trust_list
 from registry.node import Node
+from registry.seals.ca import trust_entry
 
 
 class TrustListCache:
@@ -27,7 +28,7 @@ class TrustListCache:
         self.index.refresh(force=force)
         with self._lock:
             if self._signed is None or self._parsed is None or self._block != self.index.synced_block:
-                signed = build_trust_list(self.node, self.index)
+                signed = build_trust_list(self.node, self.index, seal_ca=trust_entry(self.node))
                 self._parsed = TrustList.from_json(signed)
                 self._signed, self._block = signed, int(signed["as_of"]["block"])
             return self._signed, self._parsed

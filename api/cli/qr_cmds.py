@@ -6,6 +6,7 @@ key never leaves this machine; an offline QR must be signed with the agency's ke
 server, so the key goes to ``GET /api/v1/certificates/{id}/qr`` in the ``X-Document-Key`` header.
 
     $ lianzheng qr 1.2.156.3005.2....001.7 --mode offline --out licence.png
+    $ lianzheng print 1.2.156.3005.2....001.7 --pdf -o licence.pdf    # sealed, PAdES-signed (0600)
     $ lianzheng trust-list pull            # then, with no network:
     $ lianzheng verify photo-of-licence.jpg --json
 """
@@ -13,6 +14,7 @@ server, so the key goes to ``GET /api/v1/certificates/{id}/qr`` in the ``X-Docum
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -22,7 +24,7 @@ import typer
 from api.cli._common import console, err_console, print_json, state
 from api.cli.client import ApiClient
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, client_for
-from registry.errors import NotFoundError, ValidationError
+from registry.errors import NotFoundError, PayloadFormatError, ValidationError
 from registry.formats.images import qr_png, qr_svg
 from registry.identifiers import CertificateId
 
@@ -108,21 +110,42 @@ def qr(
     err_console.print(f"wrote {out} ({note})", highlight=False)
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` readable by its owner only (0600): a printed certificate holds the holder's data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+    finally:
+        os.close(fd)
+
+
 def print_certificate(
     ctx: typer.Context,
     identifier: Annotated[str, typer.Argument(help="证照标识 of a certificate issued from this data dir")],
-    out: Annotated[Path, typer.Option("--out", help="output HTML file (A4, print it from a browser)")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output file (default: <identifier>.html, or .pdf "
+                                             "with --pdf); written 0600")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="the sealed PDF: one A4 page with the seal image, PAdES-signed "
+                                      "with the seal's certificate (the certificate must have been issued under a "
+                                      "seal)")] = False,
     mode: ModeOpt = "ref",
     agency: Agency = None, api_url: ApiUrl = None, api_key: ApiKey = None,
 ) -> None:
-    """Write the printable certificate (HTML, A4) with its QR code."""
+    """Write the printable certificate: HTML (A4, print it from a browser) or, with --pdf, the signed PDF."""
     st = state(ctx)
     saved = _saved(st.settings.data_dir, identifier)
+    target = out or Path(f"{identifier}.{'pdf' if pdf else 'html'}")
     client = client_for(st, api_url, api_key, agency or _issuer(identifier))
-    r = _get_bytes(client, f"/api/v1/certificates/{quote(identifier, safe='')}/print",
-                   params={"mode": _check_mode(mode)}, headers={"X-Document-Key": saved["qr_url"].split("#", 1)[1]})
-    out.write_text(r.text, encoding="utf-8")
-    err_console.print(f"wrote {out}", highlight=False)
+    params = {"mode": _check_mode(mode), **({"format": "pdf"} if pdf else {})}
+    r = _get_bytes(client, f"/api/v1/certificates/{quote(identifier, safe='')}/print", params=params,
+                   headers={"X-Document-Key": saved["qr_url"].split("#", 1)[1]})
+    if pdf and (not r.content.startswith(b"%PDF-") or "application/pdf" not in r.headers.get("content-type", "")):
+        raise PayloadFormatError(f"the server did not answer with a PDF ({r.headers.get('content-type')})",
+                                 code="not_a_pdf")
+    _write_private(target, r.content)
+    err_console.print(f"wrote {target}" + (f" ({len(r.content)} bytes, PAdES-signed)" if pdf else ""),
+                      highlight=False)
 
 
 def _summary(trust: TrustList) -> dict[str, Any]:
@@ -130,7 +153,8 @@ def _summary(trust: TrustList) -> dict[str, Any]:
             "members": len(trust.members), "batches": len(trust.batches),
             "revoked": sum(d.status == "revoked" for d in trust.documents.values()),
             "suspended": sum(d.status == "suspended" for d in trust.documents.values()),
-            "superseded": sum(d.status == "superseded" for d in trust.documents.values())}
+            "superseded": sum(d.status == "superseded" for d in trust.documents.values()),
+            "seal_ca_sha256": (trust.body.get("seal_ca") or {}).get("sha256")}  # the root sealed PDFs chain to
 
 
 def _print_summary(trust: TrustList, where: Path, as_json: bool) -> None:

@@ -50,11 +50,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from api.certificate_qr import OpenedDocument, open_document, qr_text
-from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, SealCheckDep, SettingsDep, VerifierDep
+from api.deps import (
+    CertificatesDep,
+    CurrentAgency,
+    DocumentKey,
+    NodeDep,
+    SealCheckDep,
+    SealsDep,
+    SettingsDep,
+    VerifierDep,
+)
 from api.print_seal import seal_block
 from api.schemas import AGENCY_ERRORS, IdentifierPath
+from api.sealed_print import sealed_pdf
 from api.settings import Settings
 from registry.certificates.documents import COMMON_FIELDS
+from registry.certificates.print_sheet import PrintSheet
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import VerificationResult, Verifier
 from registry.errors import NotFoundError, RegistryError
@@ -251,21 +262,11 @@ def _label(name: str, name_en: str) -> str:
             f'<span class="en">{html.escape(name_en.replace("_", " "))}</span>')
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    return html.escape(str(value))
-
-
 def render_print(node: Node, opened: OpenedDocument, text: str, mode: str, seal: str = "") -> str:
     doc, view = opened.document, opened.view
     cert_type = node.seeds.certificate_type(doc.type_code)
-    specs = [*COMMON_FIELDS, *cert_type.fields]
-    rows = "".join(
-        f"<tr><th>{_label(s.name, s.name_en)}</th><td>{_value(doc.fields[s.name].value)}</td></tr>"
-        for s in specs if s.name in doc.fields)
+    sheet = PrintSheet.of(node.seeds, doc, view)  # the rows the sealed PDF prints too (registry/seals/pdf.py)
+    rows = "".join(f"<tr><th>{_label(r.name, r.name_en)}</th><td>{html.escape(r.text)}</td></tr>" for r in sheet.rows)
     issuer = node.seeds.member(view.issuer_uscc)
     anchor = view.anchor or {}
     anchored = (f"区块 {anchor['block_number']} · 交易 {html.escape(anchor['tx_hash'])}" if anchor else
@@ -295,19 +296,24 @@ def _print_csp() -> str:
 
 
 @router.get("/api/v1/certificates/{identifier}/print", response_class=HTMLResponse, include_in_schema=True,
-            tags=["qr"], responses=AGENCY_ERRORS)
+            tags=["qr"], responses={**AGENCY_ERRORS, 200: {"content": {"text/html": {}, "application/pdf": {}},
+                                                           "description": "the page, or the sealed PDF"}})
 async def print_view(
     identifier: IdentifierPath, agency: CurrentAgency, certificates: CertificatesDep, node: NodeDep,
-    verifier: VerifierDep, seals: SealCheckDep, key: DocumentKey = None,
+    verifier: VerifierDep, seal_check: SealCheckDep, seals: SealsDep, key: DocumentKey = None,
     mode: Annotated[Literal["ref", "offline"], Query(description="which QR to print")] = "ref",
-) -> HTMLResponse:
-    """A printable A4 certificate (HTML): fields in Chinese, issuer, identifier and the QR code.
+    fmt: Annotated[Literal["html", "pdf"], Query(alias="format", description="html, or pdf: one A4 page with the "
+                                                 "seal image, PAdES-signed with the seal's certificate")] = "html",
+) -> Response:
+    """A printable A4 certificate (HTML, or the sealed PDF): fields in Chinese, issuer, identifier and the QR code.
     Needs the document key in ``X-Document-Key``; nothing of the plaintext is stored or logged."""
+    if fmt == "pdf":  # api/sealed_print.py; 409 not_sealed for a certificate issued without a seal
+        return await sealed_pdf(node, certificates, seals, agency, identifier, key, mode, _HEADERS)
 
     def render() -> str:
         opened = open_document(certificates, agency, identifier, key)
         text, _ = qr_text(node, certificates, opened, mode, hide=[], max_version=40 if mode == "ref" else 25)
-        return render_print(node, opened, text, mode, seal_block(verifier, seals, opened.document.identifier))
+        return render_print(node, opened, text, mode, seal_block(verifier, seal_check, opened.document.identifier))
 
     page = await run_in_threadpool(render)
     return HTMLResponse(page, headers={**_HEADERS, "Content-Security-Policy": _print_csp(), "Cache-Control": "no-store"})

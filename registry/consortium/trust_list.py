@@ -36,6 +36,10 @@ Format ``lianzheng/trust-list/2`` (what nodes build now) has the same members, a
   ``as_of.timestamp``, or one of its accounts. The list's signer (what a verifier pins) is then the SM2 key
   (128 hex characters) or the account.
 
+Format 2 may also carry ``"seal_ca": {"certificate": "<PEM>", "sha256": "<hex SHA-256 of the DER>"}``: the root
+of the consortium seal CA (registry/seals/ca.py), which certifies the keys that sign sealed PDFs. It is under
+the operator's proof like everything else; a list whose fingerprint does not match its certificate is refused.
+
 Verifiers accept both formats.
 
 >>> from registry.consortium.trust_list import sign_trust_list, TrustList
@@ -58,6 +62,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from eth_utils.address import to_checksum_address
 
 from chain.contracts import DocStatus, MemberStatus, Role, Sm2KeyRecord
@@ -84,6 +90,7 @@ FORMAT_V2 = "lianzheng/trust-list/2"
 SIGNATURE_ALG = "ES256K-R+SHA256+JCS"  # recoverable secp256k1 over SHA-256 of the RFC 8785 (JCS) bytes
 _BODY_KEYS = {"format", "chain_id", "contracts", "as_of", "generated_at", "operator", "members",
               "certificate_types", "batches", "documents"}
+SEAL_CA = "seal_ca"  # optional in format 2: the seal CA's root certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,7 @@ class TrustList:
     # v2: short key id (registry.formats.batch_statement.key_id) -> the SM2 keys with that id
     sm2_keys: Mapping[bytes, tuple[Sm2KeyRecord, ...]] = field(repr=False, default_factory=dict)
     proof: Mapping[str, Any] | None = field(repr=False, default=None)  # v2: the operator's proof
+    seal_ca: bytes | None = field(repr=False, default=None)  # v2: DER of the seal CA's root, if published
 
     @property
     def format(self) -> str:
@@ -196,8 +204,9 @@ class TrustList:
     @classmethod
     def _from_v2(cls, obj: Mapping[str, Any], operator: str | None) -> TrustList:
         body = {k: copy.deepcopy(v) for k, v in obj.items() if k != PROOF_MEMBER}
-        if set(body) != _BODY_KEYS or not isinstance(obj.get(PROOF_MEMBER), Mapping):
-            raise _invalid(f"keys must be {sorted(_BODY_KEYS | {PROOF_MEMBER})}, got {sorted(obj)}")
+        if set(body) - {SEAL_CA} != _BODY_KEYS or not isinstance(obj.get(PROOF_MEMBER), Mapping):
+            raise _invalid(f"keys must be {sorted(_BODY_KEYS | {PROOF_MEMBER})} (and optionally {SEAL_CA!r}), "
+                           f"got {sorted(obj)}")
         proof = copy.deepcopy(dict(obj[PROOF_MEMBER]))
         try:
             signed_by = verify_json({**body, PROOF_MEMBER: proof})
@@ -250,7 +259,7 @@ class TrustList:
         return cls(body=body, signature=signature, signer=signer, members=members, account_member=accounts,
                    batches=batches, documents=documents, type_issuers=types,
                    changed_roots=frozenset(d.root for d in documents.values()), sm3_roots=sm3_roots,
-                   sm2_keys=sm2_keys, proof=proof)
+                   sm2_keys=sm2_keys, proof=proof, seal_ca=_seal_ca(body.get(SEAL_CA)))
 
 
 def canonical_digest(body: Mapping[str, Any]) -> bytes:
@@ -271,12 +280,14 @@ def sign_trust_list_v2(body: Mapping[str, Any], signer: ProofSigner) -> dict[str
     return sign_json({k: v for k, v in body.items() if k not in ("signature", PROOF_MEMBER)}, signer)
 
 
-def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None,
+                     seal_ca: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The trust list (format 2) as of the ChainIndex's last synced block (the caller refreshes it), signed with
     the operator's (genesis member's) proof key in the node's crypto profile.
 
     ``node`` is a registry.node.Node and ``index`` a registry.index.ChainIndex (typed loosely: this module is
-    also imported by offline verifiers that have neither).
+    also imported by offline verifiers that have neither). ``seal_ca`` (registry.seals.ca.trust_entry) is
+    published when given.
     """
     deployment = node.require_deployment()
     block = index.synced_block
@@ -310,6 +321,8 @@ def build_trust_list(node: Any, index: Any, *, now: dt.datetime | None = None) -
                                      "root": d.root.hex()}
                       for digest, d in index.docs.items() if d.status in status_names},
     }
+    if seal_ca is not None:
+        body[SEAL_CA] = {"certificate": str(seal_ca["certificate"]), "sha256": str(seal_ca["sha256"])}
     return sign_trust_list_v2(body, node.keys.proof_signer(genesis.uscc))
 
 
@@ -339,6 +352,18 @@ def _recover(body: Mapping[str, Any], signature: bytes) -> str:
     except SignatureError as exc:
         raise ProofError(f"信任列表签名无效 / trust list signature does not recover a key ({exc.message})",
                          code="bad_trust_list_signature") from exc
+
+
+def _seal_ca(entry: Any) -> bytes | None:
+    """The DER of the published seal CA root, checked against its fingerprint (ValueError if malformed)."""
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping) or set(entry) != {"certificate", "sha256"}:
+        raise ValueError(f"{SEAL_CA} must be {{'certificate': PEM, 'sha256': hex}}")
+    der = x509.load_pem_x509_certificate(str(entry["certificate"]).encode()).public_bytes(serialization.Encoding.DER)
+    if hashlib.sha256(der).hexdigest() != str(entry["sha256"]).lower():
+        raise ValueError(f"{SEAL_CA}.sha256 is not the SHA-256 of its certificate")
+    return der
 
 
 def _invalid(message: str) -> PayloadFormatError:

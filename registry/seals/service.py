@@ -31,12 +31,13 @@ from registry.errors import ConflictError, NotFoundError, PermissionDeniedError,
 from registry.node import Node
 from registry.outbox.steps import StepCall, StepLedger
 from registry.seals.asn1 import SESeal
+from registry.seals.ca import ensure_root, issue_for_seal
 from registry.seals.images import check_image
 from registry.seals.index import SealIndex
 from registry.seals.keys import maker_key, new_key
 from registry.seals.structures import SealSpec, make_seseal
 from registry.store.rows import lock_row, next_serial
-from registry.store.seal_models import SealRow, SealStep
+from registry.store.seal_models import SealPdfCert, SealRow, SealStep
 from registry.store.states import StepState
 from registry.validation import optional_text, required_text
 
@@ -144,9 +145,9 @@ class SealService(StepLedger):
         s.delete(step)
         s.flush()
         if kind == "create" and seal_id is not None:
-            row = s.get(SealRow, seal_id)
-            if row is not None:
-                s.delete(row)
+            for stored in (s.get(SealPdfCert, seal_id), s.get(SealRow, seal_id)):
+                if stored is not None:
+                    s.delete(stored)
 
     def _created_row(self, s: Session, step: SealStep) -> SealRow | None:
         return s.get(SealRow, step.seal_id) if step.kind == "create" and step.seal_id else None
@@ -188,6 +189,7 @@ class SealService(StepLedger):
             raise ConflictError(f"seals are made by the seal maker ({maker}, the platform operator), which this node "
                                 "does not host: create the seal on the platform node", code="seal_maker_not_hosted")
         maker_signer, _ = maker_key(self.node, maker, self.algorithm)
+        ca = ensure_root(self.node)  # the seal's PAdES certificate is issued with the seal (registry/seals/ca.py)
         maker_digest = hex0x(maker_signer.digest)
         seal_key, secret = new_key(self.algorithm)
         steps: list[int] = []
@@ -201,14 +203,16 @@ class SealService(StepLedger):
                 spec = SealSpec(seal_id, name, category, image, req.width_mm, req.height_mm, now, start, end)
                 seseal = make_seseal(spec, seal_key, maker_signer)
                 info_digest = hashlib.sha256(_seal_info(seseal)).digest()
-                s.add(SealRow(id=seal_id, key=hex0x(sha256_key(seal_id)), agency_uscc=agency, name=name,
+                row = SealRow(id=seal_id, key=hex0x(sha256_key(seal_id)), agency_uscc=agency, name=name,
                               category=category, image_type=image.kind, image=image.data,
                               image_digest=hex0x(hashlib.sha256(image.data).digest()), key_algorithm=self.algorithm,
                               public_key=seal_key.spki, key_digest=hex0x(seal_key.digest),
                               key_blob=self.node.keys.seal_secret(secret, f"seal:{seal_id}".encode()),
                               seseal=seseal, seal_info_digest=hex0x(info_digest), valid_from=start, valid_until=end,
-                              status="pending"))
+                              status="pending")
+                s.add(row)
                 s.flush()
+                issue_for_seal(self.node, s, row, ca)
                 steps.append(self._new(s, seal_id, "create", agency, {}))
         except BaseException:
             self._release(steps)

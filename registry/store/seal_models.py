@@ -1,5 +1,6 @@
 """SQLAlchemy models of the e-seals (电子印章, registry/seals/): the seals this node made, their outbox steps,
-the maker's keys, the SealRegistry events every node follows, and the sealed signatures of documents.
+the maker's keys, the SealRegistry events every node follows, the sealed signatures of documents, and the
+consortium seal CA (registry/seals/ca.py) with the PAdES certificates it issued for seals.
 
     >>> from registry.store.seal_models import SealRow, SealStep
     >>> SealRow.__tablename__, SealStep.__tablename__
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.store.db import AnchoredStep, Base, utcnow
 
-__all__ = ["SealChainEvent", "SealMakerKey", "SealRow", "SealStep", "SealedSignature"]
+__all__ = ["SealCaKey", "SealChainEvent", "SealMakerKey", "SealPdfCert", "SealRow", "SealStep", "SealedSignature"]
 
 
 class SealRow(Base):
@@ -103,3 +104,28 @@ class SealedSignature(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("record_kind", "record_id", name="uq_sealed_signatures_record"),)
+
+
+class SealCaKey(Base):
+    """The consortium seal CA (电子印章 CA) held by the platform operator's node: a P-256 key (encrypted) and its
+    self-signed X.509 root, published in the signed trust list (``seal_ca``)."""
+
+    __tablename__ = "seal_ca_keys"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the DER certificate, hex
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)  # the operator (genesis member): one root each
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)  # DER X.509
+    key_blob: Mapped[bytes] = mapped_column(LargeBinary)  # PKCS#8 DER, AES-GCM under the master key
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SealPdfCert(Base):
+    """A seal's PAdES twin: a P-256 key (encrypted) and the X.509 certificate the seal CA issued for it, with
+    the seal's validity; it signs the seal's printable PDFs (registry/seals/pdf.py)."""
+
+    __tablename__ = "seal_pdf_certs"
+    seal_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # esID
+    ca_fingerprint: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(40))  # hex
+    certificate: Mapped[bytes] = mapped_column(LargeBinary)  # DER X.509
+    key_blob: Mapped[bytes] = mapped_column(LargeBinary)  # PKCS#8 DER, AES-GCM under the master key
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

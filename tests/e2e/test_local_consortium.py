@@ -27,7 +27,6 @@ from tests.support.evidence import digests, evidence_body
 from tests.support.nodes import wait_for
 from tests.support.softhsm import require_softhsm
 
-
 GENESIS = "11230000MB1A0001XM"  # 省政务服务局, on the platform node
 JOINING = "11230100MB1B00060Q"  # a new agency joining with a node of its own
 

@@ -55,6 +55,10 @@ NOT_LEDGER_TABLES = {
     "certificate_numbers": "keyed MACs of issued 证照编号 for idempotent issuing (local bookkeeping, nothing on chain)",
     "idempotency_keys": "the first answer to each Idempotency-Key, encrypted (local bookkeeping)",
     "note_keys": "the node's Ed25519 note keys, encrypted (local secrets)",
+    "seal_ca_keys": "the seal CA's root key, encrypted (a local secret), and its certificate: published in the "
+                    "operator-signed trust list, not on chain",
+    "seal_pdf_certs": "each seal's PAdES key, encrypted (a local secret), and its X.509 certificate: the CA's "
+                      "signature, not the chain, protects it (tests/integration/test_seal_pdf.py)",
     "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
                         "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }
