@@ -74,6 +74,6 @@ def test_revoke_is_final_and_unknown_or_repeated_revocations_revert(world, grant
 
 
 def test_gas_of_anchor_and_revoke(world, grants, anchored, transact):
-    assert anchored.gasUsed < 200_000
+    assert anchored.gasUsed < 150_000  # ~118k: three new storage slots
     r = transact(grants.functions.revokeGrant(GRANT, b32("s")), world.b)
-    assert r.gasUsed < 100_000
+    assert r.gasUsed < 80_000  # ~55k
