@@ -18,6 +18,7 @@ from api.devtools.samples import sample_values
 from api.private_files import ISSUED_DIR, write_private
 from registry.certificates.documents import Document
 from registry.errors import ValidationError
+from registry.holders.wallet import load_public_key
 from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
 
@@ -81,6 +82,9 @@ def issue(
     seal: Annotated[str | None, typer.Option("--seal", envvar="LIANZHENG_SEAL",
                                              help="seal every document with this seal of the agency (its id, "
                                                   "ES...; `lianzheng seal list`)")] = None,
+    holder_key: Annotated[str | None, typer.Option(
+        "--holder-key", envvar="LIANZHENG_HOLDER_KEY",
+        help="bind every document to this holder key: a wallet folder, key/PEM file or base64url SPKI")] = None,
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -89,6 +93,7 @@ def issue(
     is stored."""
     st = state(ctx)
     docs = read_documents(file)
+    bound = None if holder_key is None else load_public_key(holder_key).spki_b64url
     client = client_for(st, api_url, api_key, agency)
     issued: list[dict[str, Any]] = []
     start = time.perf_counter()
@@ -100,7 +105,12 @@ def issue(
                 last = i + chunk >= len(docs)
                 # the last request waits: the server anchors what is pending at once instead of at the batch age
                 path = "/api/v1/certificates/batch" + ("?wait=true" if wait and last else "")
-                result = client.post(path, {"type": type_code, "documents": part, **({"seal": seal} if seal else {})})
+                body: dict[str, Any] = {"type": type_code, "documents": part}
+                if seal:
+                    body["seal"] = seal
+                if bound is not None:
+                    body["holder_keys"] = [bound] * len(part)
+                result = client.post(path, body)
             except ValidationError as exc:
                 if "index" in exc.details:
                     exc.message = f"document {i + int(exc.details['index'])} of {file}: {exc.message.split(': ', 1)[-1]}"

@@ -36,6 +36,8 @@ from registry.logs.log import LEDGER_CONTRACTS, PRIMARY_KEY
 # contracts with events that are not ledgers of the sub-chain, and why
 NOT_LEDGERS = {
     "Backbone": "the main chain's checkpoint contract: registry/audit/checkpoints.py checks it against every ledger",
+    "GrantRegistry": "grants (授权他人用证): every node follows its events (registry/holders/index.py, an inbox lane) "
+                     "and checks each grant's holder signature; not yet part of the audit replay",
 }
 
 
