@@ -199,21 +199,44 @@ def _compare_index(ctx: CompareContext, s: Session) -> int:
     return len(rows)
 
 
-def _target(ctx: CompareContext, s: Session, row: SealedSignature) -> tuple[str, str, str, int] | str | None:
+_CHUNK = 900  # SQLite's bound on host parameters in one IN (...)
+
+
+def _records(s: Session, rows: list[SealedSignature]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The sealed certificates' (SHA-256, SM3, batch root) and the sealed evidence records' keys, by identifier,
+    read in chunks rather than row by row."""
+    certs: dict[str, Any] = {}
+    evidence: dict[str, str] = {}
+    cert_ids = sorted({r.record_id for r in rows if r.record_kind == "certificate"})
+    ev_ids = sorted({r.record_id for r in rows if r.record_kind == "evidence"})
+    for i in range(0, len(cert_ids), _CHUNK):
+        for ident, sha, sm3, root in s.execute(
+                select(Certificate.identifier, Certificate.digest_sha256, Certificate.digest_sm3, Batch.root)
+                .outerjoin(Batch, Batch.id == Certificate.batch_id)
+                .where(Certificate.identifier.in_(cert_ids[i:i + _CHUNK]))):
+            certs[ident] = (sha, sm3, root)
+    for i in range(0, len(ev_ids), _CHUNK):
+        for rid, key in s.execute(select(EvidenceRecord.id, EvidenceRecord.key)
+                                  .where(EvidenceRecord.id.in_(ev_ids[i:i + _CHUNK]))):
+            evidence[rid] = key
+    return certs, evidence
+
+
+def _target(ctx: CompareContext, row: SealedSignature, certs: dict[str, Any],
+            evidence: dict[str, str]) -> tuple[str, str, str, int] | str | None:
     """The sealed record as the chain has it: (SHA-256, SM3, anchoring agency, anchoring block); None while it
     is not anchored; a string saying why there is no such record."""
     if row.record_kind == "certificate":
-        found = s.execute(select(Certificate.digest_sha256, Certificate.digest_sm3, Batch.root)
-                          .outerjoin(Batch, Batch.id == Certificate.batch_id)
-                          .where(Certificate.identifier == row.record_id)).first()
+        found = certs.get(row.record_id)
         if found is None:
             return f"names certificate {row.record_id}, which this node does not have"
-        batch = ctx.state.batches.get(str(found.root or ""))
+        sha, sm3, root = found
+        batch = ctx.state.batches.get(str(root or ""))
         if batch is None:
             return None
-        return "0x" + found.digest_sha256, "0x" + (found.digest_sm3 or ""), batch.issuer_uscc, batch.block
+        return "0x" + sha, "0x" + (sm3 or ""), batch.issuer_uscc, batch.block
     if row.record_kind == "evidence":
-        rec_key = s.scalar(select(EvidenceRecord.key).where(EvidenceRecord.id == row.record_id))
+        rec_key = evidence.get(row.record_id)
         if rec_key is None:
             return f"names evidence record {row.record_id}, which this node does not have"
         ev = ctx.state.evidence.get(rec_key)
@@ -223,9 +246,10 @@ def _target(ctx: CompareContext, s: Session, row: SealedSignature) -> tuple[str,
 
 def _compare_sealed_signatures(ctx: CompareContext, s: Session) -> int:
     rows = list(s.scalars(select(SealedSignature).order_by(SealedSignature.id)))
+    certs, evidence = _records(s, rows)
     for row in rows:
         ref = f"{row.record_kind} {row.record_id}"
-        target = _target(ctx, s, row)
+        target = _target(ctx, row, certs, evidence)
         if isinstance(target, str):
             ctx.add("sealed_signature_invalid", LEDGER, ref, f"a sealed signature (seal {row.seal_id}) {target}")
             continue
