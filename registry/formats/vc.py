@@ -30,6 +30,12 @@ Layout (``<base>`` is the public base URL of the node that exported it)::
                "verificationMethod": "<did:bid>#<the issuing account that anchored the batch>",
                "created": <anchoring block time, RFC 3339 UTC>, "document": <the lianzheng/cert/1 JSON>}}
 
+A wallet export (``lianzheng holder export``) is a bundle of them with the holder's offline QR payloads::
+
+    {"format": "lianzheng/wallet-export/1", "exported": <RFC 3339 UTC>, "holderKeyId": <key id> | null,
+     "verifiableCredential": [<credential>, ...],
+     "offlineQr": {<证照标识>: ["LZ2:...", ...], ...}}     (registry/formats/lz2.py payloads, as scanned)
+
 Times: the certificate's dates are calendar dates in Beijing time (UTC+08:00); a certificate is valid through
 the whole of its 有效期截止 day, hence 23:59:59+08:00. ``documentKey`` is the key CertificateLedger keeps the
 document's status under (``documentState(bytes32 doc)``): its SHA-256 document digest. The ``fields`` and
@@ -64,8 +70,11 @@ __all__ = [
     "PROOF_TYPE",
     "STATUS_TYPE",
     "VC_CONTEXT",
+    "BUNDLE_FORMAT",
     "ImportedCredential",
+    "bundle",
     "from_credential",
+    "parse_bundle",
     "holder_key_urn",
     "to_credential",
 ]
@@ -287,3 +296,33 @@ def _difference(vc: Mapping[str, Any], expected: Mapping[str, Any], key: str) ->
                        or rfc8785.dumps(got[k]) != rfc8785.dumps(want[k]))
         return f"{key}.{{{', '.join(map(str, inner))}}} differ"
     return f"{key} differs"
+
+
+BUNDLE_FORMAT = "lianzheng/wallet-export/1"
+_MAX_CREDENTIALS = 10_000
+
+
+def bundle(credentials: list[dict[str, Any]], *, offline_qr: Mapping[str, list[str]], holder_key_id: str | None,
+           exported: dt.datetime) -> dict[str, Any]:
+    """The 电子卡包 export file's JSON (see the module docstring)."""
+    if holder_key_id is not None:
+        holder_key_urn(holder_key_id)
+    return {"format": BUNDLE_FORMAT, "exported": exported.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "holderKeyId": holder_key_id, "verifiableCredential": list(credentials),
+            "offlineQr": {k: list(v) for k, v in sorted(offline_qr.items())}}
+
+
+def parse_bundle(obj: Any) -> tuple[list[Any], dict[str, list[str]]]:
+    """(credentials, offline QR payloads by identifier) of an export bundle; a lone credential is a bundle of
+    one. Each credential is still to be checked with `from_credential`. PayloadFormatError on a wrong shape."""
+    if isinstance(obj, Mapping) and "@context" in obj:
+        return [obj], {}
+    if not isinstance(obj, Mapping) or obj.get("format") != BUNDLE_FORMAT:
+        raise _bad(f"not a credential nor a wallet export (format {BUNDLE_FORMAT!r})", code="invalid_bundle")
+    creds, qrs = obj.get("verifiableCredential"), obj.get("offlineQr", {})
+    if not isinstance(creds, list) or not 0 < len(creds) <= _MAX_CREDENTIALS:
+        raise _bad(f"verifiableCredential must be a list of 1..{_MAX_CREDENTIALS} credentials", code="invalid_bundle")
+    if not isinstance(qrs, Mapping) or not all(
+            isinstance(v, list) and all(isinstance(t, str) for t in v) for v in qrs.values()):
+        raise _bad("offlineQr must map identifiers to lists of payload strings", code="invalid_bundle")
+    return creds, {str(k): list(v) for k, v in qrs.items()}

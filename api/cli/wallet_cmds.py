@@ -1,0 +1,140 @@
+"""The 电子卡包 export (``lianzheng holder export``) and its verification (``lianzheng verify bundle.json``).
+
+Export: each certificate of the holder's wallet becomes a W3C VC 2.0 credential (registry/formats/vc.py). A copy
+without an anchor proof (the issuing response and the by-reference blob leave before anchoring) gets one from
+``GET /api/v1/certificates/{id}/anchor``; ``Document.with_anchor`` refuses a proof that does not place the
+document's own digest. The issuer's ``did:bid`` is the BID the chain shows for the agency that anchored it (from
+``POST /api/v1/verify``). The bundle carries the wallet's offline QR payloads beside the credentials and is
+written 0600 (it holds the holder's data).
+
+Verify: each credential is re-imported (`from_credential`: every claim must be what its document says), and its
+document is verified exactly as a presented document (``POST /api/v1/verify``); then the credential's issuer DID
+must be the BID the chain shows. A claim that differs from the document makes the verdict ``tampered``. The
+bundle's offline payloads are verified too (``POST /api/v1/verify/offline``) and must name a credential of the
+bundle.
+
+    $ lianzheng holder export -o kabao.json
+    $ lianzheng verify kabao.json
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from api.cli.client import ApiClient
+from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.verification import VERDICT_TEXT
+from registry.errors import PayloadFormatError, ValidationError
+from registry.formats.vc import bundle, from_credential, parse_bundle, to_credential
+
+__all__ = ["WalletCertificate", "export_bundle", "verify_credentials"]
+
+
+@dataclass(frozen=True)
+class WalletCertificate:
+    """One certificate of a holder's wallet: its document (with or without an anchor proof) and the offline QR
+    payloads the holder keeps for it."""
+
+    document: Document
+    offline_qr: tuple[str, ...] = field(default=())
+
+
+def anchored(client: ApiClient, document: Document) -> Document:
+    """``document`` with its anchor proof (fetched when it has none)."""
+    if document.anchor is not None:
+        return document
+    proof = client.get(f"/api/v1/certificates/{quote(document.identifier, safe='')}/anchor")
+    return document.with_anchor(AnchorProof.from_json(proof))
+
+
+def export_bundle(client: ApiClient, certificates: Sequence[WalletCertificate], *, holder_key_id: str | None,
+                  now: dt.datetime | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the export bundle, the verification result of each certificate as exported). ``client`` talks to the
+    node whose base URL goes into the credentials (context and status URLs)."""
+    if not certificates:
+        raise ValidationError("the wallet holds no certificate to export", code="empty_wallet")
+    credentials, results = [], []
+    offline: dict[str, list[str]] = {}
+    for item in certificates:
+        doc = anchored(client, item.document)
+        result = client.post("/api/v1/verify", doc.to_json())
+        bid = (result.get("issuer") or {}).get("bid")
+        if not isinstance(bid, str):
+            raise ValidationError(f"{doc.identifier}: the chain shows no issuing agency for it "
+                                  f"({result.get('verdict')}): it cannot be exported", code="issuer_unknown")
+        credentials.append(to_credential(doc, issuer_did=bid, base_url=client.base_url))
+        results.append(result)
+        if item.offline_qr:
+            offline.setdefault(doc.identifier, []).extend(item.offline_qr)
+    return bundle(credentials, offline_qr=offline, holder_key_id=holder_key_id,
+                  exported=now or dt.datetime.now(dt.UTC)), results
+
+
+def _check(name: str, ok: bool, zh: str, en: str, **details: Any) -> dict[str, Any]:
+    return {"name": name, "status": "VALID" if ok else "INVALID", "reason_zh": zh, "reason_en": en,
+            "details": details}
+
+
+def _with_verdict(result: dict[str, Any], verdict: str) -> dict[str, Any]:
+    zh, en = VERDICT_TEXT[verdict]
+    return {**result, "verdict": verdict, "verdict_zh": zh, "verdict_en": en}
+
+
+def verify_credential(client: ApiClient, vc: Any) -> dict[str, Any]:
+    """The verification result of one credential: its document's, with a ``credential`` check first."""
+    try:
+        imported = from_credential(vc)
+    except PayloadFormatError as exc:
+        if exc.code != "credential_mismatch":
+            raise
+        ident = vc.get("id") if isinstance(vc, Mapping) else None
+        check = _check("credential", False, f"凭证声明与其中的链证文档不符：{exc.message}",
+                       f"the credential's claims differ from its Lianzheng document: {exc.message}",
+                       members=exc.details.get("members", []))
+        return _with_verdict({"identifier": ident, "checks": [check]}, "tampered")
+    result: dict[str, Any] = client.post("/api/v1/verify", imported.document.to_json())
+    issuer = result.get("issuer") or {}
+    errors = imported.issuer_errors(issuer.get("bid")) if issuer else []
+    if errors:
+        check = _check("credential", False, "凭证的颁发者标识与链上颁发机构不符：" + "; ".join(errors),
+                       "the credential's issuer is not the agency the chain shows: " + "; ".join(errors))
+        result = _with_verdict(result, "unknown_issuer")
+    elif issuer:
+        check = _check("credential", True, f"凭证声明与链证文档一致，颁发者 {imported.issuer_did} 即链上颁发机构",
+                       f"the claims are those of its Lianzheng document; issuer {imported.issuer_did} is the agency "
+                       "the chain shows", status=imported.status_url)
+    else:
+        check = {**_check("credential", True, "凭证声明与链证文档一致（颁发机构未能核验）",
+                          "the claims are those of its Lianzheng document (the issuer could not be checked)"),
+                 "status": "SKIPPED"}
+    return {**result, "checks": [check, *result.get("checks", [])], "credential": vc.get("id")}
+
+
+def verify_credentials(client: ApiClient, obj: Any) -> dict[str, Any]:
+    """A lone credential's result, or for a bundle one result over all its credentials and offline payloads:
+    valid only when every one of them is (``credentials`` and ``offline_qr`` hold each result)."""
+    credentials, offline = parse_bundle(obj)
+    results = [verify_credential(client, vc) for vc in credentials]
+    if "@context" in obj:
+        return results[0]
+    known = {r.get("identifier") for r in results}
+    qr_results = []
+    for identifier, payloads in offline.items():
+        for payload in payloads:
+            r = client.post("/api/v1/verify/offline", {"payload": payload})
+            if r.get("identifier") != identifier or identifier not in known:
+                r = _with_verdict({**r, "checks": [_check("bundle", False, "离线码与卡包中的证照不对应",
+                                                          "the offline code is not one of the bundle's certificates",
+                                                          listed_as=identifier)]}, "tampered")
+            qr_results.append(r)
+    checks = [_check(f"credential[{i}]", r["verdict"] == "valid", f"{r.get('identifier')}：{r['verdict_zh']}",
+                     f"{r.get('identifier')}: {r['verdict_en']}") for i, r in enumerate(results)]
+    checks += [_check(f"offline_qr[{i}]", r["verdict"] == "valid", f"离线码 {r.get('identifier')}：{r['verdict_zh']}",
+                      f"offline code {r.get('identifier')}: {r['verdict_en']}") for i, r in enumerate(qr_results)]
+    worst = next((r["verdict"] for r in [*results, *qr_results] if r["verdict"] != "valid"), "valid")
+    return _with_verdict({"identifier": f"{len(results)} credentials, {len(qr_results)} offline codes",
+                          "checks": checks, "credentials": results, "offline_qr": qr_results}, worst)

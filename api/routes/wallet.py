@@ -1,0 +1,50 @@
+"""What a holder's wallet (电子卡包) needs from any node, all public (nothing here is secret or holder data):
+
+- ``GET /ns/lianzheng/v1`` -- the JSON-LD context the exported credentials name beside the VC 2.0 one
+  (registry.formats.vc.LIANZHENG_CONTEXT), as ``application/ld+json``.
+- ``GET /api/v1/certificates/{id}/status`` -- a credential's ``credentialStatus.id``: the status by identifier
+  (the verification result of ``POST /api/v1/verify {"identifier"}``: anchoring, issuer, status, validity).
+- ``GET /api/v1/certificates/{id}/anchor`` -- the certificate's anchor proof (registry.certificates.anchor_lookup)
+  for a wallet copy that has none yet: the issuing response and the by-reference blob leave before anchoring.
+
+    $ curl -s localhost:8000/api/v1/certificates/$ID/anchor | jq .block_number
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api.deps import VerifierDep
+from api.schemas import PUBLIC_ERRORS, IdentifierPath
+from registry.certificates.anchor_lookup import anchor_proof_for
+from registry.formats.vc import CONTEXT_PATH, LIANZHENG_CONTEXT
+
+router = APIRouter(tags=["wallet"])
+
+
+@router.get(CONTEXT_PATH, responses={200: {"content": {"application/ld+json": {}}, "description": "the context"}})
+async def lianzheng_context() -> JSONResponse:
+    """The Lianzheng JSON-LD context of exported credentials (电子卡包)."""
+    return JSONResponse(LIANZHENG_CONTEXT, media_type="application/ld+json",
+                        headers={"Cache-Control": "public, max-age=86400", "Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/api/v1/certificates/{identifier}/status", tags=["verification"], responses=PUBLIC_ERRORS,
+            operation_id="certificate_status")
+async def certificate_status(identifier: IdentifierPath, verifier: VerifierDep) -> dict[str, Any]:
+    """The status of a certificate by identifier (a credential's ``credentialStatus``): no holder field."""
+    result = await run_in_threadpool(verifier.verify_identifier, identifier)
+    return result.to_json()
+
+
+@router.get("/api/v1/certificates/{identifier}/anchor", tags=["verification"], responses=PUBLIC_ERRORS,
+            operation_id="certificate_anchor")
+async def certificate_anchor(identifier: IdentifierPath, verifier: VerifierDep) -> JSONResponse:
+    """The anchor proof of a certificate (the ``anchor`` member of a ``lianzheng/cert/1`` document): 409
+    ``not_anchored_yet`` while its batch waits."""
+    proof = await run_in_threadpool(anchor_proof_for, verifier, identifier)
+    return JSONResponse(proof.to_json(), headers={"Cache-Control": "no-store"})
