@@ -6,6 +6,9 @@
   (the verification result of ``POST /api/v1/verify {"identifier"}``: anchoring, issuer, status, validity).
 - ``GET /api/v1/certificates/{id}/anchor`` -- the certificate's anchor proof (registry.certificates.anchor_lookup)
   for a wallet copy that has none yet: the issuing response and the by-reference blob leave before anchoring.
+- ``POST /api/v1/grants/qr`` ``{"text": "lianzheng:grant:..."}`` -- the grant's QR code as SVG (segno), for the
+  browser wallet (which vendors QR decoders, not an encoder). Only a well-formed grant QR text is drawn
+  (registry.holders.grants.Grant.from_qr); nothing is stored or logged: the text is what the holder shows anyway.
 
     $ curl -s localhost:8000/api/v1/certificates/$ID/anchor | jq .block_number
 """
@@ -16,11 +19,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 
 from api.deps import VerifierDep
-from api.schemas import PUBLIC_ERRORS, IdentifierPath
+from api.schemas import PUBLIC_ERRORS, IdentifierPath, Strict
 from registry.certificates.anchor_lookup import anchor_proof_for
+from registry.formats.images import qr_svg
+from registry.holders.grants import Grant
 from registry.formats.vc import CONTEXT_PATH, LIANZHENG_CONTEXT
 
 router = APIRouter(tags=["wallet"])
@@ -48,3 +54,20 @@ async def certificate_anchor(identifier: IdentifierPath, verifier: VerifierDep) 
     ``not_anchored_yet`` while its batch waits."""
     proof = await run_in_threadpool(anchor_proof_for, verifier, identifier)
     return JSONResponse(proof.to_json(), headers={"Cache-Control": "no-store"})
+
+
+class GrantQr(Strict):
+    text: str = Field(max_length=12_000, description="the grant QR text: lianzheng:grant:<base64url>[.<salt>]")
+
+
+@router.post("/api/v1/grants/qr", response_class=Response, responses={
+    **PUBLIC_ERRORS, 200: {"content": {"image/svg+xml": {}}, "description": "the grant's QR code"}})
+async def grant_qr(body: GrantQr) -> Response:
+    """A grant's QR code (SVG). 422 ``invalid_grant`` unless the text is a well-formed grant QR."""
+    def render() -> str:
+        grant, _ = Grant.from_qr(body.text)
+        return qr_svg(body.text, scale=4, error="l", title=f"授权 / grant {grant.digest.hex()[:16]}")
+
+    svg = await run_in_threadpool(render)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store",
+                                                              "X-Content-Type-Options": "nosniff"})
