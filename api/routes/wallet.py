@@ -26,8 +26,8 @@ from api.deps import VerifierDep
 from api.schemas import PUBLIC_ERRORS, IdentifierPath, Strict
 from registry.certificates.anchor_lookup import anchor_proof_for
 from registry.formats.images import qr_svg
-from registry.holders.grants import Grant
 from registry.formats.vc import CONTEXT_PATH, LIANZHENG_CONTEXT
+from registry.holders.grants import Grant
 
 router = APIRouter(tags=["wallet"])
 
