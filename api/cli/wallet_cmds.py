@@ -19,6 +19,7 @@ bundle.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,14 @@ from typing import Any
 from urllib.parse import quote
 
 from api.cli.client import ApiClient
-from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.documents import AnchorProof, DisclosedField, Document, HiddenField
 from registry.certificates.verification import VERDICT_TEXT
 from registry.errors import PayloadFormatError, ValidationError
+from registry.formats import envelope
+from registry.formats.lz2 import decode_payload
 from registry.formats.vc import bundle, from_credential, parse_bundle, to_credential
 
-__all__ = ["WalletCertificate", "export_bundle", "verify_credentials"]
+__all__ = ["WalletCertificate", "export_bundle", "verify_credentials", "wallet_certificates"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,48 @@ class WalletCertificate:
 
     document: Document
     offline_qr: tuple[str, ...] = field(default=())
+
+
+def document_from_offline(text: str) -> Document:
+    """The document an offline QR payload carries (its shown fields with their salts, its hidden fields' leaf
+    hashes in both algorithms); ValidationError when it hides a field without the SM3 part (the SM3 digest
+    could not be recomputed). Its anchor comes from the node (`anchored`): the payload has no transaction."""
+    p = decode_payload(text)
+    missing = sorted(set(p.hidden) - set(p.sm3_hidden))
+    if missing:
+        raise ValidationError(f"offline payload of {p.identifier} hides {missing[0]!r} without its SM3 leaf hash: "
+                              "add the certificate by its link instead", code="incomplete_offline_payload")
+    fields = {name: DisclosedField(salt=salt, value=value) for name, (salt, value) in p.disclosed.items()}
+    hidden = {name: HiddenField(sha256=h, sm3=p.sm3_hidden[name]) for name, h in p.hidden.items()}
+    doc = Document(identifier=p.identifier, type_code=p.type_code, fields=fields, hidden=hidden, digest_sha256=b"",
+                   digest_sm3=b"", salt_seed=p.salt_seed or None)
+    sha, sm3 = doc.compute_digests()
+    return dataclasses.replace(doc, digest_sha256=sha, digest_sm3=sm3)
+
+
+def wallet_certificates(client: ApiClient, entries: Sequence[Mapping[str, Any]]) -> list[WalletCertificate]:
+    """The wallet's certificates as documents (registry/holders/wallet.py entries): the saved document, else the
+    by-reference blob opened with its link's key (fetched from ``client``'s node), else the offline payload's."""
+    out = []
+    for entry in entries:
+        offline = entry.get("offline")
+        qrs = (offline,) if isinstance(offline, str) and offline else ()
+        if isinstance(entry.get("document"), Mapping):
+            doc = Document.from_json(entry["document"])
+        elif isinstance(entry.get("link"), str):
+            identifier, key = envelope.parse_ref_url(entry["link"])
+            blob = client.response("GET", f"/api/v1/certificates/{quote(identifier, safe='')}/blob").content
+            doc = Document.from_json(envelope.open_(blob, key, aad=envelope.aad_for(identifier)))
+        elif qrs:
+            doc = document_from_offline(qrs[0])
+        else:
+            raise ValidationError(f"wallet entry {str(entry.get('identifier'))[:80]} has no document, link or "
+                                  "offline code", code="invalid_wallet")
+        if doc.identifier != entry.get("identifier"):
+            raise ValidationError(f"wallet entry {str(entry.get('identifier'))[:80]} holds {doc.identifier}",
+                                  code="invalid_wallet")
+        out.append(WalletCertificate(doc, qrs))
+    return out
 
 
 def anchored(client: ApiClient, document: Document) -> Document:

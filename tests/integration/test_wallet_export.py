@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from api.cli.client import ApiClient
-from api.cli.wallet_cmds import WalletCertificate, export_bundle, verify_credentials
+from api.cli.wallet_cmds import WalletCertificate, export_bundle, verify_credentials, wallet_certificates
 from api.devtools.samples import sample_values
 from registry.certificates.documents import AnchorProof, Document
 from registry.errors import ConflictError, NotFoundError, PayloadFormatError
 from registry.formats import envelope
 from registry.formats.images import decode_qr_image
 from registry.formats.vc import BUNDLE_FORMAT, LIANZHENG_CONTEXT, from_credential
+from registry.holders.wallet import Wallet
 from registry.identifiers import CertificateId
 from registry.node import Node
 from tests.conftest import Api
@@ -60,24 +61,35 @@ def _from_link(api: Api, cert: dict[str, Any]) -> Document:
     return Document.from_json(envelope.open_(r.content, key, aad=envelope.aad_for(cert["identifier"])))
 
 
-def test_a_wallet_exports_schema_valid_credentials_that_verify_as_presented_documents(api: Api) -> None:
+def test_a_wallet_exports_schema_valid_credentials_that_verify_as_presented_documents(api: Api,
+                                                                                      tmp_path: Path) -> None:
     agency, certs = _issue(api, 3)
     r = api.client.post(f"/api/v1/certificates/{certs[2]['identifier']}/revoke", json={"reason": 4},
                         headers=api.auth(agency))
     assert r.status_code == 200, r.text
     api.services.index.refresh(force=True)
     offline = _offline(api, agency, certs[0])
-    # the first as the issuing response gave it (anchored: wait=true), the others as a holder with the QR link
-    # has them: the by-reference blob opened with the key, which has no anchor proof (it is sealed at issue)
-    wallet = [WalletCertificate(Document.from_json(certs[0]["document"]), (offline,))]
-    wallet += [WalletCertificate(_from_link(api, c)) for c in certs[1:]]
-    assert wallet[0].document.anchor is not None and all(w.document.anchor is None for w in wallet[1:])
+    only_offline = _offline(api, agency, certs[2])
+    # a CLI wallet (registry/holders/wallet.py) holding each certificate another way: the issuing response's
+    # document (anchored: wait=true) with an offline code, the QR link (the blob has no anchor proof: it is
+    # sealed at issue), and an offline code alone (the document is rebuilt from it)
+    wallet = Wallet.create(tmp_path / "wallet", "pass phrase", scrypt_n=2**10)
+    wallet.add_certificate(certs[0]["identifier"], document=certs[0]["document"], offline=offline)
+    wallet.add_certificate(certs[1]["identifier"], link=certs[1]["qr_url"])
+    wallet.add_certificate(certs[2]["identifier"], offline=only_offline)
     client = _client(api)
+    entries = sorted(wallet.certificates(), key=lambda e: [c["identifier"] for c in certs].index(e["identifier"]))
+    held = wallet_certificates(client, entries)
+    assert [w.document.anchor is not None for w in held] == [True, False, False]
+    assert [w.document.digest_sha256.hex() for w in held] == [c["document"]["digest"]["sha256"] for c in certs]
+    assert held[1].document == _from_link(api, certs[1]) and held[2].offline_qr == (only_offline,)
+    assert held[2].document.fields == Document.from_json(certs[2]["document"]).fields
     now = dt.datetime(2026, 3, 25, 8, 0, tzinfo=dt.UTC)
-    exported, results = export_bundle(client, wallet, holder_key_id=None, now=now)
+    exported, results = export_bundle(client, held, holder_key_id=wallet.key_id, now=now)
     assert [r["verdict"] for r in results] == ["valid", "valid", "revoked"]
     assert exported["format"] == BUNDLE_FORMAT and exported["exported"] == "2026-03-25T08:00:00Z"
-    assert exported["offlineQr"] == {certs[0]["identifier"]: [offline]}
+    assert exported["offlineQr"] == {certs[0]["identifier"]: [offline], certs[2]["identifier"]: [only_offline]}
+    assert exported["holderKeyId"] == wallet.key_id
     bid = api.node.keys.bid(agency)
     deployment = api.node.require_deployment()
     for cert, vc in zip(certs, exported["verifiableCredential"], strict=True):
@@ -93,7 +105,7 @@ def test_a_wallet_exports_schema_valid_credentials_that_verify_as_presented_docu
     result = verify_credentials(client, json.loads(json.dumps(exported)))
     assert result["verdict"] == "revoked"
     assert [r["verdict"] for r in result["credentials"]] == ["valid", "valid", "revoked"]
-    assert [r["verdict"] for r in result["offline_qr"]] == ["valid"]
+    assert [r["verdict"] for r in result["offline_qr"]] == ["valid", "revoked"]
     first = result["credentials"][0]
     assert first["checks"][0]["name"] == "credential" and first["checks"][0]["status"] == "VALID"
     assert first["checks"][1]["name"] == "integrity" and first["issuer"]["bid"] == bid
