@@ -84,7 +84,6 @@ CONTEXT_PATH = "/ns/lianzheng/v1"
 CREDENTIAL_TYPE = "LianzhengCertificate"
 STATUS_TYPE = "LianzhengChainStatus"
 PROOF_TYPE = "LianzhengAnchorProof"
-HOLDER_KEY_FIELD = "holderKeyDigest"  # the holder key id a bound document carries among its hashed fields
 _ID_PREFIX = "urn:lianzheng:certificate:"
 _HOLDER_PREFIX = "urn:lianzheng:holder-key:"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -163,11 +162,6 @@ def _shown_text(doc: Document, name: str) -> str | None:
     return field.value if field is not None and isinstance(field.value, str) else None
 
 
-def _holder_key_id(doc: Document) -> str | None:
-    value = _shown_text(doc, HOLDER_KEY_FIELD)
-    return None if value is None else value.lower()
-
-
 def to_credential(document: Document, *, issuer_did: str, base_url: str) -> dict[str, Any]:
     """The VC 2.0 view of an anchored ``document`` issued by the agency whose BID is ``issuer_did``, as exported
     by the node at ``base_url`` (its context and status URLs). ValidationError without an anchor proof."""
@@ -180,7 +174,7 @@ def to_credential(document: Document, *, issuer_did: str, base_url: str) -> dict
     base = _base(base_url)
     anchor = document.anchor
     subject: dict[str, Any] = {}
-    key_id = _holder_key_id(document)
+    key_id = document.holder_key_digest  # the holderKeyDigest leaf of a bound certificate
     if key_id is not None:
         subject["id"] = holder_key_urn(key_id)
         subject["holderKeyId"] = key_id

@@ -11,21 +11,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from api.devtools.samples import sample_values
 from api.stack import LocalStack
-from registry.holders.keys import HolderPublicKey
+from registry.errors import ProofError
+from registry.holders.grants import Grant, Grantee, agency_grantee_digest, person_grantee_digest
+from registry.holders.keys import HolderKey, HolderPublicKey
 from registry.holders.presentation import check_signature
+from registry.holders.wrapping import unwrap_key
 from tests.support.browser import RequestLog, chromium, shot
 from tests.support.verifier import issue_roles
 
 pytestmark = [pytest.mark.browser, pytest.mark.anvil, pytest.mark.xdist_group("wallet_page")]
 
 MOBILE = {"width": 412, "height": 915}
+ID_NUMBER = "230102199003071237"
+OTHER_ID = "11010519491231002X"
 
 
 @pytest.fixture(scope="module")
@@ -119,30 +127,175 @@ def test_the_wallet_key_is_generated_non_extractable_and_kept_in_indexeddb(page:
     assert page.inner_text("#key-id").strip() == key_id and page.is_hidden("#key-create")  # kept in IndexedDB
 
 
-def test_a_challenge_is_signed_into_a_presentation_the_reference_verifier_accepts(
-        page: Any, stack: LocalStack, certs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    log = RequestLog(page)
+def _issue_bound(stack: LocalStack, spki: str, seed: int) -> dict[str, Any]:
+    """A 营业执照 bound to the browser's holder key (its SPKI as the page shows it), anchored."""
+    ct = stack.node.seeds.certificate_types[0]
+    issuer = ct.issuers[0]
+    [values] = sample_values(ct, 1, issuer=stack.node.seeds.member(issuer), seed=seed)
+    r = httpx.post(f"{stack.url}/api/v1/certificates?wait=true", headers=stack.auth(issuer), timeout=60,
+                   json={"type": ct.code, "fields": values, "holder_key": spki})
+    assert r.status_code == 201, r.text
+    stack.services.index.refresh(force=True)
+    return dict(r.json())
+
+
+def _wallet_with_bound_certificate(page: Any, stack: LocalStack, seed: int) -> tuple[str, dict[str, Any]]:
     _open(page, stack)
     key_id = _create_key(page)
-    cert = certs["valid"]
+    cert = _issue_bound(stack, page.inner_text("#key-spki").strip(), seed)
+    assert cert["document"]["fields"]["holderKeyDigest"]["value"] == key_id
     _add(page, cert["qr_url"])
-    item = page.locator(f"#cert-list li[data-identifier='{cert['identifier']}']")
-    assert cert["document"]["fields"]["持证主体"]["value"] in item.inner_text()
-    challenge = {"nonce": "q83vEjRWeJq83vEjRWeJqw", "verifier": stack.url, "time": "2026-12-02T01:00:00Z"}
-    page.fill("#challenge", json.dumps({"challenge": challenge}))
+    assert page.get_attribute(f"#cert-list li[data-identifier='{cert['identifier']}']", "data-bound") == "true"
+    return key_id, cert
+
+
+def _sign(page: Any, challenge_text: str) -> dict[str, Any]:
+    page.fill("#challenge", challenge_text)
     _click(page, "#present-form button[type=submit]")
     _notice(page, "ok")
-    presentation = json.loads(page.input_value("#presentation"))
+    return dict(json.loads(page.input_value("#presentation")))
+
+
+def test_a_challenge_signed_in_the_wallet_is_verified_by_the_api_as_presented_by_holder(
+        page: Any, stack: LocalStack, tmp_path: Path) -> None:
+    log = RequestLog(page)
+    key_id, cert = _wallet_with_bound_certificate(page, stack, seed=61)
+    challenge = httpx.post(f"{stack.url}/api/v1/presentations/challenge", json={"verifier": "银行柜台 #3"}).json()
+    package = _sign(page, json.dumps(challenge))
     digest = cert["document"]["digest"]["sha256"]
+    presentation = package["presentation"]
     assert presentation["type"] == "LianzhengPresentation" and presentation["certificate"] == digest
     assert presentation["challenge"] == challenge and HolderPublicKey.from_b64url(presentation["holder_key"]).key_id == key_id
+    assert package["document"]["digest"]["sha256"] == digest
     assert check_signature(presentation, certificate=digest, holder_key_digest=key_id).verdict == "presented_by_holder"
-    assert check_signature(presentation, certificate=digest, holder_key_digest="0" * 64).reason == "wrong_key"
-    forged = {**presentation, "certificate": "1" * 64}
-    assert check_signature(forged, certificate="1" * 64, holder_key_digest=key_id).reason == "bad_signature"
+    r = httpx.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["verdict"] == "valid" and result["presentation"]["verdict"] == "presented_by_holder"
+    again = httpx.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30).json()
+    assert again["presentation"] == {**again["presentation"], "verdict": "status_only", "reason": "replayed_nonce"}
     shot(page, tmp_path, "wallet_presentation")
     key_text = cert["qr_url"].split("#", 1)[1]
-    assert log.carrying(key_text) == [] and log.carrying(cert["document"]["fields"]["持证主体"]["value"]) == []
+    assert log.carrying(key_text) == []  # the document key never leaves the browser
+
+
+def test_the_verifier_page_shows_presented_by_holder_and_someone_else_for_a_replay(
+        context: Any, page: Any, stack: LocalStack, tmp_path: Path) -> None:
+    _wallet_with_bound_certificate(page, stack, seed=62)
+    verifier = context.new_page()
+    verifier.goto(stack.url + "/verify")
+    verifier.wait_for_selector("body[data-ready='true']", timeout=20_000)
+    verifier.click("#challenge-new")
+    verifier.wait_for_selector("#challenge-out:not([hidden])")
+    package = _sign(page, verifier.input_value("#challenge-text"))  # the holder copies the challenge over
+    for expected, banner in (("presented_by_holder", "持证人本人出示"), ("status_only", "他人出示（仅核验状态）")):
+        verifier.fill("#paste-text", json.dumps(package, ensure_ascii=False))
+        verifier.click("#paste-form button[type=submit]")
+        verifier.wait_for_selector(f"#result[data-presentation='{expected}']", timeout=20_000)
+        assert banner in verifier.inner_text("#verdict")
+        assert verifier.get_attribute("#result", "data-verdict") == "valid"
+        shot(verifier, tmp_path, f"verifier_{expected}")
+    assert verifier.get_attribute("#result", "data-presentation-reason") == "replayed_nonce"
+    assert "挑战码已被使用（重放）" in verifier.inner_text("#presentation-banner")
+    verifier.close()
+
+
+def _grant_in_wallet(page: Any, *, kind: str, who: str, purpose: str, days: int = 7) -> tuple[str, str]:
+    page.select_option("#grantee-kind", kind)
+    page.fill("#grantee-id", who)
+    page.fill("#purpose", purpose)
+    page.fill("#days", str(days))
+    _click(page, "#grant-form button[type=submit]")
+    _notice(page, "ok")
+    page.wait_for_selector("#grant-qr-img")
+    return str(page.input_value("#grant-text")), str(page.get_attribute("#grant-out", "data-digest"))
+
+
+def _wait_grant(stack: LocalStack, digest: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while (state := httpx.get(f"{stack.url}/api/v1/grants/{digest}").json()["status"]) != status:
+        assert time.monotonic() < deadline, f"grant still {state}"
+        time.sleep(0.2)
+    stack.services.index.refresh(force=True)
+
+
+def _check_on_verifier(verifier: Any, qr: str, id_number: str) -> tuple[str, str, str]:
+    verifier.fill("#paste-text", qr)
+    verifier.click("#paste-form button[type=submit]")
+    verifier.wait_for_selector("#grant #party-id")
+    verifier.fill("#party-id", id_number)
+    verifier.click("#grant-party button[type=submit]")
+    verifier.wait_for_selector("#grant-verdict[data-ok]", timeout=20_000)
+    return (str(verifier.get_attribute("#grant-verdict", "data-ok")),
+            str(verifier.get_attribute("#grant-verdict", "data-reason")), str(verifier.inner_text("#grant-verdict")))
+
+
+def test_a_person_grant_made_in_the_wallet_shows_its_delegation_then_its_revocation_on_the_verifier_page(
+        context: Any, page: Any, stack: LocalStack, tmp_path: Path) -> None:
+    key_id, cert = _wallet_with_bound_certificate(page, stack, seed=63)
+    qr, digest = _grant_in_wallet(page, kind="person", who=ID_NUMBER, purpose="代办营业执照年报")
+    grant, salt = Grant.from_qr(qr)
+    assert grant.signature_valid() and grant.digest.hex() == digest and salt is not None
+    assert grant.holder_key_id == key_id and grant.certificate == cert["document"]["digest"]["sha256"]
+    assert grant.grantee.digest == person_grantee_digest(salt, ID_NUMBER) and grant.wrapped_key is None
+    assert ID_NUMBER not in qr  # only its salted digest
+    _wait_grant(stack, digest, "active")
+    shot(page, tmp_path, "wallet_grant")
+    verifier = context.new_page()
+    verifier.goto(stack.url + "/verify")
+    verifier.wait_for_selector("body[data-ready='true']", timeout=20_000)
+    ok, reason, text = _check_on_verifier(verifier, qr, ID_NUMBER)
+    assert ok == "true" and reason == ""
+    assert verifier.inner_text("#grant-holder-key").startswith(key_id[:16])
+    assert "代表持证人" in text and "用途：代办营业执照年报" in text and "有效期至" in text and "身份证号 230" in text
+    shot(verifier, tmp_path, "verifier_grant_valid")
+    assert _check_on_verifier(verifier, qr, OTHER_ID)[1] == "wrong_party"
+
+    _click(page, f"#grant-list button[data-revoke='{digest}']")
+    assert "授权已撤回" in _notice(page, "ok")
+    _wait_grant(stack, digest, "revoked")
+    ok, reason, text = _check_on_verifier(verifier, qr, ID_NUMBER)
+    assert ok == "false" and reason == "revoked" and "授权已被持证人撤回" in text
+    shot(verifier, tmp_path, "verifier_grant_revoked")
+    verifier.close()
+
+
+def test_an_agency_grant_wraps_the_document_key_for_that_agency_only(page: Any, stack: LocalStack) -> None:
+    _, cert = _wallet_with_bound_certificate(page, stack, seed=64)
+    grantee = next(m.uscc for m in stack.node.seeds.members if m.uscc != stack.node.seeds.certificate_types[0].issuers[0])
+    qr, digest = _grant_in_wallet(page, kind="agency", who=grantee, purpose="免证办：企业开户")
+    grant, salt = Grant.from_qr(qr)
+    assert salt is None and grant.grantee.digest == agency_grantee_digest(grantee) and grant.wrapped_key
+    document_key = base64.urlsafe_b64decode(cert["qr_url"].split("#", 1)[1] + "=")
+    # the browser's ECIES (WebCrypto ECDH + HKDF + AES-GCM) opens with registry/holders/wrapping.py
+    exchange = stack.services.exchange_keys.private(grantee)
+    assert unwrap_key(grant.wrapped_key, exchange, grant_id=grant.id) == document_key
+    other = stack.services.exchange_keys.private(cert["document"]["fields"]["颁发机构代码"]["value"])
+    with pytest.raises(ProofError):
+        unwrap_key(grant.wrapped_key, other, grant_id=grant.id)
+    _wait_grant(stack, digest, "active")
+
+
+def test_an_expired_grant_shows_its_reason_on_the_verifier_page(page: Any, stack: LocalStack, tmp_path: Path) -> None:
+    holder = HolderKey.generate()
+    cert = _issue_bound(stack, holder.public.spki_b64url, seed=65)
+    now = stack.services.grants.chain_now()
+    grantee, salt = Grantee.person(ID_NUMBER)
+    grant = Grant.build(certificate=cert["document"]["digest"]["sha256"], issuer=cert["identifier"].split(".")[6],
+                        holder_key=holder.public, grantee=grantee, purpose="临时代办", not_before=now - 60,
+                        expires=now + 4).sign(holder)
+    assert httpx.post(f"{stack.url}/api/v1/grants", json={"grant": grant.to_json()}).status_code == 201
+    _wait_grant(stack, grant.digest.hex(), "active")
+    deadline = time.monotonic() + 30
+    while stack.services.grants.chain_now() < grant.expires:  # the chain's clock decides
+        assert time.monotonic() < deadline
+        stack.node.backend.raw("evm_mine", [])
+        time.sleep(0.25)
+    page.goto(stack.url + "/verify")
+    page.wait_for_selector("body[data-ready='true']", timeout=20_000)
+    ok, reason, text = _check_on_verifier(page, grant.qr(salt), ID_NUMBER)
+    assert ok == "false" and reason == "expired" and "授权已过期" in text
+    shot(page, tmp_path, "verifier_grant_expired")
 
 
 def test_a_link_that_does_not_open_is_refused_and_nothing_is_kept(page: Any, stack: LocalStack,

@@ -60,7 +60,7 @@ export const VERDICTS = {
 export const CHECKS = {
   decrypt: ["解密", "Decryption"], integrity: ["内容完整性", "Content integrity"], sm3: ["SM3 摘要", "SM3 digest"],
   signature: ["签名", "Signature"], anchoring: ["上链", "Anchoring"], issuer: ["颁发机构", "Issuer"],
-  status: ["状态", "Status"], validity: ["有效期", "Validity"],
+  status: ["状态", "Status"], validity: ["有效期", "Validity"], presentation: ["出示方式", "Presented by"],
 };
 export const STATUS = { VALID: ["通过", "Passed"], INVALID: ["未通过", "Failed"], SKIPPED: ["未核验", "Not checked"] };
 export const NOT_OURS = ["这不是链证电子证照二维码", "Not a Lianzheng certificate QR code"];

@@ -15,7 +15,9 @@
  *                holder_key, signature}.
  * WebCrypto has no SM2: holder keys are P-256 in both crypto profiles.
  */
-import { canonicalJson, concat, hex, sha256, utf8 } from "/static/verifier/bytes.js";
+import { canonicalJson, checksumAddress, concat, hex, recoverAddress, sha256, unhex, utf8 } from "/static/verifier/bytes.js";
+import { refreshTrustList } from "/static/verifier/trust.js";
+import { keccak_256 } from "/static/vendor/noble-hashes/sha3.js";
 
 const ECDSA = { name: "ECDSA", namedCurve: "P-256" };
 const SIGN = { name: "ECDSA", hash: "SHA-256" };
@@ -122,6 +124,33 @@ export async function personGrantee(idNumber) {
   const salt = random(16);
   const digest = hex(await sha256(utf8.encode(`lianzheng/grantee/person/v1:${hex(salt)}:${idNumber}`)));
   return { digest, salt };
+}
+
+/**
+ * The exchange key of agency ``uscc`` from its signed statement (registry/holders/exchange.py): the statement's
+ * EIP-191 signature (personal_sign of SHA-256 of its RFC 8785 form without "proof") must recover to an account
+ * of that agency, an active member in the consortium's signed trust list (trust.js checks the list's signature
+ * and pins its operator). Throws with the reason otherwise. Returns the SPKI (base64url).
+ */
+export async function checkExchangeKey(statement, uscc) {
+  if (!statement || statement.type !== "LianzhengExchangeKey" || statement.agency !== uscc) {
+    throw new Error(`不是 ${uscc} 的交换密钥 / not ${uscc}'s exchange key statement`);
+  }
+  const body = Object.fromEntries(Object.entries(statement).filter(([k]) => k !== "proof"));
+  if (hex(await sha256(unb64url(body.public_key))) !== body.key_id) throw new Error("交换密钥标识不符 / key_id does not match the key");
+  const sig = unhex(String((statement.proof || {}).signature || ""));
+  if (sig.length !== 65 || (sig[64] !== 27 && sig[64] !== 28)) throw new Error("交换密钥声明未签名 / the statement is not signed");
+  const digest = await sha256(utf8.encode(canonicalJson(body)));
+  const prefixed = keccak_256(concat(utf8.encode("\x19Ethereum Signed Message:\n32"), digest)); // EIP-191 v0x45
+  const raw = recoverAddress(prefixed, concat(sig.subarray(0, 64), Uint8Array.of(sig[64] - 27)));
+  const { list } = await refreshTrustList();
+  const member = list && list.members.get(uscc);
+  if (!member || member.status !== "active") throw new Error(`${uscc} 不是有效的联盟成员 / not an active consortium member`);
+  const signer = raw ? checksumAddress(raw).toLowerCase() : null;
+  if (!signer || !member.accounts.some((a) => a.toLowerCase() === signer)) {
+    throw new Error(`交换密钥声明不是由 ${uscc} 的链上账户签署 / the statement is not signed by an account of ${uscc}`);
+  }
+  return body.public_key;
 }
 
 /** ``docKey`` (32 bytes) wrapped for the agency exchange key ``spkiB64`` (DER SPKI, base64url), bound to the grant. */

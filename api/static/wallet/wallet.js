@@ -9,10 +9,11 @@
  * fields do not match its digests is refused.
  */
 import { gm } from "/static/verifier/gm.js";
+import { beijingTime } from "/static/verifier/i18n.js";
 import { decodeKey, documentDigests, openEnvelope } from "/static/verifier/reference.js";
 import { $, bi, h, show } from "/static/verifier/render.js";
 import {
-  agencyGranteeDigest, createHolderKey, dbAll, dbGet, dbPut, loadHolderKey, makeGrant, makeRevocation,
+  agencyGranteeDigest, checkExchangeKey, createHolderKey, dbAll, dbGet, dbPut, loadHolderKey, makeGrant, makeRevocation,
   parseChallenge, personGrantee, signPresentation, validIdNumber, wrapKey,
 } from "./holder.js";
 
@@ -119,18 +120,17 @@ async function present() {
   let challenge;
   try { challenge = parseChallenge($("challenge").value); } catch (e) { fail("挑战码无法识别", "Unreadable challenge", e); return; }
   const presentation = await signPresentation(KEY, cert.document.digest.sha256, challenge);
-  $("presentation").value = JSON.stringify(presentation);
+  // what POST /api/v1/presentations takes: the certificate and the signature over the verifier's challenge
+  $("presentation").value = JSON.stringify({ document: cert.document, presentation });
   $("presentation-out").hidden = false;
   say("ok", "已签名，请把出示凭证交给用证方", "Signed: give the presentation to the verifier");
 }
 
 // ---- grants --------------------------------------------------------------------------------------------------------------
-/** The grantee agency's exchange key (DER SPKI, base64url) from its node, signed by the agency's ledger key. */
+/** The grantee agency's exchange key (DER SPKI, base64url): its statement from the node, whose signature must
+ * recover to one of the agency's accounts in the signed trust list (holder.js checkExchangeKey). */
 async function exchangeKey(uscc) {
-  const answer = await api("GET", `/agencies/${encodeURIComponent(uscc)}/exchange-key`);
-  const spki = answer.exchange_key || answer.key || answer.public_key;
-  if (typeof spki !== "string") throw new Error("机构未公布交换密钥 / the agency published no exchange key");
-  return spki;
+  return checkExchangeKey(await api("GET", `/agencies/${encodeURIComponent(uscc)}/exchange-key`), uscc);
 }
 
 async function grant() {
@@ -159,10 +159,10 @@ async function grant() {
       grantee, purpose, notBefore: now - 60, expires: now + days * 86400, fields, wrappedKey });
     await api("POST", "/grants", { grant: made.grant });
     await dbPut("grants", made.digest, { ...made, certificateName: certName(cert.document), grantee: who, kind,
-      status: "active", created: now });
+      status: "pending", created: now });
     await showGrant(made, who);
     await renderGrants();
-    say("ok", "授权已签署并上链", "Grant signed and anchored", made.digest);
+    say("ok", "授权已签署并提交上链", "Grant signed and sent to be anchored", made.digest);
   } catch (e) {
     fail("授权未成功", "The grant failed", e);
   }
@@ -172,8 +172,9 @@ async function showGrant(made, who) {
   $("grant-out").hidden = false;
   $("grant-text").value = made.qr;
   $("grant-out").dataset.digest = made.digest;
-  $("grant-summary").replaceChildren(...bi(`授权 ${who}：${made.grant.purpose}，有效期至 ${made.grant.expires}`,
-    `Grant to ${who}: ${made.grant.purpose}, until ${made.grant.expires}`));
+  const until = beijingTime(made.grant.expires);
+  $("grant-summary").replaceChildren(...bi(`授权 ${who}：${made.grant.purpose}，有效期至 ${until}`,
+    `Grant to ${who}: ${made.grant.purpose}, until ${until}`));
   const r = await fetch(`${API}/grants/qr`, { ...FETCH, method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ text: made.qr }) });
   if (!r.ok) { $("grant-qr").replaceChildren(...bi("无法生成二维码", "QR code unavailable")); return; }
@@ -195,16 +196,28 @@ async function revoke(digest) {
   }
 }
 
+const GRANT_STATUS = { pending: ["等待上链", "being anchored"], active: ["有效", "active"], revoked: ["已撤回", "revoked"],
+  failed: ["上链失败", "not anchored"] };
+
+/** The grants made in this browser, with their status as the node reports it (GET /api/v1/grants/{digest}). */
 async function renderGrants() {
   const grants = (await dbAll("grants")).sort((a, b) => b.created - a.created);
+  for (const g of grants.filter((x) => x.status !== "revoked")) {
+    try {
+      const view = await api("GET", `/grants/${g.digest}`);
+      if (view.status !== g.status) { g.status = view.status; await dbPut("grants", g.digest, g); }
+    } catch (e) { /* offline or another node: keep the last known status */ }
+  }
+  const expired = (g) => Date.parse(g.grant.expires) <= Date.now();
   $("grant-list").replaceChildren(...grants.map((g) => {
-    const button = h("button", { type: "button", class: "btn", disabled: g.status !== "active", "data-revoke": g.digest },
+    const button = h("button", { type: "button", class: "btn", disabled: g.status === "revoked" || expired(g), "data-revoke": g.digest },
       bi("撤回", "Revoke"));
     button.addEventListener("click", () => revoke(g.digest));
+    const status = expired(g) && g.status === "active" ? ["已过期", "expired"] : GRANT_STATUS[g.status] || [g.status, g.status];
     return h("li", { class: "item" + (g.status === "revoked" ? " revoked" : ""), "data-digest": g.digest, "data-status": g.status },
-      h("span", {}, g.status === "revoked" ? bi("已撤回", "revoked") : bi("有效", "active")),
+      h("span", {}, bi(status[0], status[1])),
       h("strong", {}, `${g.grant.purpose}`), button,
-      h("span", { class: "sub" }, `${g.certificateName} → ${g.grantee} · ${g.grant.expires}`));
+      h("span", { class: "sub" }, `${g.certificateName} → ${g.grantee} · ${beijingTime(g.grant.expires)}`));
   }));
 }
 

@@ -15,7 +15,15 @@ import pytest
 from registry.certificates.documents import AnchorProof, Document
 from registry.crypto import merkle
 from registry.errors import PayloadFormatError, ValidationError
-from registry.formats.vc import CONTEXT_PATH, LIANZHENG_CONTEXT, VC_CONTEXT, from_credential, to_credential
+from registry.formats.vc import (
+    CONTEXT_PATH,
+    LIANZHENG_CONTEXT,
+    VC_CONTEXT,
+    from_credential,
+    holder_key_urn,
+    to_credential,
+)
+from registry.holders.keys import HolderKey
 from registry.seeds import CertificateType
 from tests.unit.registry.test_documents import DRIVER, LICENCE, SEEDS, make_document
 
@@ -80,6 +88,25 @@ def test_validity_is_the_whole_beijing_day_range_and_a_permanent_licence_has_no_
     _, permanent = credential(LICENCE, 有效期截止=None)
     assert "validUntil" not in permanent and schema_errors(permanent) == []
     assert permanent["proof"]["created"] == "2026-03-25T00:53:20Z"  # the anchoring block's time, UTC
+
+
+def test_a_bound_certificate_names_its_holder_key_as_the_subject() -> None:
+    key = HolderKey.generate().public
+    doc = anchored([make_document(serial=s, seed=s, holderKeyDigest=key.key_id) for s in (1, 2)])[1]
+    vc = to_credential(doc, issuer_did=DID, base_url=BASE)
+    assert vc["credentialSubject"]["id"] == f"urn:lianzheng:holder-key:{key.key_id}" == holder_key_urn(key.key_id)
+    assert vc["credentialSubject"]["holderKeyId"] == key.key_id
+    assert vc["credentialSubject"]["fields"]["holderKeyDigest"] == key.key_id and schema_errors(vc) == []
+    assert from_credential(vc).document.holder_key_digest == key.key_id
+    unbound = to_credential(anchored([make_document(serial=s, seed=s) for s in (1, 2)])[1], issuer_did=DID,
+                            base_url=BASE)
+    assert "id" not in unbound["credentialSubject"] and "holderKeyId" not in unbound["credentialSubject"]
+    moved = copy.deepcopy(vc)  # a subject id claimed for another key does not match the document
+    moved["credentialSubject"]["id"] = holder_key_urn("ab" * 32)
+    with pytest.raises(PayloadFormatError, match="credentialSubject"):
+        from_credential(moved)
+    with pytest.raises(ValidationError, match="64 lowercase hex"):
+        holder_key_urn("AB" * 32)
 
 
 def test_a_disclosed_document_exports_only_its_shown_fields() -> None:
