@@ -15,26 +15,92 @@ bundle.
 
     $ lianzheng holder export -o kabao.json
     $ lianzheng verify kabao.json
+
+``holder export`` joins the ``holder`` command group of api/cli/holder_cmds.py (`register`, after it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import quote
 
+import typer
+
+from api.cli._common import console, err_console, print_json, progress, state
 from api.cli.client import ApiClient
+from api.cli.holder_cmds import WalletOpt
+from api.cli.options import ApiUrl, JsonOpt
 from registry.certificates.documents import AnchorProof, DisclosedField, Document, HiddenField
 from registry.certificates.verification import VERDICT_TEXT
 from registry.errors import PayloadFormatError, ValidationError
 from registry.formats import envelope
 from registry.formats.lz2 import decode_payload
 from registry.formats.vc import bundle, from_credential, parse_bundle, to_credential
+from registry.holders.wallet import Wallet
 
-__all__ = ["WalletCertificate", "export_bundle", "verify_credentials", "wallet_certificates"]
+__all__ = ["WalletCertificate", "export_bundle", "register", "verify_credentials", "wallet_certificates"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export`` to the ``holder`` group (registered by api/cli/holder_cmds.py before this module)."""
+    [holder] = [g.typer_instance for g in app.registered_groups if g.name == "holder" and g.typer_instance]
+    holder.command("export")(export)
+
+
+def export(ctx: typer.Context,
+           out: Annotated[Path | None, typer.Option("-o", "--out", help="the bundle file (0600); default: stdout")] = None,
+           wallet: WalletOpt = None, api_url: ApiUrl = None, as_json: JsonOpt = False) -> None:
+    """电子卡包 export: every certificate of the wallet as a W3C VC 2.0 credential, with its offline QR codes."""
+    st = state(ctx)
+    w = Wallet(wallet or st.settings.data_dir / "wallet")
+    entries = w.certificates()
+    client = ApiClient(api_url or st.settings.public_base)
+    with progress(transient=True) as bar:
+        task = bar.add_task("exporting", total=len(entries) or None, rate="")
+        held = wallet_certificates(client, entries)
+        exported, results = export_bundle(client, held, holder_key_id=w.key_id)
+        bar.update(task, completed=len(entries))
+    text = json.dumps(exported, ensure_ascii=False, indent=2) + "\n"
+    verdicts = [r.get("verdict") for r in results]
+    summary = {"credentials": len(verdicts), "valid": verdicts.count("valid"),
+               "offline_qr": sum(len(v) for v in exported["offlineQr"].values()),
+               "not_valid": {r["identifier"]: r["verdict"] for r in results if r.get("verdict") != "valid"},
+               "file": str(out) if out else None}
+    if out is None:
+        typer.echo(text, nl=False)
+        err_console.print(f"{summary['credentials']} credentials ({summary['valid']} valid), "
+                          f"{summary['offline_qr']} offline codes", highlight=False)
+        return
+    _write_0600(out, text.encode("utf-8"))
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"exported {summary['credentials']} credentials ({summary['valid']} valid"
+                      + "".join(f", {i}: {v}" for i, v in summary["not_valid"].items())
+                      + f") and {summary['offline_qr']} offline codes to {out} (mode 0600)", highlight=False)
+
+
+def _write_0600(path: Path, data: bytes) -> None:
+    """``path`` written atomically as a 0600 file (holder data): a temporary file created 0600 with O_EXCL in
+    the same folder, fsynced, renamed over ``path``. The folder is the user's and keeps its mode."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
