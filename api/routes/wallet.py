@@ -6,6 +6,9 @@
   (the verification result of ``POST /api/v1/verify {"identifier"}``: anchoring, issuer, status, validity).
 - ``GET /api/v1/certificates/{id}/anchor`` -- the certificate's anchor proof (registry.certificates.anchor_lookup)
   for a wallet copy that has none yet: the issuing response and the by-reference blob leave before anchoring.
+- ``POST /api/v1/presentations/challenge/qr`` -- a fresh single-use challenge (as ``POST
+  /api/v1/presentations/challenge``) with its QR code: ``{"challenge", "text": "lianzheng:challenge:" +
+  base64url(its JSON), "svg"}``, for the verifier page to show the holder's wallet.
 - ``POST /api/v1/grants/qr`` ``{"text": "lianzheng:grant:..."}`` -- the grant's QR code as SVG (segno), for the
   browser wallet (which vendors QR decoders, not an encoder). Only a well-formed grant QR text is drawn
   (registry.holders.grants.Grant.from_qr); nothing is stored or logged: the text is what the holder shows anyway.
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,14 +26,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from api.deps import VerifierDep
+from api.deps import ChallengesDep, SettingsDep, VerifierDep
 from api.schemas import PUBLIC_ERRORS, IdentifierPath, Strict
 from registry.certificates.anchor_lookup import anchor_proof_for
 from registry.formats.images import qr_svg
 from registry.formats.vc import CONTEXT_PATH, LIANZHENG_CONTEXT
 from registry.holders.grants import Grant
+from registry.holders.keys import b64url_encode
 
 router = APIRouter(tags=["wallet"])
+CHALLENGE_QR_PREFIX = "lianzheng:challenge:"
 
 
 @router.get(CONTEXT_PATH, responses={200: {"content": {"application/ld+json": {}}, "description": "the context"}})
@@ -71,3 +77,14 @@ async def grant_qr(body: GrantQr) -> Response:
     svg = await run_in_threadpool(render)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store",
                                                               "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/api/v1/presentations/challenge/qr", tags=["holders"], responses=PUBLIC_ERRORS)
+async def challenge_qr(challenges: ChallengesDep, settings: SettingsDep) -> dict[str, Any]:
+    """A fresh challenge for this node (single use, 5 minutes) with its QR code for the holder's wallet."""
+    def issue() -> dict[str, Any]:
+        challenge = challenges.issue(settings.public_base).to_json()
+        text = CHALLENGE_QR_PREFIX + b64url_encode(json.dumps(challenge, separators=(",", ":")).encode())
+        return {"challenge": challenge, "text": text, "svg": qr_svg(text, scale=6, title="挑战码 / challenge")}
+
+    return await run_in_threadpool(issue)

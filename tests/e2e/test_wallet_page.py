@@ -186,8 +186,18 @@ def test_the_verifier_page_shows_presented_by_holder_and_someone_else_for_a_repl
     verifier.goto(stack.url + "/verify")
     verifier.wait_for_selector("body[data-ready='true']", timeout=20_000)
     verifier.click("#challenge-new")
-    verifier.wait_for_selector("#challenge-out:not([hidden])")
-    package = _sign(page, verifier.input_value("#challenge-text"))  # the holder copies the challenge over
+    verifier.wait_for_selector("#challenge-qr-img")
+    # the holder's wallet reads the challenge QR from a picture of the verifier's screen
+    picture = tmp_path / "challenge.png"
+    picture.write_bytes(verifier.locator("#challenge-qr-img").screenshot())
+    page.eval_on_selector("#notice", "n => { n.hidden = true; delete n.dataset.kind; }")
+    page.set_input_files("#challenge-photo", str(picture))
+    assert "已读取挑战码" in _notice(page, "ok")
+    assert page.input_value("#challenge") == verifier.get_attribute("#challenge-out", "data-qr")
+    _click(page, "#present-form button[type=submit]")
+    _notice(page, "ok")
+    package = json.loads(page.input_value("#presentation"))
+    assert package["presentation"]["challenge"] == json.loads(verifier.input_value("#challenge-text"))
     for expected, banner in (("presented_by_holder", "持证人本人出示"), ("status_only", "他人出示（仅核验状态）")):
         verifier.fill("#paste-text", json.dumps(package, ensure_ascii=False))
         verifier.click("#paste-form button[type=submit]")

@@ -164,13 +164,15 @@ export async function checkPresentation(pkg) {
   $("verdict").append(banner);
 }
 
-/** A fresh challenge for the holder (single use, 5 minutes), as the text the wallet takes. */
+/** A fresh challenge for the holder (single use, 5 minutes): its QR code for the wallet to scan, and its text. */
 export async function newChallenge() {
-  const c = await post("/presentations/challenge", {});
-  const text = JSON.stringify(c);
+  const made = await post("/presentations/challenge/qr", {});
   const out = $("challenge-out");
   out.hidden = false;
-  $("challenge-text").value = text;
-  out.dataset.nonce = c.nonce;
-  return c;
+  $("challenge-text").value = JSON.stringify(made.challenge);
+  const url = URL.createObjectURL(new Blob([made.svg], { type: "image/svg+xml" }));
+  $("challenge-qr").replaceChildren(h("img", { src: url, alt: "挑战码二维码 / challenge QR code", id: "challenge-qr-img" }));
+  out.dataset.nonce = made.challenge.nonce;
+  out.dataset.qr = made.text;
+  return made.challenge;
 }

@@ -10,6 +10,7 @@
  */
 import { gm } from "/static/verifier/gm.js";
 import { beijingTime } from "/static/verifier/i18n.js";
+import { decodePhoto } from "/static/verifier/photo.js";
 import { decodeKey, documentDigests, openEnvelope } from "/static/verifier/reference.js";
 import { $, bi, h, show } from "/static/verifier/render.js";
 import {
@@ -249,6 +250,16 @@ async function main() {
     } catch (e) {
       fail("无法添加证照", "Cannot add the certificate", e);
     }
+  });
+  $("challenge-photo").addEventListener("change", async (ev) => {
+    const file = ev.target.files && ev.target.files[0];
+    ev.target.value = "";
+    if (!file) return;
+    let text = null;
+    try { text = await decodePhoto(file); } catch (e) { text = null; }
+    if (!text) { fail("图片中未找到二维码", "No QR code found in the image"); return; }
+    $("challenge").value = text;
+    say("ok", "已读取挑战码，请选择证照后签名出示", "Challenge read: pick the certificate and sign", text.slice(0, 60));
   });
   $("present-form").addEventListener("submit", (ev) => { ev.preventDefault(); present().catch((e) => fail("签名失败", "Signing failed", e)); });
   $("grant-form").addEventListener("submit", (ev) => { ev.preventDefault(); grant(); });
