@@ -14,10 +14,12 @@ import typer
 
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, RequiredAgency, client_for, public_client
+from api.cli.wallet_cmds import verify_credentials
 from api.devtools.samples import sample_values
 from api.private_files import ISSUED_DIR, write_private
 from registry.certificates.documents import Document
 from registry.errors import ValidationError
+from registry.formats.vc import BUNDLE_FORMAT
 from registry.holders.wallet import load_public_key
 from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
@@ -206,7 +208,8 @@ def supersede(ctx: typer.Context, identifier: str,
 
 
 def verify(ctx: typer.Context,
-           target: Annotated[str, typer.Argument(help="a document JSON file, a QR photo, a QR URL/payload, or an identifier")],
+           target: Annotated[str, typer.Argument(help="a document JSON file, a VC 2.0 credential or 电子卡包 export "
+                                                 "(JSON), a QR photo, a QR URL/payload, or an identifier")],
            as_json: JsonOpt = False, api_url: ApiUrl = None) -> None:
     """Verify a certificate; exit status 0 when valid, 1 otherwise."""
     st = state(ctx)
@@ -236,6 +239,8 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationError(f"{target} is neither a JSON document nor an image", code="invalid_file") from exc
+        if isinstance(body, dict) and ("@context" in body or body.get("format") == BUNDLE_FORMAT):
+            return verify_credentials(client, body)  # a VC 2.0 credential or a 电子卡包 export (api/cli/wallet_cmds.py)
         if isinstance(body, dict) and "document" in body and "format" not in body:
             body = body["document"]
         return client.post("/api/v1/verify", body)  # type: ignore[no-any-return]

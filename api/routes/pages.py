@@ -10,6 +10,8 @@ and the printable certificate.
 - ``GET /verify`` -- the same page with only the scanner (camera, photo upload, drag and drop, paste). Offline
   codes are decoded and verified in the browser against the signed trust list it caches: the page never
   sends an offline payload anywhere.
+- ``GET /wallet`` -- the browser wallet (电子卡包): the holder key lives in this browser only (WebCrypto, not
+  extractable, in IndexedDB); it signs verifier challenges and grants (api/static/wallet).
 - ``GET /sw.js``, ``GET /manifest.webmanifest``, ``GET /verifier/meta.json`` -- the service worker (scope
   ``/``), the web app manifest (installable PWA) and the page's data from seeds/ and the registry's frozen
   tables (offline field codes, revocation reasons, English field labels, type and member names).
@@ -151,6 +153,18 @@ async def static(path: str, request: Request) -> Response:
     response = await _static.get_response(path, request.scope)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@router.get("/wallet", response_class=HTMLResponse)
+async def wallet_page() -> HTMLResponse:
+    """The browser wallet (电子卡包, api/static/wallet): a holder key kept non-extractable in IndexedDB, challenge
+    signing, grants and their QR codes."""
+    return _html(_wallet_template(), "no-cache")
+
+
+@cache
+def _wallet_template() -> str:
+    return (STATIC_DIR / "wallet" / "index.html").read_text(encoding="utf-8")
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -61,6 +61,7 @@ export const CHECKS = {
   decrypt: ["解密", "Decryption"], integrity: ["内容完整性", "Content integrity"], sm3: ["SM3 摘要", "SM3 digest"],
   signature: ["签名", "Signature"], anchoring: ["上链", "Anchoring"], issuer: ["颁发机构", "Issuer"],
   status: ["状态", "Status"], validity: ["有效期", "Validity"], seal: ["电子印章", "E-seal"], source: ["来源", "Source"],
+  presentation: ["出示方式", "Presented by"],
 };
 
 /*

@@ -3,12 +3,14 @@
  *   reference.js -- by-reference links (decrypt here, send only identifier + digest);
  *   offline.js   -- offline codes, decoded and verified here against the cached trust list (trust.js);
  *   photo.js     -- QR codes from photos, pasted or dropped images and the camera (zxing-wasm, jsQR);
- *   render.js    -- the verdict, banner, contents, checks and technical details; i18n.js -- wording.
+ *   render.js    -- the verdict, banner, contents, checks and technical details; i18n.js -- wording;
+ *   holders.js   -- grant QR codes (授权他人用证) and holder presentations (本人出示), checked by the node.
  *
  * Once loaded the page works with the network off: the service worker (/sw.js) keeps the page, its scripts,
  * the decoder and /verifier/meta.json; the trust list lives in localStorage. An offline code never leaves
  * this device (the page never calls POST /api/v1/verify/offline).
  */
+import { checkPresentation, decodeGrant, decodePresentation, newChallenge, showGrant } from "./holders.js";
 import { NOT_OURS, NO_QR_FOUND, PHOTO_ADVICE, beijingTime, splitMessage } from "./i18n.js";
 import { verifyOffline } from "./offline.js";
 import { decodeFrame, decodePhoto, preloadDecoder } from "./photo.js";
@@ -27,6 +29,10 @@ function setLang(lang) {
 function classify(text) {
   const t = text.replace(/[\r\n]+$/, "");
   if (/^LZ\d{1,3}:/.test(t)) return { kind: "offline", text: t };
+  const grant = decodeGrant(t.trim());
+  if (grant) return { kind: "grant", text: t.trim(), grant };
+  const presentation = decodePresentation(t);
+  if (presentation) return { kind: "presentation", presentation };
   let url;
   try { url = new URL(t.trim()); } catch (e) { return { kind: "foreign" }; }
   const m = url.pathname.match(/^(.*)\/v\/([^/]+)$/);
@@ -60,6 +66,8 @@ async function handleText(text) {
   try {
     if (scan.kind === "offline") await checkOffline(scan.text);
     else if (scan.kind === "reference") await verifyReference(scan.identifier, scan.key);
+    else if (scan.kind === "grant") await showGrant(scan.text, scan.grant);
+    else if (scan.kind === "presentation") await checkPresentation(scan.presentation);
     else {
       show("result");
       notice("foreign", NOT_OURS[0], NOT_OURS[1], text.length > 120 ? text.slice(0, 120) + "…" : text);
@@ -174,6 +182,7 @@ async function main() {
   $("lang-toggle").addEventListener("click", () => setLang(document.documentElement.lang === "en" ? "zh" : "en"));
   $("camera-start").addEventListener("click", () => { startCamera(); });
   $("camera-stop").addEventListener("click", stopCamera);
+  $("challenge-new").addEventListener("click", () => { newChallenge().catch(failed); });
   wireImages();
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => undefined);
   await loadMeta();

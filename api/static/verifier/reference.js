@@ -67,7 +67,7 @@ async function statusOf(identifier) {
 
 /** {sha256, sm3}: hex of the document's two RFC 6962 roots over its field leaves (registry.certificates.documents
  * Document.compute_digests). */
-async function documentDigests(doc, sm) {
+export async function documentDigests(doc, sm) {
   const fields = doc.fields || {}, hidden = doc.hidden || {};
   const paths = [...Object.keys(fields), ...Object.keys(hidden)].sort();
   const hiddenHash = (path, alg) => unhex(typeof (hidden[path] || {})[alg] === "string" ? hidden[path][alg] : "");
@@ -88,7 +88,7 @@ async function documentDigests(doc, sm) {
 
 /** The plaintext of ``blob`` (version 1 or 2), or null when it does not open with ``key`` for ``identifier``;
  * ``sm`` is gm.js's primitives. */
-async function openEnvelope(blob, key, identifier, sm) {
+export async function openEnvelope(blob, key, identifier, sm) {
   const aad = utf8.encode(identifier);
   if (blob[0] === 1 && blob.length >= 29) {
     try {
@@ -103,7 +103,7 @@ async function openEnvelope(blob, key, identifier, sm) {
   return null;
 }
 
-function decodeKey(text) { // registry.formats.envelope.decode_key: 43 base64url characters, 32 bytes
+export function decodeKey(text) { // registry.formats.envelope.decode_key: 43 base64url characters, 32 bytes
   if (!/^[A-Za-z0-9_-]{43}$/.test(text)) return null;
   const bin = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=");
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));

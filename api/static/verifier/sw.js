@@ -7,12 +7,12 @@
  * API calls are never cached here and never answered from the cache: the trust list lives in localStorage,
  * checked against its signature each time it is read.
  */
-const CACHE = "lianzheng-verifier-v3";
+const CACHE = "lianzheng-verifier-v4";
 const SHELL = [
   "/verify", "/verifier/meta.json", "/manifest.webmanifest",
   "/static/verifier/verifier.css", "/static/verifier/main.js", "/static/verifier/bytes.js", "/static/verifier/i18n.js",
   "/static/verifier/offline.js", "/static/verifier/photo.js", "/static/verifier/reference.js", "/static/verifier/render.js",
-  "/static/verifier/trust.js", "/static/verifier/gm.js", "/static/verifier/icon-192.png", "/static/verifier/icon-512.png",
+  "/static/verifier/trust.js", "/static/verifier/gm.js", "/static/verifier/holders.js", "/static/verifier/icon-192.png", "/static/verifier/icon-512.png",
   "/static/vendor/jsQR.js", "/static/vendor/zxing-wasm/zxing-reader.js", "/static/vendor/zxing-wasm/zxing_reader.wasm",
   "/static/vendor/noble-secp256k1/index.js", "/static/vendor/noble-hashes/sha3.js", "/static/vendor/noble-hashes/_u64.js",
   "/static/vendor/noble-hashes/utils.js",
