@@ -15,7 +15,8 @@ import typer
 
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.client import ApiClient
-from api.cli.options import ApiUrl, JsonOpt
+from api.cli.options import ApiUrl, JsonOpt, WalletOpt
+from api.cli.wallet_cmds import export
 from api.holder_auth import authorization_header
 from registry.certificates.documents import Document
 from registry.errors import ValidationError
@@ -27,8 +28,6 @@ from registry.holders.presentation import Challenge, sign_presentation
 from registry.holders.wallet import Wallet
 from registry.holders.wrapping import wrap_key
 
-WalletOpt = Annotated[Path | None, typer.Option("--wallet", envvar="LIANZHENG_WALLET",
-                                                help="the wallet folder (default: <data dir>/wallet)")]
 Passphrase = Annotated[str | None, typer.Option("--passphrase", envvar="LIANZHENG_HOLDER_PASSPHRASE",
                                                 help="the wallet passphrase (prompted for when not set)",
                                                 show_default=False)]
@@ -45,6 +44,7 @@ def register(app: typer.Typer) -> None:
     holder.command("revoke-grant")(revoke_grant)
     holder.command("grants")(grants)
     holder.command("certificates")(certificates)
+    holder.command("export")(export)  # 电子卡包: W3C VC 2.0 (api/cli/wallet_cmds.py)
 
 
 def _wallet(st: State, path: Path | None) -> Wallet:

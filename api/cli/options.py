@@ -9,6 +9,7 @@ each overridable by its LIANZHENG_* environment variable, and the HTTP clients t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,3 +52,5 @@ def agency_client(st: State, api_url: str | None, api_key: str | None, agency: s
 
 def public_client(st: State, api_url: str | None) -> ApiClient:
     return ApiClient(api_url or st.settings.public_base)
+WalletOpt = Annotated[Path | None, typer.Option("--wallet", envvar="LIANZHENG_WALLET",
+                                                help="the wallet folder (default: <data dir>/wallet)")]

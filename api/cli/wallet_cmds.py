@@ -35,8 +35,7 @@ import typer
 
 from api.cli._common import console, err_console, print_json, progress, state
 from api.cli.client import ApiClient
-from api.cli.holder_cmds import WalletOpt
-from api.cli.options import ApiUrl, JsonOpt
+from api.cli.options import ApiUrl, JsonOpt, WalletOpt
 from registry.certificates.documents import AnchorProof, DisclosedField, Document, HiddenField
 from registry.certificates.verification import VERDICT_TEXT
 from registry.errors import PayloadFormatError, ValidationError
@@ -45,13 +44,7 @@ from registry.formats.lz2 import decode_payload
 from registry.formats.vc import bundle, from_credential, parse_bundle, to_credential
 from registry.holders.wallet import Wallet
 
-__all__ = ["WalletCertificate", "export_bundle", "register", "verify_credentials", "wallet_certificates"]
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``export`` to the ``holder`` group (registered by api/cli/holder_cmds.py before this module)."""
-    [holder] = [g.typer_instance for g in app.registered_groups if g.name == "holder" and g.typer_instance]
-    holder.command("export")(export)
+__all__ = ["WalletCertificate", "export", "export_bundle", "verify_credentials", "wallet_certificates"]
 
 
 def export(ctx: typer.Context,
