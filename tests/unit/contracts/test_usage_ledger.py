@@ -1,0 +1,141 @@
+"""UsageLedger: a usage is recorded only by an Active member's account, with the holder's consent — an active,
+unexpired grant for that certificate naming the caller's agency, or an in-person presentation digest."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from tests.unit.contracts.conftest import USCC_B, USCC_C, Action, assert_reverts, b32, event
+
+ZERO32 = b"\0" * 32
+DOC, OTHER_DOC = b32("document digest"), b32("another document")
+PURPOSE, PRESENTATION = b32("purpose digest"), b32("presentation digest")
+GRANT = b32("grant digest")
+DAY = 24 * 3600
+
+# A stand-in for GrantRegistry's view (the contract unit tests of UsageLedger only): grants set by hand.
+GRANTS_DOUBLE = """
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+contract GrantRegistryDouble {
+    struct G { bytes32 doc; bytes32 grantee; uint64 notBefore; uint64 expiresAt; uint8 status; }
+    mapping(bytes32 => G) private _g;
+    function set(bytes32 id, bytes32 doc, bytes32 grantee, uint64 notBefore, uint64 expiresAt, uint8 status) external {
+        _g[id] = G(doc, grantee, notBefore, expiresAt, status);
+    }
+    function grantOf(bytes32 id) external view returns (bytes32, bytes32, uint64, uint64, uint8) {
+        G memory g = _g[id];
+        return (g.doc, g.grantee, g.notBefore, g.expiresAt, g.status);
+    }
+}
+"""
+
+
+def grantee(member: bytes) -> bytes:
+    """The shared design's agency grantee digest, computed independently of the contract."""
+    return hashlib.sha256(b"lianzheng/grantee/agency/v1:" + member.rstrip(b"\0")).digest()
+
+
+@pytest.fixture(scope="module")
+def double_artifact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from chain.compile import compile_contracts
+
+    sources = tmp_path_factory.mktemp("grant-double")
+    (sources / "GrantRegistryDouble.sol").write_text(GRANTS_DOUBLE)
+    return compile_contracts(sources)["GrantRegistryDouble"]
+
+
+@pytest.fixture
+def world(make_world):
+    return make_world()
+
+
+@pytest.fixture
+def grants(w3, world, transact, double_artifact):
+    factory = w3.eth.contract(abi=double_artifact["abi"], bytecode=double_artifact["bytecode"])
+    receipt = transact(factory.constructor(), world.a)
+    return w3.eth.contract(address=receipt.contractAddress, abi=double_artifact["abi"])
+
+
+@pytest.fixture
+def ledger(world, grants, deploy):
+    contract, _ = deploy("UsageLedger", world.registry.address, grants.address)
+    return contract
+
+
+@pytest.fixture
+def now(w3):
+    return int(w3.eth.get_block("latest").timestamp)
+
+
+@pytest.fixture
+def grant_for_b(grants, transact, world, now):
+    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + DAY, 1), world.a)
+    return GRANT
+
+
+def record(ledger, usage_id=b32("usage/1"), doc=DOC, grant=GRANT, presentation=ZERO32, purpose=PURPOSE):
+    return ledger.functions.recordUsage(usage_id, doc, grant, presentation, purpose)
+
+
+def test_the_grantee_agency_records_a_usage_under_its_grant(world, ledger, grant_for_b, transact):
+    r = transact(record(ledger), world.b)
+    args = event(r, ledger, "UsageRecorded")
+    assert (args["id"], args["certificateDoc"], args["agencyUscc"], args["grantDigest"], args["presentationDigest"],
+            args["purposeDigest"]) == (b32("usage/1"), DOC, USCC_B, GRANT, ZERO32, PURPOSE)
+    doc, agency, grant, presentation, purpose, block, ts = ledger.functions.getUsage(b32("usage/1")).call()
+    assert (doc, agency, grant, presentation, purpose, block) == (DOC, USCC_B, GRANT, ZERO32, PURPOSE, r.blockNumber)
+    assert ts > 0 and ledger.functions.usageCount().call() == 1
+    assert ledger.functions.agencyGranteeDigest(USCC_B).call() == grantee(USCC_B)
+    transact(record(ledger, b32("usage/2")), world.b2)  # any account of the grantee, once per usage id
+    assert_reverts(record(ledger, b32("usage/2")), world.b, "UsageLedgerExists", id=b32("usage/2"))
+
+
+def test_a_usage_without_a_grant_or_presentation_or_with_both_is_refused(world, ledger, grant_for_b):
+    assert_reverts(record(ledger, grant=ZERO32), world.b, "UsageLedgerNoConsent")
+    assert_reverts(record(ledger, presentation=PRESENTATION), world.b, "UsageLedgerNoConsent")
+    assert_reverts(record(ledger, grant=b32("never anchored")), world.b, "UsageLedgerUnknownGrant",
+                   grant=b32("never anchored"))
+    assert ledger.functions.usageCount().call() == 0
+
+
+def test_an_in_person_presentation_needs_its_digest_only(world, ledger, transact):
+    r = transact(record(ledger, grant=ZERO32, presentation=PRESENTATION), world.c)
+    args = event(r, ledger, "UsageRecorded")
+    assert (args["agencyUscc"], args["grantDigest"], args["presentationDigest"]) == (USCC_C, ZERO32, PRESENTATION)
+
+
+def test_another_agency_cannot_use_a_grant_made_to_b(world, ledger, grant_for_b):
+    assert_reverts(record(ledger), world.c, "UsageLedgerWrongGrantee", grant=GRANT, agencyUscc=USCC_C)
+    assert_reverts(record(ledger), world.outsider, "UsageLedgerUnauthorized", account=world.outsider)
+
+
+def test_the_grant_must_be_for_the_certificate_used(world, ledger, grant_for_b):
+    assert_reverts(record(ledger, doc=OTHER_DOC), world.b, "UsageLedgerCertificateMismatch", grant=GRANT,
+                   granted=DOC, used=OTHER_DOC)
+
+
+def test_expired_not_yet_valid_and_revoked_grants_are_refused(world, ledger, grants, transact, now):
+    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - 2 * DAY, now - DAY, 1), world.a)
+    assert_reverts(record(ledger), world.b, "UsageLedgerGrantExpired", grant=GRANT, expiresAt=now - DAY)
+    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now + DAY, now + 2 * DAY, 1), world.a)
+    assert_reverts(record(ledger), world.b, "UsageLedgerGrantNotYetValid", grant=GRANT, notBefore=now + DAY)
+    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + DAY, 2), world.a)
+    assert_reverts(record(ledger), world.b, "UsageLedgerGrantRevoked", grant=GRANT)
+
+
+def test_a_grant_expires_with_the_chain_clock(world, ledger, grants, transact, now, advance_time):
+    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + 3600, 1), world.a)
+    advance_time(3601)
+    assert_reverts(record(ledger), world.b, "UsageLedgerGrantExpired", grant=GRANT)
+
+
+def test_zero_ids_and_digests_and_suspended_members_are_refused(world, ledger, grant_for_b, govern):
+    assert_reverts(record(ledger, usage_id=ZERO32), world.b, "UsageLedgerInvalidUsage")
+    assert_reverts(record(ledger, purpose=ZERO32), world.b, "UsageLedgerInvalidUsage")
+    assert_reverts(record(ledger, doc=ZERO32), world.b, "UsageLedgerInvalidUsage")
+    govern(world.registry, Action.SUSPEND, USCC_B, proposer=world.a)
+    assert_reverts(record(ledger), world.b, "UsageLedgerUnauthorized", account=world.b)
