@@ -21,6 +21,7 @@ from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.node import Node
 from registry.seals.service import SealService
+from registry.usage.service import UsageService
 
 
 def get_node(request: Request) -> Node:
@@ -104,6 +105,13 @@ def _seals(services: ServicesDep) -> SealService:
 
 
 SealsDep = Annotated[SealService, Depends(_seals)]
+
+
+def _usage(services: ServicesDep) -> UsageService:
+    return services.usage
+
+
+UsageDep = Annotated[UsageService, Depends(_usage)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]
 

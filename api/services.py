@@ -38,6 +38,9 @@ from registry.seals.index import SealIndex
 from registry.seals.sealing import Sealer
 from registry.seals.service import SealService
 from registry.seals.verification import SealVerifier
+from registry.usage.consent import ConsentChecker
+from registry.usage.inbox import UsageInbox
+from registry.usage.service import UsageService
 
 
 class Service(Protocol):
@@ -60,6 +63,7 @@ class Services:
     # custody transfers and exchange steps signed on other nodes, mirrored from the chain (issue 11)
     inbox: ChainInbox
     seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
+    usage: UsageService  # usage records (用证记录) with the holder's consent; 免证办 fetches record one each
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -69,8 +73,10 @@ def build_services(node: Node, settings: Settings) -> Services:
     evidence, exchanges = EvidenceService(node), ExchangeService(node)
     seal_index = SealIndex(node)
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
+    remote = RemoteCertificates(node)
+    usage = UsageService(node, consent=ConsentChecker(node, remote=remote))
     # batches first: a status change waits for its certificate's batch
-    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals])
+    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, usage])
     certificates = CertificateService(node, public_base=settings.public_base,
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
@@ -80,14 +86,14 @@ def build_services(node: Node, settings: Settings) -> Services:
     proofs = ProofService(node, main_backend(settings, node))
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
-        verifier=Verifier(node, index, remote=RemoteCertificates(node), seal_check=SealVerifier(node, seal_index)),
+        verifier=Verifier(node, index, remote=remote, seal_check=SealVerifier(node, seal_index)),
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
-                                *_seal_lane(node, seal_index)]),
-        seals=seals,
+                                *_seal_lane(node, seal_index), *_usage_lane(node)]),
+        seals=seals, usage=usage,
     )
 
 
@@ -95,6 +101,12 @@ def _seal_lane(node: Node, index: SealIndex) -> list[SealIndex]:
     """The seal index follows SealRegistry when the deployment has one (a data dir deployed before e-seals
     has none until it is redeployed: its seal routes answer that the contract is not deployed)."""
     return [index] if node.deployment is None or "SealRegistry" in node.deployment.contracts else []
+
+
+def _usage_lane(node: Node) -> list[UsageInbox]:
+    """Usages recorded on other nodes are mirrored when the deployment has a UsageLedger (one deployed before
+    usage records has none until it is redeployed: recording a usage answers that the contract is not deployed)."""
+    return [UsageInbox(node)] if node.deployment is None or "UsageLedger" in node.deployment.contracts else []
 
 
 def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) -> CheckpointService | None:

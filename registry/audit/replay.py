@@ -169,6 +169,7 @@ class Auditor:
             "evidence_records": len(state.evidence),
             "cases": len(state.cases),
             "exchanges": len(state.exchanges),
+            "usages": len(state.usages),
             "members": len(state.members),
             "checkpoints": len(all_cps),
             "cosignatures": sum(len(c.cosigners) for c in all_cps),

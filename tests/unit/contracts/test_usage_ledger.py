@@ -14,6 +14,7 @@ ZERO32 = b"\0" * 32
 DOC, OTHER_DOC = b32("document digest"), b32("another document")
 PURPOSE, PRESENTATION = b32("purpose digest"), b32("presentation digest")
 GRANT = b32("grant digest")
+USAGE = b32("usage/1")
 DAY = 24 * 3600
 
 # A stand-in for GrantRegistry's view (the contract unit tests of UsageLedger only): grants set by hand.
@@ -77,7 +78,7 @@ def grant_for_b(grants, transact, world, now):
     return GRANT
 
 
-def record(ledger, usage_id=b32("usage/1"), doc=DOC, grant=GRANT, presentation=ZERO32, purpose=PURPOSE):
+def record(ledger, usage_id=USAGE, doc=DOC, grant=GRANT, presentation=ZERO32, purpose=PURPOSE):
     return ledger.functions.recordUsage(usage_id, doc, grant, presentation, purpose)
 
 
