@@ -18,7 +18,7 @@ from chain.compile import BUILD_DIR
 from chain.errors import ArtifactError, ContractRevertError
 
 CONTRACT_NAMES = ("ConsortiumRegistry", "CertificateLedger", "EvidenceLedger", "ExchangeLedger", "Backbone",
-                  "SealRegistry", "UsageLedger")
+                  "SealRegistry", "GrantRegistry", "UsageLedger")
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IConsortiumRegistry, STATUS_ACTIVE} from "./IConsortiumRegistry.sol";
-
-/**
- * @notice The view of the GrantRegistry (授权他人用证, contracts/GrantRegistry.sol) the usage ledger consults.
- * Status: 0 unknown, 1 active, 2 revoked.
- */
-interface IGrantView {
-    function grantOf(bytes32 grantDigest)
-        external
-        view
-        returns (bytes32 certificateDoc, bytes32 granteeDigest, uint64 notBefore, uint64 expiresAt, uint8 status);
-}
+import {IGrantRegistry} from "./GrantRegistry.sol";
 
 /**
  * @title UsageLedger
@@ -62,7 +52,7 @@ contract UsageLedger {
     }
 
     IConsortiumRegistry private immutable _consortium;
-    IGrantView private immutable _grants;
+    IGrantRegistry private immutable _grants;
     mapping(bytes32 id => Usage) private _usages;
     uint256 private _count;
 
@@ -70,7 +60,7 @@ contract UsageLedger {
     /// @param grants_ the GrantRegistry consulted for grants.
     constructor(address consortium_, address grants_) {
         _consortium = IConsortiumRegistry(consortium_);
-        _grants = IGrantView(grants_);
+        _grants = IGrantRegistry(grants_);
     }
 
     /**

@@ -24,6 +24,7 @@ __all__ = [
     "SALT_SEED_SIZE",
     "SALT_SIZE",
     "DisclosedField",
+    "HOLDER_KEY_FIELD",
     "HiddenField",
     "derive_salt",
     "leaf_entry",
@@ -43,6 +44,10 @@ COMMON_FIELDS: tuple[FieldSpec, ...] = tuple(
 ID_FIELD, TYPE_FIELD, ISSUER_FIELD = "证照标识", "证照类型代码", "颁发机构代码"
 HOLDER_CODE_FIELD, HOLDER_TYPE_FIELD = "持证主体代码", "持证主体代码类型"
 FROM_FIELD, UNTIL_FIELD = "有效期起始", "有效期截止"
+# A bound certificate's holder key id (registry/holders/keys.py: SHA-256 of the DER SPKI, hex): a field leaf like
+# the others, so the anchored digest covers it; present only in bound certificates (an unbound document's leaves
+# and digest are unchanged), never hidden (a verifier needs it to check a presentation).
+HOLDER_KEY_FIELD = "holderKeyDigest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,8 @@ class Certificate(Base):
     blob: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM(document) under a key the server does not keep
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # a bound certificate's holder key id (SHA-256 of the holder's SPKI, hex; 0009h): no holder plaintext
+    holder_key_digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     __table_args__ = (
         UniqueConstraint("type_code", "issuer_uscc", "serial", "version", name="uq_certificate_serial"),

@@ -53,6 +53,7 @@ def usage_rate(node: Node, by: str = "agency") -> dict[str, Any]:
         for type_code, issuer, issued_at, digest in s.execute(
                 select(Certificate.type_code, Certificate.issuer_uscc, Certificate.issued_at, Certificate.digest_sha256)
                 .where(Certificate.issued_at.is_not(None))):
+            assert issued_at is not None  # the query's condition
             key = issuer if by == "agency" else type_code if by == "type" else _month(issued_at)
             issued[key] += 1
             if "0x" + digest in used_docs:

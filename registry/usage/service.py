@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from chain.contracts import MemberStatus
@@ -225,12 +225,13 @@ class UsageService(StepLedger):
                 doc = self.consent.certificate(certificate).doc
                 q = q.where(UsageRecord.certificate_doc == doc)
             if holder_key_id is not None or docs is not None:
+                conds: list[ColumnElement[bool]] = []
                 owned = list(docs or [])
-                cond = UsageRecord.certificate_doc.in_(owned) if owned else None
+                if owned:
+                    conds.append(UsageRecord.certificate_doc.in_(owned))
                 if holder_key_id is not None:
-                    by_key = UsageRecord.holder_key_id == holder_key_id
-                    cond = by_key if cond is None else (by_key | cond)
-                q = q.where(cond) if cond is not None else q
+                    conds.append(UsageRecord.holder_key_id == holder_key_id)
+                q = q.where(or_(*conds))
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             rows = s.scalars(q.order_by(UsageRecord.id.desc()).limit(limit).offset(offset)).all()
             return {"count": int(total or 0), "limit": limit, "offset": offset,

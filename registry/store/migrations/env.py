@@ -4,7 +4,14 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 # Every models module, imported so that its tables are on Base.metadata (autogenerate compares against it).
-from registry.store import audit_models, idempotency_models, ledger_models, seal_models, usage_models  # noqa: F401
+from registry.store import (  # noqa: F401
+    audit_models,
+    holder_models,
+    idempotency_models,
+    ledger_models,
+    seal_models,
+    usage_models,
+)
 from registry.store.db import Base
 
 config = context.config

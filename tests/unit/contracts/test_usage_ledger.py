@@ -1,10 +1,10 @@
 """UsageLedger: a usage is recorded only by an Active member's account, with the holder's consent — an active,
-unexpired grant for that certificate naming the caller's agency, or an in-person presentation digest."""
+unexpired grant on the GrantRegistry for that certificate naming the caller's agency, or an in-person
+presentation digest."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import pytest
 
@@ -17,36 +17,9 @@ GRANT = b32("grant digest")
 USAGE = b32("usage/1")
 DAY = 24 * 3600
 
-# A stand-in for GrantRegistry's view (the contract unit tests of UsageLedger only): grants set by hand.
-GRANTS_DOUBLE = """
-// SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
-contract GrantRegistryDouble {
-    struct G { bytes32 doc; bytes32 grantee; uint64 notBefore; uint64 expiresAt; uint8 status; }
-    mapping(bytes32 => G) private _g;
-    function set(bytes32 id, bytes32 doc, bytes32 grantee, uint64 notBefore, uint64 expiresAt, uint8 status) external {
-        _g[id] = G(doc, grantee, notBefore, expiresAt, status);
-    }
-    function grantOf(bytes32 id) external view returns (bytes32, bytes32, uint64, uint64, uint8) {
-        G memory g = _g[id];
-        return (g.doc, g.grantee, g.notBefore, g.expiresAt, g.status);
-    }
-}
-"""
-
-
 def grantee(member: bytes) -> bytes:
     """The shared design's agency grantee digest, computed independently of the contract."""
     return hashlib.sha256(b"lianzheng/grantee/agency/v1:" + member.rstrip(b"\0")).digest()
-
-
-@pytest.fixture(scope="module")
-def double_artifact(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from chain.compile import compile_contracts
-
-    sources = tmp_path_factory.mktemp("grant-double")
-    (sources / "GrantRegistryDouble.sol").write_text(GRANTS_DOUBLE)
-    return compile_contracts(sources)["GrantRegistryDouble"]
 
 
 @pytest.fixture
@@ -55,10 +28,9 @@ def world(make_world):
 
 
 @pytest.fixture
-def grants(w3, world, transact, double_artifact):
-    factory = w3.eth.contract(abi=double_artifact["abi"], bytecode=double_artifact["bytecode"])
-    receipt = transact(factory.constructor(), world.a)
-    return w3.eth.contract(address=receipt.contractAddress, abi=double_artifact["abi"])
+def grants(world, deploy):
+    contract, _ = deploy("GrantRegistry", world.registry.address)
+    return contract
 
 
 @pytest.fixture
@@ -72,10 +44,14 @@ def now(w3):
     return int(w3.eth.get_block("latest").timestamp)
 
 
+def anchor(grants, transact, world, grant=GRANT, *, not_before, expires, doc=DOC, member=USCC_B):
+    transact(grants.functions.anchorGrant(grant, doc, grantee(member), not_before, expires), world.a)
+    return grant
+
+
 @pytest.fixture
 def grant_for_b(grants, transact, world, now):
-    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + DAY, 1), world.a)
-    return GRANT
+    return anchor(grants, transact, world, not_before=now - DAY, expires=now + DAY)
 
 
 def record(ledger, usage_id=USAGE, doc=DOC, grant=GRANT, presentation=ZERO32, purpose=PURPOSE):
@@ -119,19 +95,19 @@ def test_the_grant_must_be_for_the_certificate_used(world, ledger, grant_for_b):
                    granted=DOC, used=OTHER_DOC)
 
 
-def test_expired_not_yet_valid_and_revoked_grants_are_refused(world, ledger, grants, transact, now):
-    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - 2 * DAY, now - DAY, 1), world.a)
-    assert_reverts(record(ledger), world.b, "UsageLedgerGrantExpired", grant=GRANT, expiresAt=now - DAY)
-    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now + DAY, now + 2 * DAY, 1), world.a)
-    assert_reverts(record(ledger), world.b, "UsageLedgerGrantNotYetValid", grant=GRANT, notBefore=now + DAY)
-    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + DAY, 2), world.a)
-    assert_reverts(record(ledger), world.b, "UsageLedgerGrantRevoked", grant=GRANT)
+def test_not_yet_valid_and_revoked_grants_are_refused(world, ledger, grants, transact, now):
+    later = anchor(grants, transact, world, b32("later"), not_before=now + DAY, expires=now + 2 * DAY)
+    assert_reverts(record(ledger, grant=later), world.b, "UsageLedgerGrantNotYetValid", grant=later,
+                   notBefore=now + DAY)
+    revoked = anchor(grants, transact, world, b32("revoked"), not_before=now - DAY, expires=now + DAY)
+    transact(grants.functions.revokeGrant(revoked, b32("revocation statement")), world.a)
+    assert_reverts(record(ledger, grant=revoked), world.b, "UsageLedgerGrantRevoked", grant=revoked)
 
 
 def test_a_grant_expires_with_the_chain_clock(world, ledger, grants, transact, now, advance_time):
-    transact(grants.functions.set(GRANT, DOC, grantee(USCC_B), now - DAY, now + 3600, 1), world.a)
+    anchor(grants, transact, world, not_before=now - DAY, expires=now + 3600)
     advance_time(3601)
-    assert_reverts(record(ledger), world.b, "UsageLedgerGrantExpired", grant=GRANT)
+    assert_reverts(record(ledger), world.b, "UsageLedgerGrantExpired", grant=GRANT, expiresAt=now + 3600)
 
 
 def test_zero_ids_and_digests_and_suspended_members_are_refused(world, ledger, grant_for_b, govern):

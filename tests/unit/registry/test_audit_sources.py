@@ -38,6 +38,8 @@ NOT_LEDGERS = {
     "Backbone": "the main chain's checkpoint contract: registry/audit/checkpoints.py checks it against every ledger",
     "SealRegistry": "the e-seal registry: its events are read by every seal verification (registry/seals/index.py); "
                     "not yet part of the audit replay",
+    "GrantRegistry": "grants (授权他人用证): every node follows its events (registry/holders/index.py, an inbox lane) "
+                     "and checks each grant's holder signature; not yet part of the audit replay",
 }
 
 
