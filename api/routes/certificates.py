@@ -55,10 +55,16 @@ SealId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[0-9
                                     description="seal this issue with one of your seals (its id, ES...)")]
 
 
+HolderKey = Annotated[StrictStr, Field(min_length=40, max_length=400, pattern=r"^[A-Za-z0-9_-]+={0,2}$",
+                                       description="the holder's ECDSA P-256 public key: DER SubjectPublicKeyInfo, "
+                                                   "base64url (binds the certificate to it: holderKeyDigest)")]
+
+
 class CertificateCreate(Strict):
     type: TypeCode
     fields: Fields
     seal: SealId | None = None
+    holder_key: HolderKey | None = None
 
 
 class BatchCreate(Strict):
@@ -66,6 +72,9 @@ class BatchCreate(Strict):
     seal: SealId | None = None
     documents: list[Fields] = Field(min_length=1, description="field values of each document (1 to 10,000)",
                                     json_schema_extra={"maxItems": MAX_BATCH})
+    holder_keys: list[HolderKey | None] | None = Field(
+        default=None, description="one per document (null: not bound): the holder key each is bound to",
+        json_schema_extra={"maxItems": MAX_BATCH})
 
 
 class IssuedPublic(BaseModel):
@@ -127,7 +136,7 @@ async def issue_one(body: CertificateCreate, agency: CurrentAgency, certificates
     with the same values returns the existing certificate (200); with other values: 409."""
     result = await run_in_threadpool(lambda: certificates.issue_request(
         agency, body.type, [body.fields], wait=wait, idempotency_key=_key(idempotency_key), route="single",
-        seal=body.seal))
+        seal=body.seal, holder_keys=None if body.holder_key is None else [body.holder_key]))
     [issued] = result.certificates
     response.status_code = 200 if issued.replayed else 201
     _mark_replay(response, result)
@@ -143,7 +152,7 @@ async def issue_batch(body: BatchCreate, agency: CurrentAgency, certificates: Ce
     every invalid document is reported at once in `error.details.errors`."""
     result = await run_in_threadpool(lambda: certificates.issue_request(
         agency, body.type, body.documents, wait=wait, idempotency_key=_key(idempotency_key), route="batch",
-        seal=body.seal))
+        seal=body.seal, holder_keys=body.holder_keys))
     issued = result.certificates
     response.status_code = 200 if all(i.replayed for i in issued) else 201
     _mark_replay(response, result)

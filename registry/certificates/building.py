@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from registry.certificates.documents import Document
+from registry.certificates.fields import HOLDER_KEY_FIELD
 from registry.errors import ValidationError
+from registry.holders.keys import HolderPublicKey
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.seeds import CertificateType
@@ -91,6 +93,39 @@ def build_documents(node: Node, agency: str, cert_type: CertificateType, values_
     if invalid:
         raise invalid[0]
     return docs
+
+
+def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise ValidationError(f"certificate values must be an object, got {type(values).__name__}",
+                              code="invalid_document")
+    if HOLDER_KEY_FIELD in values:
+        raise ValidationError(f"{HOLDER_KEY_FIELD} is set from holder_key, not given as a field",
+                              code="invalid_field", details={"field": HOLDER_KEY_FIELD})
+    return dict(values)
+
+
+def bind_holder_keys(values_list: Sequence[Mapping[str, Any]],
+                     holder_keys: Sequence[str | None] | None) -> Sequence[Mapping[str, Any]]:
+    """The values with each bound document's ``holderKeyDigest`` (the key id of its holder key) added."""
+    if holder_keys is None:
+        if any(isinstance(v, Mapping) and HOLDER_KEY_FIELD in v for v in values_list):
+            plain_values(next(v for v in values_list if isinstance(v, Mapping) and HOLDER_KEY_FIELD in v))
+        return values_list
+    if len(holder_keys) != len(values_list):
+        raise ValidationError(f"holder_keys has {len(holder_keys)} entries for {len(values_list)} documents",
+                              code="invalid_holder_key")
+    out: list[Mapping[str, Any]] = []
+    for i, (values, key) in enumerate(zip(values_list, holder_keys, strict=True)):
+        plain = plain_values(values)
+        if key is not None:
+            try:
+                plain[HOLDER_KEY_FIELD] = HolderPublicKey.from_b64url(key).key_id
+            except ValidationError as exc:
+                raise ValidationError(f"document {i}: {exc.message}", code="invalid_holder_key",
+                                      details={"index": i, "field": "holder_key"}) from None
+        out.append(plain)
+    return out
 
 
 def _is_date(value: Any) -> bool:

@@ -54,6 +54,7 @@ from registry.certificates.fields import (
     COMMON_FIELDS,
     FROM_FIELD,
     HOLDER_CODE_FIELD,
+    HOLDER_KEY_FIELD,
     HOLDER_TYPE_FIELD,
     ID_FIELD,
     ISSUER_FIELD,
@@ -86,6 +87,7 @@ __all__ = [
 ]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_KEY_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,21 @@ class Document:
 
         Without ``salts``, one 16-byte ``salt_seed`` is drawn from ``rng`` and every salt derives from it
         (`derive_salt`). With ``salts``, those fields use them, the others random salts, and there is no seed.
+
+        A bound certificate (issue 15) has one more field, ``holderKeyDigest`` (`HOLDER_KEY_FIELD`): the holder
+        key id, 64 lower-case hex digits (registry/holders/keys.py); it is a leaf like the others, so the
+        anchored digest covers it.
         """
+        values = dict(values) if isinstance(values, Mapping) else values
+        bound = values.pop(HOLDER_KEY_FIELD, None) if isinstance(values, dict) else None
         cid, norm = validated_values(cert_type, values, identifier)
-        specs = field_specs(cert_type)
+        specs = dict(field_specs(cert_type))
+        if bound is not None:
+            if not isinstance(bound, str) or not _KEY_ID.fullmatch(bound):
+                raise invalid(f"{HOLDER_KEY_FIELD} must be a holder key id (64 lower-case hex digits)",
+                              HOLDER_KEY_FIELD, code="invalid_holder_key")
+            norm[HOLDER_KEY_FIELD] = bound
+            specs[HOLDER_KEY_FIELD] = specs[ID_FIELD]  # only its presence matters below
         salts = dict(salts or {})
         extra = sorted(set(salts) - set(specs), key=path_key)
         if extra:
@@ -266,6 +280,10 @@ class Document:
         if ID_FIELD in hide:
             raise ValidationError(f"field {ID_FIELD} cannot be hidden: it binds the document to its identifier",
                                   code="invalid_disclosure", details={"field": ID_FIELD})
+        if HOLDER_KEY_FIELD in hide:
+            raise ValidationError(f"field {HOLDER_KEY_FIELD} cannot be hidden: verifiers need it to check that the "
+                                  "holder presents the certificate", code="invalid_disclosure",
+                                  details={"field": HOLDER_KEY_FIELD})
         unknown = sorted(hide - set(self.paths), key=path_key)
         if unknown:
             raise invalid(f"cannot hide {unknown[0]!r}: the document has no such field", unknown[0],
@@ -350,6 +368,16 @@ class Document:
     def holder_code(self) -> str | None:
         v = self._shown(HOLDER_CODE_FIELD)
         return v if isinstance(v, str) else None
+
+    @property
+    def holder_key_digest(self) -> str | None:
+        """The holder key id of a bound certificate (None: not bound, or the field is hidden)."""
+        v = self._shown(HOLDER_KEY_FIELD)
+        return v if isinstance(v, str) else None
+
+    @property
+    def bound(self) -> bool:
+        return HOLDER_KEY_FIELD in self.fields or HOLDER_KEY_FIELD in self.hidden
 
     @property
     def holder_code_type(self) -> str | None:

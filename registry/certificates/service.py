@@ -28,8 +28,10 @@ from sqlalchemy.orm import Session
 from chain.errors import ChainUnavailableError as ChainDown
 from chain.errors import TransactionError
 from registry.certificates import building, idempotency
+from registry.certificates.building import bind_holder_keys, plain_values
 from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
+from registry.certificates.fields import HOLDER_KEY_FIELD
 from registry.certificates.idempotency import IdempotencyKey
 from registry.errors import (
     ChainUnavailableError,
@@ -146,12 +148,18 @@ class CertificateService:
 
     def issue_request(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
                       wait: bool = False, timeout: float = 60.0, idempotency_key: IdempotencyKey | None = None,
-                      route: str = "batch", seal: str | None = None) -> IssueResult:
+                      route: str = "batch", seal: str | None = None,
+                      holder_keys: Sequence[str | None] | None = None) -> IssueResult:
         """Issue, idempotently (registry/certificates/idempotency.py): a 证照编号 issued before with the same
         values is returned as it is (`replayed`), with other values refused; a repeated Idempotency-Key
-        replays the first answer."""
+        replays the first answer.
+
+        ``holder_keys`` (one per document, None for an unbound one): the holder's P-256 public key (DER SPKI,
+        base64url) each certificate is bound to; its key id becomes the document's ``holderKeyDigest`` field
+        (and so part of "the same values")."""
         if not values_list:
             raise ValidationError("no documents to issue", code="empty_batch")
+        values_list = bind_holder_keys(values_list, holder_keys)
         if len(values_list) > self.max_batch:
             raise PayloadTooLargeError(
                 f"batch has {len(values_list)} documents; the limit is {self.max_batch}", code="batch_too_large",
@@ -225,7 +233,7 @@ class CertificateService:
                 "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
                 "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
                 "valid_from": valid_from, "valid_until": valid_until, "status": CertificateStatus.PENDING, "blob": blob,
-                "created_at": now, "supersedes": supersedes,
+                "created_at": now, "supersedes": supersedes, "holder_key_digest": doc.holder_key_digest,
             })
             issued.append(IssuedCertificate(ident, CertificateStatus.PENDING, body, envelope.encode_key(key),
                                             envelope.build_ref_url(self.public_base, ident, key)))
@@ -408,6 +416,8 @@ class CertificateService:
                 Certificate.serial == old.serial, Certificate.version > old.version)).first()
             if newer is not None:
                 raise ConflictError(f"{identifier} already has a newer version {newer}", code="already_superseded")
+            if old.holder_key_digest is not None:  # the corrected version stays bound to the same holder key
+                values = {**plain_values(values), HOLDER_KEY_FIELD: old.holder_key_digest}
             [doc] = self.build_documents(old.issuer_uscc, old.type_code, [values], first_serial=0,
                                          version=int(cid.version) + 1, serials=[cid.serial])
             [issued], rows = self._seal_rows(old.issuer_uscc, old.type_code, [doc], supersedes=identifier)
