@@ -21,6 +21,7 @@ from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
 from registry.node import Node
 from registry.seals.service import SealService
+from registry.usage.fetch import FetchService
 from registry.usage.service import UsageService
 
 
@@ -111,7 +112,12 @@ def _usage(services: ServicesDep) -> UsageService:
     return services.usage
 
 
+def _fetch(services: ServicesDep) -> FetchService:
+    return services.fetch
+
+
 UsageDep = Annotated[UsageService, Depends(_usage)]
+FetchDep = Annotated[FetchService, Depends(_fetch)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]
 

@@ -28,6 +28,7 @@ from registry.evidence.service import EvidenceService
 from registry.exchanges.inbox import ExchangeInbox
 from registry.exchanges.service import ExchangeService
 from registry.formats.envelope import EnvelopeAlgorithm
+from registry.holders.exchange import ExchangeKeys
 from registry.logs.backbone import gateway_uscc
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.logs.cosigning import CheckpointCosigning
@@ -39,6 +40,7 @@ from registry.seals.sealing import Sealer
 from registry.seals.service import SealService
 from registry.seals.verification import SealVerifier
 from registry.usage.consent import ConsentChecker
+from registry.usage.fetch import FetchService
 from registry.usage.inbox import UsageInbox
 from registry.usage.service import UsageService
 
@@ -64,6 +66,7 @@ class Services:
     inbox: ChainInbox
     seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
     usage: UsageService  # usage records (用证记录) with the holder's consent; 免证办 fetches record one each
+    fetch: FetchService  # 免证办: open a granted certificate with the grantee agency's exchange key
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -93,7 +96,7 @@ def build_services(node: Node, settings: Settings) -> Services:
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
                                 *_seal_lane(node, seal_index), *_usage_lane(node)]),
-        seals=seals, usage=usage,
+        seals=seals, usage=usage, fetch=FetchService(usage, exchange_key=ExchangeKeys(node).private, remote=remote),
     )
 
 

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
-from api.deps import CurrentAgency, NodeDep, UsageDep
+from api.deps import CurrentAgency, FetchDep, NodeDep, UsageDep
 from api.routes.pages import operator_page
 from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Limit, Offset, Strict, Text
 from registry.usage.indicators import usage_rate
@@ -42,7 +42,7 @@ SignedObject = Annotated[dict[str, Any], Field(description="a holder-signed JSON
 class UsageCreate(Strict):
     certificate: Certificate | None = None
     purpose: Text(2000, description="the matter (申请事由); only a salted digest goes on chain") | None = None
-    grant: SignedObject | None = None
+    grant: SignedObject | Annotated[str, Field(max_length=8192, description="the grant's QR text")] | None = None
     presentation: SignedObject | None = None
     operator_id: Text(64) | None = None
 
@@ -58,6 +58,26 @@ async def record_usage(body: UsageCreate, agency: CurrentAgency, svc: UsageDep, 
     sub = UsageSubmission(certificate=body.certificate, purpose=body.purpose, grant=body.grant,
                           presentation=body.presentation, operator_id=body.operator_id)
     return _written(response, await run_in_threadpool(svc.record, agency, sub))
+
+
+class FetchRequest(Strict):
+    certificate: Certificate | None = None
+    purpose: Text(2000, description="the matter (申请事由); only a salted digest goes on chain") | None = None
+    grant: SignedObject | Annotated[str, Field(max_length=8192, description="the grant's QR text")] | None = None
+    operator_id: Text(64) | None = None
+
+
+@router.post("/usages/fetch", operation_id="fetch_certificate", responses=_WRITE)
+async def fetch_certificate(body: FetchRequest, agency: CurrentAgency, svc: FetchDep,
+                            response: Response) -> dict[str, Any]:
+    """免证办: open the certificate a holder granted to your agency and record the usage. The document is in the
+    answer only (fields outside the grant's scope hidden); nothing decrypted is stored."""
+    sub = UsageSubmission(certificate=body.certificate, purpose=body.purpose, grant=body.grant,
+                          operator_id=body.operator_id)
+    answer = await run_in_threadpool(svc.fetch, agency, sub)
+    response.status_code = 200 if answer["usage"]["status"] == "recorded" else 202
+    response.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @router.get("/usages", responses=AGENCY_ERRORS)

@@ -38,13 +38,13 @@ from registry.errors import (
 )
 from registry.holders.grant_checks import CertificateFacts, evaluate
 from registry.holders.grants import GRANT_QR_PREFIX, Grant
-from registry.holders.presentation import PRESENTED, ChallengeStore, presentation_digest
+from registry.holders.presentation import PRESENTED, ChallengeStore, parse_presentation, presentation_digest
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.store.db import Certificate
 from registry.validation import normalise_digest
 
-__all__ = ["CertificateRef", "Consent", "ConsentChecker", "grant_problem", "parse_grant"]
+__all__ = ["CertificateRef", "Consent", "ConsentChecker", "grant_problem", "parse_grant", "presentation_problem"]
 
 
 @dataclass(frozen=True)
@@ -187,9 +187,10 @@ def parse_grant(grant: Any) -> Grant:
     return Grant.parse(grant)
 
 
-def grant_problem(grant: Any, agency: str, certificate_doc: str, grant_digest: str | None) -> str | None:
+def grant_problem(grant: Any, agency: str, certificate_doc: str, grant_digest: str | None,
+                  holder_key_id: str | None) -> str | None:
     """Why a stored grant does not back a usage (None if it does): the audit's offline re-check of the signature,
-    the digest the chain names, the certificate and the grantee."""
+    the digest the chain names, the certificate, the grantee and the holder key the row names."""
     try:
         g = parse_grant(grant)
     except RegistryError as exc:
@@ -202,4 +203,25 @@ def grant_problem(grant: Any, agency: str, certificate_doc: str, grant_digest: s
         return f"it is for certificate 0x{g.certificate}, not {certificate_doc}"
     if g.grantee.kind != "agency" or g.grantee.digest != agency_grantee_digest(agency):
         return f"it does not name agency {agency} as its grantee"
+    if holder_key_id != g.holder_key_id:
+        return f"it is signed by holder key {g.holder_key_id}, the usage names {holder_key_id}"
+    return None
+
+
+def presentation_problem(presentation: Any, certificate_doc: str, digest: str | None,
+                         holder_key_id: str | None) -> str | None:
+    """Why a stored presentation does not back a usage (None if it does): its digest is the one on chain, it is
+    for this certificate, and the holder key it names signed it."""
+    try:
+        _, key = parse_presentation(presentation)
+    except RegistryError as exc:
+        return f"not a presentation ({exc.message})"
+    if digest is None or "0x" + presentation_digest(presentation) != digest.lower():
+        return f"its digest is not the usage's presentation digest {digest}"
+    if "0x" + str(presentation["certificate"]) != certificate_doc.lower():
+        return f"it is for certificate 0x{presentation['certificate']}, not {certificate_doc}"
+    if not key.verify_object(presentation):
+        return "its holder signature does not verify"
+    if key.key_id != holder_key_id:
+        return f"it is signed by holder key {key.key_id}, the usage names {holder_key_id}"
     return None

@@ -36,7 +36,8 @@ from registry.errors import NotFoundError, PermissionDeniedError, ValidationErro
 from registry.node import Node
 from registry.outbox.inbox import hosted_agencies, is_mirrored_id
 from registry.outbox.steps import StepCall, StepLedger
-from registry.store.db import Member
+from registry.store.db import Certificate, Member
+from registry.store.holder_models import GrantRow
 from registry.store.rows import next_serial
 from registry.store.states import StepState
 from registry.store.usage_models import UsageRecord
@@ -236,6 +237,16 @@ class UsageService(StepLedger):
             rows = s.scalars(q.order_by(UsageRecord.id.desc()).limit(limit).offset(offset)).all()
             return {"count": int(total or 0), "limit": limit, "offset": offset,
                     "usages": [self._view(s, u).to_json() for u in rows]}
+
+    def of_holder(self, holder_key_id: str, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """What the holder sees: every usage of a certificate bound to their key or granted with it — who used
+        which certificate, when and why (the matter text where the usage was recorded on this node)."""
+        with self.node.db.session() as s:
+            docs = {"0x" + d for d in s.scalars(select(Certificate.digest_sha256).where(
+                Certificate.holder_key_digest == holder_key_id))}
+            docs |= {"0x" + d for d in s.scalars(select(GrantRow.certificate_digest).where(
+                GrantRow.holder_key_digest == holder_key_id))}
+        return self.search(None, holder_key_id=holder_key_id, docs=sorted(docs), limit=limit, offset=offset)
 
 
 def _b32(hex_value: str | None) -> bytes:
