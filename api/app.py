@@ -13,14 +13,14 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.middleware import install_middleware
-from api.routes import audit, certificates, evidence, exchanges, logs, pages, proofs, qr, seals, system, usage
+from api.routes import audit, certificates, evidence, exchanges, holders, logs, pages, proofs, qr, seals, system, usage
 from api.services import build_services, start_services
 from api.settings import Settings
 from registry.node import Node
 
 ROUTERS: tuple[APIRouter, ...] = (
     system.router, certificates.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
-    proofs.router, usage.router, usage.pages, pages.router, logs.router,
+    proofs.router, usage.router, usage.pages, pages.router, logs.router, holders.router,
 )
 
 

@@ -19,6 +19,9 @@ from registry.certificates.verification import Verifier
 from registry.errors import AuthenticationError
 from registry.evidence.service import EvidenceService
 from registry.exchanges.service import ExchangeService
+from registry.holders.exchange import ExchangeKeys
+from registry.holders.presentation import ChallengeStore
+from registry.holders.service import GrantService
 from registry.node import Node
 from registry.seals.service import SealService
 from registry.usage.fetch import FetchService
@@ -59,6 +62,17 @@ def current_agency(request: Request, node: NodeDep,
 
 
 CurrentAgency = Annotated[str, Depends(current_agency)]
+
+
+def optional_agency(request: Request, node: NodeDep,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
+    """The calling agency when the request carries an API key (a wrong key is refused), else None."""
+    if credentials is None or not credentials.credentials.strip():
+        return None
+    return current_agency(request, node, credentials)
+
+
+OptionalAgency = Annotated[str | None, Depends(optional_agency)]
 
 
 def _certificates(services: ServicesDep) -> CertificateService:
@@ -118,6 +132,23 @@ def _fetch(services: ServicesDep) -> FetchService:
 
 UsageDep = Annotated[UsageService, Depends(_usage)]
 FetchDep = Annotated[FetchService, Depends(_fetch)]
+
+
+def _grants(services: ServicesDep) -> GrantService:
+    return services.grants
+
+
+def _challenges(services: ServicesDep) -> ChallengeStore:
+    return services.challenges
+
+
+def _exchange_keys(services: ServicesDep) -> ExchangeKeys:
+    return services.exchange_keys
+
+
+GrantsDep = Annotated[GrantService, Depends(_grants)]
+ChallengesDep = Annotated[ChallengeStore, Depends(_challenges)]
+ExchangeKeysDep = Annotated[ExchangeKeys, Depends(_exchange_keys)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]
 

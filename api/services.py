@@ -7,8 +7,10 @@ Routes receive them through the `Annotated` dependencies of api/deps.py.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from api.audits import AuditService
 from api.proofs import ProofService
@@ -17,6 +19,7 @@ from api.settings import Settings
 from api.trust import TrustListCache
 from registry.certificates.anchoring import BatchAnchoring
 from registry.certificates.changes import StatusChanges
+from registry.certificates.documents import Document
 from registry.certificates.index import ChainIndex
 from registry.certificates.remote import RemoteCertificates
 from registry.certificates.service import CertificateService
@@ -29,6 +32,9 @@ from registry.exchanges.inbox import ExchangeInbox
 from registry.exchanges.service import ExchangeService
 from registry.formats.envelope import EnvelopeAlgorithm
 from registry.holders.exchange import ExchangeKeys
+from registry.holders.index import GrantIndex
+from registry.holders.presentation import ChallengeStore
+from registry.holders.service import GrantService
 from registry.logs.backbone import gateway_uscc
 from registry.logs.checkpoints import CheckpointGateway, CheckpointService
 from registry.logs.cosigning import CheckpointCosigning
@@ -67,6 +73,10 @@ class Services:
     seals: SealService  # e-seals (制章); sealing and verifying them go through `certificates` and `verifier`
     usage: UsageService  # usage records (用证记录) with the holder's consent; 免证办 fetches record one each
     fetch: FetchService  # 免证办: open a granted certificate with the grantee agency's exchange key
+    # holders (issue 15): grants relayed to GrantRegistry, presentation challenges, agencies' exchange keys
+    grants: GrantService
+    challenges: ChallengeStore
+    exchange_keys: ExchangeKeys
 
 
 def build_services(node: Node, settings: Settings) -> Services:
@@ -76,10 +86,13 @@ def build_services(node: Node, settings: Settings) -> Services:
     evidence, exchanges = EvidenceService(node), ExchangeService(node)
     seal_index = SealIndex(node)
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
+    grant_index = GrantIndex(node)
+    grants = GrantService(node, index=grant_index)
     remote = RemoteCertificates(node)
-    usage = UsageService(node, consent=ConsentChecker(node, remote=remote))
+    challenges = ChallengeStore(node)
+    usage = UsageService(node, consent=ConsentChecker(node, remote=remote, challenges=challenges))
     # batches first: a status change waits for its certificate's batch
-    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, usage])
+    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, *_grant_lanes(node, grants), usage])
     certificates = CertificateService(node, public_base=settings.public_base,
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
@@ -87,17 +100,38 @@ def build_services(node: Node, settings: Settings) -> Services:
                                       sealer=Sealer(node, seal_index))
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
+    verifier = Verifier(node, index, remote=remote, seal_check=SealVerifier(node, seal_index))
+    exchange_keys = ExchangeKeys(node)
+    grants.check_document = functools.partial(_check_document, verifier)
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
-        verifier=Verifier(node, index, remote=remote, seal_check=SealVerifier(node, seal_index)),
+        verifier=verifier,
         trust_lists=TrustListCache(node, index), evidence=evidence, exchanges=exchanges,
         proofs=proofs, audit=AuditService(node, proofs, default_deadline=settings.checkpoint_deadline,
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
-                                *_seal_lane(node, seal_index), *_usage_lane(node)]),
-        seals=seals, usage=usage, fetch=FetchService(usage, exchange_key=ExchangeKeys(node).private, remote=remote),
+                                *_seal_lane(node, seal_index), *_grant_lanes(node, grant_index),
+                                *_usage_lane(node)]),
+        seals=seals, grants=grants, challenges=challenges, exchange_keys=exchange_keys, usage=usage,
+        fetch=FetchService(usage, exchange_key=exchange_keys.private, remote=remote),
     )
+
+
+L = TypeVar("L")
+
+
+def _grant_lanes(node: Node, lane: L) -> list[L]:
+    """GrantRegistry's outbox and inbox lanes, when the deployment has it (one made before issue 15 has none
+    until it is redeployed: the grant routes then answer that the contract is not deployed)."""
+    return [lane] if node.deployment is None or "GrantRegistry" in node.deployment.contracts else []
+
+
+def _check_document(verifier: Verifier, document: Mapping[str, Any]) -> tuple[str, str, str | None, str, list[str]]:
+    """A presented document for a grant check: its identifier, verdict, holder key, issuer and shown fields."""
+    doc = Document.from_json(document)
+    result = verifier.verify_document(doc)
+    return doc.identifier, result.verdict, doc.holder_key_digest, doc.issuer_uscc, list(doc.fields)
 
 
 def _seal_lane(node: Node, index: SealIndex) -> list[SealIndex]:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr
 
-from api.deps import CertificatesDep, CurrentAgency, NodeDep, VerifierDep
+from api.deps import CertificatesDep, ChallengesDep, CurrentAgency, NodeDep, VerifierDep
 from api.schemas import (
     AGENCY_ERRORS,
     MAX_BATCH,
@@ -27,11 +27,12 @@ from api.schemas import (
     TypeCode,
     links,
 )
-from registry.certificates.documents import COMMON_FIELDS
+from registry.certificates.documents import COMMON_FIELDS, Document
 from registry.certificates.idempotency import IdempotencyKey
 from registry.certificates.service import REVOCATION_REASONS, IssuedCertificate, IssueResult
 from registry.certificates.verification import parse_verify_body
 from registry.errors import ValidationError
+from registry.holders.presentation import with_presentation
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
@@ -202,15 +203,19 @@ async def supersede(identifier: IdentifierPath, body: SupersedeRequest, agency: 
 
 
 @router.post("/verify", tags=["verification"], responses=PUBLIC_ERRORS)
-async def verify(body: dict[str, Any], verifier: VerifierDep) -> dict[str, Any]:
-    """Verify a certificate document (full or selectively disclosed), or `{"identifier": ...}` for status only."""
+async def verify(body: dict[str, Any], verifier: VerifierDep, challenges: ChallengesDep) -> dict[str, Any]:
+    """Verify a certificate document (full or selectively disclosed), or `{"identifier": ...}` for status only.
+    `{"document": ..., "presentation": ...}` also checks the holder's signed presentation of a bound certificate
+    (POST /api/v1/presentations/challenge first): `bound` and `presentation` in the answer."""
     kind, value = parse_verify_body(body)
     if kind == "identifier":
         if not isinstance(value, str):
             raise ValidationError("identifier must be a string", code="invalid_identifier")
         result = await run_in_threadpool(verifier.verify_identifier, value)
     else:
-        result = await run_in_threadpool(verifier.verify_document, value)
+        doc = Document.from_json(value)
+        result = await run_in_threadpool(verifier.verify_document, doc)
+        result = await run_in_threadpool(with_presentation, result, doc, body.get("presentation"), challenges)
     return result.to_json()
 
 

@@ -7,6 +7,9 @@
   key with your agency's exchange key, opens the encrypted document and returns it to you only, and records
   the usage (channel ``fetch``). Nothing decrypted is stored.
 - ``GET /api/v1/usages``, ``GET /api/v1/usages/{id}`` (agency): the usages you recorded (an auditor: all).
+- ``GET /api/v1/holders/me/usages`` (holder-signed request, api/holder_auth.py): who used which of my certificates,
+  when and why — usages of certificates bound to my key or granted with it, recorded on this node or mirrored from
+  the chain (those carry the matter's digest only).
 - ``GET /api/v1/indicators/usage-rate?by=agency|type|month`` (public, aggregate counts only): 电子证照用证率.
 - ``GET /operator/usage-rate``: the chart of it (no CDN, inline SVG drawn by api/static/operator/usage_rate.js).
 
@@ -24,6 +27,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 
 from api.deps import CurrentAgency, FetchDep, NodeDep, UsageDep
+from api.holder_auth import CurrentHolder
 from api.routes.pages import operator_page
 from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Limit, Offset, Strict, Text
 from registry.usage.indicators import usage_rate
@@ -91,6 +95,13 @@ async def search_usages(agency: CurrentAgency, svc: UsageDep,
 @router.get("/usages/{usage_id}", responses=AGENCY_ERRORS, operation_id="get_usage")
 async def get_usage(usage_id: UsageIdPath, agency: CurrentAgency, svc: UsageDep) -> dict[str, Any]:
     return (await run_in_threadpool(svc.get, agency, usage_id)).to_json()
+
+
+@router.get("/holders/me/usages", responses={**PUBLIC_ERRORS, 401: AGENCY_ERRORS[401]})
+async def my_usages(holder: CurrentHolder, svc: UsageDep, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
+    """用证记录 for the calling holder: every usage of a certificate bound to their key or granted with it."""
+    found = await run_in_threadpool(lambda: svc.of_holder(holder.key_id, limit=limit, offset=offset))
+    return {"holder_key": holder.key_id, **found}
 
 
 @router.get("/indicators/usage-rate", responses=PUBLIC_ERRORS)

@@ -82,6 +82,10 @@ class VerificationResult:
     # the batch's entry in the certificates ledger log: GET it for an RFC 6962 inclusion proof and the
     # Backbone checkpoint covering it (api/routes/proofs.py)
     log_proof: str | None = None
+    # a bound certificate (holderKeyDigest, issue 15), and how it was presented (registry/holders/presentation.py:
+    # presented_by_holder, or status_only with the reason); None when no presentation was checked
+    bound: bool = False
+    presentation: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -448,6 +452,7 @@ def _result(run: _Run, identifier: str | None, out: dict[str, Any], doc: Documen
         disclosed_fields=list(doc.fields) if doc else [], hidden_fields=list(doc.hidden) if doc else [],
         fields={p: f.value for p, f in doc.fields.items()} if doc else {},
         superseded_by=out.get("superseded_by"), as_of=out.get("as_of"), log_proof=out.get("log_proof"),
+        bound=doc.bound if doc else False,
     )
 
 

@@ -31,6 +31,7 @@ Verdicts: ``presented_by_holder``, or ``status_only`` with a reason: ``no_signat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
@@ -40,6 +41,8 @@ from typing import Any
 import rfc8785
 from sqlalchemy import delete, update
 
+from registry.certificates.documents import Document
+from registry.certificates.verification import VerificationResult
 from registry.errors import ValidationError
 from registry.holders._time import format_time, parse_time
 from registry.holders.keys import HolderKey, HolderPublicKey, b64url_decode, b64url_encode
@@ -56,6 +59,7 @@ __all__ = [
     "PresentationResult",
     "check_signature",
     "sign_presentation",
+    "with_presentation",
 ]
 
 PRESENTATION_TYPE = "LianzhengPresentation"
@@ -208,3 +212,14 @@ class ChallengeStore:
             if getattr(taken, "rowcount", 0) != 1:
                 return status_only("replayed_nonce")
         return result
+
+
+def with_presentation(result: VerificationResult, document: Document, presentation: Mapping[str, Any] | None,
+                      store: ChallengeStore) -> VerificationResult:
+    """``result`` (of `document`) with its presentation verdict: for a bound certificate always (without a
+    presentation: status_only / no_signature), for an unbound one when a presentation was offered (not_bound)."""
+    if presentation is None and not document.bound:
+        return result
+    verdict = store.verify(presentation, certificate=document.digest_sha256.hex(),
+                           holder_key_digest=document.holder_key_digest if document.bound else None)
+    return dataclasses.replace(result, presentation=verdict.to_json())

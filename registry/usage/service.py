@@ -128,6 +128,7 @@ class UsageService(StepLedger):
                checked: Consent | None = None) -> UsageView:
         """Record a usage by `agency` after checking the holder's consent (nothing is stored if it fails).
         `checked`: a consent the caller already verified for this very request (the 免证办 fetch)."""
+        self._ledger()  # DeploymentError (503) before anything is checked or stored: no UsageLedger deployed
         purpose = required_text(sub.purpose, "purpose", "missing_purpose", max_length=MAX_PURPOSE)
         operator = optional_text(sub.operator_id, "operator_id", max_length=64)
         if checked is None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from api.holder_auth import authorization_header
 from chain.errors import ContractRevertError
 from chain.usage import UsageLedgerClient
 from registry.audit.replay import Auditor
@@ -77,8 +78,11 @@ def test_three_agencies_use_a_certificate_with_grants_and_the_holder_sees_exactl
     _use(api, JUSTICE, other, grant=anchored_grant(api, someone, other, JUSTICE))
     _use(api, POLICE, other, presentation=presentation(api.node, someone, other))
 
-    mine = api.services.usage.of_holder(holder.public.key_id)
-    assert mine["count"] == 3
+    r = api.client.get("/api/v1/holders/me/usages",
+                       headers={"Authorization": authorization_header(holder, "GET", "/api/v1/holders/me/usages")})
+    assert r.status_code == 200, r.text
+    mine = r.json()
+    assert mine["count"] == 3 and mine["holder_key"] == holder.public.key_id
     assert {u["id"]: u["agency"]["uscc"] for u in mine["usages"]} == used
     for u in mine["usages"]:
         assert u["purpose"] == PURPOSE and u["used_at"] and u["certificate"]["identifier"] == cert.identifier
@@ -90,6 +94,9 @@ def test_three_agencies_use_a_certificate_with_grants_and_the_holder_sees_exactl
     everything = api.client.get("/api/v1/usages", params={"certificate": cert.identifier}, headers=api.auth(JUSTICE))
     assert everything.json()["count"] == 3
     assert api.services.usage.of_holder(someone.public.key_id)["count"] == 2
+    assert api.client.get("/api/v1/holders/me/usages").status_code == 401  # no holder signature
+    stale = authorization_header(holder, "GET", "/api/v1/holders/me/usages", now=chain_now(api.node) - 3600)
+    assert api.client.get("/api/v1/holders/me/usages", headers={"Authorization": stale}).status_code == 401
 
 
 def test_an_in_person_presentation_is_a_consent_once(api: Api) -> None:
