@@ -25,11 +25,13 @@ from sqlalchemy.sql.schema import Column
 import registry.store.audit_models  # noqa: F401  (registers the tables with Base.metadata)
 import registry.store.ledger_models  # noqa: F401
 import registry.store.seal_models  # noqa: F401
+import registry.store.usage_models  # noqa: F401
 from registry.audit.replay import Auditor
 from registry.certificates.service import CertificateService
 from registry.evidence.service import EvidenceService
 from registry.store.db import Base
 from tests.support.audit import TwoChains, build_two_chains, checkpoint_all, populate
+from tests.support.usage import record_usages
 
 pytestmark = pytest.mark.anvil
 
@@ -84,6 +86,8 @@ LOCAL_COLUMNS = {
                   "updated_at": _LOCAL},
     "exchange_steps": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL},
     "checkpoint_records": {"created_at": _LOCAL},
+    "usages": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL,
+               "certificate_id": "the certificate's identifier when it was issued here (the chain has its digest)"},
 }
 
 _ANCHOR = {c: "anchor_mismatch" for c in ("account", "tx_hash", "raw_tx", "block_number", "block_hash",
@@ -131,6 +135,12 @@ EXPECTED: dict[str, dict[str, str]] = {
                   "received_sha256": "exchange_mismatch"},
     "exchange_steps": {**_STEP, "exchange_id": "step_mismatch", "kind": "step_mismatch", "actor_uscc": "step_mismatch",
                        "params": "step_mismatch"},
+    "usages": {**_ANCHOR, "state": "step_mismatch", "ref": "digest_mismatch", "key": "db_record_not_on_chain",
+               "agency_uscc": "usage_mismatch", "certificate_doc": "usage_mismatch", "channel": "digest_mismatch",
+               "grant_digest": "usage_mismatch", "grant": "usage_grant_invalid",
+               "presentation_digest": "usage_mismatch", "presentation": "usage_presentation_invalid",
+               "holder_key_id": "usage_grant_invalid", "purpose": "digest_mismatch", "operator_id": "digest_mismatch",
+               "salt": "digest_mismatch", "purpose_digest": "usage_mismatch", "status": "status_mismatch"},
     "checkpoint_records": {"hash": "db_record_not_on_chain", "signer": "checkpoint_signature_invalid",
                            "signer_uscc": "checkpoint_signature_invalid", "signature": "checkpoint_signature_invalid",
                            **{c: "checkpoint_record_mismatch" for c in (
@@ -146,7 +156,8 @@ VALUE: dict[tuple[str, str], Any] = {
     ("certificates", "status"): "issued", ("status_changes", "action"): "suspend", ("evidence_events", "kind"): "reject",
     ("evidence_records", "custodian_uscc"): POLICE,  # the forged custodian of issue 10
     ("evidence_records", "status"): "failed", ("exchanges", "status"): "disputed", ("batches", "state"): "prepared",
-    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps")},
+    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps", "usages")},
+    ("usages", "status"): "pending",
 }
 
 
@@ -223,6 +234,7 @@ def _history(node: Any) -> None:
     evidence.transfer(POLICE, act.evidence[1], JUSTICE, "移送复核")
     evidence.reject(JUSTICE, act.evidence[1], reason="材料不全")
     evidence.seal(POLICE, "黑公(哈)行罚决字〔2026〕001号")
+    record_usages(node)  # one under a grant (to 省公安厅), one after an in-person presentation
 
 
 def _pick(db: sqlite3.Connection, table: str, column: str) -> tuple[int, Any]:

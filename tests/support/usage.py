@@ -110,6 +110,36 @@ def presentation(node: Node, holder: HolderKey, cert: Issued, verifier: str = "�
     return sign_presentation(holder, cert.digest, ChallengeStore(node).issue(verifier))
 
 
+def record_usages(node: Node) -> list[str]:
+    """A bound certificate issued and used twice, through the services (no API): under a grant to 省公安厅 and
+    after an in-person presentation to 省人社厅 (the audit tamper matrix's history). Returns the usage ids."""
+    from registry.certificates.anchoring import BatchAnchoring
+    from registry.certificates.service import CertificateService
+    from registry.outbox.worker import OutboxWorker
+    from registry.store.db import Certificate
+    from registry.usage.service import UsageService, UsageSubmission
+
+    holder = HolderKey.generate()
+    ct = node.seeds.certificate_types[2]
+    issuer = node.seeds.member(ct.issuers[0])
+    worker = OutboxWorker([BatchAnchoring(node, batch_size=1000, max_age=0)])
+    certificates = CertificateService(node, public_base="http://lianzheng.test", worker=worker)
+    [issued] = certificates.issue_request(issuer.uscc, ct.code, sample_values(ct, 1, issuer=issuer, seed=21),
+                                          holder_keys=[holder.public.spki_b64url]).certificates
+    worker.flush()
+    with node.db.session() as s:
+        row = s.get(Certificate, issued.identifier)
+        assert row is not None and row.status == "issued"
+        cert = Issued(row.identifier, row.digest_sha256, row.issuer_uscc, row.type_code, b"", {}, {})
+    grant = make_grant(node, holder, cert, POLICE)
+    anchor(node, grant)
+    usage = UsageService(node)
+    return [usage.record(POLICE, UsageSubmission(cert.identifier, "核查从业资格", grant=grant.to_json(),
+                                                 operator_id="HLJ-0002")).id,
+            usage.record(HRSS, UsageSubmission(cert.identifier, "办理社保转移",
+                                               presentation=presentation(node, holder, cert))).id]
+
+
 # -- forcing what the contract refuses -------------------------------------------------------------------------
 
 _YES_GRANTS = """// SPDX-License-Identifier: Apache-2.0
