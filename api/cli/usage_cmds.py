@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli._common import console, print_json, state
+from api.cli._common import console, err_console, print_json, state
 from api.cli.options import ApiKey, ApiUrl, JsonOpt, RequiredAgency, agency_client, public_client
 from registry.errors import ValidationError
 
@@ -95,7 +95,8 @@ def fetch(ctx: typer.Context, certificate: Annotated[str, typer.Argument(help="t
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the plaintext: owner only
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
-    console.print(_line(answer["usage"]), highlight=False, stderr=out is None)
+    # the document went to stdout: the usage line goes to stderr, so stdout stays one JSON document
+    (err_console if out is None else console).print(_line(answer["usage"]), highlight=False)
 
 
 @usage_app.command("list")
