@@ -103,6 +103,13 @@ def _bad(message: str, code: str = "invalid_grant") -> PayloadFormatError:
     return PayloadFormatError(message, code=code)
 
 
+def _b64(value: Any, what: str, max_length: int) -> bytes:
+    try:
+        return b64url_decode(value, what, code="invalid_grant", max_length=max_length)
+    except ValidationError as exc:
+        raise _bad(exc.message) from None
+
+
 def agency_grantee_digest(uscc: str) -> bytes:
     """SHA-256("lianzheng/grantee/agency/v1:" + USCC): an agency grantee as the chain and the grant name it."""
     return hashlib.sha256((_AGENCY_LABEL + validate_uscc(uscc)).encode("ascii")).digest()
@@ -277,10 +284,10 @@ class Grant:
         if wrapped is not None and (not isinstance(wrapped, str) or not 0 < len(wrapped) <= 400):
             raise _bad("grant wrapped_key must be null or a base64url string")
         if wrapped is not None:
-            b64url_decode(wrapped, "wrapped_key", code="invalid_grant", max_length=400)
+            _b64(wrapped, "wrapped_key", 400)
         signature = obj["signature"]
         if signed:
-            b64url_decode(signature, "grant signature", code="invalid_grant", max_length=200)
+            _b64(signature, "grant signature", 200)
         elif signature is not None:
             raise _bad("an unsigned grant has a signature")
         return cls(id=_hex(obj["id"], _HEX32, "id"), certificate=_hex(obj["certificate"], _HEX64, "certificate"),
@@ -300,8 +307,8 @@ class Grant:
         if not isinstance(text, str) or not text.startswith(GRANT_QR_PREFIX):
             raise _bad(f"a grant QR starts with {GRANT_QR_PREFIX!r}")
         body, _, salt_text = text[len(GRANT_QR_PREFIX):].partition(".")
-        grant = cls.parse(b64url_decode(body, "grant QR", code="invalid_grant", max_length=2 * MAX_GRANT_BYTES))
-        salt = b64url_decode(salt_text, "grantee salt", code="invalid_grant") if salt_text else None
+        grant = cls.parse(_b64(body, "grant QR", 2 * MAX_GRANT_BYTES))
+        salt = _b64(salt_text, "grantee salt", 64) if salt_text else None
         if salt is not None and len(salt) != PERSON_SALT_SIZE:
             raise _bad(f"the grantee salt must be {PERSON_SALT_SIZE} bytes")
         return grant, salt
@@ -347,7 +354,7 @@ class GrantRevocation:
         try:
             t = parse_time(obj["time"], "time", code="invalid_revocation")
             b64url_decode(obj["signature"], "revocation signature", code="invalid_revocation", max_length=200)
-        except ValidationError as exc:
+        except ValidationError as exc:  # PayloadFormatError, with this format's code
             raise _bad(exc.message, code="invalid_revocation") from None
         if not isinstance(obj["grant"], str) or not _HEX64.fullmatch(obj["grant"]):
             raise _bad("revocation grant must be the grant digest (64 lower-case hex digits)",

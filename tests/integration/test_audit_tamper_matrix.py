@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Boolean, Integer, LargeBinary
 from sqlalchemy.sql.schema import Column
 
 import registry.store.audit_models  # noqa: F401  (registers the tables with Base.metadata)
+import registry.store.holder_models  # noqa: F401
 import registry.store.ledger_models  # noqa: F401
 import registry.store.seal_models  # noqa: F401
 import registry.store.usage_models  # noqa: F401
@@ -63,6 +64,15 @@ NOT_LEDGER_TABLES = {
     "seal_chain_events": "a copy of SealRegistry's events (the seal index), rebuilt from the chain after a reset",
     "sealed_signatures": "signed SES_Signature / JSON proofs: their signatures and the chain, not the database, "
                          "protect them (checked by every verification, tests/integration/test_seals.py)",
+    "holder_challenges": "single-use presentation challenges this node issued (local, short-lived)",
+    "holder_requests_seen": "the replay cache of holder-signed requests (local, short-lived)",
+    "grants": "holder-signed grants this node relayed: their holder signatures, not the database, protect them; "
+              "GrantRegistry holds their digests (checked by every grant verification); not yet in the audit "
+              "replay",
+    "grant_steps": "GrantRegistry's outbox rows; their events are indexed in grant_chain_events",
+    "grant_chain_events": "a copy of GrantRegistry's events (the grant index), rebuilt from the chain after a reset",
+    "agency_exchange_keys": "the hosted agencies' exchange keys, encrypted (local secrets); published signed by "
+                            "the agency's ledger key",
     "checkpoint_notes": "C2SP signed notes as cosigned; their signatures, not the chain, protect them (checked by "
                         "any verifier of /logs/<ledger>/checkpoint, test_c2sp_*.py)",
 }
@@ -76,7 +86,8 @@ LOCAL_COLUMNS = {
                      "valid_from": _DOC,
                      "valid_until": _DOC, "blob": "the encrypted document (the key is not on the server)",
                      "created_at": _LOCAL, "issued_at": _LOCAL,
-                     "status_change_id": "the local status-change row the status reflects (compare-and-set order)"},
+                     "status_change_id": "the local status-change row the status reflects (compare-and-set order)",
+                     "holder_key_digest": _DOC + " (the holderKeyDigest field of a bound certificate)"},
     "status_changes": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL},
     "evidence_cases": {"scenario": "the case's label; records carry their scenario inside metaDigest",
                        "created_at": _LOCAL},
