@@ -23,7 +23,9 @@ from registry.errors import ProofError
 from registry.holders.exchange import ExchangeKeys
 from registry.holders.keys import HolderKey
 from registry.holders.wrapping import unwrap_key
+from registry.outbox.inbox import hosted_agencies
 from registry.store.usage_models import UsageRecord
+from registry.usage.inbox import UsageInbox
 from tests.conftest import Api
 from tests.support.usage import (
     HOUR,
@@ -309,3 +311,28 @@ def test_the_audit_replays_usages_and_finds_a_tampered_row_a_dropped_one_and_a_u
     kinds = {(f["kind"], f["ref"]) for f in usage_findings()}
     assert ("usage_without_valid_grant", "0x" + ghost.hex()) in kinds
     assert ("chain_record_not_in_db", "0x" + ghost.hex()) in kinds
+
+
+def test_a_usage_recorded_on_another_node_is_mirrored_for_the_holder_and_the_usage_rate(api: Api) -> None:
+    """The usage inbox lane: a UsageRecorded event by an agency this node does not host becomes a done, mirrored
+    row (its key as id, the matter's digest only); the issuing node then shows it to the holder and counts it."""
+    holder = HolderKey.generate()
+    cert = issue_bound(api, holder)
+    view = _use(api, POLICE, cert, grant=anchored_grant(api, holder, cert, POLICE))
+    rate_before = api.client.get("/api/v1/indicators/usage-rate").json()["total"]["used"]
+    with api.node.db.session() as s:  # as if it had been recorded on 省公安厅's own node
+        s.execute(delete(UsageRecord).where(UsageRecord.ref == view["id"]))
+    assert api.services.usage.of_holder(holder.public.key_id)["count"] == 0
+    events = _ledger(api).events_for(sha256_key(view["id"]))
+    lane = UsageInbox(api.node)
+    hosted = frozenset(hosted_agencies(api.node) - {POLICE})
+    assert lane.apply(events, frozenset(hosted_agencies(api.node))) == 0  # hosted here: its own row, not mirrored
+    assert lane.apply(events, hosted) == 1 and lane.apply(events, hosted) == 0  # once
+    [mirrored] = api.services.usage.of_holder(holder.public.key_id)["usages"]
+    assert mirrored["mirrored"] is True and mirrored["id"] == view["key"][2:] and mirrored["purpose"] == ""
+    assert mirrored["purpose_digest"] == view["purpose_digest"] and mirrored["grant"]["digest"] == view["grant"]["digest"]
+    assert mirrored["anchor"]["tx_hash"] == view["anchor"]["tx_hash"] and mirrored["agency"]["uscc"] == POLICE
+    assert mirrored["certificate"]["identifier"] == cert.identifier
+    assert api.client.get("/api/v1/indicators/usage-rate").json()["total"]["used"] == rate_before
+    report = Auditor(api.node, link=None).run(save=False)
+    assert [f for f in report.findings if f["ledger"] == "usage"] == []
