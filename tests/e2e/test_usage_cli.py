@@ -120,3 +120,32 @@ def test_refusals_are_one_line_errors_with_a_non_zero_exit(stack: LocalStack, tm
         p = run(stack, *args, ok=False)
         assert p.returncode != 0 and f"[{code}]" in p.stderr, (args, p.stderr)
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_the_operator_page_draws_the_usage_rate_in_chromium(stack: LocalStack, tmp_path: Path) -> None:
+    from tests.support.browser import chromium, shot
+
+    _granted(stack, tmp_path, 7)  # at least one certificate of the type, so the chart has bars
+    api = httpx.Client(base_url=stack.url, timeout=30)
+    with chromium() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{stack.url}/operator/usage-rate")
+        page.wait_for_selector("body[data-loaded=agency]")
+        by_agency = api.get("/api/v1/indicators/usage-rate", params={"by": "agency"}).json()
+        assert page.locator("#chart svg rect.bar").count() == len(by_agency["groups"]) > 0
+        assert "总体用证率" in page.locator("#total").inner_text()
+        page.click("button[data-by=type]")
+        page.wait_for_selector("body[data-loaded=type]")
+        by_type = api.get("/api/v1/indicators/usage-rate", params={"by": "type"}).json()
+        drawn = {r.get_attribute("data-key"): r.get_attribute("data-rate")
+                 for r in page.locator("#chart svg rect.bar").all()}
+        assert {k: float(v) if v else None for k, v in drawn.items()} == {g["key"]: g["rate"] for g in by_type["groups"]}
+        assert page.locator("#table tbody tr").count() == len(by_type["groups"])
+        shot(page, tmp_path, "usage-rate-by-type")
+        page.click("#lang")
+        page.wait_for_function("document.documentElement.lang === 'en'")
+        page.wait_for_function("document.querySelector('#total').innerText.startsWith('Overall')")
+        assert errors == [], errors

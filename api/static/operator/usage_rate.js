@@ -16,21 +16,23 @@ function pct(rate) {
 
 export function drawChart(container, data) {
   container.replaceChildren();
-  const rowH = 28, labelW = 260, barW = 420, pad = 8;
+  // one group per row: its label on a line of its own, then the bar and its value (long names never overlap)
+  const rowH = 44, barW = 560, pad = 8;
   const height = Math.max(1, data.groups.length) * rowH + 2 * pad + 16;
-  const svg = el("svg", { viewBox: `0 0 ${labelW + barW + 80} ${height}`, "data-groups": data.groups.length });
+  const svg = el("svg", { viewBox: `0 0 ${barW + 120} ${height}`, "data-groups": data.groups.length });
   data.groups.forEach((g, i) => {
     const y = pad + i * rowH;
     const label = (g.name && g.name !== g.key) ? `${g.name} (${g.key})` : g.key;
-    svg.append(el("text", { x: 0, y: y + 18 }, label.length > 38 ? label.slice(0, 37) + "…" : label));
+    svg.append(el("text", { x: 0, y: y + 13 }, label));
     const w = Math.round((g.rate ?? 0) * barW);
     const below = g.rate === null || g.rate < data.target;
-    svg.append(el("rect", { class: below ? "bar below" : "bar", x: labelW, y: y + 4, width: w, height: rowH - 8,
+    svg.append(el("rect", { class: "track", x: 0, y: y + 18, width: barW, height: 18 }));
+    svg.append(el("rect", { class: below ? "bar below" : "bar", x: 0, y: y + 18, width: w, height: 18,
                             "data-key": g.key, "data-rate": g.rate ?? "" }));
-    svg.append(el("text", { x: labelW + w + 6, y: y + 18 }, `${pct(g.rate)} (${g.used}/${g.issued})`));
+    svg.append(el("text", { x: barW + 6, y: y + 32 }, `${pct(g.rate)} (${g.used}/${g.issued})`));
   });
-  const tx = labelW + Math.round(data.target * barW);
-  svg.append(el("line", { class: "target", x1: tx, x2: tx, y1: 0, y2: height - 14 }));
+  const tx = Math.round(data.target * barW);
+  svg.append(el("line", { class: "target", x1: tx, x2: tx, y1: pad + 14, y2: height - 14 }));
   svg.append(el("text", { x: tx - 30, y: height - 2 }, `${state.lang === "en" ? "target" : "目标"} ${pct(data.target)}`));
   container.append(svg);
 }
