@@ -33,7 +33,8 @@ from registry.holders.wrapping import unwrap_key
 from registry.identifiers import CertificateId
 from registry.store.db import Certificate
 from registry.usage.consent import parse_grant
-from registry.usage.service import UsageService, UsageSubmission
+from registry.usage.service import MAX_PURPOSE, UsageService, UsageSubmission
+from registry.validation import required_text
 
 __all__ = ["ExchangeKeyFn", "FetchService"]
 
@@ -54,6 +55,7 @@ class FetchService:
             raise ValidationError("免证办 needs the holder's grant naming your agency", code="missing_grant")
         if sub.presentation is not None:
             raise ValidationError("免证办 takes a grant, not a presentation", code="invalid_consent")
+        required_text(sub.purpose, "purpose", "missing_purpose", max_length=MAX_PURPOSE)  # before any decryption
         certificate = self.usage.consent.certificate(sub.certificate)
         if certificate.identifier is None:
             raise NotFoundError(f"no certificate with digest {certificate.doc[2:]} is known here; name it by its "

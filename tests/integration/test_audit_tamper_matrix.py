@@ -32,7 +32,6 @@ from registry.certificates.service import CertificateService
 from registry.evidence.service import EvidenceService
 from registry.store.db import Base
 from tests.support.audit import TwoChains, build_two_chains, checkpoint_all, populate
-from tests.support.usage import record_usages
 
 pytestmark = pytest.mark.anvil
 
@@ -236,7 +235,7 @@ def test_every_table_and_column_is_classified_for_the_audit() -> None:
 
 
 def _history(node: Any) -> None:
-    """populate() plus a certificate left suspended, a rejected transfer and a sealed case."""
+    """populate() (usages included) plus a certificate left suspended, a rejected transfer and a sealed case."""
     act = populate(node)
     certs = CertificateService(node, public_base="http://lianzheng.test")
     agency = certs.get(None, act.certificates[3]).issuer_uscc
@@ -245,7 +244,6 @@ def _history(node: Any) -> None:
     evidence.transfer(POLICE, act.evidence[1], JUSTICE, "移送复核")
     evidence.reject(JUSTICE, act.evidence[1], reason="材料不全")
     evidence.seal(POLICE, "黑公(哈)行罚决字〔2026〕001号")
-    record_usages(node)  # one under a grant (to 省公安厅), one after an in-person presentation
 
 
 def _pick(db: sqlite3.Connection, table: str, column: str) -> tuple[int, Any]:
