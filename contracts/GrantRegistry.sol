@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IConsortiumRegistry, STATUS_ACTIVE} from "./IConsortiumRegistry.sol";
+import {GranteeDigest} from "./GranteeDigest.sol";
 
 /**
  * @title IGrantRegistry
@@ -126,6 +127,11 @@ contract GrantRegistry is IGrantRegistry {
     /// @notice The block in which the grant was anchored, or 0.
     function anchoredBlock(bytes32 grantDigest) external view returns (uint64) {
         return _grants[grantDigest].anchoredBlock;
+    }
+
+    /// @notice The grantee digest of the agency with this member key (USCC, zero-padded): see {GranteeDigest}.
+    function agencyGranteeDigest(bytes32 usccKey) external pure returns (bytes32) {
+        return GranteeDigest.agency(usccKey);
     }
 
     /// @notice The ConsortiumRegistry this registry consults.

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["holders"])
 
 Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="a grant digest (SHA-256, hex)")]
 Uscc = Annotated[str, Path(min_length=18, max_length=18, pattern=r"^[0-9A-Z]{18}$")]
-HOLDER_ERRORS = {**PUBLIC_ERRORS, 401: AGENCY_ERRORS[401]}
+HOLDER_ERRORS = AGENCY_ERRORS  # 401: a missing or failing key or holder signature; 403: a refused agency
 
 
 class ChallengeRequest(Strict):

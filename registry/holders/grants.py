@@ -103,6 +103,18 @@ def _bad(message: str, code: str = "invalid_grant") -> PayloadFormatError:
     return PayloadFormatError(message, code=code)
 
 
+def _text(value: str, what: str) -> str:
+    """``value`` if RFC 8785 can canonicalise it (no lone surrogates) and it holds no unsafe characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(f"grant {what} contains a lone surrogate (not canonicalisable by RFC 8785)") from None
+    try:
+        return check_text(value, what)
+    except ValidationError as exc:
+        raise _bad(f"grant {exc.message}") from None
+
+
 def _b64(value: Any, what: str, max_length: int) -> bytes:
     try:
         return b64url_decode(value, what, code="invalid_grant", max_length=max_length)
@@ -163,8 +175,7 @@ def _fields(value: Any) -> tuple[str, ...] | None:
     for name in value:
         if not isinstance(name, str) or not 0 < len(name) <= 64:
             raise _bad(f"grant field names must be strings of 1..64 characters, got {str(name)[:40]!r}")
-        check_text(name, "grant field name")
-        names.append(name)
+        names.append(_text(name, "field name"))
     if len(set(names)) != len(names):
         raise _bad("grant fields must not repeat a name")
     return tuple(names)
@@ -271,7 +282,7 @@ class Grant:
             purpose = obj["purpose"]
             if not isinstance(purpose, str) or not purpose.strip() or len(purpose) > MAX_PURPOSE:
                 raise _bad(f"grant purpose (申请事由) must be 1..{MAX_PURPOSE} characters")
-            check_text(purpose, "purpose")
+            _text(purpose, "purpose")
             not_before = parse_time(obj["not_before"], "not_before", code="invalid_grant")
             expires = parse_time(obj["expires"], "expires", code="invalid_grant")
         except PayloadFormatError:

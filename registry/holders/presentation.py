@@ -100,7 +100,11 @@ class Challenge:
         verifier = obj["verifier"]
         if not isinstance(verifier, str) or not 0 < len(verifier) <= 200:
             raise ValidationError("a challenge verifier is 1..200 characters", code="invalid_presentation")
-        check_text(verifier, "verifier")
+        try:
+            check_text(verifier, "verifier").encode("utf-8")
+        except (ValidationError, UnicodeEncodeError):
+            raise ValidationError("the challenge verifier holds characters that are not allowed",
+                                  code="invalid_presentation") from None
         return cls(nonce, verifier, parse_time(obj["time"], "challenge time", code="invalid_presentation"))
 
 
@@ -180,6 +184,10 @@ class ChallengeStore:
             raise ValidationError("verifier must be 1..200 characters (the verifier's id or URL)",
                                   code="invalid_verifier")
         verifier = check_text(verifier.strip(), "verifier")
+        try:
+            verifier.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("verifier contains a lone surrogate", code="invalid_verifier") from None
         now = int(self.clock())
         challenge = Challenge(b64url_encode(secrets.token_bytes(NONCE_BYTES)), verifier, now)
         with self.node.db.session() as s:
