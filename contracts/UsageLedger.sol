@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IConsortiumRegistry, STATUS_ACTIVE} from "./IConsortiumRegistry.sol";
 import {IGrantRegistry} from "./GrantRegistry.sol";
+import {GranteeDigest} from "./GranteeDigest.sol";
 
 /**
  * @title UsageLedger
@@ -133,7 +134,7 @@ contract UsageLedger {
     /// @notice SHA-256("lianzheng/grantee/agency/v1:" || USCC): the grantee digest of an agency (its USCC as
     /// bytes32, the 18 ASCII characters right-padded with zeros, as ConsortiumRegistry keys members).
     function agencyGranteeDigest(bytes32 agencyUscc) public pure returns (bytes32) {
-        return sha256(abi.encodePacked("lianzheng/grantee/agency/v1:", bytes18(agencyUscc)));
+        return GranteeDigest.agency(agencyUscc);
     }
 
     /// @notice The ConsortiumRegistry this ledger consults.
