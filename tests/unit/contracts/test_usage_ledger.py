@@ -61,7 +61,8 @@ def record(ledger, usage_id=USAGE, doc=DOC, grant=GRANT, presentation=ZERO32, pu
 
 def test_the_grantee_agency_records_a_usage_under_its_grant(world, ledger, grant_for_b, transact):
     r = transact(record(ledger), world.b)
-    # the outbox sends it with an explicit limit (chain/usage.py); measured 198,564 on eth-tester (seven new slots + the GrantRegistry call)
+    # the outbox sends it with an explicit limit (chain/usage.py); measured 198,564 on eth-tester
+    # (seven new slots and the GrantRegistry call)
     assert r.gasUsed < UsageLedgerClient.GAS["record"], r.gasUsed
     print(f"recordUsage with a grant: {r.gasUsed} gas")
     args = event(r, ledger, "UsageRecorded")
