@@ -25,6 +25,7 @@ from api.routes import (
     qr,
     seals,
     system,
+    usage,
     wallet,
 )
 from api.services import build_services, start_services
@@ -33,7 +34,7 @@ from registry.node import Node
 
 ROUTERS: tuple[APIRouter, ...] = (
     system.router, certificates.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
-    proofs.router, pages.router, logs.router, holders.router, wallet.router,
+    proofs.router, usage.router, usage.pages, pages.router, logs.router, holders.router, wallet.router,
 )
 
 

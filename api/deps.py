@@ -25,6 +25,8 @@ from registry.holders.service import GrantService
 from registry.node import Node
 from registry.seals.service import SealService
 from registry.seals.verification import SealVerifier
+from registry.usage.fetch import FetchService
+from registry.usage.service import UsageService
 
 
 def get_node(request: Request) -> Node:
@@ -126,6 +128,18 @@ def _seal_check(services: ServicesDep) -> SealVerifier:
 
 
 SealCheckDep = Annotated[SealVerifier, Depends(_seal_check)]
+def _usage(services: ServicesDep) -> UsageService:
+    return services.usage
+
+
+def _fetch(services: ServicesDep) -> FetchService:
+    return services.fetch
+
+
+UsageDep = Annotated[UsageService, Depends(_usage)]
+FetchDep = Annotated[FetchService, Depends(_fetch)]
+
+
 def _grants(services: ServicesDep) -> GrantService:
     return services.grants
 

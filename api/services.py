@@ -45,6 +45,10 @@ from registry.seals.index import SealIndex
 from registry.seals.sealing import Sealer
 from registry.seals.service import SealService
 from registry.seals.verification import SealVerifier
+from registry.usage.consent import ConsentChecker
+from registry.usage.fetch import FetchService
+from registry.usage.inbox import UsageInbox
+from registry.usage.service import UsageService
 
 
 class Service(Protocol):
@@ -68,6 +72,8 @@ class Services:
     inbox: ChainInbox
     seals: SealService  # e-seals (制章); sealing and verifying go through `certificates`/`verifier` and `evidence`
     seal_check: SealVerifier  # the `seal` check (验章) `verifier` and `evidence` run; also the sealed image for pages
+    usage: UsageService  # usage records (用证记录) with the holder's consent; 免证办 fetches record one each
+    fetch: FetchService  # 免证办: open a granted certificate with the grantee agency's exchange key
     # holders (issue 15): grants relayed to GrantRegistry, presentation challenges, agencies' exchange keys
     grants: GrantService
     challenges: ChallengeStore
@@ -86,8 +92,11 @@ def build_services(node: Node, settings: Settings) -> Services:
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
     grant_index = GrantIndex(node)
     grants = GrantService(node, index=grant_index)
+    remote = RemoteCertificates(node)
+    challenges = ChallengeStore(node)
+    usage = UsageService(node, consent=ConsentChecker(node, remote=remote, challenges=challenges))
     # batches first: a status change waits for its certificate's batch
-    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, *_grant_lanes(node, grants)])
+    worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, *_grant_lanes(node, grants), usage])
     certificates = CertificateService(node, public_base=settings.public_base,
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
@@ -96,6 +105,7 @@ def build_services(node: Node, settings: Settings) -> Services:
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     verifier = Verifier(node, index, remote=remote, seal_check=seal_check)
+    exchange_keys = ExchangeKeys(node)
     grants.check_document = functools.partial(_check_document, verifier)
     return Services(
         worker=worker, anchoring=anchoring, certificates=certificates, index=index,
@@ -105,9 +115,10 @@ def build_services(node: Node, settings: Settings) -> Services:
                                         witness_quorum=settings.witness_quorum),
         checkpoints=_checkpoint_gateway(node, settings, proofs),
         inbox=ChainInbox(node, [MembersInbox(node), EvidenceInbox(node), ExchangeInbox(node),
-                                *_seal_lane(node, seal_index), *_grant_lanes(node, grant_index)]),
-        seals=seals, seal_check=seal_check, grants=grants, challenges=ChallengeStore(node),
-        exchange_keys=ExchangeKeys(node),
+                                *_seal_lane(node, seal_index), *_grant_lanes(node, grant_index),
+                                *_usage_lane(node)]),
+        seals=seals, seal_check=seal_check, grants=grants, challenges=challenges, exchange_keys=exchange_keys,
+        usage=usage, fetch=FetchService(usage, exchange_key=exchange_keys.private, remote=remote),
     )
 
 
@@ -131,6 +142,12 @@ def _seal_lane(node: Node, index: SealIndex) -> list[SealIndex]:
     """The seal index follows SealRegistry when the deployment has one (a data dir deployed before e-seals
     has none until it is redeployed: its seal routes answer that the contract is not deployed)."""
     return [index] if node.deployment is None or "SealRegistry" in node.deployment.contracts else []
+
+
+def _usage_lane(node: Node) -> list[UsageInbox]:
+    """Usages recorded on other nodes are mirrored when the deployment has a UsageLedger (one deployed before
+    usage records has none until it is redeployed: recording a usage answers that the contract is not deployed)."""
+    return [UsageInbox(node)] if node.deployment is None or "UsageLedger" in node.deployment.contracts else []
 
 
 def _checkpoint_gateway(node: Node, settings: Settings, proofs: ProofService) -> CheckpointService | None:

@@ -18,7 +18,7 @@ from chain.compile import BUILD_DIR
 from chain.errors import ArtifactError, ContractRevertError
 
 CONTRACT_NAMES = ("ConsortiumRegistry", "CertificateLedger", "EvidenceLedger", "ExchangeLedger", "Backbone",
-                  "SealRegistry", "GrantRegistry")
+                  "SealRegistry", "GrantRegistry", "UsageLedger")
 
 
 @dataclass(frozen=True)

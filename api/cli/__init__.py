@@ -25,6 +25,7 @@ from api.cli import (
     node_cmds,
     qr_cmds,
     seal_cmds,
+    usage_cmds,
     witness_cmds,
 )
 from api.cli._common import State, console, err_console
@@ -59,7 +60,7 @@ def _root(
 
 # Every command module, listed once; each adds its commands in `register(app)`.
 COMMAND_MODULES = (chain_cmds, cert_cmds, qr_cmds, evidence_cmds, exchange_cmds, audit_cmds, consortium_cmds, node_cmds,
-                   seal_cmds, witness_cmds, holder_cmds, bench_cmds)
+                   seal_cmds, usage_cmds, witness_cmds, holder_cmds, bench_cmds)
 for _module in COMMAND_MODULES:
     _module.register(app)
 

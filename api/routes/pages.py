@@ -119,6 +119,11 @@ def _html(body: str, cache_control: str, status_code: int = 200) -> HTMLResponse
                         headers={**_HEADERS, "Content-Security-Policy": _PAGE_CSP, "Cache-Control": cache_control})
 
 
+def operator_page(name: str) -> HTMLResponse:
+    """An operator page from api/static/operator/ (its scripts and style are static files, under the same CSP)."""
+    return _html((STATIC_DIR / "operator" / name).read_text(encoding="utf-8"), "no-store")
+
+
 def _status_only(verifier: Verifier, identifier: str) -> str:
     """The no-JavaScript fallback: the status by identifier (no holder fields: they need the key)."""
     try:

@@ -171,6 +171,7 @@ class Auditor:
             "evidence_records": len(state.evidence),
             "cases": len(state.cases),
             "exchanges": len(state.exchanges),
+            "usages": len(state.usages),
             "members": len(state.members),
             "seals": len(state.seals),
             "seals_revoked": sum(1 for x in state.seals.values() if x.status == "revoked"),

@@ -39,6 +39,7 @@ from registry.audit.state import (
     MemberState,
     ReplayState,
     TxEvent,
+    UsageState,
 )
 from registry.logs.log import PRIMARY_KEY
 
@@ -92,6 +93,7 @@ class Rules:
             "ExchangeAuthorised": self.on_exchange_authorised,
             "ExchangeDelivered": self.on_exchange_delivered,
             "ExchangeAcknowledged": self.on_exchange_acknowledged,
+            "UsageRecorded": self.on_usage_recorded,
         }
         self.seals = SealRules(self)  # SealRegistry (registry/audit/_seal_rules.py)
 
@@ -371,6 +373,29 @@ class Rules:
         self._step(e, "consumerUscc", ExchangeStep.DELIVERED,
                    ExchangeStep.ACKNOWLEDGED if e.args["matched"] else ExchangeStep.DISPUTED,
                    received_digest=hex0x(e.args["receivedDigest"]))
+
+    # -- usages (用证记录) --
+    def on_usage_recorded(self, e: Event) -> None:
+        """A usage by an agency that was not an Active member, twice under one id, or without exactly one kind
+        of consent (a grant digest or a presentation digest) is illegal; the grant itself is checked against the
+        database's signed copy (registry/audit/_usage.py)."""
+        a = e.args
+        uid, agency = hex0x(a["id"]), unpad(a["agencyUscc"])
+        grant, presentation = hex0x(a["grantDigest"]), hex0x(a["presentationDigest"])
+        zero = "0x" + "00" * 32
+        m = self.s.members.get(agency)
+        if m is None or m.status != MemberStatus.ACTIVE:
+            self.finding("usage_by_non_member", "usage", uid,
+                         f"usage recorded in block {e.block_number} by {agency}, not an active member then")
+        if uid in self.s.usages:
+            self.finding("usage_recorded_twice", "usage", uid, f"recorded again in block {e.block_number}")
+        if (grant == zero) == (presentation == zero):
+            self.finding("usage_without_consent", "usage", uid,
+                         f"usage recorded in block {e.block_number} by {agency} with "
+                         f"{'neither a grant nor a presentation' if grant == zero else 'both a grant and a presentation'}")
+        self.s.usages[uid] = UsageState(agency, hex0x(a["certificateDoc"]), "" if grant == zero else grant,
+                                        "" if presentation == zero else presentation, hex0x(a["purposeDigest"]),
+                                        block=e.block_number)
 
 
 __all__ = ["CHINA_TZ", "Rules", "hex0x"]

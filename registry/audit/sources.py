@@ -6,7 +6,7 @@ module provides them, its `audit_records(session)` (compared both ways by key an
 one line here; tests/unit/registry/test_audit_sources.py fails while a ledger contract has no entry.
 
     >>> [s.ledger for s in SOURCES]
-    ['consortium', 'certificates', 'evidence', 'exchanges', 'seals']
+    ['consortium', 'certificates', 'evidence', 'exchanges', 'seals', 'usage']
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from registry.audit._custody import compare_evidence
 from registry.audit._exchanges import compare_exchanges
 from registry.audit._members import compare_members
 from registry.audit._seals import compare_seals
+from registry.audit._usage import compare_usages
 from registry.audit.records import LedgerRecord
 from registry.audit.state import ReplayState
 from registry.evidence.service import audit_records as evidence_records
 from registry.exchanges.service import audit_records as exchange_records
+from registry.usage.service import audit_records as usage_records
 
 CompareFn = Callable[[CompareContext], int]  # appends findings to the context; returns rows compared
 RecordsFn = Callable[[Session], Iterable[LedgerRecord]]
@@ -60,6 +62,9 @@ SOURCES: tuple[LedgerSource, ...] = (
                               lambda s, k: (s.exchanges[k].consumer, s.exchanges[k].provider))),
     # not a ledger log (no checkpoints): SealRegistry's events are replayed by registry/audit/_seal_rules.py
     LedgerSource("seals", "SealRegistry", compare_seals),
+    LedgerSource("usage", "UsageLedger", compare_usages,
+                 KeyedRecords(usage_records, lambda s: {k: v.digests for k, v in s.usages.items()},
+                              lambda s, k: (s.usages[k].agency,))),
 )
 
 

@@ -24,7 +24,7 @@ from chain.contracts import DocStatus, MemberStatus, Role
 from chain.ledgers import ExchangeStep
 from registry.audit.report import Finding
 
-SNAPSHOT_VERSION = 3  # bump when the shape of the state changes: older snapshots are replayed from scratch
+SNAPSHOT_VERSION = 4  # bump when the shape of the state changes: older snapshots are replayed from scratch
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +144,22 @@ class SealState:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageState:
+    """A UsageLedger usage (用证记录) as UsageRecorded recorded it."""
+
+    agency: str
+    certificate_doc: str
+    grant_digest: str  # "" for an in-person presentation
+    presentation_digest: str  # "" for a usage under a grant
+    purpose_digest: str
+    block: int = 0
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        return (self.purpose_digest,)
+
+
+@dataclass(frozen=True, slots=True)
 class TxEvent:
     """One ledger event, filed under its transaction: what the database's outbox rows are compared with.
 
@@ -188,6 +204,7 @@ class ReplayState:
     evidence: dict[str, EvidenceState] = field(default_factory=dict)  # record key -> record
     cases: dict[str, CaseState] = field(default_factory=dict)  # case id -> case
     exchanges: dict[str, ExchangeState] = field(default_factory=dict)  # exchange key -> exchange
+    usages: dict[str, UsageState] = field(default_factory=dict)  # usage key -> usage
     txs: dict[str, tuple[TxEvent, ...]] = field(default_factory=dict)  # lower-case tx hash -> its ledger events
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # YYYY-MM-DD -> uscc -> records anchored
     block_times: dict[int, int] = field(default_factory=dict)  # block -> timestamp
@@ -216,6 +233,7 @@ class ReplayState:
             "delegates": sorted(list(p) for p in self.delegates),
             "batches": values(self.batches), "docs": values(self.docs), "evidence": values(self.evidence),
             "cases": values(self.cases), "exchanges": values(self.exchanges),
+            "usages": values(self.usages),
             "txs": {h: [asdict(e) for e in es] for h, es in self.txs.items()},
             "per_day": self.per_day, "block_times": {str(k): v for k, v in self.block_times.items()},
             "findings": [f.to_json() for f in self.findings], "events": self.events,
@@ -233,6 +251,7 @@ class ReplayState:
             delegates={(a, b) for a, b in data["delegates"]},
             batches=load("batches", BatchState), docs=load("docs", DocState), evidence=load("evidence", EvidenceState),
             cases=load("cases", CaseState), exchanges=load("exchanges", ExchangeState),
+            usages=load("usages", UsageState),
             txs={h: tuple(_load(TxEvent, e) for e in es) for h, es in data["txs"].items()},
             per_day={d: dict(v) for d, v in data["per_day"].items()},
             block_times={int(k): int(v) for k, v in data["block_times"].items()},
@@ -243,4 +262,4 @@ class ReplayState:
 
 
 __all__ = ["BatchState", "CaseState", "DocState", "EvidenceState", "ExchangeState", "MemberState", "ReplayState",
-           "SNAPSHOT_VERSION", "SealState", "TxEvent"]
+           "SNAPSHOT_VERSION", "SealState", "TxEvent", "UsageState"]

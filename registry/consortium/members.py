@@ -136,6 +136,7 @@ def ensure_deployment(node: Node, *, on_step: Callable[[str], None] | None = Non
         ("Backbone", lambda d: [member_bid(node, genesis.uscc)]),
         ("SealRegistry", lambda d: [d["ConsortiumRegistry"].address, _b32(genesis.uscc)]),
         ("GrantRegistry", lambda d: [d["ConsortiumRegistry"].address]),
+        ("UsageLedger", lambda d: [d["ConsortiumRegistry"].address, d["GrantRegistry"].address]),
     ]
     if on_step:
         on_step("deploying contracts")

@@ -22,7 +22,7 @@ registry.logs.witness (cosigning). Their public names are re-exported here.
     >>> logs = LedgerLogs(node.backend, node.require_deployment())                  # doctest: +SKIP
     >>> gateway = CheckpointGateway(node, logs, link_provider=lambda: link)        # doctest: +SKIP
     >>> [cp.ledger for cp in gateway.run_once(force=True)]                          # doctest: +SKIP
-    ['certificates', 'evidence', 'exchanges', 'consortium']
+    ['certificates', 'evidence', 'exchanges', 'consortium', 'usage']
     >>> Witness(db=node.db, link=link, uscc=uscc, sender=sender, proofs=LogProofs(logs)).review()  # doctest: +SKIP
 """
 

@@ -1,4 +1,4 @@
-"""Ledger logs: each ledger (certificates, evidence, exchanges, consortium) is the append-only sequence of
+"""Ledger logs: each ledger (certificates, evidence, exchanges, consortium, usage) is the append-only sequence of
 its contract's events in chain order (block number, then log index); each event is one entry of an
 RFC 6962 Merkle tree (registry/crypto/merkle.py), so a checkpoint (size, root) commits to the whole history up to
 a block, inclusion proofs show one event is in it, and consistency proofs show a later checkpoint only
@@ -53,6 +53,7 @@ LEDGER_CONTRACTS: dict[str, str] = {
     "evidence": "EvidenceLedger",
     "exchanges": "ExchangeLedger",
     "consortium": "ConsortiumRegistry",
+    "usage": "UsageLedger",
 }
 LEDGERS = tuple(LEDGER_CONTRACTS)
 # the log of signed audit reports (registry/audit/replay.py): checkpointed on the Backbone like the others, but its
@@ -68,6 +69,7 @@ PRIMARY_KEY: dict[str, str] = {
     "ExchangeRequested": "id", "ExchangeAuthorised": "id", "ExchangeDelivered": "id", "ExchangeAcknowledged": "id",
     "MemberAdmitted": "uscc", "MemberRolesChanged": "uscc", "MemberStatusChanged": "uscc",
     "MemberAccountAdded": "uscc", "MemberKeyRotated": "uscc",
+    "UsageRecorded": "id",
 }
 
 _MAX_SAFE = 2**53 - 1
@@ -259,7 +261,7 @@ def fast_reader(backend: ChainBackend, abis: Mapping[str, list[dict[str, Any]]],
 
 
 class LedgerLogs:
-    """The four ledger logs of one deployment, kept in step with the sub-chain by incremental eth_getLogs.
+    """The ledger logs of one deployment, kept in step with the sub-chain by incremental eth_getLogs.
 
     If the block the logs were synced to has disappeared or changed hash (a reset or re-organised chain),
     the logs are rebuilt from the deployment block.

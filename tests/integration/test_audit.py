@@ -100,10 +100,11 @@ def test_a_clean_history_on_two_chains_audits_with_zero_findings(chains: TwoChai
         c = report.counts
         assert c["findings"] == 0 and c["by_kind"] == {}
         assert all(n > 0 for n in c["events_by_ledger"].values()), c
-        assert (c["batches"], c["certificates_anchored"], c["certificates_revoked"], c["certificates_superseded"]) == (3, 8, 1, 1)
-        assert (c["evidence_records"], c["cases"], c["exchanges"], c["members"]) == (2, 1, 1, 13)
-        assert c["checkpoints"] == 4 and c["cosignatures"] == 12  # every checkpoint cosigned by the 3 witnesses
-        assert c["db_records"] >= 8 + 2 + 1 + 13
+        # populate() also issues one bound certificate (its own batch) and uses it twice
+        assert (c["batches"], c["certificates_anchored"], c["certificates_revoked"], c["certificates_superseded"]) == (4, 9, 1, 1)
+        assert (c["evidence_records"], c["cases"], c["exchanges"], c["usages"], c["members"]) == (2, 1, 1, 2, 13)
+        assert c["checkpoints"] == 5 and c["cosignatures"] == 15  # every checkpoint cosigned by the 3 witnesses
+        assert c["db_records"] >= 9 + 2 + 1 + 2 + 13
         assert report.data["main_chain"]["chain_id"] != report.data["subchain"]["chain_id"]
         for ledger, info in report.data["ledgers"].items():
             assert info["latest_checkpoint"]["root"] == info["root"], ledger

@@ -27,6 +27,7 @@ import registry.store.audit_models  # noqa: F401  (registers the tables with Bas
 import registry.store.holder_models  # noqa: F401
 import registry.store.ledger_models  # noqa: F401
 import registry.store.seal_models  # noqa: F401
+import registry.store.usage_models  # noqa: F401
 from registry.audit.replay import Auditor
 from registry.certificates.service import CertificateService
 from registry.evidence.service import EvidenceService
@@ -99,6 +100,8 @@ LOCAL_COLUMNS = {
     "seal_maker_keys": {"key_blob": "the seal maker's private key, encrypted (a local secret)", "created_at": _LOCAL},
     "seal_chain_events": {"id": _LOCAL},
     "sealed_signatures": {"id": _LOCAL, "created_at": _LOCAL + " (the signing time is inside the signature)"},
+    "usages": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "done_at": _LOCAL,
+               "certificate_id": "the certificate's identifier when it was issued here (the chain has its digest)"},
 }
 
 _ANCHOR = {c: "anchor_mismatch" for c in ("account", "tx_hash", "raw_tx", "block_number", "block_hash",
@@ -157,6 +160,12 @@ EXPECTED: dict[str, dict[str, str]] = {
                                                              "args", "block_number", "block_hash", "block_timestamp")},
     "sealed_signatures": {c: "sealed_signature_invalid" for c in ("record_kind", "record_id", "seal_id", "format",
                                                                   "signature", "digest_sha256", "digest_sm3")},
+    "usages": {**_ANCHOR, "state": "step_mismatch", "ref": "digest_mismatch", "key": "db_record_not_on_chain",
+               "agency_uscc": "usage_mismatch", "certificate_doc": "usage_mismatch", "channel": "digest_mismatch",
+               "grant_digest": "usage_mismatch", "grant": "usage_grant_invalid",
+               "presentation_digest": "usage_mismatch", "presentation": "usage_presentation_invalid",
+               "holder_key_id": "usage_grant_invalid", "purpose": "digest_mismatch", "operator_id": "digest_mismatch",
+               "salt": "digest_mismatch", "purpose_digest": "usage_mismatch", "status": "status_mismatch"},
     "checkpoint_records": {"hash": "db_record_not_on_chain", "signer": "checkpoint_signature_invalid",
                            "signer_uscc": "checkpoint_signature_invalid", "signature": "checkpoint_signature_invalid",
                            **{c: "checkpoint_record_mismatch" for c in (
@@ -172,10 +181,12 @@ VALUE: dict[tuple[str, str], Any] = {
     ("certificates", "status"): "issued", ("status_changes", "action"): "suspend", ("evidence_events", "kind"): "reject",
     ("evidence_records", "custodian_uscc"): POLICE,  # the forged custodian of issue 10
     ("evidence_records", "status"): "failed", ("exchanges", "status"): "disputed", ("batches", "state"): "prepared",
-    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps", "seal_steps")},
+    **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps", "seal_steps",
+                                         "usages")},
     # DateTime columns: another valid time (a string that is no time would not load at all)
     ("seals", "valid_from"): "2020-01-01 00:00:00.000000", ("seals", "valid_until"): "2099-01-01 00:00:00.000000",
     ("seals", "status"): "active",  # the first seal is revoked on chain
+    ("usages", "status"): "pending",
 }
 
 
@@ -243,8 +254,8 @@ def test_every_table_and_column_is_classified_for_the_audit() -> None:
 
 
 def _history(node: Any) -> None:
-    """populate() plus a certificate left suspended, a rejected transfer, a sealed case, and e-seals: sealed
-    certificates and evidence, a seal suspended and reinstated, another revoked (seal_history)."""
+    """populate() (usages included) plus a certificate left suspended, a rejected transfer, a sealed case, and
+    e-seals: sealed certificates and evidence, a seal suspended and reinstated, another revoked (seal_history)."""
     act = populate(node)
     seal_history(node)
     certs = CertificateService(node, public_base="http://lianzheng.test")

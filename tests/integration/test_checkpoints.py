@@ -81,7 +81,7 @@ def test_the_gateway_checkpoints_every_ledger_on_the_main_chain_and_witnesses_co
         populate(node)
         submitted = checkpoint_all(node, link)
         # the consortium's bootstrap was checkpointed when the chains were built; nothing new happened there
-        assert {s.ledger for s in submitted} == {"certificates", "evidence", "exchanges"}
+        assert {s.ledger for s in submitted} == {"certificates", "evidence", "exchanges", "usage"}
         # 62 bootstrap events and one MemberSm2KeySet per seed member (13)
         assert [c.tree_size for c in read_checkpoints(link)["consortium"]] == [75]
         assert link.chain_id == MAIN_CHAIN_ID != node.require_deployment().chain_id

@@ -174,16 +174,18 @@ def test_an_entry_can_be_found_by_its_key_and_a_verification_links_to_it(api: Ap
                                  _b(body["checkpoint"]["root"]))
 
 
-def test_an_evidence_record_and_an_exchange_are_found_in_their_logs_by_key(api: Api, chains: TwoChains) -> None:
+def test_evidence_records_an_exchange_and_usages_are_found_in_their_logs_by_key(api: Api, chains: TwoChains) -> None:
     from registry.evidence.service import audit_records as evidence_records
     from registry.exchanges.service import audit_records as exchange_records
+    from registry.usage.service import audit_records as usage_records
 
     populate(api.node)
     checkpoint_all(api.node, _link(api, chains))
     with api.node.db.session() as s:
         keys = [("evidence", r.key, "EvidenceRegistered") for r in evidence_records(s)]
         keys += [("exchanges", r.key, "ExchangeRequested") for r in exchange_records(s)]
-    assert len(keys) == 3
+        keys += [("usage", r.key, "UsageRecorded") for r in usage_records(s)]
+    assert len(keys) == 5
     for ledger, key, event in keys:
         body = _get(api, "/api/v1/proofs/inclusion", ledger=ledger, key=key)
         assert body["entry"]["event"] == event and body["entry"]["args"]["id"] == key.lower()

@@ -46,6 +46,7 @@ from registry.outbox.worker import OutboxWorker
 from registry.store.db import Database
 from tests.conftest import MASTER_KEY, SEEDS
 from tests.support.anvil import make_devnet
+from tests.support.usage import record_usages
 
 MAIN_CHAIN_ID = 1338
 
@@ -131,6 +132,7 @@ class Activity:
     superseded: str = ""
     evidence: list[str] = field(default_factory=list)
     exchanges: list[str] = field(default_factory=list)
+    usages: list[str] = field(default_factory=list)
 
 
 def issue(node: Node, n: int, *, type_index: int = 0, seed: int = 1) -> list[str]:
@@ -146,7 +148,8 @@ def issue(node: Node, n: int, *, type_index: int = 0, seed: int = 1) -> list[str
 
 def populate(node: Node) -> Activity:
     """Certificates of two agencies with every lifecycle change, evidence with a custody transfer and a sealed
-    case, and a data exchange through all four steps: each through its service (database first, then chain)."""
+    case, a data exchange through all four steps, and two usages of a bound certificate (a grant anchored on
+    GrantRegistry, an in-person presentation): each through its service (database first, then chain)."""
     act = Activity()
     act.certificates = issue(node, 4, type_index=0, seed=3) + issue(node, 3, type_index=1, seed=4)
     worker = OutboxWorker([BatchAnchoring(node, batch_size=1000, max_age=0.05), StatusChanges(node)], poll=0.05)
@@ -168,6 +171,7 @@ def populate(node: Node) -> Activity:
         worker.stop()
     act.evidence = _evidence(node)
     act.exchanges = _exchange(node)
+    act.usages = record_usages(node)  # a bound certificate used under a grant and after a presentation
     return act
 
 

@@ -10,6 +10,7 @@ from registry.store import (  # noqa: F401
     idempotency_models,
     ledger_models,
     seal_models,
+    usage_models,
 )
 from registry.store.db import Base
 

@@ -36,7 +36,7 @@ from web3.logs import DISCARD
 
 BUILD_DIR = Path(__file__).resolve().parents[3] / "contracts" / "build"
 CONTRACT_NAMES = ("ConsortiumRegistry", "CertificateLedger", "EvidenceLedger", "ExchangeLedger", "Backbone",
-                  "SealRegistry", "GrantRegistry")
+                  "SealRegistry", "GrantRegistry", "UsageLedger")
 DAY = 24 * 3600
 SETUP_GAS = 6_000_000  # explicit gas skips eth_estimateGas (half the time) on transactions expected to succeed
 
