@@ -107,6 +107,16 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
                                  "agency's seal"),
     "seal_not_active_when_sealed": ("盖章时印章未登记、已暂停、已撤销或不在有效期内",
                                     "a document sealed with a seal not active (or not valid) at its sealing block"),
+    "usage_mismatch": ("用证记录与链上登记不符（机构、证照、授权、出示或用途摘要）",
+                       "a usage row differs from UsageLedger (agency, certificate, grant, presentation or purpose)"),
+    "usage_grant_invalid": ("用证记录所凭的授权不成立（签名、被授权方、证照或有效期不符）",
+                            "the grant a usage rests on does not hold (signature, grantee, certificate or window)"),
+    "usage_presentation_invalid": ("用证记录所凭的持证人出示不成立", "the holder's presentation a usage rests on does not hold"),
+    "usage_by_non_member": ("非联盟成员账户登记了用证记录", "a usage was recorded by an account of no active member"),
+    "usage_recorded_twice": ("同一用证记录在链上登记了两次", "the same usage was recorded twice on chain"),
+    "usage_without_consent": ("用证记录既无授权也无持证人出示", "a usage was recorded with neither a grant nor a presentation"),
+    "usage_without_valid_grant": ("用证时授权在链上不存在、已撤销、已过期或不是授予该机构的",
+                                  "at the usage's block the grant was unknown, revoked, expired or not for that agency"),
 }
 
 
