@@ -193,6 +193,9 @@ class StatusChange(Base, AnchoredStep):
     new_identifier: Mapped[str | None] = mapped_column(String(120), nullable=True)
     actor_uscc: Mapped[str] = mapped_column(String(18))
     state: Mapped[str] = mapped_column(String(12), default=StepState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # added by 0004 to filled tables
+
+    __table_args__ = (Index("ix_status_changes_open", "state", "id"),)  # 0004: the outbox's scan
 
 
 class Serial(Base):
