@@ -158,6 +158,9 @@ class CheckpointService:
         self._thread: threading.Thread | None = None
 
     def start(self) -> CheckpointService:
+        if self._thread is not None and self._thread.is_alive():  # started again after a stop (a new leader term)
+            self._thread.join()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="checkpoint-gateway", daemon=True)
         self._thread.start()
         return self

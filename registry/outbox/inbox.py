@@ -196,6 +196,9 @@ class ChainInbox:
 
     # -- thread --------------------------------------------------------------------------------------
     def start(self) -> ChainInbox:
+        if self._thread is not None and self._thread.is_alive():  # started again after a stop (a new leader term)
+            self._thread.join()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="chain-inbox", daemon=True)
         self._thread.start()
         return self

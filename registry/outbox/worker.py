@@ -62,6 +62,9 @@ class OutboxWorker:
 
     # -- thread --------------------------------------------------------------------------------------
     def start(self) -> OutboxWorker:
+        if self._thread is not None and self._thread.is_alive():  # started again after a stop (a new leader term)
+            self._thread.join()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
         self._thread.start()
         return self
