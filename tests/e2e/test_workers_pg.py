@@ -185,3 +185,14 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
         log.close()
+
+
+def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "LIANZHENG_ENV": "test", "LIANZHENG_DATA_DIR": str(tmp_path),
+           "LIANZHENG_DEVNET_PORT": str(free_port())}
+    env.pop("LIANZHENG_DATABASE_URL", None)
+    r = subprocess.run([sys.executable, "-m", "api.cli", "up", "--workers", "2"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "[workers_need_postgresql]" in r.stderr, r.stderr
+    assert not (tmp_path / "deployment.json").exists()  # refused before starting anything
