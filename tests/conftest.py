@@ -82,17 +82,8 @@ class ChainTemplate:
         tmp.mkdir(parents=True, exist_ok=True)
         deployment = tmp / "deployment.json"
         shutil.copy(self.deployment_file, deployment)
-        return Node.open(db=Database(self.copy_database(tmp)), master_key=MASTER_KEY, seeds_dir=SEEDS,
+        return Node.open(db=Database(postgres.copy_database(self.db_url, tmp)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                          backend=self.backend, deployment_file=deployment)
-
-    def copy_database(self, tmp: Path) -> str:
-        """A private copy of the template database: a file copy, or CREATE DATABASE ... TEMPLATE."""
-        if self.db_url.startswith("sqlite:///"):
-            tmp.mkdir(parents=True, exist_ok=True)
-            db_file = tmp / "lianzheng.db"
-            shutil.copy(self.db_url.removeprefix("sqlite:///"), db_file)
-            return f"sqlite:///{db_file}"
-        return postgres.database_url(tmp, template=postgres.template_name(self.db_url))
 
 
 def _build_template(backend: ChainBackend, where: Path) -> ChainTemplate:

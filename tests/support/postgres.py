@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.engine import Engine
 
 from chain.devnet import free_port
 
@@ -190,3 +191,30 @@ def database_url(where: Path, *, template: str | None = None) -> str:
 def template_name(url: str) -> str:
     """The database name of a PostgreSQL URL made here (to copy it with `database_url(..., template=...)`)."""
     return url.rsplit("/", 1)[1]
+
+
+def copy_database(url: str, where: Path) -> str:
+    """A private copy of a prepared database nobody is connected to: a file copy into `where` (SQLite), or
+    `CREATE DATABASE ... TEMPLATE` (PostgreSQL). Returns the copy's URL."""
+    if url.startswith("sqlite:///"):
+        where.mkdir(parents=True, exist_ok=True)
+        shutil.copy(url.removeprefix("sqlite:///"), where / "lianzheng.db")
+        return f"sqlite:///{where / 'lianzheng.db'}"
+    return session_cluster().create_database(template=template_name(url))
+
+
+def stored_bytes(engine: Engine) -> bytes:
+    """Every byte the database holds at rest, to look for what must never be stored in plaintext: the SQLite
+    file with its WAL checkpointed, or the data files of the PostgreSQL database after a CHECKPOINT (only
+    this database's: other tests' rows live in the same cluster)."""
+    if engine.dialect.name == "sqlite":
+        path = Path(engine.url.database or "")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+        oid = conn.exec_driver_sql("SELECT oid FROM pg_database WHERE datname = current_database()").scalar()
+        data_dir = conn.exec_driver_sql("SHOW data_directory").scalar()
+    return b"".join(p.read_bytes() for p in sorted(Path(str(data_dir), "base", str(oid)).iterdir()) if p.is_file())
