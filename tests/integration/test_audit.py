@@ -40,6 +40,7 @@ from registry.logs.log import LedgerLogs, ledger_id
 from registry.node import Node
 from registry.store.db import Batch, Certificate, Database
 from tests.conftest import MASTER_KEY, SEEDS, make_api
+from tests.support import postgres
 from tests.support.anvil import make_devnet
 from tests.support.audit import (
     TwoChains,
@@ -243,7 +244,7 @@ def test_a_subchain_reset_that_drops_anchored_blocks_is_found(chains: TwoChains,
     sub = make_devnet(tmp_path)
     try:
         sub.start()
-        node = Node.open(db=Database(f"sqlite:///{tmp_path / 'lianzheng.db'}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+        node = Node.open(db=Database(postgres.database_url(tmp_path)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                          backend=RpcBackend(sub.url), deployment_file=tmp_path / "deployment.json")
         bootstrap(node)
         sub.stop()  # SIGTERM: anvil dumps state.json ...
