@@ -92,7 +92,7 @@ def _build_template(backend: ChainBackend, where: Path) -> ChainTemplate:
     node = Node.open(db=Database(postgres.database_url(where)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                      backend=backend, deployment_file=deployment)
     bootstrap(node)
-    node.db.engine.dispose()  # nobody connected: PostgreSQL copies a template only then
+    node.db.close()  # nobody connected: PostgreSQL copies a template only then
     return ChainTemplate(backend, node.db.url, deployment)
 
 

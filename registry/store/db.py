@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker, synonym
 
+from registry.store.claims import StepClaims
 from registry.store.states import BatchState, CertificateStatus, StepState
 
 
@@ -256,6 +257,23 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._step_claims: StepClaims | None = None
+
+    @property
+    def step_claims(self) -> StepClaims | None:
+        """Claims on outbox steps across processes (`registry.store.leader.StepClaims`) on PostgreSQL; None on
+        SQLite, where one process writes and the outbox's in-process claims suffice."""
+        if self._step_claims is None and self.engine.dialect.name == "postgresql":
+            self._step_claims = StepClaims(self.engine.url)
+        return self._step_claims
+
+    def close(self) -> None:
+        """Close every connection, the step claims' too (a PostgreSQL database is copied only when nobody is
+        connected to it)."""
+        if self._step_claims is not None:
+            self._step_claims.close()
+            self._step_claims = None
+        self.engine.dispose()
 
     def migrate(self) -> None:
         from registry.store.migrations import upgrade

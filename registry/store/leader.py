@@ -160,3 +160,4 @@ class LeaderElection:
             except Exception as exc:
                 log.warning("closing the leader connection failed", error=repr(exc))
             self._conn = None
+

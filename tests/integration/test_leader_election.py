@@ -141,3 +141,28 @@ def test_the_status_route_names_the_leading_process(api: Any) -> None:
     assert body["database"] == api.node.db.engine.dialect.name
     assert (body["pid"], body["leader"], body["writers_running"]) == (os.getpid(), True, True)
     assert body["leader_pid"] == os.getpid() and body["elected_times"] == 1
+
+
+def test_step_claims_hold_across_processes_until_released_or_disconnected(shared_db: Callable[[], Database]) -> None:
+    """Two processes' claims on outbox steps (registry/store/claims.py): a step one holds, the other cannot
+    take, until it is released or its holder's connection dies; kinds of step never collide."""
+    a, b, observer = shared_db(), shared_db(), shared_db()
+    claims_a, claims_b = a.step_claims, b.step_claims
+    assert claims_a is not None and claims_b is not None
+    kind = claims_a.kind("status_changes")
+    assert kind != claims_a.kind("evidence_events")
+    assert claims_a.claim(kind, [1, 2]) == [1, 2]
+    assert claims_b.claim(kind, [2, 3]) == [3]
+    assert claims_b.claim(claims_b.kind("evidence_events"), [1, 2]) == [1, 2]  # another kind of step
+    claims_a.release(kind, [2])
+    assert claims_b.claim(kind, [1, 2]) == [2]
+    with observer.engine.connect() as conn:  # a's process dies: the server ends its backend, and its locks
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE "
+                          "'lianzheng-claims%' AND pid <> pg_backend_pid() AND pid IN (SELECT pid FROM pg_locks "
+                          "WHERE locktype = 'advisory' AND classid = :k AND objid = 1)"), {"k": kind})
+    assert _wait(lambda: claims_b.claim(kind, [1]) == [1], "the dead holder's claim to go", 5) < 5
+    claims_a.release(kind, [1])  # on a dead connection: dropped quietly, a new one is opened when needed
+    assert claims_a.claim(kind, [4]) == [4]
+    a.close()
+    b.close()
+    assert Database("sqlite:///:memory:").step_claims is None  # one writing process: in-process claims suffice

@@ -111,7 +111,7 @@ def build_two_chains(where: Path) -> TwoChains:
         chains.stop()
         raise
     finally:
-        node.db.engine.dispose()
+        node.db.close()  # nobody connected: PostgreSQL copies a template only then
     return chains
 
 
