@@ -212,7 +212,7 @@ class KeyValue(Base):
     """Small persistent state: replay cursors, last sync block, trust-list cache."""
 
     __tablename__ = "kv"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # 0009g: witness keys run to ~150
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
