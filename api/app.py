@@ -28,9 +28,10 @@ from api.routes import (
     usage,
     wallet,
 )
-from api.services import build_services, start_services
+from api.services import BackgroundWriters, build_services
 from api.settings import Settings
 from registry.node import Node
+from registry.store.leader import LeaderElection
 
 ROUTERS: tuple[APIRouter, ...] = (
     system.router, certificates.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
@@ -40,15 +41,20 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastAPI:
     services = build_services(node, settings)
+    writers = BackgroundWriters(services)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        running = start_services(services) if workers else []
+        # Of the API processes sharing the database, the elected one runs the background writers
+        # (registry/store/leader.py); on SQLite the only process leads at once.
+        election = LeaderElection(node.db, on_elected=writers.start, on_deposed=writers.stop)
+        app.state.election = election
+        if workers:
+            election.start()
         try:
             yield
         finally:
-            for s in running:
-                s.stop()
+            election.stop()
 
     app = FastAPI(
         title="链证 Lianzheng",
@@ -61,6 +67,7 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
     app.state.node = node
     app.state.settings = settings
     app.state.services = services
+    app.state.writers = writers
     errors.install(app)
     pages.install(app)  # HTML 404s for browsers, wrapping the JSON handler just installed
     for router in ROUTERS:

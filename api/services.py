@@ -8,6 +8,7 @@ Routes receive them through the `Annotated` dependencies of api/deps.py.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -171,3 +172,29 @@ def start_services(services: Services) -> list[Service]:
     if services.checkpoints is not None:
         running.append(services.checkpoints.start())
     return running
+
+
+class BackgroundWriters:
+    """The background writers of one process (the outbox worker, the chain inbox, the checkpoint gateway),
+    started when the process is elected leader and stopped when it stops leading (registry/store/leader.py):
+    of the API processes sharing one database, exactly one runs them."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._running: list[Service] = []
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._running)
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._running:
+                self._running = start_services(self.services)
+
+    def stop(self) -> None:
+        with self._lock:
+            running, self._running = self._running, []
+        for s in running:
+            s.stop()

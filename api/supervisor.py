@@ -64,6 +64,7 @@ class Child:
     command: Sequence[str]
     env: dict[str, str]
     fields: dict[str, Any] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()  # inherited descriptors (the listening socket of `up --workers N`)
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     delay: float = 0.0
@@ -116,7 +117,7 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _spawn(self, child: Child) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(child.command, env=child.env, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(child.command, env=child.env, stdin=subprocess.DEVNULL, pass_fds=child.pass_fds,
                                 preexec_fn=_die_with_parent(os.getpid()))
 
     def _terminate(self) -> None:

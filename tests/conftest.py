@@ -18,10 +18,43 @@ from chain.backends import ChainBackend, EthTesterBackend, RpcBackend
 from registry.consortium.members import bootstrap
 from registry.node import Node
 from registry.store.db import Database
+from tests.support import postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS = PROJECT_ROOT / "seeds"
 MASTER_KEY = bytes(range(32))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", choices=("sqlite", "postgresql"), default=None,
+                     help="the database every node of the tests uses (default: $LIANZHENG_TEST_DB or sqlite); "
+                     "postgresql starts a cluster of the session's own (tests/support/postgres.py)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--db")
+    if chosen:  # the variable reaches subprocesses and xdist workers too
+        os.environ["LIANZHENG_TEST_DB"] = chosen
+    postgres.selected_database()  # refuses a misspelt LIANZHENG_TEST_DB before any test runs
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    postgres.stop_session_cluster()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> postgres.PostgresCluster:
+    """The session's PostgreSQL cluster (started on first use; fails, never skips, without the binaries)."""
+    try:
+        return postgres.session_cluster()
+    except postgres.PostgresMissing as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def postgres_db(postgres_cluster: postgres.PostgresCluster) -> str:
+    """A fresh, empty PostgreSQL database for one test module: its SQLAlchemy URL."""
+    return postgres_cluster.create_database()
 
 
 @dataclass
@@ -29,7 +62,7 @@ class ChainTemplate:
     """A bootstrapped chain plus the database and deployment file that go with it."""
 
     backend: ChainBackend
-    db_file: Path
+    db_url: str  # a SQLite file, or a PostgreSQL database nobody stays connected to (copied per test)
     deployment_file: Path
     devnet: Any = None
 
@@ -47,23 +80,20 @@ class ChainTemplate:
     def node(self, tmp: Path) -> Node:
         """A node on this chain with its own copy of the template database."""
         tmp.mkdir(parents=True, exist_ok=True)
-        db_file = tmp / "lianzheng.db"
-        shutil.copy(self.db_file, db_file)
         deployment = tmp / "deployment.json"
         shutil.copy(self.deployment_file, deployment)
-        return Node.open(db=Database(f"sqlite:///{db_file}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+        return Node.open(db=Database(postgres.copy_database(self.db_url, tmp)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                          backend=self.backend, deployment_file=deployment)
 
 
 def _build_template(backend: ChainBackend, where: Path) -> ChainTemplate:
     where.mkdir(parents=True, exist_ok=True)
-    db_file = where / "template.db"
     deployment = where / "deployment.json"
-    node = Node.open(db=Database(f"sqlite:///{db_file}"), master_key=MASTER_KEY, seeds_dir=SEEDS, backend=backend,
-                     deployment_file=deployment)
+    node = Node.open(db=Database(postgres.database_url(where)), master_key=MASTER_KEY, seeds_dir=SEEDS,
+                     backend=backend, deployment_file=deployment)
     bootstrap(node)
-    node.db.engine.dispose()
-    return ChainTemplate(backend, db_file, deployment)
+    node.db.close()  # nobody connected: PostgreSQL copies a template only then
+    return ChainTemplate(backend, node.db.url, deployment)
 
 
 @pytest.fixture(scope="session")

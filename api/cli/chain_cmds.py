@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import asdict
@@ -18,11 +19,12 @@ from api.logging import configure_logging
 from api.nodes import hosted_agencies, prepare_node
 from api.private_files import write_private
 from api.runtime import devnet, secure_data_dir
+from api.settings import Settings
 from api.supervisor import Child, DevnetWatchdog, Supervisor
 from api.witnesses import seed_witnesses
 from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
 from registry.consortium.members import ensure_deployment, list_members, resolve, sync_members
-from registry.errors import NotFoundError
+from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_uscc
 
 devnet_app = typer.Typer(no_args_is_help=True, help="The local anvil devnet (persistent state in the data dir).")
@@ -119,7 +121,7 @@ def seed(ctx: typer.Context) -> None:
     console.print(f"{len(node.consortium.members())} members on chain")
 
 
-def _serve(ctx: typer.Context) -> None:
+def _serve(ctx: typer.Context, fd: int | None = None) -> None:
     # lazy import: the HTTP server: only `serve`/`up` load it
     import uvicorn
 
@@ -130,21 +132,47 @@ def _serve(ctx: typer.Context) -> None:
     st = state(ctx)
     configure_logging(st.settings.log_level)  # JSON lines, redacted; uvicorn's loggers go through it too
     app = create_app(st.node(), st.settings)
-    uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
-                log_level=st.settings.log_level)
+    if fd is None:
+        uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
+                    log_level=st.settings.log_level)
+        return
+    # one of `up --workers N`: accept on the socket `up` bound and handed down (the kernel spreads connections)
+    config = uvicorn.Config(app, log_config=None, access_log=False, log_level=st.settings.log_level)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 PortOpt = Annotated[int | None, typer.Option("--port", help="the API's port (default 8000 or LIANZHENG_PORT)")]
 
 
-def serve(ctx: typer.Context, port: PortOpt = None) -> None:
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64, envvar="LIANZHENG_WORKERS",
+                                          help="API processes on the one port (more than 1 needs PostgreSQL)")]
+
+
+def serve(ctx: typer.Context, port: PortOpt = None,
+          fd: Annotated[int | None, typer.Option("--fd", hidden=True, help="serve on this inherited listening "
+                                                 "socket (`up --workers N` passes it)")] = None) -> None:
     """Serve the API and the verifier page (chain and deployment must exist)."""
     if port is not None:
         state(ctx).overrides["port"] = port
-    _serve(ctx)
+    _serve(ctx, fd)
 
 
-def up(ctx: typer.Context, port: PortOpt = None) -> None:
+def _api_children(settings: Settings, env: dict[str, str], workers: int) -> tuple[list[Child], socket.socket | None]:
+    """The API processes: one binding the port itself, or `workers` sharing one listening socket bound here
+    (each a `serve --fd`; the supervisor restarts any that dies on the same socket, so the port never closes
+    and no connection is refused meanwhile). Of several, the one holding the database's advisory lock runs
+    the background writers (registry/store/leader.py). The socket must stay open while `up` runs."""
+    command = [sys.executable, "-m", "api.cli", "serve"]
+    if workers == 1:
+        return [Child("api", command, env)], None
+    listener = socket.create_server((settings.host, settings.port), backlog=2048)
+    listener.set_inheritable(True)
+    fd = listener.fileno()
+    return [Child("api", [*command, "--fd", str(fd)], env, {"worker": i}, pass_fds=(fd,))
+            for i in range(workers)], listener
+
+
+def up(ctx: typer.Context, port: PortOpt = None, workers: WorkersOpt = 1) -> None:
     """Everything `make run` does: start the devnet, deploy once, load seeds, start the witnesses, serve. The
     API and the seed consortium's three witness processes (each with its own keys and data dir under
     <data dir>/witnesses/, its account registered on the Backbone; the gateway asks them with quorum 2) run
@@ -154,6 +182,9 @@ def up(ctx: typer.Context, port: PortOpt = None) -> None:
     st = state(ctx)
     if port is not None:
         st.overrides["port"] = port
+    if workers > 1 and not st.settings.database.startswith("postgresql"):  # before starting anything
+        raise ValidationError(f"--workers {workers} needs a PostgreSQL database (LIANZHENG_DATABASE_URL="
+                              f"postgresql+psycopg://...): SQLite allows one writing process", code="workers_need_postgresql")
     configure_logging(st.settings.log_level)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     secure_data_dir(st.settings)
@@ -170,18 +201,23 @@ def up(ctx: typer.Context, port: PortOpt = None) -> None:
                "LIANZHENG_PORT": str(st.settings.port)}
         if st.settings.rpc_urls:
             env["LIANZHENG_RPC_URLS"] = st.settings.rpc_urls
-        children = []
+        children: list[Child] = []
         witnesses = seed_witnesses(st.settings, node) if st.settings.is_platform and \
             st.settings.checkpoint_interval > 0 and not st.settings.witness_urls else []
         if witnesses:
-            children = [Child("witness", w.command(), w.env(), {"agency": w.agency, "url": w.url}) for w in witnesses]
+            children += [Child("witness", w.command(), w.env(), {"agency": w.agency, "url": w.url}) for w in witnesses]
             env["LIANZHENG_WITNESS_URLS"] = ",".join(w.url for w in witnesses)
             env.setdefault("LIANZHENG_WITNESS_QUORUM", str(min(2, len(witnesses))))
             for w in witnesses:
                 console.print(f"witness {w.agency} on {w.url}  (data dir {w.data_dir})", highlight=False)
+        api_children, listener = _api_children(st.settings, env, workers)
+        children = api_children + children
         node.db.engine.dispose()  # the API process opens its own connections
-        console.print(f"API and verifier page on {st.settings.public_base}  (Ctrl-C stops API, witnesses and devnet)")
-        Supervisor(command=[sys.executable, "-m", "api.cli", "serve"], env=env, children=children).run()
+        console.print(f"API and verifier page on {st.settings.public_base}"
+                      f"{f' ({workers} processes)' if workers > 1 else ''}  (Ctrl-C stops API, witnesses and devnet)")
+        Supervisor(children=children).run()
+        if listener is not None:
+            listener.close()
     except KeyboardInterrupt:
         pass
     finally:

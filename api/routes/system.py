@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api.deps import NodeDep
 from api.schemas import PUBLIC_ERRORS
 from registry.consortium.members import MemberView, list_members, resolve
+from registry.store.leader import current_leader
 
 router = APIRouter()
 
@@ -31,6 +34,19 @@ class MemberPublic(BaseModel):
 class MembersPublic(BaseModel):
     count: int
     members: list[MemberPublic]
+
+
+class LeaderPublic(BaseModel):
+    """Which API process runs the background writers (outbox worker, chain inbox, checkpoint gateway)."""
+
+    database: str  # sqlite | postgresql
+    pid: int  # the process that answered
+    host: str
+    leader: bool  # this process leads
+    writers_running: bool  # its background writers run (the leader's, after its start)
+    leader_pid: int | None  # the leading process as the database server sees it (None: an election is under way)
+    leader_host: str | None
+    elected_times: int  # how often this process became leader
 
 
 class Resolution(BaseModel):
@@ -54,6 +70,17 @@ def healthz(node: NodeDep) -> dict[str, Any]:
     deployment = node.deployment.to_json() if node.deployment else None
     status = "ok" if chain["reachable"] and deployment else "degraded"
     return {"status": status, "chain": chain, "deployment": deployment}
+
+
+@router.get("/api/v1/system/leader", tags=["system"], responses=PUBLIC_ERRORS)
+async def leader(request: Request, node: NodeDep) -> LeaderPublic:
+    """Which of the node's API processes leads: elected through a PostgreSQL advisory lock, it alone runs the
+    outbox worker, the chain inbox and the checkpoint gateway; on SQLite the only process leads."""
+    election = request.app.state.election
+    info = await run_in_threadpool(current_leader, node.db)
+    return LeaderPublic(database=node.db.engine.dialect.name, pid=os.getpid(), host=socket.gethostname(),
+                        leader=election.is_leader, writers_running=request.app.state.writers.running,
+                        leader_pid=info.pid, leader_host=info.host, elected_times=election.elected_times)
 
 
 @router.get("/api/v1/members", tags=["consortium"], responses=PUBLIC_ERRORS)

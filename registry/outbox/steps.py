@@ -48,6 +48,7 @@ from registry.consortium.members import translate_revert
 from registry.crypto.hashing import hex0x
 from registry.errors import ChainUnavailableError, RegistryError
 from registry.node import Node
+from registry.store.claims import StepClaims
 from registry.store.db import utcnow
 from registry.store.states import StepState
 
@@ -157,11 +158,32 @@ class StepLedger(ABC):
         with self._inflight_lock:
             got = [i for i in ids if i not in self._inflight]
             self._inflight.update(got)
-            return got
+        claims = self.node.db.step_claims  # PostgreSQL: other API processes may hold some of them
+        if claims is not None and got:
+            try:
+                held = set(claims.claim(self._claim_kind, got))
+            except BaseException:
+                self._release_local(got)
+                raise
+            if len(held) < len(got):
+                self._release_local([i for i in got if i not in held])
+                got = [i for i in got if i in held]
+        return got
 
     def _release(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        claims = self.node.db.step_claims
+        if claims is not None and ids:
+            claims.release(self._claim_kind, ids)
+        self._release_local(ids)
+
+    def _release_local(self, ids: Iterable[int]) -> None:
         with self._inflight_lock:
             self._inflight.difference_update(ids)
+
+    @property
+    def _claim_kind(self) -> int:
+        return StepClaims.kind(self.step_model.__tablename__)
 
     @contextmanager
     def _claimed(self, ids: Sequence[int], *, already: bool) -> Iterator[list[int]]:

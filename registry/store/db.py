@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker, synonym
 
+from registry.store.claims import StepClaims
 from registry.store.states import BatchState, CertificateStatus, StepState
 
 
@@ -195,6 +196,9 @@ class StatusChange(Base, AnchoredStep):
     new_identifier: Mapped[str | None] = mapped_column(String(120), nullable=True)
     actor_uscc: Mapped[str] = mapped_column(String(18))
     state: Mapped[str] = mapped_column(String(12), default=StepState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # added by 0004 to filled tables
+
+    __table_args__ = (Index("ix_status_changes_open", "state", "id"),)  # 0004: the outbox's scan
 
 
 class Serial(Base):
@@ -210,7 +214,7 @@ class KeyValue(Base):
     """Small persistent state: replay cursors, last sync block, trust-list cache."""
 
     __tablename__ = "kv"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # 0009g: witness keys run to ~150
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -255,6 +259,23 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._step_claims: StepClaims | None = None
+
+    @property
+    def step_claims(self) -> StepClaims | None:
+        """Claims on outbox steps across processes (`registry.store.leader.StepClaims`) on PostgreSQL; None on
+        SQLite, where one process writes and the outbox's in-process claims suffice."""
+        if self._step_claims is None and self.engine.dialect.name == "postgresql":
+            self._step_claims = StepClaims(self.engine.url)
+        return self._step_claims
+
+    def close(self) -> None:
+        """Close every connection, the step claims' too (a PostgreSQL database is copied only when nobody is
+        connected to it)."""
+        if self._step_claims is not None:
+            self._step_claims.close()
+            self._step_claims = None
+        self.engine.dispose()
 
     def migrate(self) -> None:
         from registry.store.migrations import upgrade

@@ -40,6 +40,7 @@ from registry.logs.log import LedgerLogs, ledger_id
 from registry.node import Node
 from registry.store.db import Batch, Certificate, Database
 from tests.conftest import MASTER_KEY, SEEDS, make_api
+from tests.support import postgres
 from tests.support.anvil import make_devnet
 from tests.support.audit import (
     TwoChains,
@@ -244,7 +245,7 @@ def test_a_subchain_reset_that_drops_anchored_blocks_is_found(chains: TwoChains,
     sub = make_devnet(tmp_path)
     try:
         sub.start()
-        node = Node.open(db=Database(f"sqlite:///{tmp_path / 'lianzheng.db'}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+        node = Node.open(db=Database(postgres.database_url(tmp_path)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                          backend=RpcBackend(sub.url), deployment_file=tmp_path / "deployment.json")
         bootstrap(node)
         sub.stop()  # SIGTERM: anvil dumps state.json ...
@@ -307,9 +308,10 @@ def test_resume_reads_only_new_blocks_and_still_compares_everything(chains: TwoC
         assert window.data["partial"] and window.counts["batches"] == 1 and window.findings == []
 
 
-def _cli(data_dir: Path, chains: TwoChains, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LIANZHENG_DATA_DIR": str(data_dir), "LIANZHENG_RPC_URLS": chains.sub.url,
-           "LIANZHENG_MAIN_RPC_URLS": chains.main.url, "LIANZHENG_ENV": "test"}
+def _cli(node: Node, chains: TwoChains, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on `node`'s data dir and database (a SQLite file there, or its PostgreSQL database)."""
+    env = {**os.environ, "LIANZHENG_DATA_DIR": str(node.deployment_file.parent), "LIANZHENG_RPC_URLS": chains.sub.url,
+           "LIANZHENG_MAIN_RPC_URLS": chains.main.url, "LIANZHENG_ENV": "test", "LIANZHENG_DATABASE_URL": node.db.url}
     return subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -317,11 +319,11 @@ def test_the_audit_cli_prints_json_and_html_and_exits_non_zero_on_findings(chain
     with chains.node(tmp_path / "data") as (node, link):
         (tmp_path / "data" / "master.key").write_text(MASTER_KEY.hex())
         ids = issue(node, 3, seed=20)
-        p = _cli(tmp_path / "data", chains, "audit", "checkpoint", "--json")
+        p = _cli(node, chains, "audit", "checkpoint", "--json")
         assert p.returncode == 0, p.stderr
         assert [c["ledger"] for c in json.loads(p.stdout)["checkpoints"]] == ["certificates"]
         html = tmp_path / "report.html"
-        p = _cli(tmp_path / "data", chains, "audit", "replay", "--json", "--html", str(html))
+        p = _cli(node, chains, "audit", "replay", "--json", "--html", str(html))
         assert p.returncode == 0, p.stderr
         body = json.loads(p.stdout)
         assert body["findings"] == [] and body["counts"]["findings"] == 0 and body["signed_by"]["uscc"] == JUSTICE
@@ -329,19 +331,19 @@ def test_the_audit_cli_prints_json_and_html_and_exits_non_zero_on_findings(chain
         assert "审计通过" in html.read_text(encoding="utf-8")
         report_file = tmp_path / "report.json"
         report_file.write_text(p.stdout, encoding="utf-8")
-        assert _cli(tmp_path / "data", chains, "audit", "verify-report", str(report_file)).returncode == 0
+        assert _cli(node, chains, "audit", "verify-report", str(report_file)).returncode == 0
         report_file.write_text(p.stdout.replace('"findings": 0', '"findings": 1', 1), encoding="utf-8")
-        assert _cli(tmp_path / "data", chains, "audit", "verify-report", str(report_file)).returncode == 1
+        assert _cli(node, chains, "audit", "verify-report", str(report_file)).returncode == 1
 
         with node.db.session() as s:
             s.execute(delete(Certificate).where(Certificate.identifier == ids[1]))
-        p = _cli(tmp_path / "data", chains, "audit", "replay", "--json", "--resume", "--no-sign")
+        p = _cli(node, chains, "audit", "replay", "--json", "--resume", "--no-sign")
         assert p.returncode == 1, p.stderr
         assert [f["kind"] for f in json.loads(p.stdout)["findings"]] == ["db_row_missing"]
-        p = _cli(tmp_path / "data", chains, "audit", "replay")
+        p = _cli(node, chains, "audit", "replay")
         assert p.returncode == 1 and "db_row_missing" in p.stdout
 
-        p = _cli(tmp_path / "data", chains, "audit", "backbone", "--json")
+        p = _cli(node, chains, "audit", "backbone", "--json")
         assert p.returncode == 0, p.stderr
         tree = json.loads(p.stdout)
         assert tree["backbone_node"]["name"] == "哈尔滨骨干节点" and tree["subchain"]["chain_id"] == 1337

@@ -6,21 +6,21 @@ audit under its own finding kind.
 
 The columns come from the ORM models: a table or column nobody classified fails the first test, so a new
 column is never silently left out of the audit. Columns that are purely local are listed with the reason.
-The chain is replayed once; each edit is compared against that replay (`Auditor.report`), with the database
-restored from a file copy in between.
+The chain is replayed once; each edit is compared against that replay (`Auditor.report`), and undone (the
+old value written back) before the next. Through SQLAlchemy Core, so it runs on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Boolean, Integer, LargeBinary
+from sqlalchemy import JSON, Boolean, Integer, LargeBinary, Table, select, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.schema import Column
 
 import registry.store.audit_models  # noqa: F401  (registers the tables with Base.metadata)
@@ -202,18 +202,18 @@ def _is_hex(text: str) -> bool:
 def _tamper(column: Column[Any], old: Any) -> Any:
     """A different value of the column's type."""
     if isinstance(column.type, Boolean):
-        return 0 if old else 1
+        return not old
     if isinstance(column.type, Integer):  # BigInteger too
         return (old or 0) + 1
     if isinstance(column.type, LargeBinary):
         return bytes([old[0] ^ 1]) + old[1:] if old else b"\x01" * 32
     if isinstance(column.type, JSON):
-        value = json.loads(old) if old else None
+        value = json.loads(old) if isinstance(old, str) else old
         if isinstance(value, list):
-            return json.dumps([*value, "0x" + "11" * 20])
+            return [*value, "0x" + "11" * 20]
         if isinstance(value, dict) and value:
-            return json.dumps({k: _tamper_scalar(v) for k, v in value.items()})
-        return json.dumps({"tampered": "改"})
+            return {k: _tamper_scalar(v) for k, v in value.items()}
+        return {"tampered": "改"}
     return _tamper_scalar(old)
 
 
@@ -267,12 +267,38 @@ def _history(node: Any) -> None:
     evidence.seal(POLICE, "黑公(哈)行罚决字〔2026〕001号")
 
 
-def _pick(db: sqlite3.Connection, table: str, column: str) -> tuple[int, Any]:
-    where = ROW.get((table, column))
-    q = f'SELECT rowid, "{column}" FROM "{table}"' + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
-    rows = db.execute(q).fetchall()
-    assert rows, f"the history has no {table} row to edit ({where or 'any'})"
-    return next(((rid, v) for rid, v in rows if v is not None), rows[0])
+def _pick(db: Connection, table: Table, column: str) -> tuple[dict[str, Any], Any]:
+    """The primary key and value of the row to edit: the first with a value (by key), else the first."""
+    where = ROW.get((table.name, column))
+    key = list(table.primary_key.columns)
+    q = select(*key, table.c[column]).order_by(*key)
+    rows = db.execute(q.where(text(where)) if where else q).all()
+    assert rows, f"the history has no {table.name} row to edit ({where or 'any'})"
+    row = next((r for r in rows if r[-1] is not None), rows[0])
+    return {c.name: v for c, v in zip(key, row[:-1], strict=True)}, row[-1]
+
+
+@contextmanager
+def _tampering(engine: Engine) -> Iterator[Connection]:
+    """A unit of work that may break foreign keys, as a tamperer editing the database can: SQLite's
+    foreign_keys pragma off, PostgreSQL's triggers (which check them) off for the session (superuser)."""
+    off, on = (("PRAGMA foreign_keys=OFF", "PRAGMA foreign_keys=ON") if engine.dialect.name == "sqlite" else
+               ("SET session_replication_role = replica", "SET session_replication_role = DEFAULT"))
+    with engine.connect() as db:
+        db.exec_driver_sql(off)  # outside a transaction: SQLite ignores the pragma inside one
+        db.commit()
+        try:
+            yield db
+            db.commit()
+        finally:
+            db.rollback()
+            db.exec_driver_sql(on)
+            db.commit()
+
+
+def _set(db: Connection, table: Table, key: dict[str, Any], column: str, value: Any) -> None:
+    done = db.execute(update(table).where(*(table.c[k] == v for k, v in key.items())).values({column: value}))
+    assert done.rowcount == 1, (table.name, key, column)
 
 
 def test_every_chain_derived_column_edited_is_found_by_its_own_kind(chains: TwoChains, tmp_path: Path) -> None:
@@ -286,33 +312,24 @@ def test_every_chain_derived_column_edited_is_found_by_its_own_kind(chains: TwoC
         c = baseline.counts
         assert (c["certificates_revoked"], c["certificates_suspended"], c["certificates_superseded"]) == (1, 1, 1)
 
-        db_file = Path(node.db.engine.url.database or "")
-        node.db.engine.dispose()
-        with sqlite3.connect(db_file) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        pristine = tmp_path / "pristine.db"
-        shutil.copy(db_file, pristine)
         tables = {t.name: t for t in Base.metadata.sorted_tables}
-
         missed, edited = [], 0
         for table, columns in EXPECTED.items():
             for column, kind in columns.items():
-                node.db.engine.dispose()
-                db = sqlite3.connect(db_file)
-                try:
-                    with sqlite3.connect(pristine) as src:  # restore the untouched database (WAL-safe)
-                        src.backup(db)
-                    rowid, old = _pick(db, table, column)
-                    new = VALUE.get((table, column), _tamper(tables[table].columns[column], old))
+                t = tables[table]
+                with _tampering(node.db.engine) as db:
+                    key, old = _pick(db, t, column)
+                    new = VALUE.get((table, column), _tamper(t.columns[column], old))
                     assert new != old, (table, column)
-                    db.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (new, rowid))
-                    db.commit()
-                finally:
-                    db.close()
+                    _set(db, t, key, column, new)
                 edited += 1
                 report = auditor.report(replayed)
                 kinds = {f["kind"] for f in report.findings}
                 if kind not in kinds:
                     missed.append(f"{table}.{column} ({old!r} -> {new!r}): expected {kind}, found {sorted(kinds)}")
+                edited_key = {**key, column: new} if column in key else key
+                with _tampering(node.db.engine) as db:  # undo: the next edit starts from the untouched history
+                    _set(db, t, edited_key, column, old)
+        assert auditor.report(replayed).findings == []  # every edit was undone
         assert edited == sum(len(v) for v in EXPECTED.values())
         assert not missed, "edits the audit did not report by their kind:\n" + "\n".join(missed)

@@ -20,6 +20,7 @@ from registry.node import Node
 from tests.conftest import make_api
 from tests.support.audit import issue
 from tests.support.c2sp_verifier import independent_verify
+from tests.support.postgres import stored_bytes
 
 pytestmark = pytest.mark.anvil
 
@@ -64,8 +65,6 @@ def test_a_single_node_serves_checkpoints_cosigned_in_process(anvil_node: Node, 
 def test_note_keys_are_encrypted_at_rest(anvil_node: Node) -> None:
     keys = NoteKeys(anvil_node)
     key = keys.key(gateway_uscc(anvil_node), SignatureType.ED25519, "lianzheng.hl.gov.cn/1/certificates")
-    db_file = Path(anvil_node.db.engine.url.database or "")
-    anvil_node.db.engine.dispose()  # checkpoint the WAL into the file we scan
-    raw = db_file.read_bytes() + b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "-wal"))
+    raw = stored_bytes(anvil_node.db.engine)
     assert key.verifier.public_key in raw and key.seed not in raw
     assert NoteKeys(anvil_node).key(gateway_uscc(anvil_node), SignatureType.ED25519, key.name) == key

@@ -8,14 +8,12 @@ certificate issued on A verifies on B with its seal checked there (the sealed si
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.devtools.samples import sample_values
 from api.stack import LocalStack
@@ -27,6 +25,7 @@ from registry.outbox.inbox import ChainInbox
 from registry.store.db import Certificate
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
 from registry.store.seal_models import SealedSignature, SealRow
+from tests.support import postgres
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode, wait_for
 from tests.support.seals import CITY_MARKET, create_seal, seal_png, swap_sealed_image
@@ -40,7 +39,8 @@ PAYLOAD = b"SCJG-001 enterprise registration rows" * 40
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, AgencyNode]]:
     where = tmp_path_factory.mktemp("two-nodes")
-    with LocalStack(where / "a", checkpoint_interval=0) as a, AgencyNode(where / "b", a) as b:
+    with LocalStack(where / "a", checkpoint_interval=0, database_url=postgres.database_url(where / "a")) as a, \
+            AgencyNode(where / "b", a) as b:
         yield a, b
 
 
@@ -161,9 +161,8 @@ def test_node_b_holds_no_key_of_node_a_and_both_audits_are_clean(nodes: tuple[Lo
     a, b = nodes
     assert {k.uscc for k in b.node.keys.held_keys()} == {b.uscc}
     assert not a.node.keys.has_signing_key(b.uscc)
-    db_file = Path(b.settings.database.removeprefix("sqlite:///"))
-    with sqlite3.connect(db_file) as db:  # the key table itself, not only what the key store reports
-        rows = db.execute("SELECT uscc, address FROM agency_keys").fetchall()
+    with b.node.db.engine.connect() as db:  # the key table itself, not only what the key store reports
+        rows = [tuple(r) for r in db.execute(text("SELECT uscc, address FROM agency_keys"))]
     assert rows == [(b.uscc, b.account)]
     seed_accounts = {a.node.keys.signing_account(m.uscc).address.lower() for m in a.node.seeds.members}
     assert not seed_accounts & {addr.lower() for _, addr in rows}

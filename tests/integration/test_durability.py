@@ -15,6 +15,7 @@ from chain.artifacts import load_artifact
 from chain.logs import LogReader
 from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
 from registry.store.db import Certificate
+from tests.support import postgres
 from tests.support.anvil import make_devnet
 
 pytestmark = pytest.mark.anvil
@@ -37,7 +38,8 @@ def test_killing_anvil_mid_issue_loses_nothing_and_anchors_each_document_once(tm
 
 
 def _kill_mid_issue(devnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with LocalStack(tmp_path / "data", devnet=devnet, batch_size=500, batch_max_age=0.1) as stack:
+    with LocalStack(tmp_path / "data", devnet=devnet, batch_size=500, batch_max_age=0.1,
+                    database_url=postgres.database_url(tmp_path / "data")) as stack:
         node = stack.node
         ct = node.seeds.certificate_types[0]
         issuer = node.seeds.member(ct.issuers[0])

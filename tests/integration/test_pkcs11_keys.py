@@ -17,6 +17,7 @@ from registry.consortium.key_backends.base import SECP256K1_N
 from registry.consortium.keys import KeyStore
 from registry.crypto.signing import SignatureScheme, recover
 from registry.store.db import AgencyKey, Database
+from tests.support import postgres
 from tests.support.softhsm import SPARE_LABEL, shared_backend
 
 USCC = "11230000MB0000001X"
@@ -29,7 +30,7 @@ def token() -> Pkcs11Backend:
 
 @pytest.fixture
 def store(token: Pkcs11Backend, tmp_path: Path) -> KeyStore:
-    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    db = Database(postgres.database_url(tmp_path))
     db.migrate()
     return KeyStore(db, master_key=bytes(range(32)), token=token, default_backend=KeyBackendKind.PKCS11)
 

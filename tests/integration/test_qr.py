@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +31,7 @@ from registry.seeds import load_seeds
 from registry.store.db import Certificate
 from tests.conftest import SEEDS, Api
 from tests.support.photos import photograph
+from tests.support.postgres import stored_bytes
 
 STATES = ("valid", "revoked", "suspended", "expired", "tampered")
 NOT_OURS = "Not a Lianzheng certificate QR code"
@@ -278,11 +278,7 @@ def test_the_server_stores_only_ciphertext_of_a_by_reference_document(api: Api, 
     assert json.loads(plain)["fields"]["持证主体"]["value"] == secrets[0]  # the QR's key, and only it, opens it
     with pytest.raises(ProofError):
         envelope.open_(columns["blob"], bytes(32), aad=envelope.aad_for(cert["identifier"]))
-    db_file = Path(api.node.db.engine.url.database or "")
-    api.node.db.engine.dispose()
-    with sqlite3.connect(db_file) as con:
-        con.execute("PRAGMA wal_checkpoint(FULL)")
-    stored = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+    stored = stored_bytes(api.node.db.engine)
     for secret in secrets:
         for encoding in ("utf-8", "gb18030", "utf-16-le"):
             assert secret.encode(encoding) not in stored, secret

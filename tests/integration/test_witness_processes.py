@@ -225,7 +225,8 @@ def test_witness_init_and_register_from_the_command_line(anvil_node: Node, tmp_p
 
     # on the Backbone owner's node (the gateway's data dir): register, list, and refuse a non-witness agency
     owner_env = dict(env, LIANZHENG_DATA_DIR=str(node.deployment_file.parent), LIANZHENG_MASTER_KEY=MASTER_KEY.hex(),
-                     LIANZHENG_RPC_URLS=node.backend.urls[0])  # type: ignore[attr-defined]
+                     LIANZHENG_RPC_URLS=node.backend.urls[0],  # type: ignore[attr-defined]
+                     LIANZHENG_DATABASE_URL=node.db.url)
     reg = _cli("witness", "register", "--agency", justice, "--account", identity["account"], "--json", env=owner_env)
     assert reg.returncode == 0, reg.stderr
     assert json.loads(reg.stdout)["changed"] is True

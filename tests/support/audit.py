@@ -45,6 +45,7 @@ from registry.node import Node
 from registry.outbox.worker import OutboxWorker
 from registry.store.db import Database
 from tests.conftest import MASTER_KEY, SEEDS
+from tests.support import postgres
 from tests.support.anvil import make_devnet
 from tests.support.usage import record_usages
 
@@ -58,6 +59,7 @@ class TwoChains:
     sub_backend: RpcBackend
     main_backend: RpcBackend
     where: Path
+    db_url: str  # the bootstrapped database, copied for each node (tests/support/postgres.py)
 
     def _snapshot(self) -> tuple[Any, Any]:
         return self.sub_backend.raw("evm_snapshot", []), self.main_backend.raw("evm_snapshot", [])
@@ -69,9 +71,9 @@ class TwoChains:
     def open_node(self, tmp: Path) -> Node:
         """A node on the sub-chain with its own copy of the template database, deployment and backbone.json."""
         tmp.mkdir(parents=True, exist_ok=True)
-        for name in ("lianzheng.db", "deployment.json", "backbone.json"):
+        for name in ("deployment.json", "backbone.json"):
             shutil.copy(self.where / name, tmp / name)
-        return Node.open(db=Database(f"sqlite:///{tmp / 'lianzheng.db'}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+        return Node.open(db=Database(postgres.copy_database(self.db_url, tmp)), master_key=MASTER_KEY, seeds_dir=SEEDS,
                          backend=self.sub_backend, deployment_file=tmp / "deployment.json")
 
     @contextmanager
@@ -99,8 +101,8 @@ def build_two_chains(where: Path) -> TwoChains:
     main = make_devnet(where, chain_id=MAIN_CHAIN_ID)
     sub.start()
     main.start()
-    chains = TwoChains(sub, main, RpcBackend(sub.url), RpcBackend(main.url), where)
-    node = Node.open(db=Database(f"sqlite:///{where / 'lianzheng.db'}"), master_key=MASTER_KEY, seeds_dir=SEEDS,
+    chains = TwoChains(sub, main, RpcBackend(sub.url), RpcBackend(main.url), where, postgres.database_url(where))
+    node = Node.open(db=Database(chains.db_url), master_key=MASTER_KEY, seeds_dir=SEEDS,
                      backend=chains.sub_backend, deployment_file=where / "deployment.json")
     try:
         bootstrap(node)
@@ -110,7 +112,7 @@ def build_two_chains(where: Path) -> TwoChains:
         chains.stop()
         raise
     finally:
-        node.db.engine.dispose()
+        node.db.close()  # nobody connected: PostgreSQL copies a template only then
     return chains
 
 

@@ -29,6 +29,7 @@ from chain.contracts import Action, ConsortiumClient, Role
 from chain.devnet import free_port
 from registry.consortium.members import sync_members
 from registry.node import Node
+from tests.support import postgres
 
 NEW_AGENCY = "91230100MA1CXQ2T7L"  # a well-formed USCC of no seed member
 DEV_FUNDS = 10**21
@@ -59,6 +60,7 @@ class AgencyNode:
         self.roles = roles
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        settings.setdefault("database_url", postgres.database_url(data_dir))  # SQLite, or PostgreSQL (--db)
         self.settings = Settings(data_dir=data_dir, port=self.port, env="test", rpc_urls=stack.devnet.url,
                                  checkpoint_interval=0, **settings)
         self.server: uvicorn.Server | None = None
