@@ -66,6 +66,7 @@ from registry.certificates.fields import (
     derive_salt,
     leaf_entry,
     path_key,
+    salt_deriver,
 )
 from registry.crypto import merkle
 from registry.crypto.hashing import to_hex
@@ -136,6 +137,20 @@ class Document:
         (`derive_salt`). With ``salts``, those fields use them, the others random salts, and there is no seed.
         """
         cid, norm = validated_values(cert_type, values, identifier)
+        return cls.from_validated(cert_type, cid, norm, salts=salts, rng=rng)
+
+    @classmethod
+    def from_validated(
+        cls,
+        cert_type: CertificateType,
+        cid: CertificateId,
+        norm: Mapping[str, JsonValue],
+        *,
+        salts: Mapping[str, bytes | str] | None = None,
+        rng: Any = secrets,
+    ) -> Document:
+        """The document of values `validated_values` returned (``create`` is both steps; the issuing
+        service times them apart)."""
         specs = field_specs(cert_type)
         salts = dict(salts or {})
         extra = sorted(set(salts) - set(specs), key=path_key)
@@ -143,18 +158,23 @@ class Document:
             raise invalid(f"salt given for unknown field {extra[0]!r}", extra[0], code="unknown_field")
         draw = getattr(rng, "token_bytes", None) or rng.randbytes
         seed = None if salts else draw(SALT_SEED_SIZE)
+        derive = salt_deriver(seed) if seed is not None else None
         fields: dict[str, DisclosedField] = {}
+        entries: list[bytes] = []
+        # One pass in tree order: each leaf entry is made once and hashed once per algorithm, and the document
+        # is built once with its digests (the hot path of issuing: thousands of documents per request).
         for name in sorted(specs, key=path_key):
             salt = salts.get(name)
             if salt is not None:
                 salt_raw = salt_bytes(salt, name)
             else:
-                salt_raw = derive_salt(seed, name) if seed is not None else draw(SALT_SIZE)
-            fields[name] = DisclosedField(salt=salt_raw, value=norm[name])
-        doc = cls(identifier=str(cid), type_code=cert_type.code, fields=fields, hidden={},
-                  digest_sha256=b"", digest_sm3=b"", salt_seed=seed)
-        d256, dsm3 = doc.compute_digests()
-        return dataclasses.replace(doc, digest_sha256=d256, digest_sm3=dsm3)
+                salt_raw = derive(name) if derive is not None else draw(SALT_SIZE)
+            value = norm[name]
+            fields[name] = DisclosedField(salt=salt_raw, value=value)
+            entries.append(leaf_entry(name, salt_raw, value))
+        return cls(identifier=str(cid), type_code=cert_type.code, fields=fields, hidden={},
+                   digest_sha256=merkle.merkle_root(entries),
+                   digest_sm3=merkle.merkle_root(entries, algorithm="sm3"), salt_seed=seed)
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any] | str | bytes) -> Document:
@@ -249,8 +269,9 @@ class Document:
         """One message per field whose salt does not derive from ``salt_seed`` (empty without a seed)."""
         if self.salt_seed is None:
             return []
+        derive = salt_deriver(self.salt_seed)
         return [f"field {p}: salt does not derive from salt_seed" for p, f in self.fields.items()
-                if f.salt != derive_salt(self.salt_seed, p)]
+                if f.salt != derive(p)]
 
     # --- disclosure and anchoring ---------------------------------------------------------------------
 

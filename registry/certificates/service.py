@@ -31,6 +31,7 @@ from registry.certificates import building, idempotency
 from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.idempotency import IdempotencyKey
+from registry.certificates.timing import StageTimer
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -76,6 +77,7 @@ class IssuedCertificate:
 class IssueResult:
     certificates: list[IssuedCertificate]
     key_replayed: bool  # the first answer to this Idempotency-Key, replayed
+    timer: StageTimer = field(default_factory=StageTimer)  # seconds per stage (registry/certificates/timing.py)
 
 
 
@@ -135,10 +137,11 @@ class CertificateService:
         return cert_type
 
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
-                        *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
+                        *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
+                        timer: StageTimer | None = None) -> list[Document]:
         """Validate and build every document (registry/certificates/building.py)."""
         return building.build_documents(self.node, agency, self._check_issuer(agency, type_code), values_list,
-                                        first_serial=first_serial, version=version, serials=serials)
+                                        first_serial=first_serial, version=version, serials=serials, timer=timer)
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0, seal: str | None = None) -> list[IssuedCertificate]:
@@ -161,6 +164,8 @@ class CertificateService:
             raise ValidationError("sealing is not available on this node", code="sealing_unavailable")
         sealing = self.sealer.prepare(agency, seal) if seal is not None and self.sealer is not None else None
         n = len(values_list)
+        timer = StageTimer()
+        started = time.perf_counter()
         mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
         with self.node.db.session() as s:
             # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
@@ -181,14 +186,15 @@ class CertificateService:
                     return IssueResult([self._current(i) for i in replayed], key_replayed=True)
             last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
             assert last is not None  # reserved above in this transaction
-            docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1)
+            docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1, timer=timer)
             numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
             fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
-            issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+            with timer.stage("seal"):
+                issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+                if sealing is not None and fresh and self.sealer is not None:
+                    self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
             if rows:
                 s.execute(insert(Certificate), rows)
-            if sealing is not None and fresh and self.sealer is not None:
-                self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
             by_index = iter(issued_fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(docs))]
@@ -196,8 +202,11 @@ class CertificateService:
                 i: c.identifier for i, c in enumerate(issued) if not c.replayed})
             if idempotency_key is not None:
                 idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
+        # what is not validating, building or sealing is storing: the serials, the numbers' MACs and lookup,
+        # the insert and the commit
+        timer.add("store", time.perf_counter() - started - sum(timer.seconds.values()))
         self._after_insert(issued_fresh, wait=wait, timeout=timeout)
-        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False)
+        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False, timer=timer)
 
     def _replayed(self, s: Any, identifier: str) -> IssuedCertificate:
         status = s.scalar(select(Certificate.status).where(Certificate.identifier == identifier))
