@@ -185,7 +185,7 @@ def index_footprint(index: Any, *, certificates: int = 10_000_000, batch_size: i
 
 
 def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
-               data_dir: Path, processes: int = 2) -> list[dict[str, Any]]:
+               data_dir: Path, processes: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
 
