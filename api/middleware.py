@@ -73,6 +73,7 @@ class RequestContext:
         request_id = request_id_of(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["started_at"] = started_at  # routes that time their stages count parsing from here
         status: int | None = None
 
         async def send_with_id(message: Any) -> None:

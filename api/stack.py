@@ -79,7 +79,7 @@ class LocalStack:
         with open(self.log_file, "ab") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,
                                           stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine (2 cores, many test runs) imports slowly
         while True:
             if self._proc.poll() is not None:
                 err = self.log_file.read_bytes()[-2000:].decode(errors="replace")

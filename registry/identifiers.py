@@ -92,6 +92,16 @@ def _validate_uscc(text: str) -> str:
         ) from None
 
 
+@functools.lru_cache(maxsize=4096)  # stdnum's clean() is slow; identifiers name the same few agencies
+def _compact_uscc(text: str) -> str:
+    return str(_uscc.compact(text))
+
+
+@functools.lru_cache(maxsize=16384)  # an identifier is built, printed and parsed several times while issuing
+def _check_character(body: str) -> str:
+    return str(mod_37_36.calc_check_digit(body))
+
+
 def _uscc_format_problem(number: str) -> str:
     for pos, ch in enumerate(number, start=1):
         if pos <= 8 and not ch.isdigit():
@@ -172,7 +182,7 @@ class CertificateId:
             validate_uscc(self.issuer_uscc)
         except ValidationError as exc:
             raise _invalid_id(f"颁发机构代码: {exc.message}", "issuer_uscc") from None
-        if not isinstance(self.issuer_uscc, str) or self.issuer_uscc != _uscc.compact(self.issuer_uscc):
+        if not isinstance(self.issuer_uscc, str) or self.issuer_uscc != _compact_uscc(self.issuer_uscc):
             raise _invalid_id(f"颁发机构代码 must be a compact USCC, got {self.issuer_uscc!r}", "issuer_uscc")
         if not isinstance(self.serial, str) or not _SERIAL.fullmatch(self.serial):
             raise _invalid_id(f"流水号 must be 1-20 characters of 0-9 A-Z, got {self.serial!r}", "serial")
@@ -188,7 +198,7 @@ class CertificateId:
             serial = f"{serial:0{_SERIAL_WIDTH}d}"
         if not isinstance(serial, str):
             raise _invalid_id(f"流水号 must be an integer or a string, got {type(serial).__name__}", "serial")
-        issuer = _uscc.compact(issuer_uscc) if isinstance(issuer_uscc, str) else issuer_uscc
+        issuer = _compact_uscc(issuer_uscc) if isinstance(issuer_uscc, str) else issuer_uscc
         return cls(type_code=type_code, issuer_uscc=issuer, serial=serial, version=version)
 
     @classmethod
@@ -196,6 +206,10 @@ class CertificateId:
         """Parse and check an identifier, saying exactly which part is wrong."""
         if not isinstance(text, str):
             raise _invalid_id(f"certificate identifier must be a string, got {type(text).__name__}", "text")
+        return _parse_certificate_id(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> CertificateId:
         text = text.strip()
         if not text.startswith(CERTIFICATE_OID_PREFIX + "."):
             raise _invalid_id(
@@ -222,7 +236,7 @@ class CertificateId:
 
     @property
     def check_character(self) -> str:
-        return mod_37_36.calc_check_digit(self.type_code + self.issuer_uscc + self.serial + f"{self.version:03d}")
+        return _check_character(self.type_code + self.issuer_uscc + self.serial + f"{self.version:03d}")
 
     @property
     def authority_uscc(self) -> str:
@@ -296,3 +310,8 @@ def _normalise_address(value: str) -> str:
     if body != body.lower() and body != body.upper() and not is_checksum_address("0x" + body):
         raise ValidationError(f"account address {value} fails its EIP-55 checksum", code="invalid_address")
     return to_checksum_address("0x" + body)
+
+
+@functools.lru_cache(maxsize=16384)  # a value object: issuing and verifying parse one identifier several times
+def _parse_certificate_id(text: str) -> CertificateId:
+    return CertificateId._parse(text)

@@ -1,16 +1,35 @@
 """`lianzheng bench issue`: end-to-end issuance through the HTTP batch route on a private devnet.
 
-Prints documents/s until every document is anchored, gas per document (each batch anchors its SHA-256 and SM3
-roots: 98.6 gas/doc at 1,000 per batch, 75.7 with the SHA-256 root alone), request latency and
-per-document time-to-anchor percentiles — and, as a baseline measured in the same run, the same
-numbers for anchoring one document per transaction (what a naive design does).
+Prints, for the batched run and — as a baseline measured in the same run — for anchoring one document per
+transaction (what a naive design does):
+
+- documents/s until every document is anchored, gas per document (each batch anchors its SHA-256 and SM3
+  roots), request latency and per-document time-to-anchor percentiles;
+- where the server's time goes, per document and as a share: parse, validate, build, seal, store, respond
+  (summed from the server's ``certificates issued`` log lines) and anchor (``certificates anchored``), see
+  registry/certificates/timing.py;
+- with ``--count`` of 10,000 or more, a table by size (1,000, 10,000, 100,000, 1,000,000 documents
+  anchored): the time and documents/s of each slice and the resident memory of each process (API server,
+  anvil, this client), so that a cost per document that grows with the database shows.
+
+The API runs in its own process, as deployed: the client here does not share its interpreter lock.
+Request bodies are made before the clock starts (beyond 100,000 documents they are made while sending, in
+the client's threads). A run that fails (an HTTP error, documents not anchored in time) exits non-zero; a
+missed target does not.
+
+    $ lianzheng bench issue --count 10000
+    $ lianzheng bench issue --count 1000000 --baseline 0
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +42,11 @@ from sqlalchemy import func, select
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
 from api.devtools.samples import sample_values
+from registry.certificates.timing import STAGES
 from registry.store.db import Batch, Certificate
+
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
+PREPARED_UP_TO = 100_000  # request bodies made before timing up to this many documents, while sending beyond
 
 
 def register(app: typer.Typer) -> None:
@@ -37,77 +60,209 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def rss_mb(pid: int | None) -> float | None:
+    """Resident set size of a process in MiB (Linux /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def stage_breakdown(log_file: Path, documents: int) -> dict[str, Any]:
+    """ms per document and share of each stage, summed from the server's JSON log lines."""
+    totals = dict.fromkeys(STAGES, 0.0)
+    with open(log_file, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if '"certificates issued"' not in line and '"certificates anchored"' not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            for stage in STAGES:
+                totals[stage] += float(event.get(f"{stage}_ms") or 0.0)
+    whole = sum(totals.values()) or 1.0
+    return {stage: {"ms_per_doc": round(ms / max(documents, 1), 4), "share": round(ms / whole, 3)}
+            for stage, ms in totals.items()}
+
+
+class _Bodies:
+    """The request bodies of a run: JSON bytes, consecutive 证照编号 across chunks."""
+
+    def __init__(self, ct: Any, issuer: Any, count: int, request_size: int) -> None:
+        self.ct, self.issuer, self.count, self.request_size = ct, issuer, count, request_size
+        self.first = random.Random(2026).randrange(10**9)
+        self.chunks = (count + request_size - 1) // request_size
+        self.ready = [self._make(k) for k in range(self.chunks)] if count <= PREPARED_UP_TO else None
+
+    def _make(self, k: int) -> bytes:
+        n = min(self.request_size, self.count - k * self.request_size)
+        docs = sample_values(self.ct, n, issuer=self.issuer, seed=2026 + k, first_number=self.first + k * self.request_size)
+        return json.dumps({"type": self.ct.code, "documents": docs}, ensure_ascii=False).encode()
+
+    def body(self, k: int) -> bytes:
+        return self.ready[k] if self.ready is not None else self._make(k)
+
+
+def _anchored_count(stack: Any) -> int:
+    with stack.node.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Certificate).where(Certificate.status == "issued")) or 0)
+
+
+def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], sending: threading.Event,
+           timeout: float) -> Iterator[tuple[int, float]]:
+    """(anchored documents, seconds since start) until every document is anchored; RuntimeError when they
+    are not, ``timeout`` seconds after the last answer."""
+    interval = 0.05 if count <= 20_000 else 0.25 if count <= 200_000 else 1.0
+    sent_at: float | None = None
+    while True:
+        done = _anchored_count(stack)
+        report(done)
+        yield done, time.perf_counter() - start
+        if done >= count:
+            return
+        if sent_at is None and not sending.is_set():
+            sent_at = time.perf_counter()
+        if sent_at is not None and time.perf_counter() - sent_at > timeout:
+            raise RuntimeError(f"only {done} of {count} documents anchored {timeout:.0f} s after the last request")
+        time.sleep(interval)
+
+
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
-              label: str, data_dir: Path) -> dict[str, Any]:
+              label: str, data_dir: Path, timeout: float = 900.0) -> dict[str, Any]:
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
-    # the API in its own process, as deployed: the client here must not share its GIL
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:
         seeds = stack.node.seeds
         ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
         issuer = seeds.member(ct.issuers[0])
-        docs = sample_values(ct, count, issuer=issuer, seed=2026)
-        chunks = [docs[i:i + request_size] for i in range(0, count, request_size)]
+        bodies = _Bodies(ct, issuer, count, request_size)
+        anvil_pid = int(stack.devnet.pid_file.read_text().strip()) if stack.devnet.pid_file.exists() else None
+        pids = {"server": stack.server_pid, "anvil": anvil_pid, "client": os.getpid()}
         latencies: list[float] = []
-        identifiers: list[str] = []
-        with progress() as bar, httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
+        sent_count = 0
+        sizes: list[dict[str, Any]] = []
+        headers = {**stack.auth(issuer.uscc), "Content-Type": "application/json"}
+        with progress() as bar, httpx.Client(base_url=stack.url, headers=headers, timeout=300) as http:
             sent = bar.add_task(f"{label}: sending", total=count, rate="")
             anchored = bar.add_task(f"{label}: anchoring", total=count, rate="")
+            sending = threading.Event()
+            sending.set()
+            failure: list[BaseException] = []
             start = time.perf_counter()
 
-            def post(chunk: list[dict[str, Any]]) -> list[str]:
+            def post(k: int) -> int:
+                body = bodies.body(k)
                 t0 = time.perf_counter()
-                r = http.post("/api/v1/certificates/batch", json={"type": ct.code, "documents": chunk})
+                r = http.post("/api/v1/certificates/batch", content=body)
                 latencies.append(time.perf_counter() - t0)
-                r.raise_for_status()
-                return [c["identifier"] for c in r.json()["certificates"]]
+                if r.status_code != 201:
+                    raise RuntimeError(f"request {k} answered {r.status_code}: {r.text[:300]}")
+                return int(r.json()["count"])
 
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for ids in pool.map(post, chunks):
-                    identifiers.extend(ids)
-                    bar.update(sent, advance=len(ids), rate=f"{len(identifiers) / (time.perf_counter() - start):,.0f}/s")
-            while True:
-                with stack.node.db.session() as s:
-                    done = s.scalar(select(func.count()).select_from(Certificate).where(Certificate.status == "issued"))
+            def send_all() -> None:
+                nonlocal sent_count
+                try:
+                    with ThreadPoolExecutor(max_workers=workers) as pool:
+                        for n in pool.map(post, range(bodies.chunks)):
+                            sent_count += n
+                            bar.update(sent, advance=n, rate=f"{sent_count / (time.perf_counter() - start):,.0f}/s")
+                except BaseException as exc:  # reported by the main thread
+                    failure.append(exc)
+                finally:
+                    sending.clear()
+
+            sender = threading.Thread(target=send_all, name="bench-send", daemon=True)
+            sender.start()
+            marks = [size for size in SIZES if size <= count] if count >= 10_000 else []
+            previous = (0, 0.0)
+
+            def report(done: int) -> None:
                 bar.update(anchored, completed=done, rate=f"{done / (time.perf_counter() - start):,.0f}/s")
-                if done >= count:
-                    break
-                if time.perf_counter() - start > 900:
-                    raise RuntimeError(f"only {done} of {count} anchored after 900 s")
-                time.sleep(0.05)
+
+            for done, elapsed in _watch(stack, count, start, report, sending, timeout):
+                if failure:
+                    raise RuntimeError(f"{label}: {failure[0]}") from failure[0]
+                while marks and done >= marks[0]:
+                    size = marks.pop(0)
+                    slice_docs, slice_s = done - previous[0], elapsed - previous[1]
+                    sizes.append({"documents": size, "anchored": done, "seconds": round(elapsed, 2),
+                                  "slice_docs_per_s": round(slice_docs / max(slice_s, 1e-9), 1),
+                                  "slice_ms_per_doc": round(1000 * slice_s / max(slice_docs, 1), 4),
+                                  **{f"rss_{name}_mb": rss_mb(pid) for name, pid in pids.items()}})
+                    previous = (done, elapsed)
             elapsed = time.perf_counter() - start
+            sender.join(60)
+            if failure:
+                raise RuntimeError(f"{label}: {failure[0]}") from failure[0]
         with stack.node.db.session() as s:
             gas = s.scalar(select(func.sum(Batch.gas_used))) or 0
             batches = s.scalar(select(func.count()).select_from(Batch)) or 0
             ages = [(a - c).total_seconds() for c, a in s.execute(
-                select(Certificate.created_at, Batch.anchored_at).join(Batch, Certificate.batch_id == Batch.id))]
+                select(Certificate.created_at, Batch.anchored_at).join(Batch, Certificate.batch_id == Batch.id)
+                .limit(200_000)) if a is not None]
+        stages = stage_breakdown(stack.log_file, count)
     return {
         "label": label, "documents": count, "batch_size": batch_size, "batches": batches,
         "seconds": round(elapsed, 3), "docs_per_s": round(count / elapsed, 1),
         "gas_per_doc": round(gas / count, 1), "gas_total": gas,
         "request_p50_ms": round(_pct(latencies, 0.5) * 1000, 1), "request_p99_ms": round(_pct(latencies, 0.99) * 1000, 1),
         "anchor_p50_ms": round(_pct(ages, 0.5) * 1000, 1), "anchor_p99_ms": round(_pct(ages, 0.99) * 1000, 1),
-        "request_size": request_size,
+        "request_size": request_size, "stages": stages, "sizes": sizes,
     }
 
 
+def _stage_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="where the server's time goes (ms per document, share of the server's time)")
+    table.add_column("stage")
+    for r in rows:
+        table.add_column(f"{r['label']} ms/doc", justify="right")
+        table.add_column("share", justify="right")
+    for stage in STAGES:
+        cells = []
+        for r in rows:
+            st = r["stages"][stage]
+            cells += [f"{st['ms_per_doc']:.3f}", f"{100 * st['share']:.0f}%"]
+        table.add_row(stage, *cells)
+    return table
+
+
+def _size_table(row: dict[str, Any]) -> Table:
+    table = Table(title=f"{row['label']}: cost per document by size (each slice since the previous size)")
+    for col in ("anchored", "seconds", "slice docs/s", "slice ms/doc", "RSS server MiB", "RSS anvil MiB",
+                "RSS client MiB"):
+        table.add_column(col, justify="right")
+    for s in row["sizes"]:
+        table.add_row(f"{s['documents']:,}", f"{s['seconds']:.1f}", f"{s['slice_docs_per_s']:,.0f}",
+                      f"{s['slice_ms_per_doc']:.3f}", *(str(s.get(k, "-")) for k in
+                                                        ("rss_server_mb", "rss_anvil_mb", "rss_client_mb")))
+    return table
+
+
 def bench_issue(
-    count: Annotated[int, typer.Option("--count", min=1, max=200_000)] = 10_000,
+    count: Annotated[int, typer.Option("--count", min=1, max=1_000_000)] = 10_000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=10_000)] = 1000,
     request_size: Annotated[int, typer.Option("--request-size", min=1, max=10_000)] = 1000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="concurrent HTTP clients")] = 2,
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="documents for the one-per-transaction baseline")] = 300,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=10, help="seconds allowed after the last request")] = 900,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue COUNT certificates through POST /api/v1/certificates/batch and time them until anchored."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
         rows.append(run_issue(count, batch_size=batch_size, request_size=request_size, workers=workers,
-                              type_code=type_code, label="batched", data_dir=Path(tmp) / "batched"))
+                              type_code=type_code, label="batched", data_dir=Path(tmp) / "batched", timeout=timeout))
         if baseline:
             rows.append(run_issue(baseline, batch_size=1, request_size=min(request_size, baseline), workers=workers,
-                                  type_code=type_code, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline"))
+                                  type_code=type_code, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline",
+                                  timeout=timeout))
     if as_json:
         print_json({"benchmark": "issue", "results": rows})
         return
@@ -120,7 +275,9 @@ def bench_issue(
                       f"{r['docs_per_s']:,.0f}", f"{r['gas_per_doc']:,.1f}", f"{r['request_p50_ms']:.0f}",
                       f"{r['request_p99_ms']:.0f}", f"{r['anchor_p50_ms']:.0f}", f"{r['anchor_p99_ms']:.0f}")
     console.print(table)
+    console.print(_stage_table(rows))
+    if rows[0]["sizes"]:
+        console.print(_size_table(rows[0]))
     if len(rows) == 2:
         console.print(f"batched vs baseline: {rows[0]['docs_per_s'] / rows[1]['docs_per_s']:.1f}x the throughput, "
                       f"{rows[1]['gas_per_doc'] / max(rows[0]['gas_per_doc'], 1e-9):.0f}x less gas per document")
-    _ = json

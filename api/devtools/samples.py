@@ -220,10 +220,13 @@ def sample_values(
     issuer: SeedMember,
     seed: int | None = None,
     today: dt.date | None = None,
+    first_number: int | None = None,
 ) -> list[dict[str, JsonValue]]:
     """``count`` value dicts for ``cert_type`` issued by ``issuer``, each valid for `Document.create`.
 
     ``seed`` makes the output reproducible (for a fixed ``today``, default: the current date).
+    ``first_number`` fixes where the consecutive 证照编号 start (calls generating chunks of one large run
+    pass consecutive ranges; by default a random start).
     """
     rng = random.Random(seed)
     today = today or dt.date.today()
@@ -234,7 +237,8 @@ def sample_values(
     out: list[dict[str, JsonValue]] = []
     # 证照编号 is unique per type and issuer (issuing it twice is a replay or a conflict): consecutive numbers
     # from a random start never collide within one call
-    first_number = rng.randrange(10**10)
+    drawn = rng.randrange(10**10)
+    first_number = drawn if first_number is None else first_number
     for n in range(count):
         holder = _company(rng, today) if organisation else _person(rng, today)
         issued = _date_between(rng, earliest, today)

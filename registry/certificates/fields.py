@@ -9,8 +9,11 @@ one implementation).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import rfc8785
@@ -29,6 +32,7 @@ __all__ = [
     "derive_salt",
     "leaf_entry",
     "path_key",
+    "salt_deriver",
 ]
 
 SALT_SIZE = 16
@@ -64,6 +68,7 @@ class HiddenField:
     sm3: bytes
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of field names, sorted for every document
 def path_key(path: str) -> bytes:
     # RFC 8785 §3.2.3 sorts keys by UTF-16 code units; big-endian UTF-16 bytes compare the same way.
     return path.encode("utf-16-be", "surrogatepass")
@@ -103,3 +108,30 @@ def derive_salt(seed: bytes, path: str) -> bytes:
     '62050facdfa1bc73f1b9daaa112d18d0'
     """
     return hmac.digest(seed, _SALT_LABEL + path.encode("utf-8"), "sha256")[:SALT_SIZE]
+
+
+_HMAC_BLOCK = 64  # SHA-256's block size (RFC 2104: B)
+
+
+def salt_deriver(seed: bytes) -> Callable[[str], bytes]:
+    """`derive_salt` with ``seed`` fixed, for the 20-odd salts of one document: the same HMAC-SHA256 (RFC 2104
+    §2: H(K ^ opad || H(K ^ ipad || text)), with the padded-key hashes computed once per seed instead of once
+    per field); a quarter of the cost of 20 one-shot HMACs, which dominated building and decoding documents.
+
+    >>> salt_deriver(bytes(16))("住所") == derive_salt(bytes(16), "住所")
+    True
+    """
+    if len(seed) > _HMAC_BLOCK:  # never for a 16-byte seed; RFC 2104 hashes longer keys first
+        return lambda path: derive_salt(seed, path)
+    key = seed.ljust(_HMAC_BLOCK, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + _SALT_LABEL)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def derive(path: str) -> bytes:
+        i = inner.copy()
+        i.update(path.encode("utf-8"))
+        o = outer.copy()
+        o.update(i.digest())
+        return o.digest()[:SALT_SIZE]
+
+    return derive

@@ -33,6 +33,7 @@ from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.fields import HOLDER_KEY_FIELD
 from registry.certificates.idempotency import IdempotencyKey
+from registry.certificates.timing import StageTimer
 from registry.errors import (
     ChainUnavailableError,
     ConflictError,
@@ -78,6 +79,7 @@ class IssuedCertificate:
 class IssueResult:
     certificates: list[IssuedCertificate]
     key_replayed: bool  # the first answer to this Idempotency-Key, replayed
+    timer: StageTimer = field(default_factory=StageTimer)  # seconds per stage (registry/certificates/timing.py)
 
 
 
@@ -137,10 +139,11 @@ class CertificateService:
         return cert_type
 
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
-                        *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None) -> list[Document]:
+                        *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
+                        timer: StageTimer | None = None) -> list[Document]:
         """Validate and build every document (registry/certificates/building.py)."""
         return building.build_documents(self.node, agency, self._check_issuer(agency, type_code), values_list,
-                                        first_serial=first_serial, version=version, serials=serials)
+                                        first_serial=first_serial, version=version, serials=serials, timer=timer)
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0, seal: str | None = None) -> list[IssuedCertificate]:
@@ -169,34 +172,37 @@ class CertificateService:
             raise ValidationError("sealing is not available on this node", code="sealing_unavailable")
         sealing = self.sealer.prepare(agency, seal) if seal is not None and self.sealer is not None else None
         n = len(values_list)
+        timer = StageTimer()
+        started = time.perf_counter()
         mac = idempotency.request_mac(self.node, agency, route, type_code, values_list) if idempotency_key else ""
+        if idempotency_key is not None:  # a replay needs no serials (checked again under the lock below)
+            with self.node.db.session() as s:
+                answer = idempotency.replay_answer(s, agency, idempotency_key, mac)
+            if answer is not None:
+                return IssueResult([self._current(IssuedCertificate(**a)) for a in answer], key_replayed=True)
+        # The serial range is reserved and committed in a short transaction of its own, so that validating,
+        # building and sealing thousands of documents hold no write lock: concurrent requests build at the same
+        # time and wait only for each other's inserts. A refused batch leaves a gap in the 流水号.
+        last = self._reserve_serials(agency, type_code, n)
+        docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1, timer=timer)
+        with timer.stage("seal"):
+            sealed, sealed_rows = self._seal_rows(agency, type_code, docs)
         with self.node.db.session() as s:
-            # The serial range is reserved in the transaction that stores the documents: the UPDATE takes
-            # the write lock first, so concurrent issues never share a serial (nor a 证照编号 or an
-            # Idempotency-Key: they are checked under the same lock), and a refused batch (rolled back)
-            # consumes none.
-            bumped = cast(CursorResult[Any], s.execute(
-                update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
-                .values(last=Serial.last + n))).rowcount
-            if not bumped:
-                s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
-                s.flush()
+            self._lock_serials(s, agency, type_code)  # the write lock first: the checks below are under it
             if idempotency_key is not None:
                 answer = idempotency.replay_answer(s, agency, idempotency_key, mac)
                 if answer is not None:
-                    s.rollback()  # the reserved serials are not needed
                     replayed = [IssuedCertificate(**a) for a in answer]
                     return IssueResult([self._current(i) for i in replayed], key_replayed=True)
-            last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
-            assert last is not None  # reserved above in this transaction
-            docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1)
             numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
             fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
-            issued_fresh, rows = self._seal_rows(agency, type_code, fresh)
+            issued_fresh = [c for i, c in enumerate(sealed) if i not in numbers.replay_of]
+            rows = [r for i, r in enumerate(sealed_rows) if i not in numbers.replay_of]
+            if sealing is not None and fresh and self.sealer is not None:
+                with timer.stage("seal"):
+                    self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
             if rows:
                 s.execute(insert(Certificate), rows)
-            if sealing is not None and fresh and self.sealer is not None:
-                self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
             by_index = iter(issued_fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(docs))]
@@ -204,8 +210,32 @@ class CertificateService:
                 i: c.identifier for i, c in enumerate(issued) if not c.replayed})
             if idempotency_key is not None:
                 idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
+        # what is not validating, building or sealing is storing: the serials, the numbers' MACs and lookup,
+        # the insert and the commit
+        timer.add("store", time.perf_counter() - started - sum(timer.seconds.values()))
         self._after_insert(issued_fresh, wait=wait, timeout=timeout)
-        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False)
+        return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False, timer=timer)
+
+    def _reserve_serials(self, agency: str, type_code: str, n: int) -> int:
+        """Reserve ``n`` serials of (agency, type) and commit; returns the last one reserved."""
+        with self.node.db.session() as s:
+            bumped = cast(CursorResult[Any], s.execute(
+                update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
+                .values(last=Serial.last + n))).rowcount
+            if not bumped:
+                s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
+                s.flush()
+            last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
+            assert last is not None  # reserved above in this transaction
+            return int(last)
+
+    @staticmethod
+    def _lock_serials(s: Session, agency: str, type_code: str) -> None:
+        """Take the write lock before checking numbers and keys: two concurrent issues of one 证照编号 or one
+        Idempotency-Key must not both pass the checks (SQLite reads outside a transaction until the first
+        write; PostgreSQL locks the row)."""
+        s.execute(update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
+                  .values(last=Serial.last))
 
     def _replayed(self, s: Any, identifier: str) -> IssuedCertificate:
         status = s.scalar(select(Certificate.status).where(Certificate.identifier == identifier))

@@ -11,9 +11,10 @@ reported as not available.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry.certificates.fields import derive_salt, leaf_entry, path_key  # path_key: the documents' leaf order
+from registry.certificates.fields import leaf_entry, path_key, salt_deriver  # path_key: the documents' leaf order
 from registry.crypto import merkle
 from registry.errors import ValidationError
 from registry.formats.batch_statement import BatchStatement
@@ -154,19 +155,26 @@ class OfflinePayload:
         ``Document.digest_sm3``): the RFC 6962 root over the disclosed fields' leaves and the hidden fields'
         leaf hashes, in the documents' path order."""
         hidden = self.hidden if algorithm == "sha256" else self.sm3_hidden
-        leaves = []
+        leaves = [hidden[path] if entry is None else merkle.leaf_hash(entry, algorithm=algorithm)
+                  for path, entry in self._leaf_entries]
+        return merkle.root_from_leaf_hashes(leaves, algorithm=algorithm)
+
+    @functools.cached_property
+    def _leaf_entries(self) -> list[tuple[str, bytes | None]]:
+        """(path, raw leaf entry; None for a hidden field) in path order, made once for both digests (the
+        instance's __dict__ holds it: the dataclass is frozen, and eq/hash ignore it)."""
+        out: list[tuple[str, bytes | None]] = []
         for path in sorted({*self.disclosed, *self.hidden}, key=path_key):
             if path in self.hidden:
-                leaves.append(hidden[path])
+                out.append((path, None))
                 continue
             salt, value = self.disclosed[path]
             try:
-                entry = leaf_entry(path, salt, value)
+                out.append((path, leaf_entry(path, salt, value)))
             except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
                 raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
                                       code="invalid_payload_field") from exc
-            leaves.append(merkle.leaf_hash(entry, algorithm=algorithm))
-        return merkle.root_from_leaf_hashes(leaves, algorithm=algorithm)
+        return out
 
     def computed_sm3_batch_root(self) -> bytes | None:
         """The SM3 batch root that the SM3 document digest, ``index``, ``size`` and ``sm3_proof`` lead to; None
@@ -187,9 +195,16 @@ class OfflinePayload:
         return root
 
 
-# registry.certificates.fields.derive_salt, memoised: decoding derives each salt, then construction checks it
-# again, and each HMAC costs ~1.3 µs (19 fields: a sixth of an offline verification). Salts are not secret.
-derive_salt_cached = functools.lru_cache(maxsize=4096)(derive_salt)
+@functools.lru_cache(maxsize=256)
+def _seed_salts(seed: bytes) -> Callable[[str], bytes]:
+    # one payload's salts: its HMAC pads computed once (salt_deriver), each salt once -- decoding derives every
+    # salt and construction checks it again, and a verifier scanning new codes meets a new seed every time
+    return functools.lru_cache(maxsize=64)(salt_deriver(seed))
+
+
+def derive_salt_cached(seed: bytes, path: str) -> bytes:
+    """registry.certificates.fields.derive_salt, memoised per seed. Salts are not secret."""
+    return _seed_salts(seed)(path)
 
 
 def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes],

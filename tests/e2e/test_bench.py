@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from api.cli.bench_issue import rss_mb, stage_breakdown
+from registry.certificates.timing import STAGES
+
 LZ = str(Path(sys.executable).parent / "lianzheng")
 
 
@@ -29,6 +32,35 @@ def test_bench_issue_measures_the_batched_run_and_a_one_per_transaction_baseline
     # one ~60k anchor per batch (the first by a new account ~145k) vs one anchor per document
     assert batched["gas_per_doc"] < 1_000 < 40_000 < baseline["gas_per_doc"]
     assert batched["request_p50_ms"] <= batched["request_p99_ms"]
+    # the server's time per stage, from its log lines: every stage of a batched issue took some time
+    for run in (batched, baseline):
+        assert set(run["stages"]) == set(STAGES)
+        assert all(run["stages"][stage]["ms_per_doc"] > 0 for stage in STAGES), run["stages"]
+        assert abs(sum(st["share"] for st in run["stages"].values()) - 1) < 0.01
+    # one transaction per document: anchoring costs the baseline far more per document than batching
+    assert baseline["stages"]["anchor"]["ms_per_doc"] > batched["stages"]["anchor"]["ms_per_doc"]
+    assert batched["sizes"] == []  # the table by size starts at 10,000 documents
+
+
+def test_bench_issue_fails_with_a_non_zero_exit_when_the_run_fails() -> None:
+    p = subprocess.run([LZ, "bench", "issue", "--count", "10", "--baseline", "0", "--type", "99999999999999999X999",
+                        "--json"], capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert p.returncode != 0 and p.stdout == ""
+    assert "99999999999999999X999" in p.stderr
+
+
+def test_stage_breakdown_sums_the_servers_log_lines(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    lines = [{"event": "certificates issued", "count": 100, "parse_ms": 10.0, "validate_ms": 20.0, "build_ms": 30.0,
+              "seal_ms": 20.0, "store_ms": 10.0, "respond_ms": 5.0},
+             {"event": "request", "path": "/api/v1/certificates/batch", "duration_ms": 999.0},
+             {"event": "certificates anchored", "documents": 100, "anchor_ms": 5.0}]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    stages = stage_breakdown(log, 100)
+    assert stages["build"] == {"ms_per_doc": 0.3, "share": 0.3}
+    assert stages["anchor"] == {"ms_per_doc": 0.05, "share": 0.05}
+    assert rss_mb(os.getpid()) is not None and rss_mb(os.getpid()) > 1  # type: ignore[operator]
+    assert rss_mb(None) is None
 
 
 def test_bench_verify_reports_http_and_offline_rates() -> None:
@@ -38,3 +70,5 @@ def test_bench_verify_reports_http_and_offline_rates() -> None:
     for key in ("p50", "p99"):
         assert key in text
     assert "offline" in text
+    index = result["status_index"]  # measured, for 10,000,000 certificates
+    assert index["certificates"] == 10_000_000 and 0 < index["bytes_per_certificate"] < 100
