@@ -99,7 +99,7 @@ class BatchAnchoring(StepLedger):
         if self.anchored_documents > anchored or self._prepared > prepared:
             self._busy_seconds += time.perf_counter() - started
         if self.anchored_documents > anchored:
-            log.info("certificates anchored", documents=self.anchored_documents - anchored,
+            log.info("certificates anchored", count=self.anchored_documents - anchored,  # "documents" is redacted
                      anchor_ms=round(self._busy_seconds * 1000, 3))
             self._busy_seconds = 0.0
         return done

@@ -54,7 +54,7 @@ def test_stage_breakdown_sums_the_servers_log_lines(tmp_path: Path) -> None:
     lines = [{"event": "certificates issued", "count": 100, "parse_ms": 10.0, "validate_ms": 20.0, "build_ms": 30.0,
               "seal_ms": 20.0, "store_ms": 10.0, "respond_ms": 5.0},
              {"event": "request", "path": "/api/v1/certificates/batch", "duration_ms": 999.0},
-             {"event": "certificates anchored", "documents": 100, "anchor_ms": 5.0}]
+             {"event": "certificates anchored", "count": 100, "anchor_ms": 5.0}]
     log.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     stages = stage_breakdown(log, 100)
     assert stages["build"] == {"ms_per_doc": 0.3, "share": 0.3}
