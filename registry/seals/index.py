@@ -1,10 +1,8 @@
 """The seal index: every SealRegistry event of every agency, as the chain shows it, in this node's database
 (`seal_chain_events`) — how a node knows the seals of agencies hosted elsewhere (nodes share only the chain).
 
-It is fed two ways, both idempotent (one row per transaction and log index): `refresh()` pulls the events
-since its last pass (the issuing and verifying paths call it, so they see the chain as it is now), and the
-`ChainInbox` lane interface (`apply`, `forget_lost`) that the inbox thread drives. A chain that went
-backwards or reorganised is rescanned after the rows of lost blocks are dropped.
+It is fed as every contract event index is (registry/outbox/event_index.py): `refresh()` from the issuing and
+verifying paths, so they see the chain as it is now, and the inbox thread's `apply`; a reset is rescanned.
 
 A seal's state at a block is replayed from its events: created (Active), suspended, reinstated, revoked.
 
@@ -15,39 +13,20 @@ A seal's state at a block is replayed from its events: created (Active), suspend
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from chain.artifacts import load_artifact
+from chain.blocks import Header
 from chain.contracts import unpad
-from chain.errors import ChainError
-from chain.logs import Event, EventDecoder
-from registry.crypto.hashing import hex0x
-from registry.errors import chain_boundary
-from registry.node import Node
-from registry.outbox.inbox import lost_steps
+from chain.logs import Event
+from registry.outbox.event_index import ChainEventIndex, plain_arg
 from registry.store.seal_models import SealChainEvent
 
 __all__ = ["SealHistory", "SealIndex"]
 
 _STATUS_AFTER = {"SealCreated": "active", "SealSuspended": "suspended", "SealReinstated": "active",
                  "SealRevoked": "revoked"}
-
-
-@functools.cache
-def _decoder(address: str) -> EventDecoder:
-    return EventDecoder({address: load_artifact("SealRegistry").abi})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return hex0x(bytes(value))
-    return value
 
 
 @dataclass(frozen=True)
@@ -89,80 +68,19 @@ class SealHistory:
         return [c for c in self.changes if c.block_number > block]
 
 
-class SealIndex:
+class SealIndex(ChainEventIndex):
     contract_name = "SealRegistry"
+    row_model = SealChainEvent
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.synced_block = -1
-        self.synced_hash = ""
-        # one writer at a time: `refresh` (request threads) and `apply` (the inbox thread) would otherwise both
-        # see an event as new and insert it twice (the unique (tx_hash, log_index) then fails the request)
-        self._lock = threading.RLock()
-
-    # -- feeding -------------------------------------------------------------------------------------
-    def refresh(self) -> int:
-        """Pull the events since the last pass; returns how many rows were added. ChainUnavailableError when
-        the chain cannot be read."""
-        with chain_boundary("reading the seal registry"), self._lock:
-            deployment = self.node.require_deployment()
-            address = deployment.address(self.contract_name)
-            head = self.node.blocks.head()
-            if self.synced_block >= 0:
-                header = self.node.blocks.header(self.synced_block)
-                if head < self.synced_block or header is None or header.hash != self.synced_hash:
-                    self.synced_block = -1
-            if self.synced_block < 0:
-                self.forget_lost(frozenset())
-                start = deployment.first_block
-            else:
-                start = self.synced_block + 1
-            if start > head:
-                return 0
-            top = self.node.blocks.header(head)
-            raw = self.node.blocks.logs(address, topics=[], from_block=start)
-            decoder = _decoder(address)
-            events = [e for e in map(decoder.decode, raw) if e is not None and e.block_number <= head]
-            added = self.apply(events, frozenset())
-            self.synced_block, self.synced_hash = head, top.hash if top is not None else ""
-            return added
-
-    def apply(self, events: Sequence[Event], hosted: frozenset[str]) -> int:
-        """Store the events not stored yet (InboxLane)."""
-        if not events:
-            return 0
-        headers = self.node.blocks.headers(sorted({e.block_number for e in events}))
-        missing = {e.block_number for e in events} - set(headers)
-        if missing:
-            raise ChainError(f"blocks {sorted(missing)} vanished while indexing seal events")
-        added = 0
-        with self._lock, self.node.db.session() as s:
-            have = {(t.lower(), i) for t, i in s.execute(select(SealChainEvent.tx_hash, SealChainEvent.log_index).where(
-                SealChainEvent.tx_hash.in_(sorted({e.tx_hash for e in events}))))}
-            for e in sorted(events, key=lambda e: e.position):
-                if (e.tx_hash.lower(), e.log_index) in have:
-                    continue
-                args = {k: _plain(v) for k, v in e.args.items()}
-                key = args["keyDigest"] if e.name == "MakerKeyPublished" else args["id"]
-                agency = unpad(e.args["makerUscc"] if e.name == "MakerKeyPublished" else e.args["agencyUscc"])
-                h = headers[e.block_number]
-                s.add(SealChainEvent(tx_hash=e.tx_hash, log_index=e.log_index, name=e.name, seal_key=str(key).lower(),
-                                     agency_uscc=agency, args=args, block_number=e.block_number,
-                                     block_hash=h.hash, block_timestamp=h.timestamp))
-                have.add((e.tx_hash.lower(), e.log_index))
-                added += 1
-        return added
-
-    def forget_lost(self, hosted: frozenset[str]) -> int:
-        """Drop the rows whose block the chain no longer has (InboxLane)."""
-        with self.node.db.session() as s:
-            rows = [(i, n, h) for i, n, h in s.execute(
-                select(SealChainEvent.id, SealChainEvent.block_number, SealChainEvent.block_hash))]
-        lost = lost_steps(self.node, rows) if rows else []
-        if lost:
-            with self.node.db.session() as s:
-                s.execute(delete(SealChainEvent).where(SealChainEvent.id.in_(lost)))
-        return len(lost)
+    def row(self, event: Event, header: Header) -> SealChainEvent:
+        args = {k: plain_arg(v) for k, v in event.args.items()}
+        maker = event.name == "MakerKeyPublished"
+        key = args["keyDigest"] if maker else args["id"]
+        agency = unpad(event.args["makerUscc"] if maker else event.args["agencyUscc"])
+        return SealChainEvent(tx_hash=event.tx_hash, log_index=event.log_index, name=event.name,
+                              seal_key=str(key).lower(), agency_uscc=agency, args=args,
+                              block_number=event.block_number, block_hash=header.hash,
+                              block_timestamp=header.timestamp)
 
     # -- reading -------------------------------------------------------------------------------------
     def seal(self, key: str) -> SealHistory | None:
