@@ -269,7 +269,7 @@ async def list_records(agency: CurrentAgency, svc: EvidenceDep,
                            "incoming (transfers offered to you) | held | collected | involved (any of these)"))]
                        = "involved",
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                       offset: Annotated[int, Query(ge=0, le=2**53)] = 0) -> dict[str, Any]:
     """Records your agency deals with, newest first, including those offered to it by agencies of other
     nodes (known from the chain only: `mirrored`, `id` = the record's key without 0x)."""
     return await run_in_threadpool(svc.search, agency, role=role, limit=limit, offset=offset)

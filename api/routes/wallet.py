@@ -38,7 +38,7 @@ router = APIRouter(tags=["wallet"])
 CHALLENGE_QR_PREFIX = "lianzheng:challenge:"
 
 
-@router.get(CONTEXT_PATH, responses={200: {"content": {"application/ld+json": {}}, "description": "the context"}})
+@router.get(CONTEXT_PATH, include_in_schema=False)  # a static JSON-LD document, like the pages
 async def lianzheng_context() -> JSONResponse:
     """The Lianzheng JSON-LD context of exported credentials (电子卡包)."""
     return JSONResponse(LIANZHENG_CONTEXT, media_type="application/ld+json",

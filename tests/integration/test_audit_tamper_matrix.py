@@ -12,6 +12,7 @@ old value written back) before the next. Through SQLAlchemy Core, so it runs on 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,9 +185,10 @@ VALUE: dict[tuple[str, str], Any] = {
     **{(t, "state"): "failed" for t in ("status_changes", "evidence_events", "exchange_steps", "seal_steps",
                                          "usages")},
     # DateTime columns: another valid time (a string that is no time would not load at all)
-    ("seals", "valid_from"): "2020-01-01 00:00:00.000000", ("seals", "valid_until"): "2099-01-01 00:00:00.000000",
+    ("seals", "valid_from"): dt.datetime(2020, 1, 1), ("seals", "valid_until"): dt.datetime(2099, 1, 1),
     ("seals", "status"): "active",  # the first seal is revoked on chain
     ("usages", "status"): "pending",
+    ("sealed_signatures", "record_kind"): "evidence",  # VARCHAR(12): another kind, not a longer string
 }
 
 

@@ -6,7 +6,6 @@ no holder plaintext, 用证率 against a count done here, and the audit replay o
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from registry.outbox.inbox import hosted_agencies
 from registry.store.usage_models import UsageRecord
 from registry.usage.inbox import UsageInbox
 from tests.conftest import Api
+from tests.support.postgres import stored_bytes
 from tests.support.usage import (
     HOUR,
     HRSS,
@@ -207,10 +207,7 @@ def test_mianzhengban_the_grantee_node_opens_the_document_no_other_key_can_and_n
     assert _usages(api) == before
 
     # the database holds no holder plaintext: not the name, not the ID number (in any table, WAL included)
-    db_file = Path(api.node.db.engine.url.database or "")
-    with sqlite3.connect(db_file) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+    raw = stored_bytes(api.node.db.engine)  # the SQLite file and WAL, or this PostgreSQL database's files
     assert len(raw) > 100_000
     for secret in (name, id_number):
         assert secret.encode() not in raw, f"{secret!r} is stored in the database"
