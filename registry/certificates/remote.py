@@ -92,6 +92,9 @@ class PublicRecord:
     sm3_root: bytes | None = None  # the SM3 batch root and the SM3 audit path (batches anchored with both roots)
     sm3_path: tuple[bytes, ...] = ()
     seal: SealedCopy | None = None  # a sealed certificate's sealed signature
+    # a bound certificate's holder key id (issue 15): what a grant or a presentation is checked against on another
+    # node. A pseudonymous key digest, already in the document every grantee sees; no holder data.
+    holder_key_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -100,6 +103,7 @@ class PublicRecord:
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_until": self.valid_until.isoformat() if self.valid_until else None,
             "anchor": None, "seal": self.seal.to_json() if self.seal else None,
+            "holder_key_digest": self.holder_key_digest,
         }
         if self.batch_root is not None:
             out["anchor"] = {"batch_root": "0x" + self.batch_root.hex(), "index": self.index, "size": self.size,
@@ -163,10 +167,14 @@ class PublicRecord:
                 sm3_root = hex32(anchor["sm3_root"], "anchor.sm3_root")
                 sm3_path = tuple(hex32(p, "anchor.sm3_path[]") for p in anchor["sm3_path"])
         sm3 = hex32(digest.get("sm3"), "digest.sm3")
+        bound = obj.get("holder_key_digest")
+        if bound is not None and not (isinstance(bound, str) and len(bound) == 64
+                                      and all(c in "0123456789abcdef" for c in bound)):
+            raise bad("holder_key_digest must be a holder key id (64 lower-case hex digits) or null")
         return cls(str(identifier), identifier.type_code, identifier.issuer_uscc,
                    hex32(digest.get("sha256"), "digest.sha256"), sm3,
                    date(obj.get("valid_from"), "valid_from"), date(obj.get("valid_until"), "valid_until"),
-                   root, index, size, path, sm3_root, sm3_path, _sealed(obj.get("seal"), sm3, bad))
+                   root, index, size, path, sm3_root, sm3_path, _sealed(obj.get("seal"), sm3, bad), bound)
 
     def anchor(self) -> dict[str, Any]:
         """The anchor in the shape registry.certificates.verification checks."""
@@ -217,7 +225,8 @@ def public_record(node: Node, identifier: str) -> PublicRecord:
         batch = s.get(Batch, row.batch_id) if row.batch_id else None
         sm3 = hex_or_empty(row.digest_sm3)
         rec = PublicRecord(row.identifier, row.type_code, row.issuer_uscc, hex_or_empty(row.digest_sha256),
-                           sm3, row.valid_from, row.valid_until, None, seal=stored_seal(s, row.identifier, sm3))
+                           sm3, row.valid_from, row.valid_until, None, seal=stored_seal(s, row.identifier, sm3),
+                           holder_key_digest=row.holder_key_digest)
         if batch is None or batch.state != "anchored" or row.proof is None or row.leaf_index is None:
             return rec
         path = tuple(row.proof[i:i + 32] for i in range(0, len(row.proof), 32))

@@ -116,7 +116,7 @@ class ConsentChecker:
         if rec.batch_root is not None:
             with chain_boundary("reading the certificate's status"):
                 status = self.node.certificate_ledger.document_state(rec.digest_sha256).status.name.lower()
-        return CertificateFacts(rec.identifier, status, getattr(rec, "holder_key_digest", None), rec.issuer_uscc)
+        return CertificateFacts(rec.identifier, status, rec.holder_key_digest, rec.issuer_uscc)
 
     def _chain_time(self) -> int:
         with chain_boundary("reading the chain's time"):

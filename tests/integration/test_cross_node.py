@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from chain.ledgers import decode_raw_transaction
 from registry.audit.replay import Auditor
 from registry.evidence.inbox import EvidenceInbox
 from registry.exchanges.inbox import ExchangeInbox
+from registry.holders.keys import HolderKey
 from registry.outbox.inbox import ChainInbox
 from registry.store.db import Certificate
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
@@ -29,6 +31,7 @@ from tests.support import postgres
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode, wait_for
 from tests.support.seals import CITY_MARKET, create_seal, seal_png, swap_sealed_image
+from tests.support.usage import anchor, issue_bound, make_grant
 
 pytestmark = pytest.mark.anvil  # the tests build on each other
 
@@ -293,3 +296,35 @@ def test_a_sealed_certificate_issued_on_node_a_verifies_with_its_seal_on_node_b(
     [check] = [c for c in bad["checks"] if c["name"] == "seal"]
     assert bad["verdict"] == "tampered" and check["status"] == "INVALID", check
     assert check["details"]["problem"] == "image_mismatch" and "哈尔滨市市场监督管理局" in check["reason_zh"], check
+
+
+def test_an_agency_on_node_b_uses_and_fetches_a_certificate_issued_on_node_a_under_the_holder_s_grant(
+        nodes: tuple[LocalStack, AgencyNode]) -> None:
+    """用证 and 免证办 across nodes: the grant names B's agency and is anchored by A (the issuer's node); B checks it
+    against A's public record (the holder key id) and the chain, records the usage with its own key, and opens the
+    document with its own exchange key from the ciphertext A serves. A grant for another agency is refused."""
+    a, b = nodes
+    ca = httpx.Client(base_url=a.url, timeout=60)
+    api_a = SimpleNamespace(node=a.node, services=a.services, auth=a.auth, client=ca)
+    holder = HolderKey.generate()
+    cert = issue_bound(api_a, holder, seed=41)  # type: ignore[arg-type]
+    a.node.consortium.set_endpoint(a.node.sender_for(cert.issuer), a.url)  # how B finds the issuing node
+    assert ca.get(f"/api/v1/certificates/{cert.identifier}/record").json()["holder_key_digest"] == holder.public.key_id
+    grant = make_grant(b.node, holder, cert, b.uscc, wrap_for=b.uscc)  # wrapped to B's exchange key
+    anchor(a.node, grant)
+    cb = httpx.Client(base_url=b.url, timeout=60)
+    body = {"certificate": cert.identifier, "purpose": "跨节点核验从业资格", "grant": grant.to_json()}
+    r = cb.post("/api/v1/usages", json=body, headers=b.auth())  # B's grant index reads the chain as it is now
+    assert r.status_code == 201, r.text
+    usage = r.json()
+    assert usage["channel"] == "grant" and usage["agency"]["uscc"] == b.uscc
+    r = cb.post("/api/v1/usages/fetch", json=body, headers=b.auth())
+    assert r.status_code == 200, r.text
+    doc = r.json()["document"]
+    assert doc["identifier"] == cert.identifier and doc["digest"]["sha256"] == cert.digest
+    assert doc["fields"]["持证主体"]["value"] == cert.values["持证主体"]
+    # a grant naming an agency hosted on A is not B's to use
+    other = make_grant(a.node, holder, cert, POLICE)
+    anchor(a.node, other)
+    r = cb.post("/api/v1/usages", json={**body, "grant": other.to_json()}, headers=b.auth())
+    assert r.status_code == 403 and r.json()["error"]["code"] in ("wrong_grantee", "wrong_party"), r.text
