@@ -86,14 +86,15 @@ def build_services(node: Node, settings: Settings) -> Services:
     anchoring = BatchAnchoring(node, batch_size=settings.batch_size, max_age=settings.batch_max_age)
     changes = StatusChanges(node)
     seal_index = SealIndex(node)
+    # one client of other nodes' public records (its pause after an unanswered node is shared by every check)
     remote = RemoteCertificates(node)
+    sealer = Sealer(node, seal_index)
     seal_check = SealVerifier(node, seal_index, remote=remote)
-    evidence = EvidenceService(node, sealer=Sealer(node, seal_index), seal_check=seal_check)
+    evidence = EvidenceService(node, sealer=sealer, seal_check=seal_check)
     exchanges = ExchangeService(node)
     seals = SealService(node, profile=CryptoProfile(settings.crypto_profile), index=seal_index)
     grant_index = GrantIndex(node)
     grants = GrantService(node, index=grant_index)
-    remote = RemoteCertificates(node)
     challenges = ChallengeStore(node)
     usage = UsageService(node, consent=ConsentChecker(node, remote=remote, challenges=challenges))
     # batches first: a status change waits for its certificate's batch
@@ -102,7 +103,7 @@ def build_services(node: Node, settings: Settings) -> Services:
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
                                           CryptoProfile(settings.crypto_profile)),
-                                      sealer=Sealer(node, seal_index))
+                                      sealer=sealer)
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     verifier = Verifier(node, index, remote=remote, seal_check=seal_check)

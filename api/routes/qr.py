@@ -68,8 +68,8 @@ async def blob(identifier: IdentifierPath, certificates: CertificatesDep, verifi
             operation_id="public_record")
 async def record(identifier: IdentifierPath, node: NodeDep) -> JSONResponse:
     """The public record of a certificate issued on this node: its digests, validity dates and Merkle audit path
-    (no holder field; a bound certificate's holder key id). Other nodes ask for it to verify this node's certificates by identifier, and check every
-    number against the chain."""
+    (no holder field; a bound certificate's holder key id). Other nodes ask for it to verify this node's
+    certificates by identifier, and check every number against the chain."""
     rec = await run_in_threadpool(public_record, node, identifier)
     return JSONResponse(rec.to_json(), headers={"Cache-Control": "no-store"})
 
