@@ -49,12 +49,15 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
         # (registry/store/leader.py); on SQLite the only process leads at once.
         election = LeaderElection(node.db, on_elected=writers.start, on_deposed=writers.stop)
         app.state.election = election
+        # every API process builds large issuing requests in its own worker processes, started now
+        services.certificates.builder.start()
         if workers:
             election.start()
         try:
             yield
         finally:
             election.stop()
+            services.certificates.close()
 
     app = FastAPI(
         title="链证 Lianzheng",

@@ -103,7 +103,7 @@ def build_services(node: Node, settings: Settings) -> Services:
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
                                           CryptoProfile(settings.crypto_profile)),
-                                      sealer=sealer)
+                                      sealer=sealer, build_processes=settings.resolved_build_processes)
     index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     verifier = Verifier(node, index, remote=remote, seal_check=seal_check)

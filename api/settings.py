@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from registry.certificates.parallel import default_processes
 from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     batch_max_age: float = Field(default=2.0, gt=0)
     max_batch_documents: int = 10_000
+    # worker processes validating, building and sealing large issuing requests (registry/certificates/
+    # parallel.py); None: cpu_count - 1 (at least 1); 0: build in the API process
+    build_processes: int | None = Field(default=None, ge=0, le=64)
     max_request_bytes: int = 16 * 1024 * 1024
 
     # logs: JSON lines on stderr, redacted (api/logging.py); one access-log line per request
@@ -137,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lianzheng.db').resolve()}"
+
+    @property
+    def resolved_build_processes(self) -> int:
+        return default_processes() if self.build_processes is None else self.build_processes
 
     @property
     def public_base(self) -> str:

@@ -3,13 +3,14 @@
 the validity window, 属地编码), then validation of every document of a request, reporting every invalid
 one at once.
 
-    >>> docs = build_documents(node, agency, cert_type, [values], first_serial=1)      # doctest: +SKIP
+    >>> docs = build_documents(node.seeds, agency, cert_type, [values], first_serial=1)      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, cast
 
@@ -20,16 +21,15 @@ from registry.certificates.timing import StageTimer
 from registry.errors import ValidationError
 from registry.holders.keys import HolderPublicKey
 from registry.identifiers import CertificateId
-from registry.node import Node
-from registry.seeds import CertificateType
+from registry.seeds import CertificateType, Seeds
 
 MAX_REPORTED = 1000  # invalid documents listed in one error (the count says how many there were)
 
 
-def complete_values(node: Node, agency: str, cert_type: CertificateType, values: Mapping[str, Any], identifier: str,
-                    serial: str, today: dt.date) -> dict[str, Any]:
+def complete_values(seeds: Seeds, agency: str, cert_type: CertificateType, values: Mapping[str, Any],
+                    identifier: str, serial: str, today: dt.date) -> dict[str, Any]:
     """The values with the fields the service sets and the defaults filled in."""
-    member = node.seeds.member(agency)
+    member = seeds.member(agency)
     fixed = {
         "证照名称": cert_type.name,
         "证照类型代码": cert_type.code,
@@ -63,32 +63,35 @@ def complete_values(node: Node, agency: str, cert_type: CertificateType, values:
     return out
 
 
-def build_documents(node: Node, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
-                    *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
-                    timer: StageTimer | None = None) -> list[Document]:
-    """Validate and build every document. One ValidationError reports *all* invalid documents at once:
-    its code, message, `index` and `field` are the first's, and with several, `details.errors` lists the
-    index, field, code and message of each."""
-    today = dt.date.today()
+def build_each(seeds: Seeds, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
+               *, first_serial: int, today: dt.date, version: int = 1, serials: Sequence[str] | None = None,
+               offset: int = 0, rng_for: Callable[[int], Any] | None = None,
+               timer: StageTimer | None = None) -> tuple[list[Document], list[ValidationError]]:
+    """Validate and build the documents ``offset`` .. ``offset + len(values_list) - 1`` of a request (a whole
+    request, or one chunk of it in a worker process: registry/certificates/parallel.py), returning the
+    documents and every invalid one's error, which names its index in the whole request. ``rng_for(index)``
+    gives a document's random generator (default: `secrets`)."""
     validating = building = 0.0
     docs = []
     invalid: list[ValidationError] = []
-    for i, values in enumerate(cast(Sequence[object], values_list)):  # JSON bodies may hold anything
+    for k, values in enumerate(cast(Sequence[object], values_list)):  # JSON bodies may hold anything
+        i = offset + k
         if not isinstance(values, Mapping):
             invalid.append(ValidationError(f"document {i} is not a JSON object", code="invalid_document",
                                            details={"index": i}))
             continue
-        serial = serials[i] if serials is not None else f"{first_serial + i:012d}"
+        serial = serials[k] if serials is not None else f"{first_serial + k:012d}"
         identifier = str(CertificateId.build(cert_type.code, agency, serial, version))
         bound = values.get(HOLDER_KEY_FIELD)  # set by bind_holder_keys from the request's holder_keys
         if bound is not None:
-            values = {k: v for k, v in values.items() if k != HOLDER_KEY_FIELD}
+            values = {f: v for f, v in values.items() if f != HOLDER_KEY_FIELD}
         try:
             t0 = perf_counter()
             cid, norm = validated_values(
-                cert_type, complete_values(node, agency, cert_type, values, identifier, serial, today), identifier)
+                cert_type, complete_values(seeds, agency, cert_type, values, identifier, serial, today), identifier)
             t1 = perf_counter()
-            docs.append(Document.from_validated(cert_type, cid, norm, bound=bound))
+            docs.append(Document.from_validated(cert_type, cid, norm, bound=bound,
+                                                rng=secrets if rng_for is None else rng_for(i)))
             validating += t1 - t0
             building += perf_counter() - t1
         except ValidationError as exc:
@@ -96,18 +99,35 @@ def build_documents(node: Node, agency: str, cert_type: CertificateType, values_
             exc.message = f"document {i}: {exc.message}"
             exc.args = (exc.message,)
             invalid.append(exc)
+    if timer is not None:
+        timer.add("validate", validating)
+        timer.add("build", building)
+    return docs, invalid
+
+
+def raise_invalid(invalid: Sequence[ValidationError]) -> None:
+    """Refuse a request with invalid documents: one ValidationError reports *all* of them at once: its code,
+    message, `index` and `field` are the first's, and with several, `details.errors` lists the index, field,
+    code and message of each (``invalid`` in document order)."""
+    if not invalid:
+        return
+    first = invalid[0]
     if len(invalid) > 1:
-        first = invalid[0]
         first.details["errors"] = [{"index": e.details["index"], "field": e.details.get("field"), "code": e.code,
                                     "message": e.message} for e in invalid[:MAX_REPORTED]]
         first.details["invalid_documents"] = len(invalid)
         first.message = f"{first.message} (and {len(invalid) - 1} more invalid documents: see details.errors)"
         first.args = (first.message,)
-    if invalid:
-        raise invalid[0]
-    if timer is not None:
-        timer.add("validate", validating)
-        timer.add("build", building)
+    raise first
+
+
+def build_documents(seeds: Seeds, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
+                    *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
+                    timer: StageTimer | None = None) -> list[Document]:
+    """Validate and build every document, in this process; `raise_invalid` when any is invalid."""
+    docs, invalid = build_each(seeds, agency, cert_type, values_list, first_serial=first_serial,
+                               today=dt.date.today(), version=version, serials=serials, timer=timer)
+    raise_invalid(invalid)
     return docs
 
 

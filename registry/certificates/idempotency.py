@@ -25,7 +25,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ from registry.errors import ConflictError, ValidationError
 from registry.node import Node
 from registry.store.idempotency_models import CertificateNumber, IdempotencyRecord
 
-__all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "record_numbers", "request_mac",
+__all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "document_macs", "record_numbers", "request_mac",
            "replay_answer", "store_answer"]
 
 KEY_PATTERN = r"^[\x21-\x7e]{16,128}$"
@@ -120,13 +120,19 @@ def _given_values(doc: Document, given: Mapping[str, Any]) -> bytes:
     return _stable_json({k: doc.fields[k].value for k in sorted(given) if given[k] is not None and k in doc.fields})
 
 
-def check_numbers(s: Session, node: Node, agency: str, type_code: str, docs: Sequence[Document],
-                  given: Sequence[Mapping[str, Any]]) -> NumberCheck:
-    """Find each document's 证照编号 among those issued; ConflictError listing every number held by a
-    different certificate (or given twice in this request)."""
-    numbers = [str(d.fields[_NUMBER].value) for d in docs]
-    number_macs = [node.keys.mac("certificate-number", f"{type_code}\x00{agency}\x00{n}".encode()) for n in numbers]
-    values_macs = [node.keys.mac("certificate-values", _given_values(d, g)) for d, g in zip(docs, given, strict=True)]
+def document_macs(mac: Callable[[str, bytes], str], agency: str, type_code: str, doc: Document,
+                  given: Mapping[str, Any]) -> tuple[str, str]:
+    """The MACs of a document's 证照编号 and of the values its issuer gave (`KeyStore.mac` or `MacKey.mac`)."""
+    number = str(doc.fields[_NUMBER].value)
+    return (mac("certificate-number", f"{type_code}\x00{agency}\x00{number}".encode()),
+            mac("certificate-values", _given_values(doc, given)))
+
+
+def check_numbers(s: Session, agency: str, type_code: str, macs: Sequence[tuple[str, str]]) -> NumberCheck:
+    """Find each document's 证照编号 among those issued (``macs``: each document's `document_macs`);
+    ConflictError listing every number held by a different certificate (or given twice in this request)."""
+    number_macs = [m[0] for m in macs]
+    values_macs = [m[1] for m in macs]
     held: dict[str, CertificateNumber] = {}
     for i in range(0, len(number_macs), _CHUNK):
         for found in s.scalars(select(CertificateNumber).where(

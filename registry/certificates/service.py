@@ -16,7 +16,7 @@ returned once, inside the by-reference QR URL, and never stored.
 from __future__ import annotations
 
 import dataclasses
-import json
+import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +33,8 @@ from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.fields import HOLDER_KEY_FIELD
 from registry.certificates.idempotency import IdempotencyKey
+from registry.certificates.issued import IssuedCertificate, IssueResult
+from registry.certificates.parallel import BuildContext, BuiltDocument, ChunkJob, DocumentBuilder
 from registry.certificates.timing import StageTimer
 from registry.errors import (
     ChainUnavailableError,
@@ -60,28 +62,6 @@ REVOCATION_REASONS: dict[int, tuple[str, str]] = {
 }
 
 SERVICE_FIELDS = ("证照名称", "证照类型代码", "证照标识", "颁发机构", "颁发机构代码", "持证主体代码类型")
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """A certificate as its issuer receives it. `replayed`: issued before with the same 证照编号 and values;
-    then the document, its key and QR URL are not known any more (the key was returned once, never stored)."""
-
-    identifier: str
-    status: str
-    document: dict[str, Any] | None
-    key: str | None
-    qr_url: str | None
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class IssueResult:
-    certificates: list[IssuedCertificate]
-    key_replayed: bool  # the first answer to this Idempotency-Key, replayed
-    timer: StageTimer = field(default_factory=StageTimer)  # seconds per stage (registry/certificates/timing.py)
-
-
 
 
 @dataclass(frozen=True)
@@ -118,8 +98,10 @@ class CertificateService:
     def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
                  changes: StatusChanges | None = None,
                  envelope_algorithm: envelope.EnvelopeAlgorithm = envelope.EnvelopeAlgorithm.AES_256_GCM,
-                 sealer: DocumentSealer | None = None) -> None:
+                 sealer: DocumentSealer | None = None, build_processes: int = 0) -> None:
         self.node = node
+        # validate + build + seal: large requests in worker processes (registry/certificates/parallel.py)
+        self.builder = DocumentBuilder(BuildContext(node.seeds, node.keys.mac_key), processes=build_processes)
         self.sealer = sealer
         self.envelope_algorithm = envelope_algorithm  # new blobs only: open_ reads either kind
         self.public_base = public_base.rstrip("/")
@@ -141,9 +123,24 @@ class CertificateService:
     def build_documents(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]],
                         *, first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
                         timer: StageTimer | None = None) -> list[Document]:
-        """Validate and build every document (registry/certificates/building.py)."""
-        return building.build_documents(self.node, agency, self._check_issuer(agency, type_code), values_list,
+        """Validate and build every document (registry/certificates/building.py), in this process."""
+        return building.build_documents(self.node.seeds, agency, self._check_issuer(agency, type_code), values_list,
                                         first_serial=first_serial, version=version, serials=serials, timer=timer)
+
+    def build_sealed(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
+                     first_serial: int, version: int = 1, serials: Sequence[str] | None = None,
+                     timer: StageTimer | None = None, seed: bytes | None = None) -> list[BuiltDocument]:
+        """Validate, build and seal every document, ready to insert (in worker processes for a large request;
+        ``seed``: reproducible random draws, for tests)."""
+        self._check_issuer(agency, type_code)
+        return self.builder.build(ChunkJob(
+            agency, type_code, values_list, first_serial=first_serial, today=dt.date.today(),
+            public_base=self.public_base, algorithm=self.envelope_algorithm, version=version, serials=serials,
+            seed=seed), timer=timer)
+
+    def close(self) -> None:
+        """Stop the build worker processes (the server's shutdown)."""
+        self.builder.close()
 
     def issue(self, agency: str, type_code: str, values_list: Sequence[Mapping[str, Any]], *,
               wait: bool = False, timeout: float = 60.0, seal: str | None = None) -> list[IssuedCertificate]:
@@ -184,9 +181,9 @@ class CertificateService:
         # building and sealing thousands of documents hold no write lock: concurrent requests build at the same
         # time and wait only for each other's inserts. A refused batch leaves a gap in the 流水号.
         last = self._reserve_serials(agency, type_code, n)
-        docs = self.build_documents(agency, type_code, values_list, first_serial=last - n + 1, timer=timer)
-        with timer.stage("seal"):
-            sealed, sealed_rows = self._seal_rows(agency, type_code, docs)
+        storing = time.perf_counter() - started
+        built = self.build_sealed(agency, type_code, values_list, first_serial=last - n + 1, timer=timer)
+        stored = time.perf_counter()
         with self.node.db.session() as s:
             self._lock_serials(s, agency, type_code)  # the write lock first: the checks below are under it
             if idempotency_key is not None:
@@ -194,25 +191,25 @@ class CertificateService:
                 if answer is not None:
                     replayed = [IssuedCertificate(**a) for a in answer]
                     return IssueResult([self._current(i) for i in replayed], key_replayed=True)
-            numbers = idempotency.check_numbers(s, self.node, agency, type_code, docs, values_list)
-            fresh = [d for i, d in enumerate(docs) if i not in numbers.replay_of]
-            issued_fresh = [c for i, c in enumerate(sealed) if i not in numbers.replay_of]
-            rows = [r for i, r in enumerate(sealed_rows) if i not in numbers.replay_of]
+            numbers = idempotency.check_numbers(s, agency, type_code, [(b.number_mac, b.values_mac) for b in built])
+            fresh = [b for i, b in enumerate(built) if i not in numbers.replay_of]
             if sealing is not None and fresh and self.sealer is not None:
                 with timer.stage("seal"):
-                    self.sealer.store(s, sealing, [(d.identifier, d.digest_sha256, d.digest_sm3) for d in fresh])
-            if rows:
-                s.execute(insert(Certificate), rows)
-            by_index = iter(issued_fresh)
+                    self.sealer.store(s, sealing, [(b.identifier, *b.raw_digests) for b in fresh])
+                stored += timer.seconds["seal"]
+            if fresh:
+                s.execute(insert(Certificate), self._rows(agency, type_code, fresh))
+            by_index = iter(self._issued(b) for b in fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
-                      for i in range(len(docs))]
+                      for i in range(len(built))]
             idempotency.record_numbers(s, agency, type_code, numbers, {
                 i: c.identifier for i, c in enumerate(issued) if not c.replayed})
             if idempotency_key is not None:
-                idempotency.store_answer(s, agency, idempotency_key, mac, [dataclasses.asdict(i) for i in issued])
-        # what is not validating, building or sealing is storing: the serials, the numbers' MACs and lookup,
-        # the insert and the commit
-        timer.add("store", time.perf_counter() - started - sum(timer.seconds.values()))
+                idempotency.store_answer(s, agency, idempotency_key, mac, [i.answer() for i in issued])
+        # storing: the serials, the numbers' lookup, the insert and the commit (the MACs are computed with
+        # the documents)
+        timer.add("store", storing + time.perf_counter() - stored)
+        issued_fresh = [i for i in issued if not i.replayed]
         self._after_insert(issued_fresh, wait=wait, timeout=timeout)
         return IssueResult([self._current(i) for i in issued] if wait else issued, key_replayed=False, timer=timer)
 
@@ -243,31 +240,25 @@ class CertificateService:
 
     def _current(self, issued: IssuedCertificate) -> IssuedCertificate:
         """With today's status (and anchor, for a document returned in full)."""
-        if issued.document is None:
+        if issued.replayed or (issued.document is None and issued.document_json is None):
             view = self.get(None, issued.identifier)
             return dataclasses.replace(issued, status=view.status)
         return self._refresh_status(issued)
 
-    def _seal_rows(self, agency: str, type_code: str, docs: Sequence[Document],
-                   supersedes: str | None = None) -> tuple[list[IssuedCertificate], list[dict[str, Any]]]:
+    @staticmethod
+    def _rows(agency: str, type_code: str, built: Sequence[BuiltDocument],
+              supersedes: str | None = None) -> list[dict[str, Any]]:
         now = utcnow()
-        issued, rows = [], []
-        for doc in docs:
-            body = doc.to_json()
-            ident = doc.identifier
-            key, blob = envelope.seal(json.dumps(body, ensure_ascii=False).encode(), aad=envelope.aad_for(ident),
-                                      algorithm=self.envelope_algorithm)
-            cid = CertificateId.parse(ident)
-            valid_from, valid_until = doc.valid_from, doc.valid_until
-            rows.append({
-                "identifier": ident, "type_code": type_code, "issuer_uscc": agency, "serial": cid.serial,
-                "version": int(cid.version), "digest_sha256": body["digest"]["sha256"], "digest_sm3": body["digest"]["sm3"],
-                "valid_from": valid_from, "valid_until": valid_until, "status": CertificateStatus.PENDING, "blob": blob,
-                "created_at": now, "supersedes": supersedes, "holder_key_digest": doc.holder_key_digest,
-            })
-            issued.append(IssuedCertificate(ident, CertificateStatus.PENDING, body, envelope.encode_key(key),
-                                            envelope.build_ref_url(self.public_base, ident, key)))
-        return issued, rows
+        return [{"identifier": b.identifier, "type_code": type_code, "issuer_uscc": agency, "serial": b.serial,
+                 "version": b.version, "digest_sha256": b.digest_sha256, "digest_sm3": b.digest_sm3,
+                 "valid_from": b.valid_from, "valid_until": b.valid_until, "status": CertificateStatus.PENDING,
+                 "blob": b.blob, "created_at": now, "supersedes": supersedes, "holder_key_digest": b.holder_key_digest}
+                for b in built]
+
+    @staticmethod
+    def _issued(b: BuiltDocument) -> IssuedCertificate:
+        return IssuedCertificate(b.identifier, CertificateStatus.PENDING, None, b.key, b.qr_url,
+                                 document_json=b.document_json)
 
     def _after_insert(self, issued: Sequence[IssuedCertificate], *, wait: bool, timeout: float) -> None:
         if self.worker is None or not issued:
@@ -303,9 +294,9 @@ class CertificateService:
 
     def _refresh_status(self, issued: IssuedCertificate) -> IssuedCertificate:
         view = self.get(None, issued.identifier)
-        document = dict(issued.document or {})
+        document = dict(issued.body() or {})
         document["anchor"] = view.anchor
-        return dataclasses.replace(issued, status=view.status, document=document)
+        return dataclasses.replace(issued, status=view.status, document=document, document_json=None)
 
     # -- reading -----------------------------------------------------------------------------------
     def _row(self, s: Session, identifier: str) -> Certificate:
@@ -448,10 +439,10 @@ class CertificateService:
                 raise ConflictError(f"{identifier} already has a newer version {newer}", code="already_superseded")
             if old.holder_key_digest is not None:  # the corrected version stays bound to the same holder key
                 values = {**plain_values(values), HOLDER_KEY_FIELD: old.holder_key_digest}
-            [doc] = self.build_documents(old.issuer_uscc, old.type_code, [values], first_serial=0,
-                                         version=int(cid.version) + 1, serials=[cid.serial])
-            [issued], rows = self._seal_rows(old.issuer_uscc, old.type_code, [doc], supersedes=identifier)
-            s.execute(insert(Certificate), rows)
+            built = self.build_sealed(old.issuer_uscc, old.type_code, [values], first_serial=0,
+                                      version=int(cid.version) + 1, serials=[cid.serial])
+            s.execute(insert(Certificate), self._rows(old.issuer_uscc, old.type_code, built, supersedes=identifier))
+            issued = self._issued(built[0])
             change = StatusChange(identifier=identifier, action=ChangeAction.SUPERSEDE, new_identifier=issued.identifier,
                                   actor_uscc=agency)
             s.add(change)

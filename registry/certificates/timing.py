@@ -33,10 +33,13 @@ STAGES = ("parse", "validate", "build", "seal", "store", "respond", "anchor")
 class StageTimer:
     """Seconds per stage, added up over the calls of one request (not shared between threads)."""
 
-    __slots__ = ("seconds",)
+    __slots__ = ("processes", "seconds")
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        # worker processes that built this request's documents (registry/certificates/parallel.py); their
+        # validate/build/seal seconds are summed over the processes, so they may exceed the request's wall time
+        self.processes = 0
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds

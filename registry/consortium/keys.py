@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -59,6 +59,17 @@ class HeldKey:
     active: bool
 
 
+@dataclass(frozen=True)
+class MacKey:
+    """The node's lookup MAC key (`KeyStore.mac`) on its own: picklable, so that the processes building
+    documents in parallel (registry/certificates/parallel.py) compute the same 证照编号 MACs."""
+
+    key: bytes = field(repr=False)
+
+    def mac(self, purpose: str, data: bytes) -> str:
+        return hmac.new(self.key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
+
+
 class KeyStore:
     """An agency's keys, wherever they live: every key has a row in `agency_keys` (so activation for
     rotations works the same for all), holding either the sealed key (file backend) or a reference to the
@@ -77,7 +88,7 @@ class KeyStore:
         self.default_backend = default_backend
         # HMAC key for lookups that must not reveal what they index (registry/certificates/idempotency.py):
         # derived, so the master key itself is used for one purpose only
-        self._mac_key = hmac.digest(master_key, b"lianzheng/mac/1", "sha256")
+        self.mac_key = MacKey(hmac.digest(master_key, b"lianzheng/mac/1", "sha256"))
         self._signers: dict[tuple[str, SignatureAlgorithm], Signer] = {}
 
     def use_profile(self, profile: CryptoProfile) -> None:
@@ -88,7 +99,7 @@ class KeyStore:
     def mac(self, purpose: str, data: bytes) -> str:
         """HMAC-SHA256 (hex) of ``data`` under a key derived from the master key, separated by ``purpose``:
         a database copy alone cannot test guesses against it."""
-        return hmac.new(self._mac_key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
+        return self.mac_key.mac(purpose, data)
 
     # -- signing keys ------------------------------------------------------------------------------
     def backend(self, kind: KeyBackendKind) -> KeyBackend:

@@ -121,21 +121,23 @@ def aad_for(identifier: str) -> bytes:
 
 
 def seal(plaintext: bytes, *, aad: bytes, key: bytes | None = None,
-         algorithm: EnvelopeAlgorithm = EnvelopeAlgorithm.AES_256_GCM) -> tuple[bytes, bytes]:
+         algorithm: EnvelopeAlgorithm = EnvelopeAlgorithm.AES_256_GCM,
+         randbytes: Callable[[int], bytes] = os.urandom) -> tuple[bytes, bytes]:
     """Encrypt under a fresh random key (or ``key``, to re-seal a document whose QR is already printed).
+    ``randbytes`` draws the key and the nonce (a seeded generator only where tests compare two builds).
 
     A random 96-bit nonce per call is safe: a key seals a handful of versions, far below the 2**32
     messages NIST SP 800-38D §8.3 allows per key with random nonces (and a random 128-bit CTR start for SM4
     makes overlapping counter ranges as unlikely).
     """
-    key = os.urandom(KEY_LEN) if key is None else _check_key(key)
+    key = randbytes(KEY_LEN) if key is None else _check_key(key)
     if algorithm is EnvelopeAlgorithm.SM4_CTR_HMAC_SM3:
         k_enc, k_mac = sm4_subkeys(key)
-        iv = os.urandom(SM4_IV_LEN)
+        iv = randbytes(SM4_IV_LEN)
         encryptor = Cipher(algorithms.SM4(k_enc), modes.CTR(iv)).encryptor()
         body = bytes((algorithm,)) + iv + encryptor.update(plaintext) + encryptor.finalize()
         return key, body + _hmac_sm3(k_mac, sm4_mac_input(body, aad))
-    nonce = os.urandom(NONCE_LEN)
+    nonce = randbytes(NONCE_LEN)
     return key, bytes((EnvelopeAlgorithm.AES_256_GCM,)) + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 

@@ -1,0 +1,97 @@
+"""Building an issuing request's documents in worker processes (registry/certificates/parallel.py) gives
+what building them in the API process gives: the same documents byte for byte for the same random
+generator, and the same refusal of bad rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.devtools.samples import sample_values
+from registry.certificates.documents import Document
+from registry.certificates.parallel import BuildContext, ChunkJob, DocumentBuilder
+from registry.certificates.timing import StageTimer
+from registry.consortium.keys import MacKey
+from registry.errors import ValidationError
+from registry.formats import envelope
+from registry.seeds import load_seeds
+
+SEEDS = load_seeds(Path(__file__).resolve().parents[3] / "seeds")
+CONTEXT = BuildContext(SEEDS, MacKey(bytes(range(32))))
+TYPE = SEEDS.certificate_types[0]
+ISSUER = SEEDS.member(TYPE.issuers[0])
+COUNT = 250  # above the pool threshold below: two chunks in one worker process
+
+
+@pytest.fixture(scope="module")
+def pooled() -> Iterator[DocumentBuilder]:
+    builder = DocumentBuilder(CONTEXT, processes=1, threshold=100)
+    try:
+        yield builder
+    finally:
+        builder.close()
+
+
+def _job(values: list[Any], **overrides: Any) -> ChunkJob:
+    fields: dict[str, Any] = {
+        "agency": ISSUER.uscc, "type_code": TYPE.code, "values": values, "first_serial": 7001,
+        "today": dt.date(2026, 3, 25), "public_base": "http://127.0.0.1:8000",
+        "algorithm": envelope.EnvelopeAlgorithm.SM4_CTR_HMAC_SM3, "seed": b"parallel-build-test-seed"}
+    return ChunkJob(**{**fields, **overrides})
+
+
+def test_the_pool_builds_the_documents_of_the_api_process_byte_for_byte(pooled: DocumentBuilder) -> None:
+    values = sample_values(TYPE, COUNT, issuer=ISSUER, seed=11)
+    timer = StageTimer()
+    in_pool = pooled.build(_job(values), timer=timer)
+    here = DocumentBuilder(CONTEXT, processes=0).build(_job(values))
+    assert timer.processes == 1 and set(timer.seconds) == {"validate", "build", "seal"}
+    assert len(in_pool) == COUNT
+    assert in_pool == here  # every field: identifiers, digests, envelopes, keys, QR URLs, JSON, MACs
+    assert [b.serial for b in in_pool] == [f"{7001 + i:012d}" for i in range(COUNT)]
+    # what was built is the document: its JSON opens from the envelope and checks out
+    last = in_pool[-1]
+    opened = envelope.open_(last.blob, envelope.decode_key(last.key), aad=envelope.aad_for(last.identifier))
+    assert opened == last.document_json
+    doc = Document.from_json(json.loads(opened))
+    assert doc.integrity_errors() == [] and doc.identifier == last.identifier
+    # without a seed every document has its own random salts and keys
+    fresh = pooled.build(_job(values, seed=None))
+    assert {b.key for b in fresh}.isdisjoint({b.key for b in in_pool})
+    assert [b.identifier for b in fresh] == [b.identifier for b in in_pool]
+
+
+def test_bad_rows_refuse_the_request_with_the_same_error_in_the_pool(pooled: DocumentBuilder) -> None:
+    values = sample_values(TYPE, COUNT, issuer=ISSUER, seed=12)
+    values[3] = {**values[3], "持证主体代码": "not a code"}
+    values[200] = "not an object"  # in the second chunk
+    errors = []
+    for builder in (pooled, DocumentBuilder(CONTEXT, processes=0)):
+        with pytest.raises(ValidationError) as caught:
+            builder.build(_job(values))
+        errors.append((type(caught.value), caught.value.code, caught.value.message, caught.value.details))
+    assert errors[0] == errors[1]
+    _, code, message, details = errors[0]
+    assert message.startswith("document 3: ") and "and 1 more invalid documents" in message
+    assert details["invalid_documents"] == 2
+    assert [e["index"] for e in details["errors"]] == [3, 200]
+    assert details["errors"][1]["code"] == "invalid_document"
+
+
+def test_small_requests_stay_in_the_api_process(pooled: DocumentBuilder) -> None:
+    timer = StageTimer()
+    built = pooled.build(_job(sample_values(TYPE, 5, issuer=ISSUER, seed=13)), timer=timer)
+    assert len(built) == 5 and timer.processes == 0
+
+
+def test_a_closed_builder_builds_in_the_api_process() -> None:
+    builder = DocumentBuilder(CONTEXT, processes=1, threshold=1)
+    builder.close()
+    timer = StageTimer()
+    assert len(builder.build(_job(sample_values(TYPE, 3, issuer=ISSUER, seed=14)), timer=timer)) == 3
+    assert timer.processes == 0
