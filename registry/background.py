@@ -45,6 +45,10 @@ class PollingLoop:
     outages: tuple[type[BaseException], ...] = (OSError,)
     #: wait one poll before the first pass (services that should not act the moment they start)
     wait_first = False
+    #: the longest wait between passes that found nothing to do: each idle pass doubles the wait from `poll` up
+    #: to this (work or `wake()` brings it back to `poll`). An idle API process polled its database and the
+    #: chain ten times a second, a quarter of a core on a 2-core machine (issue 16); 0: always `poll`
+    idle_max = 0.0
     #: a successful pass clears `last_error` (False: the error stays until the next one replaces it, e.g. a
     #: witness's refusal of a checkpoint, which later passes skip without failing)
     clear_error_on_success = True
@@ -97,7 +101,7 @@ class PollingLoop:
         self._wake.set()
 
     def _run(self) -> None:
-        backoff = self.poll
+        backoff = idle = self.poll
         if self.wait_first and self._stop.wait(self.poll):
             return
         while not self._stop.is_set():
@@ -107,16 +111,19 @@ class PollingLoop:
                 if self.clear_error_on_success:
                     self.last_error = None
                 if worked:
+                    idle = self.poll
                     continue
+                wait, idle = idle, min(idle * 2, max(self.idle_max, self.poll))
             except self.outages as exc:
                 self.last_error = self.error_text(exc)
                 self.on_outage(exc)
-                backoff = min(max(backoff, self.poll) * 2, self.backoff_cap(exc))
+                wait = backoff = min(max(backoff, self.poll) * 2, self.backoff_cap(exc))
                 log.warning("unavailable; will retry", service=self.thread_name, error=self.last_error,
                             backoff=backoff)
             except Exception as exc:  # never let the loop die
                 self.last_error = repr(exc)
-                backoff = min(max(backoff, self.poll) * 2, self.backoff_cap(exc))
+                wait = backoff = min(max(backoff, self.poll) * 2, self.backoff_cap(exc))
                 log.exception("background service error; will retry", service=self.thread_name, error=repr(exc))
-            self._wake.wait(backoff)
+            if self._wake.wait(wait):
+                idle = self.poll  # woken: work may be waiting
             self._wake.clear()

@@ -73,9 +73,46 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used (Linux /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int | None) -> list[int]:
+    """The process's children, their children and so on (the server's build workers and their forkserver)."""
+    found: list[int] = []
+    todo = [pid] if pid is not None else []
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of the server, its build workers (every descendant, summed), anvil and this client."""
+    times = os.times()
+    return {"server": cpu_seconds(pids["server"]) or 0.0,
+            "build workers": sum(cpu_seconds(p) or 0.0 for p in descendants(pids["server"])),
+            "anvil": cpu_seconds(pids["anvil"]) or 0.0, "client": times.user + times.system}
+
+
 def stage_breakdown(log_file: Path, documents: int) -> dict[str, Any]:
-    """ms per document and share of each stage, summed from the server's JSON log lines."""
+    """ms per document and share of each stage, summed from the server's JSON log lines, and the most worker
+    processes that built one request's documents (``build_processes``; 0: built in the API process)."""
     totals = dict.fromkeys(STAGES, 0.0)
+    processes = 0
     with open(log_file, encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if '"certificates issued"' not in line and '"certificates anchored"' not in line:
@@ -86,9 +123,11 @@ def stage_breakdown(log_file: Path, documents: int) -> dict[str, Any]:
                 continue
             for stage in STAGES:
                 totals[stage] += float(event.get(f"{stage}_ms") or 0.0)
+            processes = max(processes, int(event.get("build_processes") or 0))
     whole = sum(totals.values()) or 1.0
-    return {stage: {"ms_per_doc": round(ms / max(documents, 1), 4), "share": round(ms / whole, 3)}
-            for stage, ms in totals.items()}
+    return {"build_processes": processes,
+            **{stage: {"ms_per_doc": round(ms / max(documents, 1), 4), "share": round(ms / whole, 3)}
+               for stage, ms in totals.items()}}
 
 
 class _Bodies:
@@ -134,10 +173,11 @@ def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], 
 
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
-              label: str, data_dir: Path, timeout: float = 900.0) -> dict[str, Any]:
+              label: str, data_dir: Path, timeout: float = 900.0, build_processes: int | None = None) -> dict[str, Any]:
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
-    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True) as stack:
+    extra = {} if build_processes is None else {"build_processes": build_processes}
+    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True, **extra) as stack:
         seeds = stack.node.seeds
         ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
         issuer = seeds.member(ct.issuers[0])
@@ -154,6 +194,7 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
             sending = threading.Event()
             sending.set()
             failure: list[BaseException] = []
+            cpu_before = _cpu_snapshot(pids)
             start = time.perf_counter()
 
             def post(k: int) -> int:
@@ -197,6 +238,7 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
                                   **{f"rss_{name}_mb": rss_mb(pid) for name, pid in pids.items()}})
                     previous = (done, elapsed)
             elapsed = time.perf_counter() - start
+            cpu_after = _cpu_snapshot(pids)
             sender.join(60)
             if failure:
                 raise RuntimeError(f"{label}: {failure[0]}") from failure[0]
@@ -213,12 +255,15 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
         "gas_per_doc": round(gas / count, 1), "gas_total": gas,
         "request_p50_ms": round(_pct(latencies, 0.5) * 1000, 1), "request_p99_ms": round(_pct(latencies, 0.99) * 1000, 1),
         "anchor_p50_ms": round(_pct(ages, 0.5) * 1000, 1), "anchor_p99_ms": round(_pct(ages, 0.99) * 1000, 1),
-        "request_size": request_size, "stages": stages, "sizes": sizes,
+        "request_size": request_size, "build_processes": stages.pop("build_processes"), "stages": stages,
+        "cpu_ms_per_doc": {k: round(1000 * (cpu_after[k] - cpu_before[k]) / count, 4) for k in cpu_after},
+        "sizes": sizes,
     }
 
 
 def _stage_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="where the server's time goes (ms per document, share of the server's time)")
+    table = Table(title="where the server's time goes (ms per document, share of the server's time; validate, "
+                        "build and seal summed over the build processes)")
     table.add_column("stage")
     for r in rows:
         table.add_column(f"{r['label']} ms/doc", justify="right")
@@ -229,6 +274,7 @@ def _stage_table(rows: list[dict[str, Any]]) -> Table:
             st = r["stages"][stage]
             cells += [f"{st['ms_per_doc']:.3f}", f"{100 * st['share']:.0f}%"]
         table.add_row(stage, *cells)
+    table.add_row("build processes", *(c for r in rows for c in (str(r["build_processes"]), "")))
     return table
 
 
@@ -252,13 +298,16 @@ def bench_issue(
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="documents for the one-per-transaction baseline")] = 300,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=10, help="seconds allowed after the last request")] = 900,
+    build_processes: Annotated[int | None, typer.Option(
+        "--build-processes", min=0, help="the server's build worker processes (default: its setting)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue COUNT certificates through POST /api/v1/certificates/batch and time them until anchored."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
         rows.append(run_issue(count, batch_size=batch_size, request_size=request_size, workers=workers,
-                              type_code=type_code, label="batched", data_dir=Path(tmp) / "batched", timeout=timeout))
+                              type_code=type_code, label="batched", data_dir=Path(tmp) / "batched", timeout=timeout,
+                              build_processes=build_processes))
         if baseline:
             rows.append(run_issue(baseline, batch_size=1, request_size=min(request_size, baseline), workers=workers,
                                   type_code=type_code, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline",
@@ -267,15 +316,19 @@ def bench_issue(
         print_json({"benchmark": "issue", "results": rows})
         return
     table = Table(title="lianzheng bench issue (HTTP batch route, devnet, end to end until anchored)")
-    for col in ("run", "docs", "batch", "seconds", "docs/s", "gas/doc", "request p50 ms", "request p99 ms",
-                "anchor p50 ms", "anchor p99 ms"):
+    for col in ("run", "docs", "batch", "build processes", "seconds", "docs/s", "gas/doc", "request p50 ms",
+                "request p99 ms", "anchor p50 ms", "anchor p99 ms"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["label"], f"{r['documents']:,}", str(r["batch_size"]), f"{r['seconds']:.2f}",
+        table.add_row(r["label"], f"{r['documents']:,}", str(r["batch_size"]), str(r["build_processes"]),
+                      f"{r['seconds']:.2f}",
                       f"{r['docs_per_s']:,.0f}", f"{r['gas_per_doc']:,.1f}", f"{r['request_p50_ms']:.0f}",
                       f"{r['request_p99_ms']:.0f}", f"{r['anchor_p50_ms']:.0f}", f"{r['anchor_p99_ms']:.0f}")
     console.print(table)
     console.print(_stage_table(rows))
+    for r in rows:
+        console.print(f"{r['label']}: CPU ms per document (user + system, the whole run): " + ", ".join(
+            f"{name} {ms:.3f}" for name, ms in r["cpu_ms_per_doc"].items()))
     if rows[0]["sizes"]:
         console.print(_size_table(rows[0]))
     if len(rows) == 2:

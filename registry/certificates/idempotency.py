@@ -38,6 +38,7 @@ from registry.certificates.documents import Document
 from registry.errors import ConflictError, ValidationError
 from registry.node import Node
 from registry.store.idempotency_models import CertificateNumber, IdempotencyRecord
+from registry.store.tables import table_of
 
 __all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "document_macs", "record_numbers", "request_mac",
            "replay_answer", "store_answer"]
@@ -166,6 +167,6 @@ def check_numbers(s: Session, agency: str, type_code: str, macs: Sequence[tuple[
 def record_numbers(s: Session, agency: str, type_code: str, check: NumberCheck, identifiers: Mapping[int, str]) -> None:
     """Store the numbers of the documents issued now (`identifiers`: document index -> identifier)."""
     if identifiers:
-        s.execute(insert(CertificateNumber), [
+        s.execute(insert(table_of(CertificateNumber)), [  # Core: one executemany, no ORM bookkeeping per row
             {"type_code": type_code, "issuer_uscc": agency, "number_mac": check.number_macs[i], "identifier": ident,
              "values_mac": check.values_macs[i]} for i, ident in identifiers.items()])

@@ -190,9 +190,14 @@ class DocumentBuilder:
     def start(self) -> None:
         """Start the worker processes now (they import the registry once), not on the first large request."""
         pool = self._executor()
-        if pool is not None:
-            for _ in range(self.processes):
-                pool.submit(_ready)
+        try:
+            for _ in range(self.processes if pool is not None else 0):
+                pool.submit(_ready)  # type: ignore[union-attr]
+        except (OSError, RuntimeError) as exc:  # e.g. a main module that starts a server when imported
+            log.error("cannot start the document build processes: building in the API process", error=str(exc))
+            self.processes = 0
+            self.close()
+            self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor | None:
         if self.processes == 0:

@@ -50,6 +50,7 @@ from registry.node import Node
 from registry.outbox.worker import OutboxWorker
 from registry.store.db import Batch, Certificate, Serial, StatusChange, utcnow
 from registry.store.states import BatchState, CertificateStatus, ChangeAction
+from registry.store.tables import table_of
 
 REVOCATION_REASONS: dict[int, tuple[str, str]] = {
     1: ("信息错误", "information incorrect"),
@@ -198,7 +199,7 @@ class CertificateService:
                     self.sealer.store(s, sealing, [(b.identifier, *b.raw_digests) for b in fresh])
                 stored += timer.seconds["seal"]
             if fresh:
-                s.execute(insert(Certificate), self._rows(agency, type_code, fresh))
+                s.execute(insert(table_of(Certificate)), self._rows(agency, type_code, fresh))  # Core: one executemany
             by_index = iter(self._issued(b) for b in fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(built))]
@@ -441,7 +442,7 @@ class CertificateService:
                 values = {**plain_values(values), HOLDER_KEY_FIELD: old.holder_key_digest}
             built = self.build_sealed(old.issuer_uscc, old.type_code, [values], first_serial=0,
                                       version=int(cid.version) + 1, serials=[cid.serial])
-            s.execute(insert(Certificate), self._rows(old.issuer_uscc, old.type_code, built, supersedes=identifier))
+            s.execute(insert(table_of(Certificate)), self._rows(old.issuer_uscc, old.type_code, built, supersedes=identifier))
             issued = self._issued(built[0])
             change = StatusChange(identifier=identifier, action=ChangeAction.SUPERSEDE, new_identifier=issued.identifier,
                                   actor_uscc=agency)

@@ -135,6 +135,7 @@ class ChainInbox(PollingLoop):
 
     thread_name = "chain-inbox"
     outages = (ChainError, OSError, ChainUnavailableError)
+    idle_max = 1.0  # no new block: up to 1 s between passes (each costs two RPCs and a query)
 
     def __init__(self, node: Node, lanes: Sequence[InboxLane], *, poll: float = 0.5, max_backoff: float = 5.0) -> None:
         super().__init__(poll=poll, max_backoff=max_backoff)
@@ -171,7 +172,7 @@ class ChainInbox(PollingLoop):
                 log.warning("chain went backwards or reorganised; the inbox rescans", synced=self.synced_block,
                             head=head)
                 self.synced_block = -1
-            hosted = hosted_agencies(self.node)
+            hosted = hosted_agencies(self.node) if self.synced_block < 0 or head > self.synced_block else frozenset()
             if self.synced_block < 0:  # a full pass: first drop what a reset took away
                 lost = sum(lane.forget_lost(hosted) for lane in self.lanes)
                 if lost:
@@ -180,6 +181,8 @@ class ChainInbox(PollingLoop):
             else:
                 start = self.synced_block + 1
             if start > head:
+                if self.synced_block < 0:  # nothing to read up to the head yet: later passes start after it
+                    self.synced_block, self.synced_hash = head, self._hash(head)
                 return 0
             head_hash = self._hash(head)  # before reading: a reorganisation meanwhile shows at the next pass
             by_lane: dict[int, list[Event]] = {id(lane): [] for lane in self.lanes}
@@ -194,5 +197,7 @@ class ChainInbox(PollingLoop):
             return added
 
     def run_pass(self) -> bool:
+        """True when new blocks were read (the next pass follows at once, then the idle waits grow again)."""
+        before = self.synced_block
         self.run_once()
-        return False
+        return self.synced_block != before

@@ -40,6 +40,8 @@ def test_bench_issue_measures_the_batched_run_and_a_one_per_transaction_baseline
     # one transaction per document: anchoring costs the baseline far more per document than batching
     assert baseline["stages"]["anchor"]["ms_per_doc"] > batched["stages"]["anchor"]["ms_per_doc"]
     assert batched["sizes"] == []  # the table by size starts at 10,000 documents
+    # 200-document requests are built in the server's worker processes, the baseline's 20 in the API process
+    assert batched["build_processes"] >= 1 and baseline["build_processes"] == 0
 
 
 def test_bench_issue_fails_with_a_non_zero_exit_when_the_run_fails() -> None:
