@@ -173,11 +173,13 @@ def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], 
 
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
-              label: str, data_dir: Path, timeout: float = 900.0, build_processes: int | None = None) -> dict[str, Any]:
+              label: str, data_dir: Path, timeout: float = 900.0, build_processes: int | None = None,
+              batch_max_age: float = 0.2) -> dict[str, Any]:
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
     extra = {} if build_processes is None else {"build_processes": build_processes}
-    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=0.2, server_process=True, **extra) as stack:
+    with LocalStack(data_dir, batch_size=batch_size, batch_max_age=batch_max_age, server_process=True,
+                    **extra) as stack:
         seeds = stack.node.seeds
         ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
         issuer = seeds.member(ct.issuers[0])
@@ -298,6 +300,9 @@ def bench_issue(
     baseline: Annotated[int, typer.Option("--baseline", min=0, help="documents for the one-per-transaction baseline")] = 300,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=10, help="seconds allowed after the last request")] = 900,
+    batch_max_age: Annotated[float, typer.Option(
+        "--batch-max-age", min=0.01, help="seconds a partial batch waits for more documents (a larger --batch-size "
+                                          "than --request-size needs it longer)")] = 0.2,
     build_processes: Annotated[int | None, typer.Option(
         "--build-processes", min=0, help="the server's build worker processes (default: its setting)")] = None,
     as_json: JsonOpt = False,
@@ -307,7 +312,7 @@ def bench_issue(
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
         rows.append(run_issue(count, batch_size=batch_size, request_size=request_size, workers=workers,
                               type_code=type_code, label="batched", data_dir=Path(tmp) / "batched", timeout=timeout,
-                              build_processes=build_processes))
+                              build_processes=build_processes, batch_max_age=batch_max_age))
         if baseline:
             rows.append(run_issue(baseline, batch_size=1, request_size=min(request_size, baseline), workers=workers,
                                   type_code=type_code, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline",
