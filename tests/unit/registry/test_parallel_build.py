@@ -95,3 +95,18 @@ def test_a_closed_builder_builds_in_the_api_process() -> None:
     timer = StageTimer()
     assert len(builder.build(_job(sample_values(TYPE, 3, issuer=ISSUER, seed=14)), timer=timer)) == 3
     assert timer.processes == 0
+
+
+def test_the_batch_answer_splices_the_encoded_documents_as_the_model_would_encode_them() -> None:
+    from api.routes.certificates import BatchPublic, _batch_json, _issued
+    from registry.certificates.issued import IssuedCertificate
+
+    built = DocumentBuilder(CONTEXT, processes=0).build(_job(sample_values(TYPE, 3, issuer=ISSUER, seed=15)))
+    spliced = [IssuedCertificate(b.identifier, "pending", None, b.key, b.qr_url, document_json=b.document_json)
+               for b in built]
+    replayed = IssuedCertificate(built[0].identifier, "issued", None, None, None, replayed=True)
+    content = _batch_json([*spliced, replayed])
+    parsed = [IssuedCertificate(i.identifier, i.status, i.body(), i.key, i.qr_url, i.replayed)
+              for i in [*spliced, replayed]]
+    expected = BatchPublic(count=4, status="pending", certificates=[_issued(i) for i in parsed]).model_dump_json()
+    assert content == expected.encode()  # byte for byte: the document's compact JSON is what pydantic writes
