@@ -110,3 +110,25 @@ def test_the_batch_answer_splices_the_encoded_documents_as_the_model_would_encod
               for i in [*spliced, replayed]]
     expected = BatchPublic(count=4, status="pending", certificates=[_issued(i) for i in parsed]).model_dump_json()
     assert content == expected.encode()  # byte for byte: the document's compact JSON is what pydantic writes
+
+
+def test_a_killed_worker_costs_one_request_its_pool_not_its_documents() -> None:
+    import os
+    import signal
+
+    builder = DocumentBuilder(CONTEXT, processes=1, threshold=1)
+    try:
+        values = sample_values(TYPE, 4, issuer=ISSUER, seed=16)
+        first = StageTimer()
+        assert len(builder.build(_job(values), timer=first)) == 4 and first.processes == 1
+        pool = builder._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        fallback = StageTimer()
+        assert builder.build(_job(values), timer=fallback) == DocumentBuilder(CONTEXT).build(_job(values))
+        assert fallback.processes == 0  # built in this process; the broken pool is replaced
+        again = StageTimer()
+        assert len(builder.build(_job(values), timer=again)) == 4 and again.processes == 1
+    finally:
+        builder.close()
