@@ -93,6 +93,7 @@ from typing import Any
 
 import cbor2
 
+from registry.certificates.fields import salt_deriver
 from registry.crypto.hashing import sha256
 from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
 from registry.errors import PayloadFormatError, SignatureError, ValidationError
@@ -109,7 +110,6 @@ from registry.formats.offline_payload import (
     FieldValue,
     OfflinePayload,
     _describe,
-    derive_salt_cached,
 )
 
 __all__ = ["FORMAT_VERSION", "PREFIX", "PREFIX_RE", "body_bytes", "decode_payload", "encode_payload",
@@ -297,17 +297,19 @@ def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | 
     if not isinstance(seed, bytes) or len(seed) not in (0, SEED_LEN):
         raise _invalid(f"salt seed must be {SEED_LEN} bytes or empty, got {_describe(seed)}")
     opened: dict[str, tuple[bytes, FieldValue]] = {}
+    derive = salt_deriver(seed) if seed else None  # the HMAC pads once per payload (each salt once)
     for key, item in disclosed.items():
         name = _field_name(key)
-        if seed:  # the salts derive from the seed: the map holds values only
-            salt, value = derive_salt_cached(seed, name), item
+        if derive is not None:  # the salts derive from the seed: the map holds values only
+            salt, value = derive(name), item
         elif isinstance(item, list) and len(item) == 2:
             salt, value = item
         else:
             raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
         opened[name] = (salt, _unpack_value(value, f"disclosed field {name!r}"))
     try:
-        payload = OfflinePayload(
+        payload = OfflinePayload._decoded(
+            derive is not None,
             identifier=identifier, type_code=type_code, disclosed=opened,
             hidden={_field_name(k): v for k, v in hidden.items()}, batch_root=_NO_ROOT, index=index, size=size,
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
