@@ -86,7 +86,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import zlib
 from typing import Any
@@ -307,7 +306,7 @@ def _payload_from_body(body: Any, signature: bytes,
     opened: dict[str, tuple[bytes, FieldValue]] = {}
     derive = salt_deriver(seed) if seed else None  # the HMAC pads once per payload (each salt once)
     for key, item in disclosed.items():
-        name = _field_name(key)
+        name = FIELD_CODES[key] if type(key) is int and 0 <= key < _N_CODES else _field_name(key)
         if derive is not None:  # the salts derive from the seed: the map holds values only
             salt, packed = derive(name), item
         elif isinstance(item, list) and len(item) == 2:
@@ -360,11 +359,11 @@ def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
             not any(type(k) is str and k in _CODE_OF for k in hidden))
 
 
+_N_CODES = len(FIELD_CODES)
 _BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload
 
 
-@functools.lru_cache(maxsize=256)  # decode_payload recovers the issuer, then the verifier calls recover_signer
 def _recover(body: bytes, signature: bytes) -> bytes:
     """The 20-byte account whose key made ``signature`` over SHA-256(``body``); SignatureError if none."""
     if not signature:
