@@ -313,6 +313,11 @@ def _payload_from_body(body: Any, signature: bytes,
             salt, packed = item
         else:
             raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
+        if type(packed) is str and packed.isascii():  # most values (dates, codes): unpack and pack to themselves
+            opened[name] = (salt, packed)
+            if exact and type(key) is str and key in _CODE_OF:
+                exact = False
+            continue
         value = _unpack_value(packed, name)
         opened[name] = (salt, value)
         if exact and (not _packs_to(value, packed) or (type(key) is str and key in _CODE_OF)):
