@@ -8,6 +8,7 @@ SM3 digests, as the anchoring worker builds them), each batch in its own block; 
 per payload with the issuer's secp256k1 account key (``intl``) or carry the batch's SM2 statement (``gm``).
 The trust list is format 2, signed by the operator's SM2 key, and lists the issuer's account and SM2 key.
 
+>>> from registry.consortium.trust_list import TrustList
 >>> w = offline_workload(3, batch_size=2)
 >>> [OfflineVerifier(TrustList.from_json(w.trust_list)).verify_text(t).verdict for t in w.texts]
 ['valid', 'valid', 'valid']
@@ -27,7 +28,7 @@ import coincurve
 from api.devtools.samples import sample_values
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import OfflineVerifier, make_offline_qr
-from registry.consortium.trust_list import FORMAT_V2, TrustList, sign_trust_list_v2
+from registry.consortium.trust_list import FORMAT_V2, sign_trust_list_v2
 from registry.crypto import merkle, sm2
 from registry.crypto.signing import Signer
 from registry.identifiers import CertificateId

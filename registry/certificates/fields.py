@@ -93,10 +93,10 @@ def leaf_entry(path: str, salt: bytes, value: JsonValue) -> bytes:
     cost. Anything else goes through `rfc8785`. tests/unit/registry/test_documents.py checks the two
     agree on arbitrary strings and integers.
     """
-    kind = type(value)
-    if type(path) is str and (kind is str or kind is bool or value is None or (kind is int and -(2**53) < value < 2**53)):
+    if type(path) is str and (type(value) is str or type(value) is bool or value is None
+                              or (type(value) is int and -(2**53) < value < 2**53)):
         try:
-            text = _json_str(value) if kind is str else _json_text(value)
+            text = _json_str(value) if isinstance(value, str) else _json_text(value)
             return f'{_entry_head(path)}{salt.hex()}","value":{text}}}'.encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
             pass

@@ -347,8 +347,8 @@ def _packs_to(value: FieldValue, packed: Any) -> bool:
     """``_pack_value(value) == packed`` for the ``value`` that `_unpack_value` made of ``packed``, without
     decoding twice: an ASCII text, a number, a boolean or null unpacks to itself."""
     if value is packed:
-        return not (isinstance(packed, str) and not packed.isascii()) or _pack_value(packed) == packed
-    return _pack_value(value) == packed
+        return not (isinstance(packed, str) and not packed.isascii()) or bool(_pack_value(packed) == packed)
+    return bool(_pack_value(value) == packed)
 
 
 def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:

@@ -146,11 +146,12 @@ class OfflinePayload:
                 raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
                                       "reveal their salts; leave salt_seed empty (the per-field salts travel)",
                                       code="invalid_payload_field")
-            derive = None if salts_checked else salt_deriver(self.salt_seed)
-            for name, (salt, _) in self.disclosed.items() if derive is not None else ():
-                if salt != derive(name):
-                    raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from salt_seed",
-                                          code="invalid_payload_field")
+            if not salts_checked:
+                derive = salt_deriver(self.salt_seed)
+                for name, (salt, _) in self.disclosed.items():
+                    if salt != derive(name):
+                        raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from "
+                                              "salt_seed", code="invalid_payload_field")
 
     def _check_sm3(self) -> None:
         if self.sm3_proof is None:
@@ -225,18 +226,6 @@ _FIELD_NAMES = tuple(f.name for f in fields(OfflinePayload))
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     f.name: (f.default_factory if f.default_factory is not MISSING else (lambda d=f.default: d))  # type: ignore[misc]
     for f in fields(OfflinePayload) if f.default is not MISSING or f.default_factory is not MISSING}
-
-
-@functools.lru_cache(maxsize=256)
-def _seed_salts(seed: bytes) -> Callable[[str], bytes]:
-    # one payload's salts: its HMAC pads computed once (salt_deriver), each salt once -- decoding derives every
-    # salt and construction checks it again, and a verifier scanning new codes meets a new seed every time
-    return functools.lru_cache(maxsize=64)(salt_deriver(seed))
-
-
-def derive_salt_cached(seed: bytes, path: str) -> bytes:
-    """registry.certificates.fields.derive_salt, memoised per seed. Salts are not secret."""
-    return _seed_salts(seed)(path)
 
 
 def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes],
