@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import bench_crypto, bench_evidence, bench_issue, bench_replay, bench_verify
+from api.cli import bench_crypto, bench_evidence, bench_issue, bench_offline, bench_replay, bench_verify
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on a private devnet; each prints a table.")
 
-BENCHMARKS = (bench_crypto, bench_evidence, bench_issue, bench_replay, bench_verify)
+BENCHMARKS = (bench_crypto, bench_evidence, bench_issue, bench_offline, bench_replay, bench_verify)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,8 @@ Three measurements in one run, each on warm caches (every document verified once
 
 The clients run in their own processes so that their HTTP work does not share the server's interpreter lock
 (a real verifier's phone is not inside the server either). Targets on a 2-core machine: p50 <= 5 ms,
-p99 <= 25 ms, >= 500/s over HTTP; >= 5,000/s offline.
+p99 <= 25 ms, >= 500/s over HTTP; >= 10,000/s offline
+(issue 16).
 
     $ lianzheng bench verify --documents 200 --requests 4000 --clients 2
 """
@@ -36,7 +37,7 @@ from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import OfflineVerifier, make_offline_qr
 from registry.consortium.trust_list import TrustList, build_trust_list
 
-TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 5000.0}
+TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 10_000.0}
 
 
 def register(app: typer.Typer) -> None:
@@ -127,25 +128,28 @@ def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[d
 
 
 def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes: int) -> list[dict[str, Any]]:
-    """Offline verifications of distinct payloads -- more than registry.qr's decoder caches hold, so each one
-    pays its signature recovery, as a verifier scanning new certificates would -- after the server, the chain
-    and the anchoring worker have stopped (nothing else runs in this process)."""
+    """Offline verifications of distinct payloads, after the server, the chain and the anchoring worker have
+    stopped (nothing else runs in this process): passes over the payloads in order, so every verification meets
+    a payload it has not seen since the last pass (the verifier caches per trust list, key and batch, never per
+    payload). Wall-clock rate and per-verification latency, and the CPU time of this process (``cpu_us``: on a
+    loaded machine the rate the process could reach on a core of its own)."""
     verifier = OfflineVerifier(TrustList.from_json(signed))
     for text in texts:  # warm up, and every payload must be valid
         verdict = verifier.verify_text(text).verdict
         if verdict != "valid":
             raise RuntimeError(f"offline payload verified as {verdict}")
     latencies = []
-    start = time.perf_counter()
+    cpu0, start = time.process_time(), time.perf_counter()
     for i in range(count):
         t0 = time.perf_counter()
         verifier.verify_text(texts[i % len(texts)])
         latencies.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
     single = {"label": "offline LZ2 payload (trust list, no network)", "requests": count, "clients": 1,
               "seconds": round(elapsed, 2), "per_s": round(count / elapsed, 1),
               "p50_ms": round(_pct(latencies, 0.5) * 1000, 3), "p99_ms": round(_pct(latencies, 0.99) * 1000, 3),
-              "failures": 0, "characters": round(sum(map(len, texts)) / len(texts))}
+              "failures": 0, "characters": round(sum(map(len, texts)) / len(texts)), "distinct": len(set(texts)),
+              "cpu_us": round(1e6 * cpu / count, 1), "cpu_per_s": round(count / cpu, 1) if cpu else None}
     return [single, _offline_parallel(signed, texts, count, processes)] if processes > 1 else [single]
 
 
@@ -254,11 +258,14 @@ def bench_verify(
         table.add_row(r["label"], f"{r['requests']:,}", str(r["clients"]), f"{r['per_s']:,.0f}", _ms(r["p50_ms"]),
                       _ms(r["p99_ms"]), str(r["failures"]), vs)
     console.print(table)
+    one = offline_rows[0]
+    console.print(f"offline: {one['distinct']:,} distinct payloads of ~{one['characters']:,} characters; one process "
+                  f"spent {one['cpu_us']:.0f} µs of CPU per verification ({one['cpu_per_s'] or 0:,.0f}/s CPU-bound)")
     console.print(f"status index: {footprint['bytes_per_certificate']:.2f} bytes per certificate for "
                   f"{footprint['certificates']:,} certificates in batches of {footprint['batch_size']:,} with "
                   f"{100 * footprint['changed_share']:.0f}% revoked ({footprint['bytes'] / 2**20:,.1f} MiB; "
                   f"{footprint['bytes_per_changed_document']:.0f} bytes per changed document, measured)")
-    console.print("targets: p50 <= 5 ms, p99 <= 25 ms, >= 500/s over HTTP; >= 5,000/s offline -> "
+    console.print("targets: p50 <= 5 ms, p99 <= 25 ms, >= 500/s over HTTP; >= 10,000/s offline -> "
                   + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
     if failures:  # a run that failed (not a missed target): non-zero
         console.print(f"[bold red]{failures} verifications failed[/]")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -455,5 +456,6 @@ def _date(p: OfflinePayload, name: str) -> dt.date | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)  # a batch's block time, on every payload of the batch
 def _iso(timestamp: int) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -18,6 +18,8 @@ BASE45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _B45_OUT = np.frombuffer(BASE45_ALPHABET.encode("ascii"), dtype=np.uint8)
 _B45_IN = np.full(256, 255, dtype=np.uint8)
 _B45_IN[_B45_OUT] = np.arange(45, dtype=np.uint8)
+_B45_VALUES = _B45_IN.tobytes()  # the same table for bytes.translate (255: not in the alphabet)
+_WEIGHTS = np.array([1, 45, 2025], dtype=np.uint32)
 
 
 def b45encode(data: bytes) -> str:
@@ -49,23 +51,22 @@ def b45decode(text: str) -> bytes:
     b'ietf!'
     """
     try:
-        raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+        digits = text.encode("ascii").translate(_B45_VALUES)  # each character's value, in C
     except UnicodeEncodeError as exc:
         raise _invalid(f"Base45 text has a non-ASCII character at position {exc.start}") from exc
-    values = _B45_IN[raw]
-    if (bad := np.flatnonzero(values == 255)).size:
-        pos = int(bad[0])
+    if b"\xff" in digits:
+        pos = digits.index(b"\xff")
         raise _invalid(f"character {text[pos]!r} at position {pos} is not in the Base45 alphabet (RFC 9285)")
-    if len(values) % 3 == 1:
-        raise _truncated(f"Base45 length {len(values)} leaves a single character after the last group of three")
-    full = len(values) - len(values) % 3
-    groups = values[:full].astype(np.uint32).reshape(-1, 3)
-    n = groups[:, 0] + groups[:, 1] * 45 + groups[:, 2] * 2025
-    if (over := np.flatnonzero(n > 0xFFFF)).size:
-        raise _invalid(f"Base45 group at position {int(over[0]) * 3} encodes {int(n[over[0]])} > 65535")
+    if len(digits) % 3 == 1:
+        raise _truncated(f"Base45 length {len(digits)} leaves a single character after the last group of three")
+    full = len(digits) - len(digits) % 3
+    n = np.frombuffer(digits, dtype=np.uint8, count=full).reshape(-1, 3) @ _WEIGHTS  # c + 45*d + 2025*e
+    if full and int(n.max()) > 0xFFFF:
+        over = int(np.argmax(n > 0xFFFF))
+        raise _invalid(f"Base45 group at position {over * 3} encodes {int(n[over])} > 65535")
     out = n.astype(">u2").tobytes()
-    if full != len(values):
-        last = int(values[-2]) + int(values[-1]) * 45
+    if full != len(digits):
+        last = digits[-2] + digits[-1] * 45
         if last > 0xFF:
             raise _invalid(f"final Base45 pair encodes {last} > 255")
         out += bytes((last,))

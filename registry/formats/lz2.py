@@ -86,13 +86,13 @@ True
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import zlib
 from typing import Any
 
 import cbor2
 
+from registry.certificates.fields import salt_deriver
 from registry.crypto.hashing import sha256
 from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
 from registry.errors import PayloadFormatError, SignatureError, ValidationError
@@ -109,7 +109,6 @@ from registry.formats.offline_payload import (
     FieldValue,
     OfflinePayload,
     _describe,
-    derive_salt_cached,
 )
 
 __all__ = ["FORMAT_VERSION", "PREFIX", "PREFIX_RE", "body_bytes", "decode_payload", "encode_payload",
@@ -208,8 +207,13 @@ def decode_payload(text: str) -> OfflinePayload:
     body, signed = outer
     statement = _statement(signed) if isinstance(signed, list) else None
     signature = b"" if statement is not None else signed
-    payload = _payload_from_body(_loads(body, "body"), signature, statement)
-    if body_bytes(payload) != body:
+    raw = _loads(body, "body")
+    payload, exact = _payload_from_body(raw, signature, statement)
+    # One payload, one encoding: the body must be exactly what body_bytes(payload) writes. ``exact`` says the
+    # decoded items are the ones the encoder writes for this payload (field codes for known names, GB 18030
+    # bytes for the texts it packs, an integer version, no null SM3 part); then re-encoding them as they are
+    # is re-encoding the payload (tests/unit/qr/test_wire.py compares the two on altered bodies).
+    if not exact or cbor2.dumps(raw, canonical=True) != body:
         raise _invalid(f"body is not in the deterministic LZ{FORMAT_VERSION} encoding (RFC 8949 §4.2)")
     if statement is not None:
         return payload  # the issuer is the owner of the statement's key: the verifier's trust list says who
@@ -252,15 +256,15 @@ def _pack_value(value: FieldValue) -> Any:
     return value
 
 
-def _unpack_value(value: Any, where: str) -> FieldValue:
+def _unpack_value(value: Any, name: str) -> FieldValue:
     if isinstance(value, bytes):
         try:
             return value.decode("gb18030")
         except UnicodeDecodeError as exc:
-            raise _invalid(f"{where} is not GB 18030 text") from exc
+            raise _invalid(f"disclosed field {name!r} is not GB 18030 text") from exc
     if value is None or isinstance(value, str | int):
         return value
-    raise _invalid(f"{where} has type {type(value).__name__}; expected text, integer, boolean or null")
+    raise _invalid(f"disclosed field {name!r} has type {type(value).__name__}; expected text, integer, boolean or null")
 
 
 def _statement_item(statement: BatchStatement) -> list[Any]:
@@ -277,7 +281,9 @@ def _statement(item: list[Any]) -> BatchStatement:
         raise _invalid(exc.message) from exc
 
 
-def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | None = None) -> OfflinePayload:
+def _payload_from_body(body: Any, signature: bytes,
+                       statement: BatchStatement | None = None) -> tuple[OfflinePayload, bool]:
+    """The payload of a decoded body, and whether every item is in the form `body_bytes` writes for it."""
     if not isinstance(body, list) or len(body) not in (_BODY_ITEMS, _BODY_ITEMS + 1):
         raise _invalid(f"body must be a CBOR array of {_BODY_ITEMS} items (or {_BODY_ITEMS + 1} with the SM3 part), "
                        f"got {_describe(body)}")
@@ -287,9 +293,10 @@ def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | 
             f"prefix LZ{FORMAT_VERSION}",
             code="unsupported_version",
         )
-    (_, identifier, type_code, seed, disclosed, hidden, index, size, proof, chain_id, ledger, block_number,
+    (version, identifier, type_code, seed, disclosed, hidden, index, size, proof, chain_id, ledger, block_number,
      block_timestamp) = body[:_BODY_ITEMS]
-    sm3_hidden, sm3_proof = _sm3_part(body[_BODY_ITEMS] if len(body) > _BODY_ITEMS else None)
+    exact = type(version) is int and (len(body) == _BODY_ITEMS or body[_BODY_ITEMS] is not None)
+    sm3_hidden, sm3_proof, sm3_exact = _sm3_part(body[_BODY_ITEMS] if len(body) > _BODY_ITEMS else None)
     if not isinstance(disclosed, dict) or not isinstance(hidden, dict):
         raise _invalid("disclosed and hidden fields must be CBOR maps")
     if not isinstance(proof, bytes) or len(proof) % HASH_LEN:
@@ -297,19 +304,31 @@ def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | 
     if not isinstance(seed, bytes) or len(seed) not in (0, SEED_LEN):
         raise _invalid(f"salt seed must be {SEED_LEN} bytes or empty, got {_describe(seed)}")
     opened: dict[str, tuple[bytes, FieldValue]] = {}
+    derive = salt_deriver(seed) if seed else None  # the HMAC pads once per payload (each salt once)
     for key, item in disclosed.items():
-        name = _field_name(key)
-        if seed:  # the salts derive from the seed: the map holds values only
-            salt, value = derive_salt_cached(seed, name), item
+        name = FIELD_CODES[key] if type(key) is int and 0 <= key < _N_CODES else _field_name(key)
+        if derive is not None:  # the salts derive from the seed: the map holds values only
+            salt, packed = derive(name), item
         elif isinstance(item, list) and len(item) == 2:
-            salt, value = item
+            salt, packed = item
         else:
             raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
-        opened[name] = (salt, _unpack_value(value, f"disclosed field {name!r}"))
+        if type(packed) is str and packed.isascii():  # most values (dates, codes): unpack and pack to themselves
+            opened[name] = (salt, packed)
+            if exact and type(key) is str and key in _CODE_OF:
+                exact = False
+            continue
+        value = _unpack_value(packed, name)
+        opened[name] = (salt, value)
+        if exact and (not _packs_to(value, packed) or (type(key) is str and key in _CODE_OF)):
+            exact = False
+    hidden_named = {_field_name(k): v for k, v in hidden.items()}
+    exact = exact and sm3_exact and not any(type(k) is str and k in _CODE_OF for k in hidden)
     try:
-        payload = OfflinePayload(
+        payload = OfflinePayload._decoded(
+            derive is not None,
             identifier=identifier, type_code=type_code, disclosed=opened,
-            hidden={_field_name(k): v for k, v in hidden.items()}, batch_root=_NO_ROOT, index=index, size=size,
+            hidden=hidden_named, batch_root=_NO_ROOT, index=index, size=size,
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
             ledger=ledger, block_number=block_number, block_timestamp=block_timestamp, tx_hash=b"",
             issuer_account=b"", signature=signature, salt_seed=seed, sm3_hidden=sm3_hidden, sm3_proof=sm3_proof,
@@ -321,26 +340,35 @@ def _payload_from_body(body: Any, signature: bytes, statement: BatchStatement | 
         object.__setattr__(payload, "batch_root", payload.computed_batch_root())
     except ValidationError as exc:
         raise _invalid(exc.message) from exc
-    return payload
+    return payload, exact
 
 
-def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None]:
+def _packs_to(value: FieldValue, packed: Any) -> bool:
+    """``_pack_value(value) == packed`` for the ``value`` that `_unpack_value` made of ``packed``, without
+    decoding twice: an ASCII text, a number, a boolean or null unpacks to itself."""
+    if value is packed:
+        return not (isinstance(packed, str) and not packed.isascii()) or bool(_pack_value(packed) == packed)
+    return bool(_pack_value(value) == packed)
+
+
+def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
+    """The SM3 part's hidden leaves and proof, and whether its field keys are the codes the encoder writes."""
     if item is None:
-        return {}, None
+        return {}, None, True
     if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], dict) and isinstance(item[1], bytes)):
         raise _invalid(f"the SM3 part must be [hidden: map, proof: bytes], got {_describe(item)}")
     hidden, proof = item
     if len(proof) % HASH_LEN:
         raise _invalid(f"SM3 proof must be a byte string of 32-byte hashes, got {_describe(proof)}")
-    return ({_field_name(k): v for k, v in hidden.items()},
-            [proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)])
+    return ({_field_name(k): v for k, v in hidden.items()}, [proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)],
+            not any(type(k) is str and k in _CODE_OF for k in hidden))
 
 
+_N_CODES = len(FIELD_CODES)
 _BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload
 
 
-@functools.lru_cache(maxsize=256)  # decode_payload recovers the issuer, then the verifier calls recover_signer
 def _recover(body: bytes, signature: bytes) -> bytes:
     """The 20-byte account whose key made ``signature`` over SHA-256(``body``); SignatureError if none."""
     if not signature:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from registry.certificates.fields import leaf_entry, path_key, salt_deriver  # path_key: the documents' leaf order
 from registry.crypto import merkle
+from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
 from registry.formats.batch_statement import BatchStatement
 
@@ -80,6 +82,21 @@ class OfflinePayload:
     statement: BatchStatement | None = None
 
     def __post_init__(self) -> None:
+        self._validate(salts_checked=False)
+
+    @classmethod
+    def _decoded(cls, salts_from_seed: bool, **values: Any) -> OfflinePayload:
+        """What the LZ2 decoder constructs: the same validation as the constructor, except that with
+        ``salts_from_seed`` the disclosed salts are not derived from the seed a second time (the decoder has
+        just derived them from it: they cannot differ). Internal to registry.formats.lz2."""
+        payload = cls.__new__(cls)
+        set_value = object.__setattr__  # the dataclass is frozen
+        for name in _FIELD_NAMES:
+            set_value(payload, name, values[name] if name in values else _DEFAULTS[name]())
+        payload._validate(salts_checked=salts_from_seed)
+        return payload
+
+    def _validate(self, *, salts_checked: bool) -> None:
         for name in ("identifier", "type_code"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise _bad_field(name, "a non-empty string", getattr(self, name))
@@ -97,15 +114,19 @@ class OfflinePayload:
             value = getattr(self, name)
             if not (isinstance(value, bytes) and value == b""):
                 _check_bytes(name, value, length, " or empty")
+        # Each check builds its message only when it fails: a decoded payload is validated on the offline
+        # verifier's hot path, and 30-odd f-strings with reprs cost more than the checks.
         for i, step in enumerate(self.proof):
-            _check_bytes(f"proof[{i}]", step, HASH_LEN)
+            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
+                _check_bytes(f"proof[{i}]", step, HASH_LEN)
         for name, pair in self.disclosed.items():
             if not isinstance(name, str) or not name:
                 raise _bad_field("disclosed field name", "a non-empty string", name)
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
-            _check_bytes(f"disclosed[{name!r}] salt", pair[0], SALT_LEN)
-            value = pair[1]
+            salt, value = pair
+            if not (isinstance(salt, bytes) and len(salt) == SALT_LEN):
+                _check_bytes(f"disclosed[{name!r}] salt", salt, SALT_LEN)
             # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
             if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
                 raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
@@ -114,7 +135,8 @@ class OfflinePayload:
                 raise _bad_field("hidden field name", "a non-empty string", name)
             if name in self.disclosed:
                 raise ValidationError(f"field {name!r} is both disclosed and hidden", code="invalid_payload_field")
-            _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
+            if not (isinstance(leaf, bytes) and len(leaf) == HASH_LEN):
+                _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
         self._check_sm3()
         if self.statement is not None and (self.signature or not isinstance(self.statement, BatchStatement)):
             raise ValidationError("offline payload carries either a secp256k1 signature or an SM2 batch statement",
@@ -124,10 +146,12 @@ class OfflinePayload:
                 raise ValidationError("offline payload with hidden fields must not carry a salt_seed: it would "
                                       "reveal their salts; leave salt_seed empty (the per-field salts travel)",
                                       code="invalid_payload_field")
-            for name, (salt, _) in self.disclosed.items():
-                if salt != derive_salt_cached(self.salt_seed, name):
-                    raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from salt_seed",
-                                          code="invalid_payload_field")
+            if not salts_checked:
+                derive = salt_deriver(self.salt_seed)
+                for name, (salt, _) in self.disclosed.items():
+                    if salt != derive(name):
+                        raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from "
+                                              "salt_seed", code="invalid_payload_field")
 
     def _check_sm3(self) -> None:
         if self.sm3_proof is None:
@@ -138,12 +162,14 @@ class OfflinePayload:
             raise ValidationError(f"offline payload sm3_proof must have as many hashes as proof ({len(self.proof)}), "
                                   f"got {len(self.sm3_proof)}", code="invalid_payload_field")
         for i, step in enumerate(self.sm3_proof):
-            _check_bytes(f"sm3_proof[{i}]", step, HASH_LEN)
+            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
+                _check_bytes(f"sm3_proof[{i}]", step, HASH_LEN)
         if set(self.sm3_hidden) != set(self.hidden):
             raise ValidationError("offline payload sm3_hidden must hold an SM3 leaf hash for every hidden field, "
                                   "and only those", code="invalid_payload_field")
         for name, leaf in self.sm3_hidden.items():
-            _check_bytes(f"sm3_hidden[{name!r}]", leaf, HASH_LEN)
+            if not (isinstance(leaf, bytes) and len(leaf) == HASH_LEN):
+                _check_bytes(f"sm3_hidden[{name!r}]", leaf, HASH_LEN)
 
     def __repr__(self) -> str:  # never print holder data into logs
         return (f"OfflinePayload(identifier={self.identifier!r}, disclosed={len(self.disclosed)} fields, "
@@ -155,8 +181,9 @@ class OfflinePayload:
         ``Document.digest_sm3``): the RFC 6962 root over the disclosed fields' leaves and the hidden fields'
         leaf hashes, in the documents' path order."""
         hidden = self.hidden if algorithm == "sha256" else self.sm3_hidden
-        leaves = [hidden[path] if entry is None else merkle.leaf_hash(entry, algorithm=algorithm)
-                  for path, entry in self._leaf_entries]
+        ctor = hash_constructor(algorithm)
+        # RFC 6962 §2.1 leaf hash H(0x00 || entry), as registry.crypto.merkle.leaf_hash (one constructor lookup)
+        leaves = [hidden[path] if entry is None else ctor(b"\x00" + entry).digest() for path, entry in self._leaf_entries]
         return merkle.root_from_leaf_hashes(leaves, algorithm=algorithm)
 
     @functools.cached_property
@@ -195,16 +222,10 @@ class OfflinePayload:
         return root
 
 
-@functools.lru_cache(maxsize=256)
-def _seed_salts(seed: bytes) -> Callable[[str], bytes]:
-    # one payload's salts: its HMAC pads computed once (salt_deriver), each salt once -- decoding derives every
-    # salt and construction checks it again, and a verifier scanning new codes meets a new seed every time
-    return functools.lru_cache(maxsize=64)(salt_deriver(seed))
-
-
-def derive_salt_cached(seed: bytes, path: str) -> bytes:
-    """registry.certificates.fields.derive_salt, memoised per seed. Salts are not secret."""
-    return _seed_salts(seed)(path)
+_FIELD_NAMES = tuple(f.name for f in fields(OfflinePayload))
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    f.name: (f.default_factory if f.default_factory is not MISSING else (lambda d=f.default: d))  # type: ignore[misc]
+    for f in fields(OfflinePayload) if f.default is not MISSING or f.default_factory is not MISSING}
 
 
 def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes],

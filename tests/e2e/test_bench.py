@@ -72,5 +72,16 @@ def test_bench_verify_reports_http_and_offline_rates() -> None:
     for key in ("p50", "p99"):
         assert key in text
     assert "offline" in text
+    offline = next(r for r in result["results"] if r["label"].startswith("offline LZ2 payload ("))
+    assert offline["distinct"] == 20 and offline["requests"] == 200 and offline["cpu_us"] > 0
     index = result["status_index"]  # measured, for 10,000,000 certificates
     assert index["certificates"] == 10_000_000 and 0 < index["bytes_per_certificate"] < 100
+
+
+def test_bench_offline_verifies_distinct_payloads_of_both_profiles_without_a_devnet() -> None:
+    result = _bench("offline", "--count", "40", "--batch-size", "16")
+    rows = {r["profile"]: r for r in result["results"]}
+    assert set(rows) == {"intl", "gm"}
+    for row in rows.values():
+        assert row["payloads"] == 40 and row["cpu_us"] > 0 and row["cpu_per_s"] > 0 and row["wall_per_s"] > 0
+    assert result["floor"]["secp256k1_recovery_cpu_us"] > 0

@@ -24,7 +24,6 @@ from registry.certificates.timing import STAGES, StageTimer
 from registry.crypto import merkle
 from registry.errors import ValidationError
 from registry.formats import envelope
-from registry.formats.offline_payload import derive_salt_cached
 from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
 from registry.validation import unsafe_characters
@@ -41,7 +40,6 @@ def test_salt_deriver_is_hmac_sha256_of_the_label_and_path(seed: bytes, path: st
         return  # field paths are UTF-8 text (lone surrogates are refused before salts are derived)
     expected = hmac.new(seed, b"lianzheng/salt/1" + path.encode("utf-8"), hashlib.sha256).digest()[:16]
     assert salt_deriver(seed)(path) == derive_salt(seed, path) == expected
-    assert derive_salt_cached(seed, path) == expected
 
 
 @pytest.mark.parametrize("cert_type", SEEDS.certificate_types, ids=lambda t: t.name_en)
