@@ -49,8 +49,8 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
         # (registry/store/leader.py); on SQLite the only process leads at once.
         election = LeaderElection(node.db, on_elected=writers.start, on_deposed=writers.stop)
         app.state.election = election
-        # every API process builds large issuing requests in its own worker processes, started now
-        services.certificates.builder.start()
+        # every API process builds large issuing requests in its own worker processes, started by the first
+        # large request (about a second, once): most processes of the tests and the CLI never issue one
         if workers:
             election.start()
         try:
