@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import coincurve
 import typer
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -34,9 +33,6 @@ from rich.table import Table
 
 from api.cli._common import console, print_json
 from api.cli.options import JsonOpt
-from registry.crypto import sm2
-from registry.crypto.proofs import ES256KSigner, sign_json, verify_json
-from registry.crypto.signing import SignatureScheme, Signer, recover
 from registry.errors import SignatureError
 
 
@@ -123,6 +119,8 @@ def _measure_sm2(name: str, kind: str, make: Callable[[bytes], Impl] | None, sec
 
 
 def _tongsuopy(key: bytes) -> Impl:
+    from registry.crypto import sm2
+
     signer = sm2.SM2Signer.from_private_key(key)
     public = signer.public_key
 
@@ -184,6 +182,8 @@ def _gmssl_fast(key: bytes) -> Impl:
 
 
 def _pyca_sm2() -> tuple[str, str, str, float | None, float | None]:
+    from registry.crypto import sm2
+
     pem = sm2.SM2Signer.from_private_key(STD_KEY).public_key_pem
     try:
         serialization.load_pem_public_key(pem)
@@ -194,6 +194,12 @@ def _pyca_sm2() -> tuple[str, str, str, float | None, float | None]:
 
 def _baselines(seconds: float) -> list[Row]:
     """secp256k1 as the registry signs today, and the signed-JSON path of both profiles end to end."""
+    import coincurve
+
+    from registry.crypto import sm2
+    from registry.crypto.proofs import ES256KSigner, sign_json, verify_json
+    from registry.crypto.signing import SignatureScheme, Signer, recover
+
     key = os.urandom(32)
     k1 = coincurve.PrivateKey(key)
     der = k1.sign(MESSAGE)  # SHA-256, DER
@@ -217,6 +223,8 @@ def _baselines(seconds: float) -> list[Row]:
 
 
 def _openssl_interop(key: bytes, impl: Impl) -> tuple[str, str]:
+    from registry.crypto import sm2
+
     openssl = shutil.which("openssl")
     if openssl is None:
         return "no openssl", "no openssl"
@@ -260,6 +268,8 @@ def _rate(value: float | None) -> str:
 
 def _public_point(key: bytes) -> bytes:
     """0x04 || x || y of the SM2 key (from tongsuopy, so every candidate is handed the same public key)."""
+    from registry.crypto import sm2
+
     numbers = sm2.SM2Signer.from_private_key(key).public_key.public_numbers()
     return b"\x04" + numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
