@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from rich.table import Table
 
 from api.cli._common import console, print_json
@@ -45,8 +42,8 @@ def _installed(module: str) -> bool:
 ID = b"1234567812345678"
 STD_KEY = bytes.fromhex("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
 STD_MESSAGE = b"message digest"
-STD_SIGNATURE = encode_dss_signature(0xF5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3,
-                                     0xB1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA)
+STD_RS = (0xF5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3,  # the example signature's r, s
+          0xB1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA)
 MESSAGE = bytes(range(200))
 
 
@@ -106,10 +103,12 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Impl] | None]]:
 
 
 def _measure_sm2(name: str, kind: str, make: Callable[[bytes], Impl] | None, seconds: float) -> Row:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     if make is None:
         return Row(name, kind, "not installed", "-", "-", None, None)
-    std = make(STD_KEY)
-    example = _verdict(lambda: std.verify(STD_MESSAGE, STD_SIGNATURE) and not std.verify(b"other", STD_SIGNATURE))
+    std, std_signature = make(STD_KEY), encode_dss_signature(*STD_RS)
+    example = _verdict(lambda: std.verify(STD_MESSAGE, std_signature) and not std.verify(b"other", std_signature))
     key = os.urandom(32)
     impl = make(key)
     from_openssl, to_openssl = _openssl_interop(key, impl)
@@ -144,6 +143,7 @@ def _gmssl(key: bytes) -> Impl:
 
 def _gmalg(key: bytes) -> Impl:
     import gmalg  # lazy: an optional bench candidate
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
     sm2_key = gmalg.SM2(key, ID, _public_point(key))
     return Impl(lambda m: encode_dss_signature(*(int.from_bytes(x, "big") for x in sm2_key.sign(m))),
@@ -182,6 +182,9 @@ def _gmssl_fast(key: bytes) -> Impl:
 
 
 def _pyca_sm2() -> tuple[str, str, str, float | None, float | None]:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     from registry.crypto import sm2
 
     pem = sm2.SM2Signer.from_private_key(STD_KEY).public_key_pem
@@ -275,10 +278,14 @@ def _public_point(key: bytes) -> bytes:
 
 
 def _der(raw: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
 
 
 def _raw_pair(der: bytes) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big"), s.to_bytes(32, "big")
 
