@@ -19,6 +19,7 @@ models, which a process that only reads its settings (`lianzheng --help`, api/se
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,21 +51,28 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """The backends and their types, imported when first asked for (then cached in the module's namespace)."""
+def _module_of(name: str) -> ModuleType:
     if name == "BackendAccount":
-        from registry.consortium.key_backends.account import BackendAccount as value
-    elif name in ("KeyBackend", "KeyBackendError", "KeyBackendKind", "KeyRef", "RecoverableSignature"):
-        from registry.consortium.key_backends import base
+        from registry.consortium.key_backends import account
 
-        value = getattr(base, name)
-    elif name == "FileKeyBackend":
-        from registry.consortium.key_backends.file_backend import FileKeyBackend as value
-    elif name in ("Pkcs11Backend", "Pkcs11Config"):
+        return account
+    if name == "FileKeyBackend":
+        from registry.consortium.key_backends import file_backend
+
+        return file_backend
+    if name in ("Pkcs11Backend", "Pkcs11Config"):
         from registry.consortium.key_backends import pkcs11_backend
 
-        value = getattr(pkcs11_backend, name)
-    else:
+        return pkcs11_backend
+    from registry.consortium.key_backends import base
+
+    return base
+
+
+def __getattr__(name: str) -> Any:
+    """The backends and their types, each imported when first asked for (then kept in the module's namespace)."""
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_module_of(name), name)
     globals()[name] = value
     return value
