@@ -1,14 +1,7 @@
-"""Holder request authentication: a holder proves possession of their key on each request, no password.
-
-    Authorization: LianzhengHolder keyId=<key id hex>,key=<SPKI base64url>,time=<RFC 3339 UTC>,sig=<base64url>
-
-``sig`` is the holder key's ECDSA P-256 signature (raw r||s, registry/holders/keys.py) of the UTF-8 text::
-
-    lianzheng-holder-auth/v1\\n<METHOD>\\n<path with query>\\n<time>\\n<hex SHA-256 of the request body>
-
-``key`` carries the public key (the server may know only its digest, from a bound certificate); ``keyId`` must be
-its SHA-256. ``time`` must be within ±5 minutes of the server's clock, and a signature is accepted once
-(`holder_requests_seen`, kept for the window): a captured header cannot be replayed.
+"""Holder request authentication: the FastAPI dependency that checks a holder-signed request (the header's
+format, and how a client builds it: registry/holders/request_auth.py). ``time`` must be within ±5 minutes of the
+server's clock, and a signature is accepted once (`holder_requests_seen`, kept for the window): a captured header
+cannot be replayed.
 
 `CurrentHolder` is the FastAPI dependency other routes reuse (the holder's `HolderPublicKey`).
 """
@@ -27,22 +20,15 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import NodeDep
 from registry.errors import AuthenticationError, ValidationError
-from registry.holders._time import format_time, parse_time
-from registry.holders.keys import HolderKey, HolderPublicKey, b64url_decode, b64url_encode
+from registry.holders._time import parse_time
+from registry.holders.keys import HolderPublicKey, b64url_decode
+from registry.holders.request_auth import SCHEME, WINDOW, auth_message, authorization_header
 from registry.node import Node
 from registry.store.holder_models import HolderRequestSeen
 
 __all__ = ["SCHEME", "WINDOW", "CurrentHolder", "auth_message", "authorization_header", "current_holder"]
 
-SCHEME = "LianzhengHolder"
-WINDOW = 300
 _PARAM = re.compile(r"\s*(keyId|key|time|sig)=([A-Za-z0-9_\-=:.TZ]+)\s*")
-
-
-def auth_message(method: str, path: str, time_text: str, body: bytes) -> bytes:
-    """The bytes a holder signs for one request."""
-    return (f"lianzheng-holder-auth/v1\n{method.upper()}\n{path}\n{time_text}\n"
-            f"{hashlib.sha256(body).hexdigest()}").encode()
 
 
 def _fail(message: str) -> AuthenticationError:
@@ -99,11 +85,3 @@ async def current_holder(request: Request, node: NodeDep) -> HolderPublicKey:
 
 
 CurrentHolder = Annotated[HolderPublicKey, Depends(current_holder)]
-
-
-def authorization_header(key: HolderKey, method: str, path: str, body: bytes = b"",
-                         now: int | None = None) -> str:
-    """The `Authorization` value a holder's client sends (the CLI wallet, tests)."""
-    stamp = format_time(int(time.time()) if now is None else now)
-    sig = b64url_encode(key.sign(auth_message(method, path, stamp, body)))
-    return f"{SCHEME} keyId={key.public.key_id},key={key.public.spki_b64url},time={stamp},sig={sig}"

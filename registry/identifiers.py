@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from eth_utils.address import is_checksum_address, to_checksum_address
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import uscc as _uscc
 from stdnum.iso7064 import mod_37_36
@@ -303,6 +302,9 @@ def validate_account(value: str) -> str:
 
 
 def _normalise_address(value: str) -> str:
+    # eth-utils loads here, not with this module: parsing a certificate identifier (every CLI verify) needs none of it
+    from eth_utils.address import is_checksum_address, to_checksum_address
+
     if not _ADDRESS.fullmatch(value):
         raise ValidationError(f"account address must be 0x + 40 hex digits, got {value[:50]!r}", code="invalid_address")
     body = value[2:]

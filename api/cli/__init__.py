@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
-import structlog
 import typer
 from rich.markup import escape
 
@@ -46,6 +45,8 @@ def _root(
                                                  help="JSON-RPC URLs, comma-separated (default: the devnet)")] = None,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="more logs (-vv for debug)")] = 0,
 ) -> None:
+    import structlog  # lazy: with rich's tracebacks and asyncio, not needed for `lianzheng --help`
+
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level),

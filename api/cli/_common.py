@@ -3,14 +3,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.runtime import build_node
-from api.settings import Settings
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 # tables stay readable when stdout is a pipe or a CI log (rich would assume 80 columns)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -27,11 +27,17 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from api.settings import Settings  # lazy: pydantic-settings, only for commands that read settings
+
             self._settings = Settings(**self.overrides)
         return self._settings
 
     def node(self) -> Any:
         if self._node is None:
+            # lazy: the database, the chain backend and the key store (web3, eth-account, SQLAlchemy) load
+            # only for commands that open this node, not for `--help` or the HTTP clients (tests/unit/test_cli_startup.py)
+            from api.runtime import build_node
+
             self._node = build_node(self.settings)
         return self._node
 

@@ -22,22 +22,10 @@ from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, state
 from api.cli.options import JsonOpt
-from api.runtime import main_backend
-from chain.contracts import Role
-from registry.audit.replay import Auditor, audit_link
-from registry.audit.report import (
-    KIND_TEXT,
-    AuditReport,
-    anchor_report,
-    check_report_signer,
-    default_auditor,
-    render_html,
-    sign_report,
-    verify_report_signature,
-)
 from registry.errors import SignatureError, ValidationError
-from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
-from registry.logs.log import LedgerLogs
+
+# registry.audit, registry.logs and chain.* load inside the commands: they pull in web3, eth-account and the
+# database models, which `lianzheng --help` and every other command do without (tests/unit/test_cli_startup.py)
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit replay, checkpoints and the 星火·链网 backbone.")
 
@@ -54,6 +42,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _main(st: State, main_rpc_url: str | None) -> Any:
+    from api.runtime import main_backend
+
     settings = st.settings if main_rpc_url is None else st.settings.model_copy(update={"main_rpc_urls": main_rpc_url})
     return main_backend(settings, st.node())
 
@@ -92,6 +82,10 @@ def replay(
     main_rpc_url: MainRpc = None,
 ) -> None:
     """Replay every event from the deployment block, check it, and compare with the database and checkpoints."""
+    from registry.audit.replay import Auditor, audit_link
+    from registry.audit.report import anchor_report, default_auditor, render_html, sign_report
+    from registry.logs.checkpoints import connect_backbone
+
     st = state(ctx)
     node = st.node()
     main = _main(st, main_rpc_url)
@@ -114,6 +108,8 @@ def replay(
 
 
 def _print_report(data: dict[str, Any], html: Path | None) -> None:
+    from registry.audit.report import KIND_TEXT
+
     counts = data["counts"]
     timing = data.get("timing", {})
     sub = data.get("subchain", {})
@@ -150,6 +146,9 @@ def _print_report(data: dict[str, Any], html: Path | None) -> None:
 
 def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """Submit a checkpoint of every ledger with new events now (the gateway's key), then let witnesses cosign."""
+    from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone, read_checkpoints
+    from registry.logs.log import LedgerLogs
+
     st = state(ctx)
     node = st.node()
     link = connect_backbone(node, _main(st, main_rpc_url))
@@ -177,6 +176,9 @@ def checkpoint(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainR
 
 def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc = None) -> None:
     """The node hierarchy on the Backbone and each ledger's latest checkpoint."""
+    from registry.audit.replay import audit_link
+    from registry.logs.checkpoints import read_checkpoints
+
     st = state(ctx)
     node = st.node()
     main = _main(st, main_rpc_url)
@@ -215,6 +217,9 @@ def backbone(ctx: typer.Context, as_json: JsonOpt = False, main_rpc_url: MainRpc
 
 def verify_report(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="a signed report (JSON)")]) -> None:
     """Check a report's signature and that its signer is an auditor member on chain; exit 0 when it holds."""
+    from chain.contracts import Role
+    from registry.audit.report import AuditReport, check_report_signer, verify_report_signature
+
     try:
         report = AuditReport(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:

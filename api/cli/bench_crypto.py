@@ -25,18 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import coincurve
 import typer
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from rich.table import Table
 
 from api.cli._common import console, print_json
 from api.cli.options import JsonOpt
-from registry.crypto import sm2
-from registry.crypto.proofs import ES256KSigner, sign_json, verify_json
-from registry.crypto.signing import SignatureScheme, Signer, recover
 from registry.errors import SignatureError
 
 
@@ -49,8 +42,8 @@ def _installed(module: str) -> bool:
 ID = b"1234567812345678"
 STD_KEY = bytes.fromhex("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
 STD_MESSAGE = b"message digest"
-STD_SIGNATURE = encode_dss_signature(0xF5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3,
-                                     0xB1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA)
+STD_RS = (0xF5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3,  # the example signature's r, s
+          0xB1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA)
 MESSAGE = bytes(range(200))
 
 
@@ -110,10 +103,12 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Impl] | None]]:
 
 
 def _measure_sm2(name: str, kind: str, make: Callable[[bytes], Impl] | None, seconds: float) -> Row:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     if make is None:
         return Row(name, kind, "not installed", "-", "-", None, None)
-    std = make(STD_KEY)
-    example = _verdict(lambda: std.verify(STD_MESSAGE, STD_SIGNATURE) and not std.verify(b"other", STD_SIGNATURE))
+    std, std_signature = make(STD_KEY), encode_dss_signature(*STD_RS)
+    example = _verdict(lambda: std.verify(STD_MESSAGE, std_signature) and not std.verify(b"other", std_signature))
     key = os.urandom(32)
     impl = make(key)
     from_openssl, to_openssl = _openssl_interop(key, impl)
@@ -123,6 +118,8 @@ def _measure_sm2(name: str, kind: str, make: Callable[[bytes], Impl] | None, sec
 
 
 def _tongsuopy(key: bytes) -> Impl:
+    from registry.crypto import sm2
+
     signer = sm2.SM2Signer.from_private_key(key)
     public = signer.public_key
 
@@ -146,6 +143,7 @@ def _gmssl(key: bytes) -> Impl:
 
 def _gmalg(key: bytes) -> Impl:
     import gmalg  # lazy: an optional bench candidate
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
     sm2_key = gmalg.SM2(key, ID, _public_point(key))
     return Impl(lambda m: encode_dss_signature(*(int.from_bytes(x, "big") for x in sm2_key.sign(m))),
@@ -184,6 +182,11 @@ def _gmssl_fast(key: bytes) -> Impl:
 
 
 def _pyca_sm2() -> tuple[str, str, str, float | None, float | None]:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    from registry.crypto import sm2
+
     pem = sm2.SM2Signer.from_private_key(STD_KEY).public_key_pem
     try:
         serialization.load_pem_public_key(pem)
@@ -194,6 +197,12 @@ def _pyca_sm2() -> tuple[str, str, str, float | None, float | None]:
 
 def _baselines(seconds: float) -> list[Row]:
     """secp256k1 as the registry signs today, and the signed-JSON path of both profiles end to end."""
+    import coincurve
+
+    from registry.crypto import sm2
+    from registry.crypto.proofs import ES256KSigner, sign_json, verify_json
+    from registry.crypto.signing import SignatureScheme, Signer, recover
+
     key = os.urandom(32)
     k1 = coincurve.PrivateKey(key)
     der = k1.sign(MESSAGE)  # SHA-256, DER
@@ -217,6 +226,8 @@ def _baselines(seconds: float) -> list[Row]:
 
 
 def _openssl_interop(key: bytes, impl: Impl) -> tuple[str, str]:
+    from registry.crypto import sm2
+
     openssl = shutil.which("openssl")
     if openssl is None:
         return "no openssl", "no openssl"
@@ -260,15 +271,21 @@ def _rate(value: float | None) -> str:
 
 def _public_point(key: bytes) -> bytes:
     """0x04 || x || y of the SM2 key (from tongsuopy, so every candidate is handed the same public key)."""
+    from registry.crypto import sm2
+
     numbers = sm2.SM2Signer.from_private_key(key).public_key.public_numbers()
     return b"\x04" + numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
 
 def _der(raw: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
     return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
 
 
 def _raw_pair(der: bytes) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
     r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big"), s.to_bytes(32, "big")
 

@@ -16,15 +16,16 @@ import hashlib
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
-from registry.crypto.hashing import sm3
+
+if TYPE_CHECKING:
+    import httpx
 
 COLLECTOR = "11230000MB1A00044B"  # 省公安厅 (evidence role)
 RECIPIENT = "11230100MB1B00037B"  # 哈尔滨中院 (evidence role)
@@ -42,6 +43,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _body(case_no: str, i: int, label: str) -> dict[str, Any]:
+    from registry.crypto.hashing import sm3
+
     content = f"{label} photo {i}".encode()
     return {"case_no": case_no, "scenario": "行政执法", "sha256": hashlib.sha256(content).hexdigest(),
             "sm3": sm3(content).hex(), "size": len(content), "media_type": "image/jpeg", "authority": "黑龙江省公安厅",
@@ -63,6 +66,8 @@ def _gas(stack: Any, tx_hashes: list[str]) -> float:
 
 def run_sequential(stack: Any, count: int, bar: Any) -> dict[str, Any]:
     """Baseline: one record per request, one custody step per request, each waiting for its receipt."""
+    import httpx
+
     case_no = "BENCH-SEQ-0001"
     latencies: list[float] = []
     ids: list[str] = []
@@ -94,6 +99,8 @@ def run_sequential(stack: Any, count: int, bar: Any) -> dict[str, Any]:
 
 def run_pipelined(stack: Any, count: int, batch: int, bar: Any) -> dict[str, Any]:
     """Batch registration and whole-case custody routes: transactions sent back to back, then awaited."""
+    import httpx
+
     case_no = "BENCH-PIPE-0001"
     latencies: list[float] = []
     ids: list[str] = []

@@ -34,16 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
 
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
-from api.devtools.samples import sample_values
 from registry.certificates.timing import STAGES
-from registry.store.db import Batch, Certificate
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 PREPARED_UP_TO = 100_000  # request bodies made before timing up to this many documents, while sending beyond
@@ -140,6 +136,8 @@ class _Bodies:
         self.ready = [self._make(k) for k in range(self.chunks)] if count <= PREPARED_UP_TO else None
 
     def _make(self, k: int) -> bytes:
+        from api.devtools.samples import sample_values
+
         n = min(self.request_size, self.count - k * self.request_size)
         docs = sample_values(self.ct, n, issuer=self.issuer, seed=2026 + k, first_number=self.first + k * self.request_size)
         return json.dumps({"type": self.ct.code, "documents": docs}, ensure_ascii=False).encode()
@@ -149,6 +147,10 @@ class _Bodies:
 
 
 def _anchored_count(stack: Any) -> int:
+    from sqlalchemy import func, select
+
+    from registry.store.db import Certificate
+
     with stack.node.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(Certificate).where(Certificate.status == "issued")) or 0)
 
@@ -175,8 +177,13 @@ def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
               label: str, data_dir: Path, timeout: float = 900.0, build_processes: int | None = None,
               batch_max_age: float = 0.2) -> dict[str, Any]:
+    import httpx
+    from sqlalchemy import func, select
+
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
+    from registry.store.db import Batch, Certificate
+
     extra = {} if build_processes is None else {"build_processes": build_processes}
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=batch_max_age, server_process=True,
                     **extra) as stack:

@@ -31,26 +31,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import insert
 
 from api.cli._common import console, err_console, print_json, progress, state
 from api.cli.options import JsonOpt
-from chain.artifacts import load_artifact
-from chain.backends import RpcBackend
-from chain.devnet import Devnet, free_port
-from chain.logs import LogReader, count_with_web3
-from registry.audit.replay import Auditor, audit_link
-from registry.consortium.members import bootstrap
-from registry.crypto.hashing import sm3
-from registry.crypto.merkle import leaf_hash, root_from_leaf_hashes
 from registry.errors import ConflictError
-from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
-from registry.exchanges.service import ExchangeService, ExchangeSubmission
-from registry.identifiers import CertificateId
-from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
-from registry.logs.log import LEDGER_CONTRACTS, LedgerLogs, fast_reader
-from registry.node import Node
-from registry.store.db import Batch, Certificate, Database, utcnow
 
 MANIFEST = "history.json"
 
@@ -75,6 +59,10 @@ HISTORY_VERSION = 2
 
 def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
     """A node of its own on the bench devnet: database, keys and deployment all live in the cache."""
+    from chain.backends import RpcBackend
+    from registry.node import Node
+    from registry.store.db import Database
+
     key_file = cache / "master.key"
     if not key_file.exists():
         key_file.write_text(os.urandom(32).hex())
@@ -84,6 +72,8 @@ def _node(cache: Path, devnet: Any, seeds_dir: Path) -> Any:
 
 
 def _devnet(cache: Path) -> Any:
+    from chain.devnet import Devnet, free_port
+
     # a large block gas limit and no block-time surprises: the history is built in few, full blocks
     return Devnet(data_dir=cache, port=free_port(), state_interval=30)
 
@@ -93,6 +83,10 @@ def _devnet(cache: Path) -> Any:
 
 def build_history(cache: Path, spec: HistorySpec, seeds_dir: Path) -> dict[str, Any]:
     """Build the history into `cache` (replacing an earlier history there); returns the manifest."""
+    from registry.consortium.members import bootstrap
+    from registry.logs.checkpoints import CheckpointGateway, CheckpointService, connect_backbone
+    from registry.logs.log import LedgerLogs
+
     if cache.exists() and any(cache.iterdir()):
         if not (cache / MANIFEST).exists() and not (cache / "devnet").exists():
             raise ConflictError(f"{cache} is not empty and holds no bench history; choose another --cache",
@@ -132,6 +126,13 @@ def _mine_all(node: Any) -> None:
 def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Anchor `batches` batches of `per_batch` real SHA-256 and SM3 digests (both RFC 6962 roots), pipelined,
     and bulk-insert their rows."""
+    from sqlalchemy import insert
+
+    from registry.crypto.hashing import sm3
+    from registry.crypto.merkle import leaf_hash, root_from_leaf_hashes
+    from registry.identifiers import CertificateId
+    from registry.store.db import Batch, Certificate, utcnow
+
     seeds = node.seeds
     types = [(ct.code, ct.issuers[0]) for ct in seeds.certificate_types]
     ledger = node.certificate_ledger
@@ -195,6 +196,9 @@ def _bench_doc(batch: int, i: int) -> bytes:
 
 
 def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
+    from chain.artifacts import load_artifact
+    from chain.logs import LogReader
+
     ledger = node.certificate_ledger
     reader = LogReader(node.backend, {ledger.address: load_artifact("CertificateLedger").abi})
     events = [e for e in reader.events(from_block=node.require_deployment().first_block) if e.name == "BatchAnchored"]
@@ -207,6 +211,9 @@ def _batch_events(node: Any) -> dict[str, tuple[int, str, str, int]]:
 def _evidence(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Evidence records in cases of 20 through the evidence service; every other case is transferred to the
     省司法厅 and accepted, every third is sealed."""
+    from registry.crypto.hashing import sm3
+    from registry.evidence.service import MAX_BATCH, EvidenceService, EvidenceSubmission
+
     if not spec.evidence:
         return
     police, justice = "11230000MB1A00044B", "11230000MB1A00036G"
@@ -235,6 +242,8 @@ def _evidence(node: Any, spec: HistorySpec, bar: Any) -> None:
 
 def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
     """Data exchanges through request, authorise, deliver and acknowledge, over the shareable catalogue items."""
+    from registry.exchanges.service import ExchangeService, ExchangeSubmission
+
     if not spec.exchanges:
         return
     seeds = node.seeds
@@ -260,6 +269,10 @@ def _exchanges(node: Any, spec: HistorySpec, bar: Any) -> None:
 
 def _read_baseline(node: Any, head: int, chunk: int) -> dict[str, Any]:
     """web3's standard path: w3.eth.get_logs (with its result formatters) + contract.events.X().process_log."""
+    from chain.artifacts import load_artifact
+    from chain.logs import count_with_web3
+    from registry.logs.log import LEDGER_CONTRACTS
+
     deployment = node.require_deployment()
     abis = {deployment.address(n): load_artifact(n).abi for n in LEDGER_CONTRACTS.values()}
     t0 = time.perf_counter()
@@ -270,6 +283,10 @@ def _read_baseline(node: Any, head: int, chunk: int) -> dict[str, Any]:
 
 def _read_ours(node: Any, head: int, chunk: int, *, words: bool) -> dict[str, Any]:
     """chain/logs.py's LogReader (raw eth_getLogs, eth_abi), or with registry.ledger_log.WordDecoder."""
+    from chain.artifacts import load_artifact
+    from chain.logs import LogReader
+    from registry.logs.log import LEDGER_CONTRACTS, fast_reader
+
     deployment = node.require_deployment()
     abis = {deployment.address(n): load_artifact(n).abi for n in LEDGER_CONTRACTS.values()}
     reader = fast_reader(node.backend, abis, chunk=chunk) if words else LogReader(node.backend, abis, chunk=chunk)
@@ -284,6 +301,8 @@ def _best(run: Any, times: int = 3) -> dict[str, Any]:
 
 
 def _audit(node: Any, bar: Any) -> dict[str, Any]:
+    from registry.audit.replay import Auditor, audit_link
+
     tasks: dict[str, Any] = {}
 
     def on_progress(phase: str, done: int, total: int, events: int) -> None:

@@ -25,17 +25,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
-from api.certificate_qr import offline_key
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
-from api.devtools.samples import sample_values
-from registry.certificates.documents import AnchorProof, Document
-from registry.certificates.offline import OfflineVerifier, make_offline_qr
-from registry.consortium.trust_list import TrustList, build_trust_list
 
 TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 10_000.0}
 
@@ -57,6 +51,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def _client(url: str, bodies: list[Any], count: int, offset: int, start_at: float) -> tuple[list[float], int]:
     """One client process: ``count`` requests over one keep-alive connection, per-request latency."""
+    import httpx
+
     latencies: list[float] = []
     failures = 0
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -92,6 +88,9 @@ _WORKER: Any = None
 
 
 def _offline_init(signed: dict[str, Any]) -> None:
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
+
     global _WORKER
     _WORKER = OfflineVerifier(TrustList.from_json(signed))
 
@@ -116,6 +115,11 @@ def _offline_parallel(signed: dict[str, Any], texts: list[str], count: int, proc
 
 def _offline_payloads(stack: Any, certificates: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """The signed trust list and one signed offline payload per certificate."""
+    from api.certificate_qr import offline_key
+    from registry.certificates.documents import AnchorProof, Document
+    from registry.certificates.offline import make_offline_qr
+    from registry.consortium.trust_list import build_trust_list
+
     index = stack.services.index
     index.refresh(force=True)
     signed = build_trust_list(stack.node, index)
@@ -133,6 +137,9 @@ def _offline_run(signed: dict[str, Any], texts: list[str], count: int, processes
     a payload it has not seen since the last pass (the verifier caches per trust list, key and batch, never per
     payload). Wall-clock rate and per-verification latency, and the CPU time of this process (``cpu_us``: on a
     loaded machine the rate the process could reach on a core of its own)."""
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
+
     verifier = OfflineVerifier(TrustList.from_json(signed))
     for text in texts:  # warm up, and every payload must be valid
         verdict = verifier.verify_text(text).verdict
@@ -190,6 +197,10 @@ def index_footprint(index: Any, *, certificates: int = 10_000_000, batch_size: i
 
 def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
                data_dir: Path, processes: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import httpx
+
+    from api.devtools.samples import sample_values
+
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
 

@@ -15,14 +15,11 @@ import typer
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, RequiredAgency, client_for, public_client
 from api.cli.wallet_cmds import verify_credentials
-from api.devtools.samples import sample_values
 from api.private_files import ISSUED_DIR, write_private
-from registry.certificates.documents import Document
 from registry.errors import ValidationError
-from registry.formats.vc import BUNDLE_FORMAT
-from registry.holders.wallet import load_public_key
-from registry.identifiers import CertificateId
-from registry.seeds import load_seeds
+
+# the domain modules (documents, identifiers, formats, holders, seeds) load inside the commands that use them:
+# `lianzheng --help` and the other commands do without them (tests/unit/test_cli_startup.py)
 
 
 def register(app: typer.Typer) -> None:
@@ -93,6 +90,8 @@ def issue(
     """Issue certificates from a file through the API (batched, with a progress bar); with --seal, each under
     the agency's seal (用章): an unknown, foreign, suspended, revoked or expired seal is refused before anything
     is stored."""
+    from registry.holders.wallet import load_public_key
+
     st = state(ctx)
     docs = read_documents(file)
     bound = None if holder_key is None else load_public_key(holder_key).spki_b64url
@@ -155,6 +154,8 @@ def issue(
 
 
 def _issuer_of(identifier: str) -> str:
+    from registry.identifiers import CertificateId
+
     return CertificateId.parse(identifier).issuer_uscc
 
 
@@ -222,6 +223,8 @@ def verify(ctx: typer.Context,
 
 
 def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]:
+    from registry.identifiers import CertificateId
+
     client = public_client(st, api_url)
     path = Path(target)
     try:
@@ -239,6 +242,8 @@ def verify_target(st: State, target: str, api_url: str | None) -> dict[str, Any]
             body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationError(f"{target} is neither a JSON document nor an image", code="invalid_file") from exc
+        from registry.formats.vc import BUNDLE_FORMAT
+
         if isinstance(body, dict) and ("@context" in body or body.get("format") == BUNDLE_FORMAT):
             return verify_credentials(client, body)  # a VC 2.0 credential or a 电子卡包 export (api/cli/wallet_cmds.py)
         if isinstance(body, dict) and "document" in body and "format" not in body:
@@ -270,6 +275,8 @@ def disclose(ctx: typer.Context,
              hide: Annotated[str, typer.Option("--hide", help="comma-separated field names to hide")],
              out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Make a copy with some fields hidden (their leaf hashes kept): it still verifies."""
+    from registry.certificates.documents import Document
+
     try:
         body = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -292,6 +299,9 @@ def sample(ctx: typer.Context,
            agency: Agency = None,
            seed: Annotated[int | None, typer.Option("--seed")] = None) -> None:
     """N realistic, valid sample documents of a type (fake holders) as a JSON list."""
+    from api.devtools.samples import sample_values
+    from registry.seeds import load_seeds
+
     seeds = load_seeds(state(ctx).settings.seeds_dir)
     cert_type = seeds.certificate_type(type_code)
     issuer = seeds.member(agency or cert_type.issuers[0])

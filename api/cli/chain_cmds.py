@@ -9,23 +9,21 @@ import socket
 import sys
 import time
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli._common import console, err_console, print_json, state
 from api.cli.options import JsonOpt
-from api.logging import configure_logging
-from api.nodes import hosted_agencies, prepare_node
 from api.private_files import write_private
-from api.runtime import devnet, secure_data_dir
-from api.settings import Settings
-from api.supervisor import Child, DevnetWatchdog, Supervisor
-from api.witnesses import seed_witnesses
-from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
-from registry.consortium.members import ensure_deployment, list_members, resolve, sync_members
 from registry.errors import NotFoundError, ValidationError
-from registry.identifiers import validate_uscc
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+    from api.supervisor import Child
+
+# the compiler, the devnet, the node's parts, the supervisor and the server load inside the commands that use
+# them: `lianzheng --help` and the other commands do without them (tests/unit/test_cli_startup.py)
 
 devnet_app = typer.Typer(no_args_is_help=True, help="The local anvil devnet (persistent state in the data dir).")
 agency_app = typer.Typer(no_args_is_help=True, help="Agencies: API keys and signing keys.")
@@ -47,6 +45,8 @@ def register(app: typer.Typer) -> None:
 
 def compile_cmd(check: Annotated[bool, typer.Option("--check", help="fail if contracts/build differs")] = False) -> None:
     """Compile contracts/*.sol with the offline npm solc into contracts/build/."""
+    from chain.compile import BUILD_DIR, compile_contracts, render_artifact, write_artifacts
+
     artifacts = compile_contracts()
     if check:
         stale = [n for n, a in artifacts.items()
@@ -64,6 +64,8 @@ def compile_cmd(check: Annotated[bool, typer.Option("--check", help="fail if con
 def devnet_start(ctx: typer.Context,
                  port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
     """Start anvil in the background with persistent state (no-op if it is already running)."""
+    from api.runtime import devnet
+
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -78,6 +80,8 @@ def devnet_start(ctx: typer.Context,
 def devnet_stop(ctx: typer.Context,
                 port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None) -> None:
     """Stop the devnet cleanly (SIGTERM: anvil writes its state)."""
+    from api.runtime import devnet
+
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -89,6 +93,8 @@ def devnet_status(ctx: typer.Context,
                   port: Annotated[int | None, typer.Option("--port", envvar="LIANZHENG_DEVNET_PORT")] = None,
                   as_json: JsonOpt = False) -> None:
     """Is the devnet running; its chain id and block height."""
+    from api.runtime import devnet
+
     st = state(ctx)
     if port is not None:
         st.overrides["devnet_port"] = port
@@ -105,6 +111,8 @@ def devnet_status(ctx: typer.Context,
 
 def deploy(ctx: typer.Context) -> None:
     """Deploy all contracts once (reuses deployment.json when it is live on this chain)."""
+    from registry.consortium.members import ensure_deployment
+
     node = state(ctx).node()
     before = node.deployment
     deployment = ensure_deployment(node, on_step=lambda m: err_console.print(m))
@@ -115,6 +123,8 @@ def deploy(ctx: typer.Context) -> None:
 
 def seed(ctx: typer.Context) -> None:
     """Admit the seed agencies (M-of-N approvals) and mirror members; safe to run again."""
+    from api.nodes import prepare_node
+
     st = state(ctx)
     node = st.node()
     prepare_node(st.settings, node, on_step=lambda m: err_console.print(m))
@@ -162,6 +172,8 @@ def _api_children(settings: Settings, env: dict[str, str], workers: int) -> tupl
     (each a `serve --fd`; the supervisor restarts any that dies on the same socket, so the port never closes
     and no connection is refused meanwhile). Of several, the one holding the database's advisory lock runs
     the background writers (registry/store/leader.py). The socket must stay open while `up` runs."""
+    from api.supervisor import Child
+
     command = [sys.executable, "-m", "api.cli", "serve"]
     if workers == 1:
         return [Child("api", command, env)], None
@@ -179,6 +191,12 @@ def up(ctx: typer.Context, port: PortOpt = None, workers: WorkersOpt = 1) -> Non
     as child processes, each restarted if it dies; Ctrl-C (or SIGTERM) stops them and the devnet, and a devnet
     started here is stopped even if `up` itself is killed (api/supervisor.py). On an agency node (`lianzheng
     node init`) it neither deploys, admits anybody nor runs witnesses (api/nodes.py)."""
+    from api.logging import configure_logging
+    from api.nodes import prepare_node
+    from api.runtime import devnet, secure_data_dir
+    from api.supervisor import Child, DevnetWatchdog, Supervisor
+    from api.witnesses import seed_witnesses
+
     st = state(ctx)
     if port is not None:
         st.overrides["port"] = port
@@ -230,6 +248,8 @@ def up(ctx: typer.Context, port: PortOpt = None, workers: WorkersOpt = 1) -> Non
 
 def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
     """In dev, write one API key per agency to <data dir>/api-keys.json the first time (for the CLI/demos)."""
+    from api.nodes import hosted_agencies
+
     if st.settings.env == "prod":
         return
     path = st.settings.data_dir / "api-keys.json"
@@ -245,6 +265,9 @@ def ensure_demo_keys(st) -> None:  # type: ignore[no-untyped-def]
 def agency_key_create(ctx: typer.Context, uscc: str,
                       label: Annotated[str, typer.Option("--label")] = "") -> None:
     """Create an API key for an agency (printed once; only its hash is stored)."""
+    from api.nodes import hosted_agencies
+    from registry.identifiers import validate_uscc
+
     st = state(ctx)
     node = st.node()
     uscc = validate_uscc(uscc)
@@ -255,6 +278,8 @@ def agency_key_create(ctx: typer.Context, uscc: str,
 
 def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List consortium members (as the chain has them now)."""
+    from registry.consortium.members import list_members, sync_members
+
     node = state(ctx).node()
     sync_members(node)  # the chain is authoritative: members admitted from other nodes show at once
     views = list_members(node)
@@ -267,6 +292,8 @@ def members(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def resolve_cmd(ctx: typer.Context, identifier: str) -> None:
     """Resolve a BID, USCC or account to the member (多标识融合)."""
+    from registry.consortium.members import resolve
+
     kind, view = resolve(state(ctx).node(), identifier)
     print_json({"kind": kind, "member": asdict(view)})
 

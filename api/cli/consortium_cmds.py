@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import to_checksum_address
 
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
-from chain.contracts import Action, ConsortiumClient, Role
-from registry.consortium.members import member_bid, member_sm2_key, parse_sm2_public_key, sync_members
-from registry.consortium.rotation import propose_sm2_rotation
 from registry.errors import NotFoundError, ValidationError
-from registry.identifiers import validate_account, validate_uscc
+
+# chain.contracts, eth-abi and the members' registry load inside the commands: `lianzheng --help` and the other
+# commands do without them (tests/unit/test_cli_startup.py)
 
 consortium_app = typer.Typer(no_args_is_help=True, help="Consortium governance: proposals, approvals, execution.")
 
@@ -36,6 +32,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _roles(text: str | None) -> int:
+    from chain.contracts import Role
+
     if not text:
         raise ValidationError("--roles is required (comma-separated: admin, issuer, revoker, evidence, exchange, "
                               "auditor, gateway)", code="missing_roles")
@@ -62,6 +60,13 @@ def propose(
     as_json: JsonOpt = False,
 ) -> None:
     """Propose a change; the proposing admin's approval is counted at once."""
+    from eth_abi import encode as abi_encode
+
+    from chain.contracts import Action, ConsortiumClient
+    from registry.consortium.members import member_bid, member_sm2_key, parse_sm2_public_key
+    from registry.consortium.rotation import propose_sm2_rotation
+    from registry.identifiers import validate_account, validate_uscc
+
     if action not in ACTIONS:
         raise ValidationError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}", code="invalid_action")
     node = state(ctx).node()
@@ -124,6 +129,12 @@ def approve(ctx: typer.Context, proposal: int, acting: As) -> None:
 @consortium_app.command("execute")
 def execute(ctx: typer.Context, proposal: int, acting: As) -> None:
     """Execute a proposal that has enough approvals and has not expired; mirrors members afterwards."""
+    from eth_abi import decode as abi_decode
+    from eth_utils import to_checksum_address
+
+    from chain.contracts import Action
+    from registry.consortium.members import sync_members
+
     node = state(ctx).node()
     node.consortium.execute(node.sender_for(acting), proposal)
     info = node.consortium.get_proposal(proposal)

@@ -20,7 +20,7 @@ import mimetypes
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.markup import escape
@@ -29,12 +29,14 @@ from rich.table import Table
 
 from api.cli._common import State, console, err_console, print_json, progress, state
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, agency_client, public_client
-from chain.backends import RpcBackend
-from chain.devnet import Devnet
 from registry import errors as registry_errors
-from registry.crypto.hashing import FileDigests, digest_file
 from registry.errors import ValidationError
-from registry.evidence.package import verify_package
+
+if TYPE_CHECKING:
+    from registry.crypto.hashing import FileDigests
+
+# hashing, package verification and the chain backend load inside the commands that use them: `lianzheng --help`
+# and the other commands do without them (tests/unit/test_cli_startup.py)
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence records (存证): register, custody, seal, verify, export.")
 
@@ -62,6 +64,8 @@ class _ProgressReader:
 
 def hash_file(path: Path) -> FileDigests:
     """SHA-256 + SM3 + size in one streaming pass (1 MiB buffer; memory does not grow with the file)."""
+    from registry.crypto.hashing import digest_file
+
     if not path.is_file():
         raise ValidationError(f"no such file: {path}", code="file_not_found")
     size = path.stat().st_size
@@ -334,10 +338,14 @@ def verify_package_cmd(ctx: typer.Context, package: Annotated[Path, typer.Argume
                        as_json: JsonOpt = False) -> None:
     """Check a package: signature, manifest, records, custody order, and online that every transaction is
     still on chain. Exit 0 when valid, 1 when not."""
+    from registry.evidence.package import verify_package
+
     if not package.is_file():
         raise ValidationError(f"no such file: {package}", code="file_not_found")
     backend = None
     if not offline:
+        from chain.backends import RpcBackend
+
         st = state(ctx)
         urls = st.settings.rpc_url_list if st.settings.rpc_urls else [_devnet_url(st)]
         backend = RpcBackend(urls, timeout=st.settings.rpc_timeout)
@@ -373,4 +381,6 @@ def _http_error(r: Any) -> Exception:
 
 
 def _devnet_url(st: State) -> str:
+    from chain.devnet import Devnet
+
     return Devnet.from_data_dir(st.settings.data_dir).url

@@ -9,24 +9,22 @@ import json
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from api.cli._common import State, console, err_console, print_json, progress, state
-from api.cli.client import ApiClient
 from api.cli.options import ApiUrl, JsonOpt, WalletOpt
 from api.cli.wallet_cmds import export
-from api.holder_auth import authorization_header
-from registry.certificates.documents import Document
 from registry.errors import ValidationError
-from registry.formats import envelope
-from registry.holders.exchange import check_statement
-from registry.holders.grants import Grant, Grantee, GrantRevocation
-from registry.holders.keys import HolderKey
-from registry.holders.presentation import Challenge, sign_presentation
-from registry.holders.wallet import Wallet
-from registry.holders.wrapping import wrap_key
+
+if TYPE_CHECKING:
+    from api.cli.client import ApiClient
+    from registry.holders.keys import HolderKey
+    from registry.holders.wallet import Wallet
+
+# the wallet, documents, envelopes and holder statements load inside the commands that use them: `lianzheng
+# --help` and the other commands do without them (tests/unit/test_cli_startup.py)
 
 Passphrase = Annotated[str | None, typer.Option("--passphrase", envvar="LIANZHENG_HOLDER_PASSPHRASE",
                                                 help="the wallet passphrase (prompted for when not set)",
@@ -48,6 +46,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _wallet(st: State, path: Path | None) -> Wallet:
+    from registry.holders.wallet import Wallet
+
     return Wallet(path or st.settings.data_dir / "wallet")
 
 
@@ -67,6 +67,8 @@ def _unlock(wallet: Wallet, passphrase: str | None) -> HolderKey:
 
 
 def _client(st: State, api_url: str | None) -> ApiClient:
+    from api.cli.client import ApiClient
+
     return ApiClient(api_url or st.settings.public_base)
 
 
@@ -75,6 +77,8 @@ def init(ctx: typer.Context, wallet: WalletOpt = None, passphrase: Passphrase = 
                                                           "kept in the wallet only")] = None,
          as_json: JsonOpt = False) -> None:
     """Create a wallet with a new P-256 holder key, encrypted at rest (scrypt + AES-256-GCM, files 0600)."""
+    from registry.holders.wallet import Wallet
+
     w = _wallet(state(ctx), wallet)
     secret = _passphrase(passphrase, confirm=True)
     with progress(transient=True) as bar:
@@ -105,6 +109,9 @@ def add(ctx: typer.Context, source: Annotated[str, typer.Argument(help="the issu
                                                                         "document and qr_url) or a QR URL")],
         wallet: WalletOpt = None, as_json: JsonOpt = False) -> None:
     """Keep a certificate the holder received in the wallet."""
+    from registry.certificates.documents import Document
+    from registry.formats import envelope
+
     w = _wallet(state(ctx), wallet)
     path = Path(source)
     if path.is_file():
@@ -138,6 +145,9 @@ def present(ctx: typer.Context, identifier: str, wallet: WalletOpt = None, passp
             hide: Annotated[str | None, typer.Option("--hide", help="fields to hide, comma-separated")] = None,
             api_url: ApiUrl = None, as_json: JsonOpt = False) -> None:
     """Present a bound certificate: sign a fresh challenge from the verifying node; show its verdict."""
+    from registry.certificates.documents import Document
+    from registry.holders.presentation import Challenge, sign_presentation
+
     st = state(ctx)
     w = _wallet(st, wallet)
     doc = Document.from_json(_document(w, identifier))
@@ -168,6 +178,9 @@ def grant(ctx: typer.Context, identifier: str,
           wallet: WalletOpt = None, passphrase: Passphrase = None, api_url: ApiUrl = None,
           as_json: JsonOpt = False) -> None:
     """Grant a party the use of a certificate (授权他人用证): signed, anchored, with its QR text."""
+    from registry.certificates.documents import Document
+    from registry.holders.grants import Grant, Grantee
+
     st = state(ctx)
     if (to_agency is None) == (to_person is None):
         raise ValidationError("name exactly one grantee: --to-agency USCC or --to-person ID", code="missing_grantee")
@@ -185,6 +198,10 @@ def grant(ctx: typer.Context, identifier: str,
     grant_id = secrets.token_hex(16)  # the wrapped key is bound to it (AAD)
     wrapped = None
     if to_agency is not None and wrap and entry.get("link"):
+        from registry.formats import envelope
+        from registry.holders.exchange import check_statement
+        from registry.holders.wrapping import wrap_key
+
         statement = client.get(f"/api/v1/agencies/{to_agency}/exchange-key")
         exchange = check_statement(statement, st.node().consortium, agency=to_agency)
         _, document_key = envelope.parse_ref_url(entry["link"])
@@ -205,6 +222,8 @@ def grant(ctx: typer.Context, identifier: str,
 def revoke_grant(ctx: typer.Context, digest: str, wallet: WalletOpt = None, passphrase: Passphrase = None,
                  api_url: ApiUrl = None, as_json: JsonOpt = False) -> None:
     """Revoke a grant (the holder's signed statement, anchored)."""
+    from registry.holders.grants import GrantRevocation
+
     st = state(ctx)
     w = _wallet(st, wallet)
     key = _unlock(w, passphrase)
@@ -218,6 +237,8 @@ def revoke_grant(ctx: typer.Context, digest: str, wallet: WalletOpt = None, pass
 
 
 def _me(st: State, w: Wallet, passphrase: str | None, api_url: str | None, path: str) -> Any:
+    from registry.holders.request_auth import authorization_header
+
     key = _unlock(w, passphrase)
     client = _client(st, api_url)
     return client.get(path, headers={"Authorization": authorization_header(key, "GET", path)})

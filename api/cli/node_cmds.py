@@ -13,10 +13,10 @@ import typer
 
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
-from api.nodes import NodeConfig, init_node, node_key_store
-from registry.consortium.bid import bid_from_secp256k1_public_key
-from registry.consortium.key_backends import KeyBackendKind
-from registry.identifiers import validate_uscc
+from registry.consortium.key_backends.base import KeyBackendKind
+
+# api.nodes (the node's parts, the key backends) and the identifiers load inside the commands: `lianzheng --help`
+# and the other commands do without them (tests/unit/test_cli_startup.py)
 
 node_app = typer.Typer(no_args_is_help=True, help="A node of its own: prepare its data dir and agency keys.")
 keys_app = typer.Typer(no_args_is_help=True, help="The agency keys this node holds.")
@@ -44,6 +44,9 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Write node.toml and generate each agency's key in this node's key backend."""
+    from api.nodes import NodeConfig, init_node
+    from registry.identifiers import validate_uscc
+
     st = state(ctx)
     data_dir = Path(st.overrides.get("data_dir") or st.settings.data_dir)
     config = NodeConfig(agencies=tuple(validate_uscc(a) for a in agencies or ()), rpc_urls=tuple(rpc_urls or ()),
@@ -61,6 +64,9 @@ def init(
 @keys_app.command("list")
 def list_keys(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The agencies and accounts whose keys this node holds, and in which backend."""
+    from api.nodes import node_key_store
+    from registry.consortium.bid import bid_from_secp256k1_public_key
+
     settings = state(ctx).settings
     store = node_key_store(settings)
     rows = [{"uscc": k.uscc, "account": k.address, "backend": k.backend.value, "active": k.active,

@@ -10,13 +10,15 @@ each overridable by its LIANZHENG_* environment variable, and the HTTP clients t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli._common import State
-from api.cli.client import ApiClient, dev_api_key
 from registry.errors import ValidationError
+
+if TYPE_CHECKING:  # httpx loads when a command builds a client, not for `--help`
+    from api.cli.client import ApiClient
 
 ApiUrl = Annotated[str | None, typer.Option("--api-url", envvar="LIANZHENG_API_URL",
                                             help="the Lianzheng API (default: the local server)")]
@@ -30,6 +32,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 def _key(st: State, api_key: str | None, agency: str | None) -> str | None:
+    from api.cli.client import dev_api_key
+
     key = api_key or (dev_api_key(st.settings.data_dir, agency) if agency else None)
     if agency and not key:
         raise ValidationError(f"no API key for agency {agency}: pass --api-key or create one with "
@@ -39,6 +43,8 @@ def _key(st: State, api_key: str | None, agency: str | None) -> str | None:
 
 def client_for(st: State, api_url: str | None, api_key: str | None, agency: str | None) -> ApiClient:
     """A client acting as `agency` (its dev key) or as the owner of `api_key`; anonymous without either."""
+    from api.cli.client import ApiClient
+
     return ApiClient(api_url or st.settings.public_base, api_key=_key(st, api_key, agency))
 
 
@@ -47,10 +53,14 @@ def agency_client(st: State, api_url: str | None, api_key: str | None, agency: s
     key = _key(st, api_key, agency)
     if not key:
         raise ValidationError("which agency acts? pass --agency USCC or --api-key", code="no_agency")
+    from api.cli.client import ApiClient
+
     return ApiClient(api_url or st.settings.public_base, api_key=key)
 
 
 def public_client(st: State, api_url: str | None) -> ApiClient:
+    from api.cli.client import ApiClient
+
     return ApiClient(api_url or st.settings.public_base)
 WalletOpt = Annotated[Path | None, typer.Option("--wallet", envvar="LIANZHENG_WALLET",
                                                 help="the wallet folder (default: <data dir>/wallet)")]

@@ -22,15 +22,13 @@ from urllib.parse import quote
 import typer
 
 from api.cli._common import console, err_console, print_json, state
-from api.cli.client import ApiClient
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, client_for
 from registry.errors import NotFoundError, PayloadFormatError, ValidationError
-from registry.formats.images import qr_png, qr_svg
-from registry.identifiers import CertificateId
 
 if TYPE_CHECKING:  # the heavy modules load when a command runs, not for every `lianzheng` invocation
     import httpx
 
+    from api.cli.client import ApiClient
     from registry.consortium.trust_list import TrustList
 
 TRUST_LIST_FILE = "trust-list.json"  # api.cli.qr_scan.TRUST_LIST_FILE
@@ -50,6 +48,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _issuer(identifier: str) -> str:
+    from registry.identifiers import CertificateId
+
     return CertificateId.parse(identifier).issuer_uscc
 
 
@@ -93,6 +93,8 @@ def qr(
     if fmt not in ("png", "svg"):
         raise ValidationError(f"--out must end in .png or .svg, got {out.name!r}", code="invalid_format")
     if _check_mode(mode) == "ref":
+        from registry.formats.images import qr_png, qr_svg  # segno and Pillow: only drawing a QR here loads them
+
         url = saved["qr_url"]
         data = qr_png(url, scale=scale) if fmt == "png" else qr_svg(url, scale=scale, title=identifier).encode()
         note = "by reference"
@@ -177,6 +179,7 @@ def trust_pull(
 ) -> None:
     """Download the signed trust list, check its signature and cache it for offline verification."""
     # lazy import: zxing-cpp, Pillow and numpy: only photo decoding loads them
+    from api.cli.client import ApiClient
     from api.cli.qr_scan import save_trust_list
 
     st = state(ctx)

@@ -22,8 +22,7 @@ from rich.table import Table
 from api.cli._common import console, print_json, state
 from api.cli.options import Agency, ApiKey, ApiUrl, JsonOpt, agency_client
 from registry.errors import ValidationError
-from registry.seals.images import MAX_BYTES
-from registry.seals.service import CATEGORIES
+from registry.seals.categories import CATEGORIES
 
 seal_app = typer.Typer(no_args_is_help=True, help="E-seals (电子印章): create, list, suspend, reinstate, revoke.")
 
@@ -78,6 +77,8 @@ def create(ctx: typer.Context,
            height_mm: Annotated[int, typer.Option("--height-mm")] = 40,
            agency: Agency = None, as_json: JsonOpt = False, api_url: ApiUrl = None, api_key: ApiKey = None) -> None:
     """Register a seal of your agency (its image, key digest and validity go on chain)."""
+    from registry.seals.images import MAX_BYTES  # Pillow: only this command loads it
+
     if image.stat().st_size > MAX_BYTES:
         raise ValidationError(f"{image} has {image.stat().st_size} bytes; a seal image may have at most {MAX_BYTES}",
                               code="seal_image_too_large")

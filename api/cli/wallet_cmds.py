@@ -28,21 +28,21 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
 
 from api.cli._common import console, err_console, print_json, progress, state
-from api.cli.client import ApiClient
 from api.cli.options import ApiUrl, JsonOpt, WalletOpt
-from registry.certificates.documents import AnchorProof, DisclosedField, Document, HiddenField
-from registry.certificates.verification import VERDICT_TEXT
 from registry.errors import PayloadFormatError, ValidationError
-from registry.formats import envelope
-from registry.formats.lz2 import decode_payload
-from registry.formats.vc import bundle, from_credential, parse_bundle, to_credential
-from registry.holders.wallet import Wallet
+
+if TYPE_CHECKING:
+    from api.cli.client import ApiClient
+    from registry.certificates.documents import Document
+
+# documents, envelopes, the VC and offline formats and the wallet load inside the functions that use them:
+# `lianzheng --help` and the other commands do without them (tests/unit/test_cli_startup.py)
 
 __all__ = ["WalletCertificate", "export", "export_bundle", "verify_credentials", "wallet_certificates"]
 
@@ -51,6 +51,9 @@ def export(ctx: typer.Context,
            out: Annotated[Path | None, typer.Option("-o", "--out", help="the bundle file (0600); default: stdout")] = None,
            wallet: WalletOpt = None, api_url: ApiUrl = None, as_json: JsonOpt = False) -> None:
     """电子卡包 export: every certificate of the wallet as a W3C VC 2.0 credential, with its offline QR codes."""
+    from api.cli.client import ApiClient
+    from registry.holders.wallet import Wallet
+
     st = state(ctx)
     w = Wallet(wallet or st.settings.data_dir / "wallet")
     entries = w.certificates()
@@ -109,6 +112,9 @@ def document_from_offline(text: str) -> Document:
     """The document an offline QR payload carries (its shown fields with their salts, its hidden fields' leaf
     hashes in both algorithms); ValidationError when it hides a field without the SM3 part (the SM3 digest
     could not be recomputed). Its anchor comes from the node (`anchored`): the payload has no transaction."""
+    from registry.certificates.documents import DisclosedField, Document, HiddenField
+    from registry.formats.lz2 import decode_payload
+
     p = decode_payload(text)
     missing = sorted(set(p.hidden) - set(p.sm3_hidden))
     if missing:
@@ -125,6 +131,9 @@ def document_from_offline(text: str) -> Document:
 def wallet_certificates(client: ApiClient, entries: Sequence[Mapping[str, Any]]) -> list[WalletCertificate]:
     """The wallet's certificates as documents (registry/holders/wallet.py entries): the saved document, else the
     by-reference blob opened with its link's key (fetched from ``client``'s node), else the offline payload's."""
+    from registry.certificates.documents import Document
+    from registry.formats import envelope
+
     out = []
     for entry in entries:
         offline = entry.get("offline")
@@ -149,6 +158,8 @@ def wallet_certificates(client: ApiClient, entries: Sequence[Mapping[str, Any]])
 
 def anchored(client: ApiClient, document: Document) -> Document:
     """``document`` with its anchor proof (fetched when it has none)."""
+    from registry.certificates.documents import AnchorProof
+
     if document.anchor is not None:
         return document
     proof = client.get(f"/api/v1/certificates/{quote(document.identifier, safe='')}/anchor")
@@ -159,6 +170,8 @@ def export_bundle(client: ApiClient, certificates: Sequence[WalletCertificate], 
                   now: dt.datetime | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the export bundle, the verification result of each certificate as exported). ``client`` talks to the
     node whose base URL goes into the credentials (context and status URLs)."""
+    from registry.formats.vc import bundle, to_credential
+
     if not certificates:
         raise ValidationError("the wallet holds no certificate to export", code="empty_wallet")
     credentials, results = [], []
@@ -184,12 +197,16 @@ def _check(name: str, ok: bool, zh: str, en: str, **details: Any) -> dict[str, A
 
 
 def _with_verdict(result: dict[str, Any], verdict: str) -> dict[str, Any]:
+    from registry.certificates.verification import VERDICT_TEXT
+
     zh, en = VERDICT_TEXT[verdict]
     return {**result, "verdict": verdict, "verdict_zh": zh, "verdict_en": en}
 
 
 def verify_credential(client: ApiClient, vc: Any) -> dict[str, Any]:
     """The verification result of one credential: its document's, with a ``credential`` check first."""
+    from registry.formats.vc import from_credential
+
     try:
         imported = from_credential(vc)
     except PayloadFormatError as exc:
@@ -221,6 +238,8 @@ def verify_credential(client: ApiClient, vc: Any) -> dict[str, Any]:
 def verify_credentials(client: ApiClient, obj: Any) -> dict[str, Any]:
     """A lone credential's result, or for a bundle one result over all its credentials and offline payloads:
     valid only when every one of them is (``credentials`` and ``offline_qr`` hold each result)."""
+    from registry.formats.vc import parse_bundle
+
     credentials, offline = parse_bundle(obj)
     results = [verify_credential(client, vc) for vc in credentials]
     if "@context" in obj:

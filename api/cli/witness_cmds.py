@@ -18,26 +18,20 @@ owner's node registers its account (``witness register``) so that the Backbone a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from api.cli._common import console, print_json, state
 from api.cli.options import JsonOpt
-from api.logging import configure_logging
-from api.runtime import main_backend
-from chain.backends import ChainBackend, RpcBackend
-from chain.deploy import Deployment
-from chain.sender import TransactionSender
 from registry.errors import ValidationError
-from registry.identifiers import validate_uscc
-from registry.logs.backbone import connect_backbone, load_backbone, register_witness, registered_witnesses
-from registry.logs.cosigning import LogRoots, log_origin, witness_name
-from registry.logs.log import LEDGERS, LedgerLogs
-from registry.logs.note import SignatureType, Verifier
-from registry.logs.note_keys import NoteKeys
-from registry.logs.witness import BackboneCosigner, LogProofs, Witness, witness_identity
-from registry.logs.witness_protocol import JsonWitnessState, LogTrust, TlogWitness
+
+if TYPE_CHECKING:
+    from chain.backends import ChainBackend
+    from registry.logs.witness_protocol import LogTrust
+
+# registry.logs and chain.* (web3, the database) load inside the commands: `lianzheng --help` and the other
+# commands do without them (tests/unit/test_cli_startup.py)
 
 witness_app = typer.Typer(no_args_is_help=True, help="Witnesses of the ledger logs (C2SP tlog-witness).")
 
@@ -50,6 +44,11 @@ def register(app: typer.Typer) -> None:
 
 def _trust(chain_id: int, vkeys: list[str]) -> dict[str, LogTrust]:
     """The logs this witness follows, from the log vkeys: each names its origin, whose last part is the ledger."""
+    from registry.logs.cosigning import log_origin
+    from registry.logs.log import LEDGERS
+    from registry.logs.note import SignatureType, Verifier
+    from registry.logs.witness_protocol import LogTrust
+
     keys: dict[str, list[Verifier]] = {}
     for text in vkeys:
         v = Verifier.from_vkey(text)
@@ -79,6 +78,9 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create this witness's keys in its data dir (once) and print its Backbone account and C2SP vkey."""
+    from registry.identifiers import validate_uscc
+    from registry.logs.witness import witness_identity
+
     st = state(ctx)
     if data_dir is not None:
         st.overrides["data_dir"] = data_dir
@@ -99,6 +101,10 @@ def register_cmd(
 ) -> None:
     """On the Backbone owner's node: let a witness process's account cosign checkpoints for its agency
     (replacing that agency's earlier witness account)."""
+    from api.runtime import main_backend
+    from registry.identifiers import validate_uscc
+    from registry.logs.backbone import connect_backbone, register_witness
+
     st = state(ctx)
     if main_rpc_url is not None:
         st.overrides["main_rpc_urls"] = main_rpc_url
@@ -116,6 +122,9 @@ def register_cmd(
 @witness_app.command("list")
 def list_cmd(ctx: typer.Context, main_rpc_url: MainRpcUrl = None, as_json: JsonOpt = False) -> None:
     """The accounts the Backbone allows to cosign, with their agencies."""
+    from api.runtime import main_backend
+    from registry.logs.backbone import connect_backbone, registered_witnesses
+
     st = state(ctx)
     if main_rpc_url is not None:
         st.overrides["main_rpc_urls"] = main_rpc_url
@@ -150,7 +159,19 @@ def serve(
     # lazy import: the HTTP server: only `serve` loads it (the CLI starts faster for every other command)
     import uvicorn
 
+    from api.logging import configure_logging
     from api.witness_app import create_witness_app  # lazy import: FastAPI, for the same reason
+    from chain.backends import RpcBackend
+    from chain.deploy import Deployment
+    from chain.sender import TransactionSender
+    from registry.identifiers import validate_uscc
+    from registry.logs.backbone import load_backbone
+    from registry.logs.cosigning import LogRoots, witness_name
+    from registry.logs.log import LedgerLogs
+    from registry.logs.note import SignatureType
+    from registry.logs.note_keys import NoteKeys
+    from registry.logs.witness import BackboneCosigner, LogProofs, Witness, witness_identity
+    from registry.logs.witness_protocol import JsonWitnessState, TlogWitness
 
     st = state(ctx)
     if data_dir is not None:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import base58
 import coincurve
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from registry.crypto.hashing import sha256, sm3
 from registry.errors import ValidationError
@@ -173,6 +171,10 @@ def bid_from_private_key(private_key: bytes, ac: str | None = None) -> str:
 
 def eth_address_from_public_key(public_key: bytes) -> str:
     """EIP-55 checksummed address: last 20 bytes of Keccak-256 over the 64-byte public key."""
+    # eth-utils loads here, not with this module (registry/identifiers.py re-exports BIDs; the CLI parses those)
+    from eth_utils.address import to_checksum_address
+    from eth_utils.crypto import keccak
+
     return to_checksum_address(keccak(_secp256k1_pub64(public_key))[-20:])
 
 

@@ -36,19 +36,19 @@ import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rfc8785
-from sqlalchemy import delete, update
 
-from registry.certificates.documents import Document
-from registry.certificates.verification import VerificationResult
 from registry.errors import ValidationError
 from registry.holders._time import format_time, parse_time
 from registry.holders.keys import HolderKey, HolderPublicKey, b64url_decode, b64url_encode
-from registry.node import Node
-from registry.store.holder_models import HolderChallenge
 from registry.validation import check_text
+
+if TYPE_CHECKING:  # the node's side (ChallengeStore) loads the database when used: a wallet signing needs none of it
+    from registry.certificates.documents import Document
+    from registry.certificates.verification import VerificationResult
+    from registry.node import Node
 
 __all__ = [
     "CHALLENGE_TTL",
@@ -188,6 +188,10 @@ class ChallengeStore:
             verifier.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError("verifier contains a lone surrogate", code="invalid_verifier") from None
+        from sqlalchemy import delete
+
+        from registry.store.holder_models import HolderChallenge
+
         now = int(self.clock())
         challenge = Challenge(b64url_encode(secrets.token_bytes(NONCE_BYTES)), verifier, now)
         with self.node.db.session() as s:
@@ -204,6 +208,10 @@ class ChallengeStore:
         result = check_signature(presentation, certificate=certificate, holder_key_digest=holder_key_digest)
         if result.verdict != PRESENTED or presentation is None:
             return result
+        from sqlalchemy import update
+
+        from registry.store.holder_models import HolderChallenge
+
         challenge, _ = parse_presentation(presentation)
         now = int(self.clock())
         with self.node.db.session() as s:

@@ -32,6 +32,7 @@ from registry.node import Node
 from registry.outbox.steps import StepCall, StepLedger
 from registry.seals.asn1 import SESeal
 from registry.seals.ca import ensure_root, issue_for_seal
+from registry.seals.categories import CATEGORIES
 from registry.seals.images import check_image
 from registry.seals.index import SealIndex
 from registry.seals.keys import maker_key, new_key
@@ -43,8 +44,6 @@ from registry.validation import optional_text, required_text
 
 __all__ = ["CATEGORIES", "SealRequest", "SealService", "SealView"]
 
-CATEGORIES = {"official": "公章", "business": "业务专用章", "permit": "行政许可专用章", "contract": "合同专用章",
-              "finance": "财务专用章", "certificate": "证照专用章"}
 _EVENTS = {"maker_key": "MakerKeyPublished", "create": "SealCreated", "suspend": "SealSuspended",
            "reinstate": "SealReinstated", "revoke": "SealRevoked"}
 _OPEN = (StepState.PENDING.value, StepState.SENT.value)

@@ -27,7 +27,6 @@ from registry.consortium.key_backends.base import (
 )
 from registry.crypto.signing import checksum_address
 
-DEFAULT_PKCS11_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")  # Debian's softhsm2 package
 CURVE = "secp256k1"
 
 
