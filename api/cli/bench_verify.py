@@ -34,6 +34,7 @@ from rich.table import Table
 from api.certificate_qr import offline_key
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
+from api.devtools.bench_client import http_client
 from api.devtools.samples import sample_values
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import OfflineVerifier, make_offline_qr
@@ -60,60 +61,17 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-_VALID = b'{"verdict":"valid",'  # the verify answer's first key (tests/integration/test_verify_encoding.py)
-_BARRIER: Any = None
-
-
-def _client_init(barrier: Any) -> None:
-    global _BARRIER
-    _BARRIER = barrier
-
-
-def _client(port: int, path: str, bodies: list[Any] | None, count: int, offset: int) -> tuple[float, float, list[float], int]:
-    """One client process: ``count`` requests over one keep-alive connection (the standard library's
-    http.client: ~40 µs of client CPU per request, so that the clients, which share the machine's cores with the
-    server, measure the server), started with the other clients (a barrier). A POST body is encoded once; the
-    answer must be 200 and, for /verify, valid. Returns (start, end, per-request latencies, failures)."""
-    import http.client
-    import json
-
-    encoded = [json.dumps(b).encode() for b in bodies] if bodies else [b""]
-    headers = {"Content-Type": "application/json"}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def one(i: int) -> bool:
-        if bodies:
-            conn.request("POST", path, body=encoded[(offset + i) % len(encoded)], headers=headers)
-        else:
-            conn.request("GET", path)
-        r = conn.getresponse()
-        data = r.read()
-        if r.status != 200:
-            return False
-        return not bodies or data.startswith(_VALID) or json.loads(data).get("verdict") == "valid"
-
-    one(0)  # open the connection before timing
-    _BARRIER.wait()  # every client starts together
-    latencies, failures = [], 0
-    start = time.monotonic()
-    for i in range(count):
-        t0 = time.perf_counter()
-        failures += not one(i)
-        latencies.append(time.perf_counter() - t0)
-    end = time.monotonic()
-    conn.close()
-    return start, end, latencies, failures
-
-
 def _http_run(url: str, path: str, bodies: list[Any] | None, requests: int, clients: int,
               label: str) -> dict[str, Any]:
     """``requests`` requests from ``clients`` client processes (spawned: the server runs threads, never fork this
-    process); the rate is over the span from the first client's start to the last one's end."""
+    process; the client's module imports only the standard library, so that 32 of them start quickly on a loaded
+    machine); the rate is over the span from the first client's start to the last one's end."""
     ctx = multiprocessing.get_context("spawn")
     per = max(1, requests // clients)
     port = int(url.rsplit(":", 1)[1])
-    with ctx.Pool(clients, initializer=_client_init, initargs=(ctx.Barrier(clients),)) as pool:
-        jobs = [pool.apply_async(_client, (port, path, bodies, per, i * 7919)) for i in range(clients)]
+    with ctx.Manager() as manager, ctx.Pool(clients) as pool:
+        barrier = manager.Barrier(clients)
+        jobs = [pool.apply_async(http_client, (port, path, bodies, per, i * 7919, barrier)) for i in range(clients)]
         results = [j.get(timeout=600) for j in jobs]
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
     latencies = [x for r in results for x in r[2]]
