@@ -1,5 +1,8 @@
 """FastAPI dependencies as Annotated aliases: the node, settings and calling agency, and one alias per
-service built by api/services.py (`CertificatesDep`, `EvidenceDep`, `ExchangesDep`, ...)."""
+service built by api/services.py (`CertificatesDep`, `EvidenceDep`, `ExchangesDep`, ...).
+
+The accessors are `async def`: FastAPI runs a plain `def` dependency in the threadpool, a thread hop per
+dependency per request for an attribute read. `current_agency` reads the database and stays a plain `def`."""
 
 from __future__ import annotations
 
@@ -29,15 +32,15 @@ from registry.usage.fetch import FetchService
 from registry.usage.service import UsageService
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     return request.app.state.node  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -76,35 +79,35 @@ def optional_agency(request: Request, node: NodeDep,
 OptionalAgency = Annotated[str | None, Depends(optional_agency)]
 
 
-def _certificates(services: ServicesDep) -> CertificateService:
+async def _certificates(services: ServicesDep) -> CertificateService:
     return services.certificates
 
 
-def _verifier(services: ServicesDep) -> Verifier:
+async def _verifier(services: ServicesDep) -> Verifier:
     return services.verifier
 
 
-def _index(services: ServicesDep) -> ChainIndex:
+async def _index(services: ServicesDep) -> ChainIndex:
     return services.index
 
 
-def _trust_lists(services: ServicesDep) -> TrustListCache:
+async def _trust_lists(services: ServicesDep) -> TrustListCache:
     return services.trust_lists
 
 
-def _evidence(services: ServicesDep) -> EvidenceService:
+async def _evidence(services: ServicesDep) -> EvidenceService:
     return services.evidence
 
 
-def _exchanges(services: ServicesDep) -> ExchangeService:
+async def _exchanges(services: ServicesDep) -> ExchangeService:
     return services.exchanges
 
 
-def _proofs(services: ServicesDep) -> ProofService:
+async def _proofs(services: ServicesDep) -> ProofService:
     return services.proofs
 
 
-def _audit(services: ServicesDep) -> AuditService:
+async def _audit(services: ServicesDep) -> AuditService:
     return services.audit
 
 
@@ -116,23 +119,23 @@ EvidenceDep = Annotated[EvidenceService, Depends(_evidence)]
 ExchangesDep = Annotated[ExchangeService, Depends(_exchanges)]
 
 
-def _seals(services: ServicesDep) -> SealService:
+async def _seals(services: ServicesDep) -> SealService:
     return services.seals
 
 
 SealsDep = Annotated[SealService, Depends(_seals)]
 
 
-def _seal_check(services: ServicesDep) -> SealVerifier:
+async def _seal_check(services: ServicesDep) -> SealVerifier:
     return services.seal_check
 
 
 SealCheckDep = Annotated[SealVerifier, Depends(_seal_check)]
-def _usage(services: ServicesDep) -> UsageService:
+async def _usage(services: ServicesDep) -> UsageService:
     return services.usage
 
 
-def _fetch(services: ServicesDep) -> FetchService:
+async def _fetch(services: ServicesDep) -> FetchService:
     return services.fetch
 
 
@@ -140,15 +143,15 @@ UsageDep = Annotated[UsageService, Depends(_usage)]
 FetchDep = Annotated[FetchService, Depends(_fetch)]
 
 
-def _grants(services: ServicesDep) -> GrantService:
+async def _grants(services: ServicesDep) -> GrantService:
     return services.grants
 
 
-def _challenges(services: ServicesDep) -> ChallengeStore:
+async def _challenges(services: ServicesDep) -> ChallengeStore:
     return services.challenges
 
 
-def _exchange_keys(services: ServicesDep) -> ExchangeKeys:
+async def _exchange_keys(services: ServicesDep) -> ExchangeKeys:
     return services.exchange_keys
 
 

@@ -6,13 +6,15 @@ Three measurements in one run, each on warm caches (every document verified once
   validity) from ``--clients`` client processes, each with one keep-alive HTTP connection, timing every
   request: verifications/s and p50/p99 latency;
 - the same with ``{"identifier": ...}`` (status only), the cheapest verification;
+- the ceiling: a static document (the JSON-LD context) from the same server through the same middleware and
+  router, so that each verification rate is read beside what the HTTP stack itself serves on this machine;
 - offline verification of signed ``LZ2:`` payloads against a trust list (no network), in this process and
   in ``--processes`` processes (a verifier's device checks one code at a time; a gateway may use every core).
 
 The clients run in their own processes so that their HTTP work does not share the server's interpreter lock
-(a real verifier's phone is not inside the server either). Targets on a 2-core machine: p50 <= 5 ms,
-p99 <= 25 ms, >= 500/s over HTTP; >= 10,000/s offline
-(issue 16).
+(a real verifier's phone is not inside the server either); they share the machine's cores with it, so they
+use the standard library's http.client (cheap per request). Targets on a 2-core machine (issue 16): >= 1,500/s
+over HTTP with 2 clients, p99 <= 50 ms with 32 clients; >= 10,000/s offline.
 
     $ lianzheng bench verify --documents 200 --requests 4000 --clients 2
 """
@@ -30,8 +32,11 @@ from rich.table import Table
 
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
+from api.devtools.bench_client import http_client
 
-TARGETS = {"p50_ms": 5.0, "p99_ms": 25.0, "http_per_s": 500.0, "offline_per_s": 10_000.0}
+# issue 16: >= 1,500/s over HTTP with 2 clients, p99 <= 50 ms with 32 clients (each judged on every run)
+TARGETS = {"p50_ms": 5.0, "p99_ms": 50.0, "http_per_s": 1500.0, "offline_per_s": 10_000.0}
+CEILING = "GET {path} (static: the HTTP stack's ceiling)"
 
 
 def register(app: typer.Typer) -> None:
@@ -49,36 +54,21 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def _client(url: str, bodies: list[Any], count: int, offset: int, start_at: float) -> tuple[list[float], int]:
-    """One client process: ``count`` requests over one keep-alive connection, per-request latency."""
-    import httpx
-
-    latencies: list[float] = []
-    failures = 0
-    with httpx.Client(base_url=url, timeout=30) as http:
-        http.post("/api/v1/verify", json=bodies[offset % len(bodies)])  # open the connection before timing
-        while time.time() < start_at:  # every client starts together
-            time.sleep(0.001)
-        for i in range(count):
-            body = bodies[(offset + i) % len(bodies)]
-            t0 = time.perf_counter()
-            r = http.post("/api/v1/verify", json=body)
-            latencies.append(time.perf_counter() - t0)
-            failures += r.status_code != 200 or r.json().get("verdict") != "valid"
-    return latencies, failures
-
-
-def _http_run(url: str, bodies: list[Any], requests: int, clients: int, label: str) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")  # the server runs threads: never fork this process
+def _http_run(url: str, path: str, bodies: list[Any] | None, requests: int, clients: int,
+              label: str) -> dict[str, Any]:
+    """``requests`` requests from ``clients`` client processes (spawned: the server runs threads, never fork this
+    process; the client's module imports only the standard library, so that 32 of them start quickly on a loaded
+    machine); the rate is over the span from the first client's start to the last one's end."""
+    ctx = multiprocessing.get_context("spawn")
     per = max(1, requests // clients)
-    start_at = time.time() + 2.0
-    with ctx.Pool(clients) as pool:
-        jobs = [pool.apply_async(_client, (url, bodies, per, i * 7919, start_at)) for i in range(clients)]
+    port = int(url.rsplit(":", 1)[1])
+    with ctx.Manager() as manager, ctx.Pool(clients) as pool:
+        barrier = manager.Barrier(clients)
+        jobs = [pool.apply_async(http_client, (port, path, bodies, per, i * 7919, barrier)) for i in range(clients)]
         results = [j.get(timeout=600) for j in jobs]
-    finished = time.time()
-    latencies = [x for lat, _ in results for x in lat]
-    failures = sum(f for _, f in results)
-    elapsed = finished - start_at
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    latencies = [x for r in results for x in r[2]]
+    failures = sum(r[3] for r in results)
     return {"label": label, "requests": len(latencies), "clients": clients, "seconds": round(elapsed, 2),
             "per_s": round(len(latencies) / elapsed, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
             "p99_ms": round(_pct(latencies, 0.99) * 1000, 2), "failures": failures}
@@ -203,6 +193,7 @@ def run_verify(documents: int, requests: int, clients: int, offline: int, type_c
 
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
+    from registry.formats.vc import CONTEXT_PATH
 
     with LocalStack(data_dir, batch_max_age=0.2) as stack, progress(transient=True) as bar:
         seeds = stack.node.seeds
@@ -222,8 +213,10 @@ def run_verify(documents: int, requests: int, clients: int, offline: int, type_c
                 assert http.post("/api/v1/verify", json=body).json()["verdict"] == "valid"
                 bar.advance(warm)
         bar.add_task(f"HTTP: {requests} requests x 2 forms, {clients} clients", total=None, rate="")
-        rows = [_http_run(stack.url, docs, requests, clients, "POST /api/v1/verify (document)"),
-                _http_run(stack.url, ids, requests, clients, "POST /api/v1/verify (identifier)")]
+        rows = [_http_run(stack.url, "/api/v1/verify", docs, requests, clients, "POST /api/v1/verify (document)"),
+                _http_run(stack.url, "/api/v1/verify", ids, requests, clients, "POST /api/v1/verify (identifier)"),
+                # the ceiling: a static document through the same server, middleware and router, no verification
+                _http_run(stack.url, CONTEXT_PATH, None, requests, clients, CEILING.format(path=CONTEXT_PATH))]
         signed, texts = _offline_payloads(stack, certificates)
         from registry.certificates.index import ChainIndex
         footprint = index_footprint(ChainIndex(stack.node))
@@ -244,7 +237,7 @@ def bench_verify(
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
         rows, footprint = run_verify(documents, requests, clients, offline, type_code, Path(tmp) / "verify",
                                      processes)
-    http_rows, offline_rows = rows[:2], rows[2:]
+    http_rows, ceiling, offline_rows = rows[:2], rows[2], rows[3:]
     failures = sum(int(r["failures"]) for r in rows)
     met = {
         "p50": all(r["p50_ms"] <= TARGETS["p50_ms"] for r in http_rows),
@@ -266,6 +259,8 @@ def bench_verify(
     base = offline_rows[0]["per_s"]  # the one-process offline run is the baseline of the N-process one
     for r in rows:
         vs = f"{r['per_s'] / base:.1f}x 1 process" if r in offline_rows[1:] else "-"
+        if r in http_rows:
+            vs = f"{r['per_s'] / ceiling['per_s']:.0%} of the ceiling"
         table.add_row(r["label"], f"{r['requests']:,}", str(r["clients"]), f"{r['per_s']:,.0f}", _ms(r["p50_ms"]),
                       _ms(r["p99_ms"]), str(r["failures"]), vs)
     console.print(table)
@@ -276,7 +271,7 @@ def bench_verify(
                   f"{footprint['certificates']:,} certificates in batches of {footprint['batch_size']:,} with "
                   f"{100 * footprint['changed_share']:.0f}% revoked ({footprint['bytes'] / 2**20:,.1f} MiB; "
                   f"{footprint['bytes_per_changed_document']:.0f} bytes per changed document, measured)")
-    console.print("targets: p50 <= 5 ms, p99 <= 25 ms, >= 500/s over HTTP; >= 10,000/s offline -> "
+    console.print("targets: p50 <= 5 ms, p99 <= 50 ms, >= 1,500/s over HTTP; >= 10,000/s offline -> "
                   + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
     if failures:  # a run that failed (not a missed target): non-zero
         console.print(f"[bold red]{failures} verifications failed[/]")

@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,10 +52,18 @@ def _count(value: Any, what: str, minimum: int = 0) -> int:
 
 
 def _address(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
+    checksummed = _checksummed(value) if isinstance(value, str) else None
+    if checksummed is None:
         raise ValidationError(f"anchor {what} must be a 0x-prefixed 20-byte address, got {value!r}",
                               code="invalid_anchor")
-    return to_checksum_address(value)
+    return checksummed
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksummed(value: str) -> str | None:
+    """EIP-55 form of an address, None when `value` is not one. Cached: each check is a Keccak-256 or two, and an
+    anchor names the same few accounts and ledgers on every verification of a presented document."""
+    return to_checksum_address(value) if is_address(value) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,9 +56,11 @@ class ChainIndex:
         self._lock = threading.RLock()
         self._reader: LogReader | None = None
         self._deployment_key: tuple[str, str] | None = None
+        self.generation = 0  # counts rebuilds from genesis: what was cached from an older chain may be gone
         self._reset_state()
 
     def _reset_state(self) -> None:
+        self.generation += 1
         self.batches: dict[bytes, BatchRecord] = {}
         self.docs: dict[bytes, DocRecord] = {}
         self.members: dict[str, MemberInfo] = {}

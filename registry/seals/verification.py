@@ -46,6 +46,7 @@ from registry.store.seal_models import SealedSignature
 
 __all__ = ["SealVerifier", "registration_problem"]
 
+_KEPT_SEALS = 100_000
 _STATUS_ZH = {"suspended": "暂停", "revoked": "撤销", "active": "恢复"}
 
 
@@ -78,14 +79,24 @@ class SealVerifier:
         self.node = node
         self.index = index
         self.remote = remote  # where the sealed signatures of certificates issued on other nodes come from
+        # A certificate's sealed signature is stored in the transaction that stores the certificate and never
+        # changes: once the row is there, what `stored` found (a copy or None) is kept (bounded: cleared when full).
+        self._certificate_seals: dict[str, SealedCopy | None] = {}
 
     def stored(self, identifier: str, kind: str = "certificate") -> SealedCopy | None:
         """The sealed signature this node stored for one of its records of `kind` (certificate, evidence);
         None: not sealed here."""
+        if kind == "certificate" and identifier in self._certificate_seals:
+            return self._certificate_seals[identifier]
         with self.node.db.session() as s:
             if kind == "certificate":
                 sm3 = s.scalar(select(Certificate.digest_sm3).where(Certificate.identifier == identifier))
-                return stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
+                copy = stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
+                if sm3 is not None:  # the certificate is stored here: its seal (or none) is final
+                    if len(self._certificate_seals) >= _KEPT_SEALS:
+                        self._certificate_seals.clear()
+                    self._certificate_seals[identifier] = copy
+                return copy
             row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == kind,
                                                           SealedSignature.record_id == identifier)).first()
             return None if row is None else SealedCopy(row.seal_id, row.format, bytes(row.signature),
