@@ -17,15 +17,11 @@ import hashlib
 import time
 from typing import Annotated, Any
 
-import coincurve
 import typer
 from rich.table import Table
 
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
-from api.devtools.offline_workload import cpu_rate, offline_workload
-from registry.certificates.offline import OfflineVerifier
-from registry.consortium.trust_list import TrustList
 
 TARGET_PER_S = 10_000.0  # issue 16: one process
 
@@ -36,6 +32,8 @@ def register(app: typer.Typer) -> None:
 
 def recovery_floor(count: int = 2000) -> float:
     """CPU µs of one secp256k1 public-key recovery (coincurve), over distinct digests."""
+    import coincurve
+
     key = coincurve.PrivateKey(hashlib.sha256(b"lianzheng bench offline").digest())
     digests = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(count)]
     signatures = [key.sign_recoverable(d, hasher=None) for d in digests]
@@ -46,6 +44,10 @@ def recovery_floor(count: int = 2000) -> float:
 
 
 def run_offline(count: int, batch_size: int, profiles: list[str]) -> dict[str, Any]:
+    from api.devtools.offline_workload import cpu_rate, offline_workload
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
+
     rows = []
     with progress(transient=True) as bar:
         for profile in profiles:
