@@ -42,15 +42,11 @@ run: install
 # --dist loadfile: each test file runs whole on one worker, so a module's fixtures (a devnet, a local consortium)
 # are built once and a file's tests may build on each other. (xdist_group marks are not honoured by
 # pytest-xdist 3.8 under pytest 9.2: the group suffix it writes to item._nodeid no longer reaches the node id.)
-# The second run repeats on PostgreSQL (a cluster of the run's own, tests/support/postgres.py) the integration
-# tests whose outcome depends on the database: transactions, locks, outbox claims, the tamper matrix. The whole
-# integration suite runs on PostgreSQL with `.venv/bin/pytest -n 2 --dist loadfile --db=postgresql tests/integration`.
-PG_TESTS ?= tests/integration/test_durability.py tests/integration/test_status_race.py \
-	tests/integration/test_certificates_api.py tests/integration/test_audit_tamper_matrix.py \
-	tests/integration/test_usage.py tests/integration/test_seals.py
+# The second run repeats the whole integration suite on PostgreSQL (a cluster of the run's own,
+# tests/support/postgres.py): every node, CLI subprocess and template database of those tests on it.
 test: install system-deps
 	$(BIN)/pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
-	$(BIN)/pytest -q -n 2 --dist loadfile --db=postgresql $(PG_TESTS)
+	$(BIN)/pytest -q -n 2 --dist loadfile --db=postgresql tests/integration
 
 compile: install
 	$(BIN)/lianzheng compile

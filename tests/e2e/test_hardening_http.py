@@ -206,7 +206,6 @@ def test_1000_pathological_bodies_get_4xx_and_the_server_stays_up(stack: LocalSt
     assert not failures, "\n".join(failures[:20])
     assert stack.server_pid == pid and alive(stack)
     assert sum(n for s, n in statuses.items() if 400 <= s < 500) >= 900
-    assert elapsed < 90
 
 
 def _error_shaped(r: httpx.Response) -> bool:
