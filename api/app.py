@@ -39,7 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastAPI:
+def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False) -> FastAPI:
     services = build_services(node, settings)
     writers = BackgroundWriters(services)
 
@@ -49,8 +49,10 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True) -> FastA
         # (registry/store/leader.py); on SQLite the only process leads at once.
         election = LeaderElection(node.db, on_elected=writers.start, on_deposed=writers.stop)
         app.state.election = election
-        # every API process builds large issuing requests in its own worker processes, started by the first
-        # large request (about a second, once): most processes of the tests and the CLI never issue one
+        # every API process builds large issuing requests in its own worker processes: `serve` starts them now,
+        # an app made in process (the tests, LocalStack) on its first large request (about a second, once)
+        if start_build_pool:
+            services.certificates.builder.start()
         if workers:
             election.start()
         try:
