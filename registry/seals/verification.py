@@ -79,23 +79,24 @@ class SealVerifier:
         self.node = node
         self.index = index
         self.remote = remote  # where the sealed signatures of certificates issued on other nodes come from
-        # A certificate's sealed signature is stored in the transaction that stores the certificate and never
-        # changes: once the row is there, what `stored` found (a copy or None) is kept (bounded: cleared when full).
-        self._certificate_seals: dict[str, SealedCopy | None] = {}
+        # A certificate's sealed signature is stored in the transaction that stores the certificate: once the
+        # certificate row is there without one, it is never sealed, and that is kept (bounded: cleared when full).
+        # A sealed one is read again each time: a signature edited at rest must show as tampered at once.
+        self._unsealed: set[str] = set()
 
     def stored(self, identifier: str, kind: str = "certificate") -> SealedCopy | None:
         """The sealed signature this node stored for one of its records of `kind` (certificate, evidence);
         None: not sealed here."""
-        if kind == "certificate" and identifier in self._certificate_seals:
-            return self._certificate_seals[identifier]
+        if kind == "certificate" and identifier in self._unsealed:
+            return None
         with self.node.db.session() as s:
             if kind == "certificate":
                 sm3 = s.scalar(select(Certificate.digest_sm3).where(Certificate.identifier == identifier))
                 copy = stored_seal(s, identifier, bytes.fromhex(sm3 or ""))
-                if sm3 is not None:  # the certificate is stored here: its seal (or none) is final
-                    if len(self._certificate_seals) >= _KEPT_SEALS:
-                        self._certificate_seals.clear()
-                    self._certificate_seals[identifier] = copy
+                if sm3 is not None and copy is None:  # stored here, never sealed
+                    if len(self._unsealed) >= _KEPT_SEALS:
+                        self._unsealed.clear()
+                    self._unsealed.add(identifier)
                 return copy
             row = s.scalars(select(SealedSignature).where(SealedSignature.record_kind == kind,
                                                           SealedSignature.record_id == identifier)).first()
