@@ -197,7 +197,8 @@ def test_the_audit_cli_names_the_seal_findings_in_words(chains: TwoChains, tmp_p
         with node.db.session() as s:
             s.execute(update(SealRow).where(SealRow.id == act.evidence_seal).values(valid_until=dt.datetime(2099, 1, 1)))
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(data), "LIANZHENG_RPC_URLS": chains.sub.url,
-               "LIANZHENG_MAIN_RPC_URLS": chains.main.url, "LIANZHENG_ENV": "test"}
+               "LIANZHENG_MAIN_RPC_URLS": chains.main.url, "LIANZHENG_ENV": "test",
+               "LIANZHENG_DATABASE_URL": node.db.url}  # its SQLite file in `data`, or its PostgreSQL database
         p = subprocess.run([LZ, "audit", "replay", "--json", "--no-sign"], capture_output=True, text=True, env=env,
                            timeout=300)
         assert p.returncode == 1, p.stderr[-2000:]
