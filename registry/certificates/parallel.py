@@ -30,7 +30,9 @@ import multiprocessing
 import os
 import pickle
 import random
+import select
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -157,9 +159,42 @@ def build_chunk(ctx: BuildContext, job: ChunkJob) -> ChunkResult:
 _context: BuildContext | None = None  # in a worker: set once by _start
 
 
-def _start(context: bytes) -> None:
+def _start(context: bytes, api_pid: int) -> None:
     global _context
     _context = pickle.loads(context)  # noqa: S301 (our own bytes, from the API process that started us)
+    _exit_with(api_pid)
+
+
+def _exit_with(api_pid: int) -> None:
+    """End this worker when the API process that started it ends. A SIGKILLed API process (`up` restarts it)
+    closes nothing: its workers would wait for work forever on a queue whose pipe they hold both ends of, and
+    keep the forkserver alive with them. A pidfd (Linux 5.3+) becomes readable when that process exits."""
+    try:
+        pidfd = os.pidfd_open(api_pid)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd here: look every second
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while _alive(api_pid):
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="api-process-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run(job: ChunkJob) -> ChunkResult:
@@ -209,7 +244,7 @@ class DocumentBuilder:
                 mp = multiprocessing.get_context("forkserver")
                 mp.set_forkserver_preload([__name__])
                 self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=mp, initializer=_start,
-                                                 initargs=(pickle.dumps(self.ctx),))
+                                                 initargs=(pickle.dumps(self.ctx), os.getpid()))
             return self._pool
 
     def close(self) -> None:

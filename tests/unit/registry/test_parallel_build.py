@@ -132,3 +132,55 @@ def test_a_killed_worker_costs_one_request_its_pool_not_its_documents() -> None:
         assert len(builder.build(_job(values), timer=again)) == 4 and again.processes == 1
     finally:
         builder.close()
+
+
+_API_PROCESS = """
+import os, sys
+from pathlib import Path
+from registry.certificates.parallel import BuildContext, DocumentBuilder, _ready
+from registry.consortium.keys import MacKey
+from registry.seeds import load_seeds
+
+if __name__ == "__main__":
+    builder = DocumentBuilder(BuildContext(load_seeds(Path(sys.argv[1])), MacKey(bytes(32))), processes=1)
+    worker = builder._executor().submit(_ready).result(timeout=120)
+    print(worker, flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def test_a_sigkilled_api_process_leaves_no_build_worker_or_forkserver(tmp_path: Path) -> None:
+    """`up` restarts a killed API process: its build worker and the forkserver must not outlive it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "api_process.py"
+    script.write_text(_API_PROCESS)
+    root = Path(__file__).resolve().parents[3]
+    api = subprocess.Popen([sys.executable, str(script), str(root / "seeds")], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True, cwd=root,
+                           env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert api.stdout is not None
+        worker = int(api.stdout.readline())
+        forkserver = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert forkserver not in (api.pid, 1)  # the worker is the forkserver's child, not the API process's
+    finally:
+        api.send_signal(signal.SIGKILL)
+        api.wait(timeout=30)
+
+    def gone(pid: int) -> bool:
+        stat = Path(f"/proc/{pid}/stat")
+        try:  # a zombie has exited: only its parent's wait is left
+            return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 60  # a condition, not a pause: the worker exits as soon as it sees the pidfd
+    while not (gone(worker) and gone(forkserver)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(worker), f"build worker {worker} outlived its SIGKILLed API process"
+    assert gone(forkserver), f"forkserver {forkserver} outlived its SIGKILLed API process"
