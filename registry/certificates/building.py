@@ -66,11 +66,13 @@ def complete_values(seeds: Seeds, agency: str, cert_type: CertificateType, value
 def build_each(seeds: Seeds, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
                *, first_serial: int, today: dt.date, version: int = 1, serials: Sequence[str] | None = None,
                offset: int = 0, rng_for: Callable[[int], Any] | None = None,
-               timer: StageTimer | None = None) -> tuple[list[Document], list[ValidationError]]:
+               timer: StageTimer | None = None,
+               encoded: list[bytes] | None = None) -> tuple[list[Document], list[ValidationError]]:
     """Validate and build the documents ``offset`` .. ``offset + len(values_list) - 1`` of a request (a whole
     request, or one chunk of it in a worker process: registry/certificates/parallel.py), returning the
     documents and every invalid one's error, which names its index in the whole request. ``rng_for(index)``
-    gives a document's random generator (default: `secrets`)."""
+    gives a document's random generator (default: `secrets`). ``encoded`` gets each document's compact JSON
+    (`Document.issued`), in the order of the documents."""
     validating = building = 0.0
     docs = []
     invalid: list[ValidationError] = []
@@ -90,8 +92,11 @@ def build_each(seeds: Seeds, agency: str, cert_type: CertificateType, values_lis
             cid, norm = validated_values(
                 cert_type, complete_values(seeds, agency, cert_type, values, identifier, serial, today), identifier)
             t1 = perf_counter()
-            docs.append(Document.from_validated(cert_type, cid, norm, bound=bound,
-                                                rng=secrets if rng_for is None else rng_for(i)))
+            doc, text = Document.issued(cert_type, cid, norm, bound=bound, rng=secrets if rng_for is None else rng_for(i),
+                                        encode=encoded is not None)
+            docs.append(doc)
+            if encoded is not None and text is not None:
+                encoded.append(text)
             validating += t1 - t0
             building += perf_counter() - t1
         except ValidationError as exc:

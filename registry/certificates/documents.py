@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -65,9 +66,11 @@ from registry.certificates.fields import (
     DisclosedField,
     HiddenField,
     derive_salt,
+    document_heads,
     leaf_entry,
     path_key,
     salt_deriver,
+    value_json,
 )
 from registry.crypto import merkle
 from registry.crypto.hashing import to_hex
@@ -89,6 +92,24 @@ __all__ = [
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _KEY_ID = re.compile(r"[0-9a-f]{64}")
+_NO_HIDDEN: Mapping[str, HiddenField] = MappingProxyType({})
+_json_str = json.encoder.encode_basestring  # a str's JSON text (the C function json.dumps uses)
+_ORDER: dict[int, tuple[CertificateType, tuple[str, ...]]] = {}
+
+
+def _tree_order(cert_type: CertificateType) -> tuple[str, ...]:
+    """The field names of ``cert_type`` in tree order (remembered per type object)."""
+    known = _ORDER.get(id(cert_type))
+    if known is None or known[0] is not cert_type:
+        known = _ORDER[id(cert_type)] = (cert_type, tuple(sorted(field_specs(cert_type), key=path_key)))
+    return known[1]
+
+
+def _bound_key(bound: Any) -> str:
+    if not isinstance(bound, str) or not _KEY_ID.fullmatch(bound):
+        raise invalid(f"{HOLDER_KEY_FIELD} must be a holder key id (64 lower-case hex digits)",
+                      HOLDER_KEY_FIELD, code="invalid_holder_key")
+    return bound
 
 
 @dataclass(frozen=True)
@@ -160,36 +181,94 @@ class Document:
     ) -> Document:
         """The document of values `validated_values` returned (``create`` is both steps; the issuing
         service times them apart), bound to the holder key id ``bound`` when given."""
+        if not salts:
+            return cls.issued(cert_type, cid, norm, rng=rng, bound=bound, encode=False)[0]
         specs = dict(field_specs(cert_type))
         if bound is not None:
-            if not isinstance(bound, str) or not _KEY_ID.fullmatch(bound):
-                raise invalid(f"{HOLDER_KEY_FIELD} must be a holder key id (64 lower-case hex digits)",
-                              HOLDER_KEY_FIELD, code="invalid_holder_key")
-            norm = {**norm, HOLDER_KEY_FIELD: bound}
+            norm = {**norm, HOLDER_KEY_FIELD: _bound_key(bound)}
             specs[HOLDER_KEY_FIELD] = specs[ID_FIELD]  # only its presence matters below
-        salts = dict(salts or {})
+        salts = dict(salts)
         extra = sorted(set(salts) - set(specs), key=path_key)
         if extra:
             raise invalid(f"salt given for unknown field {extra[0]!r}", extra[0], code="unknown_field")
         draw = getattr(rng, "token_bytes", None) or rng.randbytes
-        seed = None if salts else draw(SALT_SEED_SIZE)
-        derive = salt_deriver(seed) if seed is not None else None
         fields: dict[str, DisclosedField] = {}
         entries: list[bytes] = []
-        # One pass in tree order: each leaf entry is made once and hashed once per algorithm, and the document
-        # is built once with its digests (the hot path of issuing: thousands of documents per request).
         for name in sorted(specs, key=path_key):
             salt = salts.get(name)
-            if salt is not None:
-                salt_raw = salt_bytes(salt, name)
-            else:
-                salt_raw = derive(name) if derive is not None else draw(SALT_SIZE)
+            salt_raw = salt_bytes(salt, name) if salt is not None else draw(SALT_SIZE)
             value = norm[name]
             fields[name] = DisclosedField(salt=salt_raw, value=value)
             entries.append(leaf_entry(name, salt_raw, value))
         return cls(identifier=str(cid), type_code=cert_type.code, fields=fields, hidden={},
                    digest_sha256=merkle.merkle_root(entries),
-                   digest_sm3=merkle.merkle_root(entries, algorithm="sm3"), salt_seed=seed)
+                   digest_sm3=merkle.merkle_root(entries, algorithm="sm3"), salt_seed=None)
+
+    @classmethod
+    def issued(
+        cls,
+        cert_type: CertificateType,
+        cid: CertificateId,
+        norm: Mapping[str, JsonValue],
+        *,
+        rng: Any = secrets,
+        bound: Any = None,
+        encode: bool = True,
+    ) -> tuple[Document, bytes | None]:
+        """A new document of validated values (one ``salt_seed`` drawn from ``rng``, every salt derived from
+        it) and, with ``encode``, its compact JSON in UTF-8: byte for byte ``json.dumps(doc.to_json(),
+        ensure_ascii=False, separators=(",", ":")).encode()``, made from the texts the leaf entries are made
+        of (the hot path of issuing: thousands of documents per request; tests/unit/test_hot_path.py)."""
+        names = _tree_order(cert_type)
+        if bound is not None:
+            norm = {**norm, HOLDER_KEY_FIELD: _bound_key(bound)}
+            names = tuple(sorted((*names, HOLDER_KEY_FIELD), key=path_key))
+        draw = getattr(rng, "token_bytes", None) or rng.randbytes
+        seed = draw(SALT_SEED_SIZE)
+        derive = salt_deriver(seed)
+        fields: dict[str, DisclosedField] = {}
+        entries: list[bytes] = []
+        parts: list[str] | None = [] if encode else None
+        # One pass in tree order: each leaf entry is made once and hashed once per algorithm; the document's
+        # JSON shares each field's text with its entry, and the document is built once with its digests.
+        for name in names:
+            salt = derive(name)
+            value = norm[name]
+            fields[name] = DisclosedField(salt, value)
+            text = value_json(value)
+            if text is None:  # not a plain JSON value (never from FieldSpec.normalise): the general encoders
+                entries.append(leaf_entry(name, salt, value))
+                parts = None
+                continue
+            entry_head, json_head = document_heads(name)
+            tail = f'{salt.hex()}","value":{text}}}'
+            try:
+                entries.append(f"{entry_head}{tail}".encode())
+            except UnicodeEncodeError:
+                entries.append(leaf_entry(name, salt, value))  # rfc8785 refuses it with its own error
+            if parts is not None:
+                parts.append(json_head + tail)
+        d256, dsm3 = merkle.merkle_root(entries), merkle.merkle_root(entries, algorithm="sm3")
+        doc = cls._in_tree_order(str(cid), cert_type.code, fields, d256, dsm3, seed)
+        if not encode:
+            return doc, None
+        if parts is None:
+            return doc, json.dumps(doc.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        text = (f'{{"format":"{FORMAT_ID}","identifier":{_json_str(doc.identifier)},"type":{_json_str(doc.type_code)},'
+                f'"fields":{{{",".join(parts)}}},"hidden":{{}},"digest":{{"sha256":"{d256.hex()}","sm3":"{dsm3.hex()}"}},'
+                f'"anchor":null,"salt_seed":"{seed.hex()}"}}')
+        return doc, text.encode()
+
+    @classmethod
+    def _in_tree_order(cls, identifier: str, type_code: str, fields: dict[str, DisclosedField], d256: bytes,
+                       dsm3: bytes, seed: bytes) -> Document:
+        # what __init__ makes of fields already in tree order, without sorting them again
+        doc = object.__new__(cls)
+        for name, value in (("identifier", identifier), ("type_code", type_code), ("fields", MappingProxyType(fields)),
+                            ("hidden", _NO_HIDDEN), ("digest_sha256", d256), ("digest_sm3", dsm3), ("anchor", None),
+                            ("salt_seed", seed)):
+            object.__setattr__(doc, name, value)
+        return doc
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any] | str | bytes) -> Document:

@@ -30,9 +30,11 @@ __all__ = [
     "HOLDER_KEY_FIELD",
     "HiddenField",
     "derive_salt",
+    "document_heads",
     "leaf_entry",
     "path_key",
     "salt_deriver",
+    "value_json",
 ]
 
 SALT_SIZE = 16
@@ -84,23 +86,45 @@ def _entry_head(path: str) -> str:
     return f'{{"path":{_json_str(path)},"salt":"'
 
 
+def value_json(value: JsonValue) -> str | None:
+    """The RFC 8785 text of a field value when Python's compact JSON (ensure_ascii=False) writes the same text:
+    strings, booleans, null and integers within ±2^53 (what FieldSpec.normalise returns); None for anything
+    else. The document's JSON (``json.dumps(doc.to_json(), ensure_ascii=False)``) writes a value as this too,
+    so issuing makes a field's leaf entry and its place in the document's JSON from one text."""
+    if type(value) is str:
+        return _json_str(value)
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int and -(2**53) < value < 2**53:
+        return str(value)
+    return None
+
+
 def leaf_entry(path: str, salt: bytes, value: JsonValue) -> bytes:
     """The raw Merkle entry of one field: RFC 8785 canonical JSON of {"path", "salt", "value"}.
 
     Field values are strings, integers within ±2^53, booleans or null (FieldSpec.normalise), and the
     keys are already in RFC 8785 order; for those, Python's compact JSON with ensure_ascii=False is
     byte-for-byte the RFC 8785 form (same escapes, ECMAScript integer rendering), at a tenth of the
-    cost. Anything else goes through `rfc8785`. tests/unit/registry/test_documents.py checks the two
-    agree on arbitrary strings and integers.
+    cost (`value_json`). Anything else goes through `rfc8785`. tests/unit/registry/test_documents.py checks
+    the two agree on arbitrary strings and integers.
     """
-    if type(path) is str and (type(value) is str or type(value) is bool or value is None
-                              or (type(value) is int and -(2**53) < value < 2**53)):
+    text = value_json(value) if type(path) is str else None
+    if text is not None:
         try:
-            text = _json_str(value) if isinstance(value, str) else _json_text(value)
             return f'{_entry_head(path)}{salt.hex()}","value":{text}}}'.encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
             pass
     return rfc8785.dumps({"path": path, "salt": salt.hex(), "value": value})
+
+
+@functools.lru_cache(maxsize=4096)
+def document_heads(path: str) -> tuple[str, str]:
+    """The text before a field's salt hex in its leaf entry and in the document's JSON ``fields`` object: the
+    same for that field in every document of a type (`leaf_entry`, `Document.issued`)."""
+    return _entry_head(path), f'{_json_str(path)}:{{"salt":"'
 
 
 def derive_salt(seed: bytes, path: str) -> bytes:

@@ -24,7 +24,6 @@ committed.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import multiprocessing
 import os
@@ -130,25 +129,25 @@ def build_chunk(ctx: BuildContext, job: ChunkJob) -> ChunkResult:
         assert seed is not None
         return rngs.setdefault(i, random.Random(seed + i.to_bytes(8, "big")))
 
+    encoded: list[bytes] = []
     docs, invalid = building.build_each(
         ctx.seeds, job.agency, cert_type, job.values, first_serial=job.first_serial, today=job.today,
         version=job.version, serials=job.serials, offset=job.offset, rng_for=None if seed is None else rng_for,
-        timer=timer)
+        timer=timer, encoded=encoded)
     if invalid:
         return ChunkResult([], [(type(e), e.message, e.code, e.details) for e in invalid], timer.seconds)
     built = []
+    mac = ctx.mac_key.mac
     with timer.stage("seal"):
-        for k, (doc, given) in enumerate(zip(docs, job.values, strict=True)):
-            body = doc.to_json()
+        for k, (doc, given, document_json) in enumerate(zip(docs, job.values, encoded, strict=True)):
             ident = doc.identifier
-            document_json = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             draw = os.urandom if seed is None else rng_for(job.offset + k).randbytes
             key, blob = envelope.seal(document_json, aad=envelope.aad_for(ident), algorithm=job.algorithm,
                                       randbytes=draw)
             cid = CertificateId.parse(ident)
-            nmac, vmac = idempotency.document_macs(ctx.mac_key.mac, job.agency, job.type_code, doc, given)
+            nmac, vmac = idempotency.document_macs(mac, job.agency, job.type_code, doc, given)
             built.append(BuiltDocument(
-                ident, cid.serial, int(cid.version), body["digest"]["sha256"], body["digest"]["sm3"], doc.valid_from,
+                ident, cid.serial, int(cid.version), doc.digest_sha256.hex(), doc.digest_sm3.hex(), doc.valid_from,
                 doc.valid_until, doc.holder_key_digest, blob, envelope.encode_key(key),
                 envelope.build_ref_url(job.public_base, ident, key), document_json, nmac, vmac))
     return ChunkResult(built, [], timer.seconds)

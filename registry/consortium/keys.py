@@ -67,7 +67,7 @@ class MacKey:
     key: bytes = field(repr=False)
 
     def mac(self, purpose: str, data: bytes) -> str:
-        return hmac.new(self.key, purpose.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
+        return hmac.digest(self.key, purpose.encode() + b"\x00" + data, "sha256").hex()  # OpenSSL's one-shot HMAC
 
 
 class KeyStore:

@@ -219,7 +219,12 @@ def root_from_leaf_hashes(hashes: Sequence[bytes], *, algorithm: str = "sha256")
 def merkle_root(entries: Iterable[bytes], *, algorithm: str = "sha256") -> bytes:
     """RFC 6962 §2.1 Merkle Tree Hash of raw ``entries``."""
     ctor = hash_constructor(algorithm)
-    return root_from_leaf_hashes(_leaf_hashes(entries, ctor), algorithm=algorithm)
+    level = _leaf_hashes(entries, ctor)  # digests of ``ctor``: no length check needed
+    if not level:
+        return ctor(b"").digest()
+    while len(level) > 1:
+        level = _next_level(level, ctor)
+    return level[0]
 
 
 def inclusion_proof_from_leaf_hashes(hashes: Sequence[bytes], index: int, *, algorithm: str = "sha256") -> list[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import random
 import unicodedata
 from pathlib import Path
@@ -55,6 +56,36 @@ def test_one_pass_building_gives_the_leaves_and_digests_of_the_definition(cert_t
                                                           algorithm="sm3")
     assert doc.salt_seed is not None and all(f.salt == derive_salt(doc.salt_seed, p) for p, f in doc.fields.items())
     assert doc.integrity_errors() == []
+
+
+@pytest.mark.parametrize("cert_type", SEEDS.certificate_types, ids=lambda t: t.name_en)
+def test_issued_documents_encode_as_json_dumps_of_to_json(cert_type) -> None:  # type: ignore[no-untyped-def]
+    # the document's JSON is made from the texts of its leaf entries: it must be what the general encoder
+    # writes (stored in the envelope, sent in the answer), for every type, bound or not, with odd text
+    issuer = SEEDS.member(cert_type.issuers[0])
+    values_list = sample_values(cert_type, 20, issuer=issuer, seed=8)
+    texts = ['引号" 反斜杠\\ 斜杠/', "\u2028\u2029 é 😀 𠀀", "</script> &amp; \\u0000"]
+    odd = 0
+    for k, values in enumerate(values_list):
+        identifier = str(CertificateId.build(cert_type.code, issuer.uscc, 100 + k))
+        cid, norm = validated_values(cert_type, values, identifier)
+        strings = [f for f, v in norm.items() if isinstance(v, str) and f not in ("证照标识", "证照类型代码",
+                                                                                   "颁发机构代码", "持证主体代码")]
+        if k < len(texts) and strings:
+            for name in strings:
+                try:
+                    cid, norm = validated_values(cert_type, {**values, name: texts[k]}, identifier)
+                    odd += 1
+                    break
+                except ValidationError:
+                    continue
+        bound = hashlib.sha256(bytes([k])).hexdigest() if k % 2 else None
+        doc, text = Document.issued(cert_type, cid, norm, rng=random.Random(k), bound=bound)
+        assert text == json.dumps(doc.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        assert doc == Document.from_validated(cert_type, cid, norm, rng=random.Random(k), bound=bound)
+        assert Document.from_json(json.loads(text)) == doc and doc.integrity_errors() == []
+        assert list(doc.fields) == sorted(doc.fields, key=path_key) and doc.bound == (bound is not None)
+    assert odd == len(texts)
 
 
 def test_the_unsafe_character_scan_agrees_with_the_per_character_rule_on_every_code_point() -> None:
