@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,7 +40,8 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False) -> FastAPI:
+def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False,
+               freeze_heap: bool = False) -> FastAPI:
     services = build_services(node, settings)
     writers = BackgroundWriters(services)
 
@@ -55,6 +57,12 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
             services.certificates.builder.start()
         if workers:
             election.start()
+        if freeze_heap:
+            # `serve`: what start-up made (modules, the app, the node, its caches) lives as long as the process.
+            # Frozen, the collector's full passes stop walking it: they scanned ~1 M long-lived objects while
+            # a large issuing request allocated, about 45 % of that request's CPU in this process.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -104,6 +104,26 @@ def _cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
             "anvil": cpu_seconds(pids["anvil"]) or 0.0, "client": times.user + times.system}
 
 
+def settle(pids: dict[str, int | None], *, quiet: float = 0.05, window: float = 0.5, timeout: float = 60.0) -> float:
+    """Wait until the server and its build workers are idle (less than ``quiet`` of a core over ``window``
+    seconds): a server that just started still follows the chain from its deployment block (the chain inbox's
+    first pass re-reads every member over RPC), which is start-up, not issuing. Returns the seconds waited."""
+    started = time.perf_counter()
+
+    def used() -> float:
+        snap = _cpu_snapshot(pids)
+        return snap["server"] + snap["build workers"]
+
+    before = used()
+    while time.perf_counter() - started < timeout:
+        time.sleep(window)
+        now = used()
+        if now - before < quiet * window:
+            break
+        before = now
+    return time.perf_counter() - started
+
+
 def stage_breakdown(log_file: Path, documents: int) -> dict[str, Any]:
     """ms per document and share of each stage, summed from the server's JSON log lines, and the most worker
     processes that built one request's documents (``build_processes``; 0: built in the API process)."""
@@ -203,6 +223,7 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
             sending = threading.Event()
             sending.set()
             failure: list[BaseException] = []
+            settled = settle(pids)
             cpu_before = _cpu_snapshot(pids)
             start = time.perf_counter()
 
@@ -266,6 +287,9 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
         "anchor_p50_ms": round(_pct(ages, 0.5) * 1000, 1), "anchor_p99_ms": round(_pct(ages, 0.99) * 1000, 1),
         "request_size": request_size, "build_processes": stages.pop("build_processes"), "stages": stages,
         "cpu_ms_per_doc": {k: round(1000 * (cpu_after[k] - cpu_before[k]) / count, 4) for k in cpu_after},
+        # share of one core each process used over the run (2.0 in all: both cores busy the whole time)
+        "cpu_cores": {k: round((cpu_after[k] - cpu_before[k]) / elapsed, 2) for k in cpu_after},
+        "settled_s": round(settled, 1),
         "sizes": sizes,
     }
 
@@ -341,6 +365,10 @@ def bench_issue(
     for r in rows:
         console.print(f"{r['label']}: CPU ms per document (user + system, the whole run): " + ", ".join(
             f"{name} {ms:.3f}" for name, ms in r["cpu_ms_per_doc"].items()))
+        console.print(f"{r['label']}: cores busy over the run (CPU seconds / seconds): " + ", ".join(
+            f"{name} {cores:.2f}" for name, cores in r["cpu_cores"].items())
+            + f"; sum {sum(r['cpu_cores'].values()):.2f} of {os.cpu_count()}; the server settled "
+            f"{r['settled_s']} s after it started")
     if rows[0]["sizes"]:
         console.print(_size_table(rows[0]))
     if len(rows) == 2:

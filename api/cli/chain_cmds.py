@@ -141,7 +141,7 @@ def _serve(ctx: typer.Context, fd: int | None = None) -> None:
 
     st = state(ctx)
     configure_logging(st.settings.log_level)  # JSON lines, redacted; uvicorn's loggers go through it too
-    app = create_app(st.node(), st.settings, start_build_pool=True)
+    app = create_app(st.node(), st.settings, start_build_pool=True, freeze_heap=True)
     if fd is None:
         uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
                     log_level=st.settings.log_level)

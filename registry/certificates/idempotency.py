@@ -118,7 +118,8 @@ class NumberCheck:
 def _given_values(doc: Document, given: Mapping[str, Any]) -> bytes:
     # The normalised form of what the caller gave (holder codes in capitals, dates as text): "the same
     # values" is judged on them, not on defaults such as 颁发日期 = today.
-    return _stable_json({k: doc.fields[k].value for k in sorted(given) if given[k] is not None and k in doc.fields})
+    fields = doc.fields
+    return _stable_json({k: fields[k].value for k, v in given.items() if v is not None and k in fields})  # keys sorted
 
 
 def document_macs(mac: Callable[[str, bytes], str], agency: str, type_code: str, doc: Document,

@@ -26,9 +26,10 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
+from registry.crypto.hashing import DIGEST_SIZE, HashObject, fresh_hash, hash_constructor
 from registry.errors import ValidationError
 
 __all__ = [
@@ -79,7 +80,8 @@ def _leaf_hashes(entries: Iterable[bytes], ctor: _Ctor) -> list[bytes]:
 def _next_level(level: Sequence[bytes], ctor: _Ctor) -> list[bytes]:
     # Pair neighbours left to right; an unpaired last node is promoted unchanged. This is exactly the
     # RFC 6962 split at the largest power of two (the left subtree is always complete).
-    nxt = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
+    pairs = iter(level)
+    nxt = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
     if len(level) & 1:
         nxt.append(level[-1])
     return nxt
@@ -218,12 +220,31 @@ def root_from_leaf_hashes(hashes: Sequence[bytes], *, algorithm: str = "sha256")
 
 def merkle_root(entries: Iterable[bytes], *, algorithm: str = "sha256") -> bytes:
     """RFC 6962 §2.1 Merkle Tree Hash of raw ``entries``."""
-    ctor = hash_constructor(algorithm)
-    level = _leaf_hashes(entries, ctor)  # digests of ``ctor``: no length check needed
-    if not level:
-        return ctor(b"").digest()
+    if algorithm == "sha256":
+        sha256 = hashlib.sha256
+        level = [sha256(_LEAF_PREFIX + e).digest() for e in entries]
+        while len(level) > 1:  # pair neighbours, promote an unpaired last node unchanged (see _next_level)
+            pairs = iter(level)
+            odd = level[-1:] if len(level) & 1 else []
+            level = [sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs, strict=False)] + odd
+        return level[0] if level else empty_root()
+    new = fresh_hash(algorithm)
+    level = []
+    for e in entries:
+        h = new()
+        h.update(_LEAF_PREFIX + e)
+        level.append(h.digest())
     while len(level) > 1:
-        level = _next_level(level, ctor)
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            h = new()
+            h.update(_NODE_PREFIX + level[i] + level[i + 1])
+            nxt.append(h.digest())
+        if len(level) & 1:
+            nxt.append(level[-1])
+        level = nxt
+    if not level:
+        return empty_root(algorithm=algorithm)
     return level[0]
 
 
