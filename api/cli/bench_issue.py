@@ -167,12 +167,17 @@ class _Bodies:
 
 
 def _anchored_count(stack: Any) -> int:
+    """Documents anchored so far: the sizes of the anchored batches (a batch's certificates become issued in
+    the transaction that marks it anchored), read 20 times a second — a count of the issued certificates
+    walked the status index each time, and the client's CPU competes with the server for the same cores."""
     from sqlalchemy import func, select
 
-    from registry.store.db import Certificate
+    from registry.store.db import Batch
+    from registry.store.states import BatchState
 
     with stack.node.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(Certificate).where(Certificate.status == "issued")) or 0)
+        return int(s.scalar(select(func.coalesce(func.sum(Batch.size), 0)).where(
+            Batch.state == BatchState.ANCHORED, Batch.ledger == "certificates")) or 0)
 
 
 def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], sending: threading.Event,

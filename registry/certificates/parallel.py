@@ -24,6 +24,7 @@ committed.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import multiprocessing
 import os
@@ -162,6 +163,8 @@ def _start(context: bytes, api_pid: int) -> None:
     global _context
     _context = pickle.loads(context)  # noqa: S301 (our own bytes, from the API process that started us)
     _exit_with(api_pid)
+    gc.collect()
+    gc.freeze()  # the modules and the context live as long as the worker: the collector stops walking them
 
 
 def _exit_with(api_pid: int) -> None:
