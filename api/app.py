@@ -59,8 +59,8 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
             election.start()
         if freeze_heap:
             # `serve`: what start-up made (modules, the app, the node, its caches) lives as long as the process.
-            # Frozen, the collector's full passes stop walking it: they scanned ~1 M long-lived objects while
-            # a large issuing request allocated, about 45 % of that request's CPU in this process.
+            # Frozen, the collector's full passes stop walking it (the imports alone leave ~260,000 tracked
+            # objects): they cost a large issuing request ~45 % of its CPU here (docs/PERFORMANCE.md, round 3).
             gc.collect()
             gc.freeze()
         try:
