@@ -43,6 +43,7 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "root_from_leaf_hashes",
+    "root_of_hashed_leaves",
     "verify_consistency",
     "verify_inclusion",
     "verify_inclusion_leaf_hash",
@@ -213,6 +214,21 @@ def root_from_leaf_hashes(hashes: Sequence[bytes], *, algorithm: str = "sha256")
     level = list(hashes)
     while len(level) > 1:
         level = _next_level(level, ctor)
+    return level[0]
+
+
+def root_of_hashed_leaves(hashes: list[bytes], ctor: _Ctor) -> bytes:
+    """`root_from_leaf_hashes` without checking the leaf hashes, for callers whose leaves are digests they just
+    made (the offline verifier's per-payload document tree: 20 leaves, 19 nodes); ``ctor`` from
+    `hash_constructor`. The same levels: neighbours paired left to right, an unpaired last node promoted."""
+    if not hashes:
+        return ctor(b"").digest()
+    level = hashes
+    while len(level) > 1:
+        odd = level[-1] if len(level) & 1 else None
+        level = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
+        if odd is not None:
+            level.append(odd)
     return level[0]
 
 
