@@ -13,7 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "derive_salts",
     "leaf_entry",
     "leaf_input",
+    "leaf_inputs",
     "path_key",
     "salt_deriver",
 ]
@@ -131,6 +132,32 @@ def leaf_input(path: str, salt: bytes, value: JsonValue) -> bytes:
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
             pass
     return b"\x00" + leaf_entry(path, salt, value)
+
+
+def leaf_inputs(paths: Iterable[str], salted: Mapping[str, tuple[bytes, JsonValue]],
+                hidden: Container[str] = ()) -> list[tuple[str, bytes | None]]:
+    """``[(p, None if p in hidden else leaf_input(p, *salted[p])) for p in paths]`` in one loop, text values
+    (nearly all of them) built in place: a third less than a call per field.
+
+    >>> leaf_inputs(["住所"], {"住所": (bytes(16), "x")}) == [("住所", leaf_input("住所", bytes(16), "x"))]
+    True
+    """
+    heads, text = _INPUT_HEADS, _json_str
+    out: list[tuple[str, bytes | None]] = []
+    for path in paths:
+        if path in hidden:
+            out.append((path, None))
+            continue
+        salt, value = salted[path]
+        head = heads.get(path)
+        if head is not None and type(value) is str:
+            try:
+                out.append((path, f'{head}{salt.hex()}","value":{text(value)}}}'.encode()))
+                continue
+            except UnicodeEncodeError:  # a lone surrogate: leaf_input lets rfc8785 refuse it
+                pass
+        out.append((path, leaf_input(path, salt, value)))
+    return out
 
 
 def derive_salt(seed: bytes, path: str) -> bytes:

@@ -275,7 +275,7 @@ class OfflineVerifier:
                 issuer["sm2_key_id"] = p.statement.key_id.hex()
         verdict = run.verdict()
         zh, en = VERDICT_TEXT[verdict]
-        return VerificationResult(
+        return _result(
             verdict=verdict, verdict_zh=zh, verdict_en=en, identifier=p.identifier, checks=run.checks,
             issuer=issuer, anchor=anchor, disclosed_fields=list(p.disclosed), hidden_fields=list(p.hidden),
             fields={k: v for k, (_, v) in p.disclosed.items()},
@@ -477,6 +477,23 @@ class OfflineVerifier:
             run.add("validity", VALID, f"有效期至 {until.isoformat()}", f"valid until {until.isoformat()}")
         else:
             run.add("validity", VALID, "长期有效", "no expiry date")
+
+
+_RESULT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(VerificationResult)
+                    if f.default is not dataclasses.MISSING}
+_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(VerificationResult))
+
+
+def _result(**values: Any) -> VerificationResult:
+    """``VerificationResult(**values)`` by one update of the instance dict: the frozen dataclass's __init__ sets
+    its 16 fields one ``object.__setattr__`` at a time, a twentieth of a verification. The fields it leaves out
+    take their defaults (all immutable: None, False); tests compare the two."""
+    if not values.keys() <= _RESULT_FIELDS or not values.keys() | _RESULT_DEFAULTS.keys() >= _RESULT_FIELDS:
+        return VerificationResult(**values)  # a name it does not have, or a field without a default: its error
+    result = VerificationResult.__new__(VerificationResult)
+    result.__dict__.update(_RESULT_DEFAULTS)
+    result.__dict__.update(values)
+    return result
 
 
 def _direct(run: _Run, check: Callable[..., _T], *args: Any) -> _T:

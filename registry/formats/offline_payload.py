@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from registry.certificates.fields import leaf_input, path_key, salt_deriver  # path_key: the documents' leaf order
+from registry.certificates.fields import leaf_input, leaf_inputs, path_key, salt_deriver  # path_key: the documents' leaf order
 from registry.crypto import merkle
 from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
@@ -90,9 +90,9 @@ class OfflinePayload:
         ``salts_from_seed`` the disclosed salts are not derived from the seed a second time (the decoder has
         just derived them from it: they cannot differ). Internal to registry.formats.lz2."""
         payload = cls.__new__(cls)
-        set_value = object.__setattr__  # the dataclass is frozen
-        for name in _FIELD_NAMES:
-            set_value(payload, name, values[name] if name in values else _DEFAULTS[name]())
+        if values.keys() != _FIELD_SET:  # the decoder passes every field: one update of the instance dict
+            values = {name: values[name] if name in values else _DEFAULTS[name]() for name in _FIELD_NAMES}
+        payload.__dict__.update(values)  # the dataclass is frozen (no __setattr__) and not slotted
         payload._validate(salts_checked=salts_from_seed)
         return payload
 
@@ -116,20 +116,7 @@ class OfflinePayload:
                 _check_bytes(name, value, length, " or empty")
         # Each check builds its message only when it fails: a decoded payload is validated on the offline
         # verifier's hot path, and 30-odd f-strings with reprs cost more than the checks.
-        for i, step in enumerate(self.proof):
-            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
-                _check_bytes(f"proof[{i}]", step, HASH_LEN)
-        for name, pair in self.disclosed.items():
-            if not isinstance(name, str) or not name:
-                raise _bad_field("disclosed field name", "a non-empty string", name)
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
-            salt, value = pair
-            if not (isinstance(salt, bytes) and len(salt) == SALT_LEN):
-                _check_bytes(f"disclosed[{name!r}] salt", salt, SALT_LEN)
-            # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
-            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
-                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
+        self._check_items()
         for name, leaf in self.hidden.items():
             if not isinstance(name, str) or not name:
                 raise _bad_field("hidden field name", "a non-empty string", name)
@@ -152,6 +139,23 @@ class OfflinePayload:
                     if salt != derive(name):
                         raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from "
                                               "salt_seed", code="invalid_payload_field")
+
+    def _check_items(self) -> None:
+        """The proof steps and disclosed fields one by one (raises ValidationError saying what was found)."""
+        for i, step in enumerate(self.proof):
+            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
+                _check_bytes(f"proof[{i}]", step, HASH_LEN)
+        for name, pair in self.disclosed.items():
+            if not isinstance(name, str) or not name:
+                raise _bad_field("disclosed field name", "a non-empty string", name)
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
+            salt, value = pair
+            if not (isinstance(salt, bytes) and len(salt) == SALT_LEN):
+                _check_bytes(f"disclosed[{name!r}] salt", salt, SALT_LEN)
+            # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
+            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
+                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
 
     def _check_sm3(self) -> None:
         if self.sm3_proof is None:
@@ -198,8 +202,13 @@ class OfflinePayload:
         """(path, 0x00 || raw leaf entry; None for a hidden field) in path order, made once for both digests
         (the instance's __dict__ holds it: the dataclass is frozen, and eq/hash ignore it)."""
         disclosed, hidden = self.disclosed, self.hidden
+        order = _path_order(tuple(disclosed), tuple(hidden))
+        try:
+            return leaf_inputs(order, disclosed, hidden)
+        except (ValueError, UnicodeError):
+            pass  # name the field below
         out: list[tuple[str, bytes | None]] = []
-        for path in _path_order(tuple(disclosed), tuple(hidden)):
+        for path in order:
             if path in hidden:
                 out.append((path, None))
                 continue
@@ -231,6 +240,7 @@ class OfflinePayload:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(OfflinePayload))
+_FIELD_SET = frozenset(_FIELD_NAMES)
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     f.name: (f.default_factory if f.default_factory is not MISSING else (lambda d=f.default: d))  # type: ignore[misc]
     for f in fields(OfflinePayload) if f.default is not MISSING or f.default_factory is not MISSING}
