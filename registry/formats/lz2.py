@@ -366,11 +366,12 @@ def _packs_to(value: FieldValue, packed: Any) -> bool:
 
 
 def _is_canonical(raw: list[Any], body: bytes) -> bool:
-    """``cbor2.dumps(raw, canonical=True) == body`` (RFC 8949 §4.2), without sorting: the plain encoding keeps
-    the wire's map key order, and the order is the canonical one when every map's keys are non-negative
-    integers in ascending order (shorter encodings first, then bytewise: numeric order). Other maps (names
-    spelt out) take the sorting encoder. Both encoders write the same shortest forms; they differ in map
-    order and floats, and a body with a float is refused whichever way (tests compare the two)."""
+    """``cbor2.dumps(raw, canonical=True) == body`` (RFC 8949 §4.2) for a body `_payload_from_body` accepted as
+    exact (it holds no float: every item is an integer, text, bytes, null, boolean, array or map), without
+    sorting: the two encoders then differ only in map order, the plain one keeps the wire's order, and that
+    order is the canonical one when every map's keys are non-negative integers in ascending order (shorter
+    encodings first, then bytewise: numeric order). Other maps (names spelt out) take the sorting encoder.
+    tests/unit/qr/test_offline_shortcuts.py compares the two on reordered bodies."""
     if cbor2.dumps(raw) != body:
         return False
     maps = [raw[4], raw[5]]
