@@ -15,7 +15,6 @@ import hmac
 import json
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import rfc8785
 
@@ -114,9 +113,9 @@ def leaf_input(path: str, salt: bytes, value: JsonValue) -> bytes:
     """``0x00 || leaf_entry(path, salt, value)``: what RFC 6962 §2.1 hashes for a leaf, in one string build
     for the common values (a str, a bool, None, an integer within ±2^53), with the head of each path made once.
     The offline verifier makes ~20 per payload. tests/unit/qr/test_offline_hot_path.py compares it with
-    ``b"\x00" + leaf_entry(...)`` on arbitrary paths, salts and values.
+    ``b"\\x00" + leaf_entry(...)`` on arbitrary paths, salts and values.
 
-    >>> leaf_input("住所", bytes(16), "x") == b"\x00" + leaf_entry("住所", bytes(16), "x")
+    >>> leaf_input("住所", bytes(16), "x") == b"\\x00" + leaf_entry("住所", bytes(16), "x")
     True
     """
     tv = type(value)
@@ -128,7 +127,7 @@ def leaf_input(path: str, salt: bytes, value: JsonValue) -> bytes:
                 _INPUT_HEADS.clear()
             head = _INPUT_HEADS[path] = "\x00" + _entry_head(path)
         try:
-            return f'{head}{salt.hex()}","value":{_json_str(value) if tv is str else _json_text(value)}}}'.encode()
+            return f'{head}{salt.hex()}","value":{_json_str(value) if isinstance(value, str) else _json_text(value)}}}'.encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
             pass
     return b"\x00" + leaf_entry(path, salt, value)
@@ -186,7 +185,7 @@ def _salt_message(path: str) -> bytes:
     return _SALT_LABEL + path.encode("utf-8")
 
 
-def _salt_pads(seed: bytes) -> tuple[Any, Any]:
+def _salt_pads(seed: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """SHA-256 states after absorbing K ^ ipad and K ^ opad (RFC 2104 §2), for a key of at most one block."""
     key = bytes(seed).ljust(_HMAC_BLOCK, b"\x00")
     return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
