@@ -226,7 +226,8 @@ def root_of_hashed_leaves(hashes: list[bytes], ctor: _Ctor) -> bytes:
     level = hashes
     while len(level) > 1:
         odd = level[-1] if len(level) & 1 else None
-        level = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(level[0::2], level[1::2], strict=False)]
+        pairs = iter(level)  # zip(pairs, pairs): neighbours without slicing the level twice
+        level = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs)]  # noqa: B905 - odd one: below
         if odd is not None:
             level.append(odd)
     return level[0]

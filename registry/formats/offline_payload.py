@@ -146,6 +146,10 @@ class OfflinePayload:
             if not (isinstance(step, bytes) and len(step) == HASH_LEN):
                 _check_bytes(f"proof[{i}]", step, HASH_LEN)
         for name, pair in self.disclosed.items():
+            if type(name) is str and name and type(pair) is tuple and len(pair) == 2:  # the common item, at once
+                salt, value = pair
+                if type(salt) is bytes and len(salt) == SALT_LEN and (type(value) is str or value is None):
+                    continue
             if not isinstance(name, str) or not name:
                 raise _bad_field("disclosed field name", "a non-empty string", name)
             if not isinstance(pair, tuple) or len(pair) != 2:
