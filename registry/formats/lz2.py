@@ -320,9 +320,9 @@ def _payload_from_body(body: Any, signature: bytes,
         if type(packed) is str and packed.isascii():  # most values (dates, codes): unpack and pack to themselves
             opened[name] = (salt, packed)
             continue
-        value = _unpack_value(packed, name)
+        value, packs = _opened(packed, name)
         opened[name] = (salt, value)
-        if exact and not _packs_to(value, packed):
+        if exact and not packs:
             exact = False
     hidden_named = {_field_name(k): v for k, v in hidden.items()}
     exact = exact and sm3_exact and not any(type(k) is str and k in _CODE_OF for k in hidden)
@@ -352,6 +352,20 @@ def _salted(names: list[str], items: Iterable[Any]) -> Iterator[tuple[str, bytes
         if not (isinstance(item, list) and len(item) == 2):
             raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
         yield name, item[0], item[1]
+
+
+def _opened(packed: Any, name: str) -> tuple[FieldValue, bool]:
+    """``(_unpack_value(packed), _packs_to(value, packed))``, remembered for GB 18030 bytes (`_GB_TEXTS`)."""
+    known = _GB_TEXTS.get(packed) if type(packed) is bytes else None
+    if known is not None:
+        return known
+    value = _unpack_value(packed, name)
+    packs = _packs_to(value, packed)
+    if type(packed) is bytes and isinstance(value, str):
+        if len(_GB_TEXTS) >= _GB_TEXTS_SIZE:
+            _GB_TEXTS.clear()
+        _GB_TEXTS[packed] = (value, packs)
+    return value, packs
 
 
 def _packs_to(value: FieldValue, packed: Any) -> bool:
@@ -400,6 +414,10 @@ def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
 
 
 _N_CODES = len(FIELD_CODES)
+# GB 18030 bytes already decoded -> (their text, whether the encoder packs that text to exactly these bytes):
+# an issuer's name, a certificate's and a company type's recur on every payload. Keyed by all the bytes.
+_GB_TEXTS: dict[bytes, tuple[str, bool]] = {}
+_GB_TEXTS_SIZE = 4096
 _INT_ONLY = frozenset({int})
 _BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload

@@ -165,6 +165,8 @@ def test_gb18030_bytes_pack_back_as_the_encoder_packs(packed: bytes) -> None:
     except PayloadFormatError:
         return
     assert lz2._packs_to(value, packed) == (lz2._pack_value(value) == packed)
+    for _ in range(2):  # decoded, then remembered
+        assert lz2._opened(packed, "x") == (value, lz2._pack_value(value) == packed)
 
 
 # --- the result and the memo ---------------------------------------------------------------------------------
