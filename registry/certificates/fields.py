@@ -13,7 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 
 import rfc8785
@@ -30,8 +30,11 @@ __all__ = [
     "HOLDER_KEY_FIELD",
     "HiddenField",
     "derive_salt",
+    "derive_salts",
     "document_heads",
     "leaf_entry",
+    "leaf_input",
+    "leaf_inputs",
     "path_key",
     "salt_deriver",
     "value_json",
@@ -127,6 +130,58 @@ def document_heads(path: str) -> tuple[str, str]:
     return _entry_head(path), f'{_json_str(path)}:{{"salt":"'
 
 
+_INPUT_HEADS: dict[str, str] = {}  # path -> '\x00{"path":<path>,"salt":"' (bounded: see leaf_input)
+
+
+def leaf_input(path: str, salt: bytes, value: JsonValue) -> bytes:
+    """``0x00 || leaf_entry(path, salt, value)``: what RFC 6962 §2.1 hashes for a leaf, in one string build
+    for the common values (a str, a bool, None, an integer within ±2^53), with the head of each path made once.
+    The offline verifier makes ~20 per payload. tests/unit/qr/test_offline_hot_path.py compares it with
+    ``b"\\x00" + leaf_entry(...)`` on arbitrary paths, salts and values.
+
+    >>> leaf_input("住所", bytes(16), "x") == b"\\x00" + leaf_entry("住所", bytes(16), "x")
+    True
+    """
+    text = value_json(value) if type(path) is str else None
+    if text is not None:
+        head = _INPUT_HEADS.get(path)
+        if head is None:
+            if len(_INPUT_HEADS) >= 4096:  # names come from the wire: bound the table
+                _INPUT_HEADS.clear()
+            head = _INPUT_HEADS[path] = "\x00" + _entry_head(path)
+        try:
+            return f'{head}{salt.hex()}","value":{text}}}'.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 refuse it with its own error
+            pass
+    return b"\x00" + leaf_entry(path, salt, value)
+
+
+def leaf_inputs(paths: Iterable[str], salted: Mapping[str, tuple[bytes, JsonValue]],
+                hidden: Container[str] = ()) -> list[tuple[str, bytes | None]]:
+    """``[(p, None if p in hidden else leaf_input(p, *salted[p])) for p in paths]`` in one loop, text values
+    (nearly all of them) built in place: a third less than a call per field.
+
+    >>> leaf_inputs(["住所"], {"住所": (bytes(16), "x")}) == [("住所", leaf_input("住所", bytes(16), "x"))]
+    True
+    """
+    heads, text = _INPUT_HEADS, _json_str
+    out: list[tuple[str, bytes | None]] = []
+    for path in paths:
+        if path in hidden:
+            out.append((path, None))
+            continue
+        salt, value = salted[path]
+        head = heads.get(path)
+        if head is not None and type(value) is str:
+            try:
+                out.append((path, f'{head}{salt.hex()}","value":{text(value)}}}'.encode()))
+                continue
+            except UnicodeEncodeError:  # a lone surrogate: leaf_input lets rfc8785 refuse it
+                pass
+        out.append((path, leaf_input(path, salt, value)))
+    return out
+
+
 def derive_salt(seed: bytes, path: str) -> bytes:
     """The salt of field ``path`` in a document whose salts derive from ``seed``:
     ``HMAC-SHA256(seed, b"lianzheng/salt/1" || UTF-8(path))[:16]``.
@@ -153,6 +208,12 @@ def _salt_message(path: str) -> bytes:
     return _SALT_LABEL + path.encode("utf-8")
 
 
+def _salt_pads(seed: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states after absorbing K ^ ipad and K ^ opad (RFC 2104 §2), for a key of at most one block."""
+    key = bytes(seed).ljust(_HMAC_BLOCK, b"\x00")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
 def salt_deriver(seed: bytes) -> Callable[[str], bytes]:
     """`derive_salt` with ``seed`` fixed, for the 20-odd salts of one document: the same HMAC-SHA256 (RFC 2104
     §2: H(K ^ opad || H(K ^ ipad || text)), with the padded-key hashes computed once per seed instead of once
@@ -163,9 +224,7 @@ def salt_deriver(seed: bytes) -> Callable[[str], bytes]:
     """
     if len(seed) > _HMAC_BLOCK:  # never for a 16-byte seed; RFC 2104 hashes longer keys first
         return lambda path: derive_salt(seed, path)
-    key = bytes(seed).ljust(_HMAC_BLOCK, b"\x00")
-    inner = hashlib.sha256(key.translate(_IPAD))
-    outer = hashlib.sha256(key.translate(_OPAD))
+    inner, outer = _salt_pads(seed)
 
     def derive(path: str) -> bytes:
         i = inner.copy()
@@ -175,3 +234,23 @@ def salt_deriver(seed: bytes) -> Callable[[str], bytes]:
         return o.digest()[:SALT_SIZE]
 
     return derive
+
+
+def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
+    """``[derive_salt(seed, p) for p in paths]`` in one loop: the padded-key hashes made once, no call per
+    field (the offline decoder derives ~20 per payload).
+
+    >>> derive_salts(bytes(16), ["住所", "类型"]) == [derive_salt(bytes(16), "住所"), derive_salt(bytes(16), "类型")]
+    True
+    """
+    if len(seed) > _HMAC_BLOCK:
+        return [derive_salt(seed, path) for path in paths]
+    inner, outer = _salt_pads(seed)
+    out = []
+    for path in paths:
+        i = inner.copy()
+        i.update(_salt_message(path))
+        o = outer.copy()
+        o.update(i.digest())
+        out.append(o.digest()[:SALT_SIZE])
+    return out

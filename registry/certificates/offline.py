@@ -42,146 +42,38 @@ import dataclasses
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 
-from registry.certificates.documents import AnchorProof, Document
-from registry.certificates.offline_gm import Sm2Cache, batch_statement
+from registry.certificates.offline_building import ALNUM_CAPACITY, CORE_FIELDS, OfflineQr, build_payload, make_offline_qr
+from registry.certificates.offline_gm import Sm2Cache
 from registry.certificates.service import REVOCATION_REASONS
-from registry.certificates.verification import INVALID, SKIPPED, VALID, VERDICT_TEXT, VerificationResult, _Run
-from registry.consortium.trust_list import TrustedMember, TrustList
-from registry.crypto import sm2
-from registry.errors import PayloadTooLargeError, ProofError, ValidationError
-from registry.formats.batch_statement import statement_bytes
-from registry.formats.qr import OfflinePayload, decode_payload, encode_payload, recover_signer, sign_payload
+from registry.certificates.verification import (
+    INVALID,
+    SKIPPED,
+    VALID,
+    VERDICT_TEXT,
+    Check,
+    VerificationResult,
+    _Run,
+)
+from registry.consortium.trust_list import DocumentState, TrustedMember, TrustList
+from registry.errors import ProofError, ValidationError
+from registry.formats.batch_statement import BatchStatement, statement_bytes
+from registry.formats.qr import FieldValue, OfflinePayload, decode_payload, recover_signer
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
 
-# ISO/IEC 18004:2015 Table 7, alphanumeric-mode capacity of versions 1..40 (checked against segno).
-ALNUM_CAPACITY: dict[str, tuple[int, ...]] = {
-    "m": (20, 38, 61, 90, 122, 154, 178, 221, 262, 311, 366, 419, 483, 528, 600, 656, 734, 816, 909, 970, 1035,
-          1134, 1248, 1326, 1451, 1542, 1637, 1732, 1839, 1994, 2113, 2238, 2369, 2506, 2632, 2780, 2894, 3054,
-          3220, 3391),
-    "q": (16, 29, 47, 67, 87, 108, 125, 157, 189, 221, 259, 296, 352, 376, 426, 470, 531, 574, 644, 702, 742, 823,
-          890, 963, 1041, 1094, 1172, 1263, 1322, 1429, 1499, 1618, 1700, 1787, 1867, 1966, 2071, 2181, 2298, 2420),
-}
-# Never hidden automatically: what a verifier at a counter must see to match the paper to the person.
-CORE_FIELDS = frozenset({"证照标识", "证照名称", "证照类型代码", "颁发机构", "颁发机构代码", "颁发日期", "持证主体",
-                         "持证主体代码", "持证主体代码类型", "有效期起始", "有效期截止"})
+_T = TypeVar("_T")
+_MEMO_SIZE = 4096  # the verifier's memo of checks (OfflineVerifier._memo)
 _ID, _ISSUER_NAME, _ISSUER_CODE, _FROM, _UNTIL = "证照标识", "颁发机构", "颁发机构代码", "有效期起始", "有效期截止"
 # The structure of registry.identifiers.CertificateId: 1.2.156.3005.2.<type code>.<issuer USCC>.<serial>.<version>.<check>.
 # Offline verification only needs the type code and issuer; their check characters add nothing here (the
 # identifier sits in the signed, anchored 证照标识 leaf, and both parts must equal registered values), and
 # checking them would cost a seventh of a verification.
 _ID_PARTS = re.compile(r"1\.2\.156\.3005\.2\.([0-9A-Z]{18}[0-9]{3})\.([0-9A-Z]{18})\.[0-9A-Z]{1,20}\.[0-9]{3}\.[0-9A-Z*]")
-
-
-# --- building --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfflineQr:
-    text: str
-    payload: OfflinePayload
-    version: int  # the smallest QR version holding ``text`` at the requested level
-    hidden: tuple[str, ...]  # every hidden field (asked for, hidden to fit, or already hidden in the document)
-
-
-def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str] = (),
-                  sm3: bool = True) -> OfflinePayload:
-    """The unsigned payload of ``document`` with the ``hide`` fields replaced by their leaf hashes. With
-    ``sm3`` and an anchor that has an SM3 path, the SM3 part travels too (hidden fields' SM3 leaf hashes and
-    the SM3 audit path).
-
-    With nothing hidden and salts derived from one seed (documents made by ``Document.create``), the 16-byte
-    seed travels instead of a salt per field; with hidden fields it must not (it would reveal their salts),
-    and ``Document.disclose`` drops it.
-    """
-    shown = document.disclose(hide) if hide else document
-    if not anchor.includes(document.digest_sha256):
-        raise ProofError(f"the anchor proof does not include document {document.identifier}", code="invalid_anchor_proof")
-    seed = shown.salt_seed if shown.salt_seed is not None and not shown.hidden else b""
-    with_sm3 = sm3 and anchor.sm3_path is not None
-    return OfflinePayload(
-        identifier=shown.identifier, type_code=shown.type_code,
-        disclosed={p: (f.salt, f.value) for p, f in shown.fields.items()},
-        hidden={p: h.sha256 for p, h in shown.hidden.items()},
-        batch_root=anchor.batch_root, index=anchor.index, size=anchor.size, proof=list(anchor.path),
-        chain_id=anchor.chain_id, ledger=bytes.fromhex(anchor.ledger[2:]), block_number=anchor.block_number,
-        block_timestamp=anchor.block_timestamp, tx_hash=anchor.tx_hash,
-        issuer_account=b"",  # the signer: sign_payload fills it in, and it is what a decoder recovers
-        salt_seed=seed,
-        sm3_hidden={p: h.sm3 for p, h in shown.hidden.items()} if with_sm3 else {},
-        sm3_proof=list(anchor.sm3_path) if with_sm3 and anchor.sm3_path is not None else None,
-    )
-
-
-def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | sm2.SM2Signer, *,
-                    hide: Iterable[str] = (), max_version: int = 25, error: str = "m", sm3: bool | None = None,
-                    signed_at: int | None = None) -> OfflineQr:
-    """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
-
-    ``private_key``: the issuer's secp256k1 account key (32 bytes: an intl payload, signed per payload) or its
-    SM2 key (a gm payload carrying the batch's statement, `batch_statement`, signed at ``signed_at``).
-
-    The SM3 part (``sm3``): True always carries it (hiding fields to fit if need be), False never, None (the
-    default) carries it when the payload with it needs no more hidden fields than the payload without: the SM3
-    check never costs the holder a disclosed field.
-
-    Raises ``PayloadTooLargeError(code="qr_too_large")`` when hiding every long non-core field is not enough.
-    """
-    if sm3 is None and anchor.sm3_path is not None:
-        plain = make_offline_qr(document, anchor, private_key, hide=hide, max_version=max_version, error=error,
-                                sm3=False, signed_at=signed_at)
-        try:
-            with_sm3 = make_offline_qr(document, anchor, private_key, hide=plain.hidden, max_version=max_version,
-                                       error=error, sm3=True, signed_at=signed_at)
-        except PayloadTooLargeError:
-            return plain
-        return with_sm3 if with_sm3.hidden == plain.hidden else plain
-    error = error.lower()
-    if error not in ALNUM_CAPACITY or not 1 <= max_version <= 40:
-        raise ValidationError(f"offline QR needs error level M or Q and a version 1..40, got {error.upper()} "
-                              f"and {max_version}", code="invalid_qr_options")
-    if errors := document.integrity_errors():
-        raise ProofError(f"refusing to sign a document that fails its own integrity check: {errors[0]}",
-                         code="integrity_failed")
-    capacity = ALNUM_CAPACITY[error][max_version - 1]
-    hidden = set(hide)
-    statement = (batch_statement(private_key, anchor, signed_at=signed_at)
-                 if isinstance(private_key, sm2.SM2Signer) else None)
-
-    def encode(names: set[str]) -> tuple[str, OfflinePayload]:
-        unsigned = build_payload(document, anchor, hide=names, sm3=bool(sm3))
-        if statement is not None:
-            payload = dataclasses.replace(unsigned, statement=statement)
-        else:
-            payload = sign_payload(unsigned, bytes(private_key))  # type: ignore[arg-type]
-        return encode_payload(payload), payload
-
-    text, payload = encode(hidden)
-    while len(text) > capacity:
-        # Greedy: hide the field whose hash is cheaper than its salt + value by the widest margin.
-        best: tuple[int, str, str, OfflinePayload] | None = None
-        for name in sorted(set(document.fields) - hidden - CORE_FIELDS):
-            candidate, signed = encode(hidden | {name})
-            if len(candidate) < len(text) and (best is None or len(candidate) < best[0]):
-                best = (len(candidate), name, candidate, signed)
-        if best is None:
-            need = next((v for v, c in enumerate(ALNUM_CAPACITY[error], 1) if c >= len(text)), None)
-            raise PayloadTooLargeError(
-                f"离线二维码过大 / offline QR too large: {len(text)} characters need version {need or '>40'} at level "
-                f"{error.upper()}, the limit is version {max_version} ({capacity} characters) even with "
-                f"{len(hidden)} fields hidden; use the by-reference QR, hide more fields, or allow a larger version",
-                code="qr_too_large", details={"characters": len(text), "needed_version": need,
-                                              "max_version": max_version, "hidden": sorted(hidden)})
-        _, name, text, payload = best
-        hidden.add(name)
-    version = next(v for v, c in enumerate(ALNUM_CAPACITY[error], 1) if c >= len(text))
-    return OfflineQr(text=text, payload=payload, version=version, hidden=tuple(sorted({*hidden, *document.hidden})))
 
 
 # --- verifying -------------------------------------------------------------------------------------------
@@ -197,6 +89,7 @@ class OfflineVerifier:
         # member accounts by their raw 20 bytes, already in EIP-55 form: the decoder hands us raw bytes
         self._accounts = {bytes.fromhex(a[2:]): a for m in trust_list.members.values() for a in m.accounts}
         self._sm2 = Sm2Cache()  # keys parsed once, statements verified once
+        self._memos: dict[tuple[Any, ...], tuple[tuple[Check, ...], tuple[str, ...], Any]] = {}
 
     def _address(self, raw: bytes) -> str:
         return self._accounts.get(raw) or to_checksum_address(raw)
@@ -223,32 +116,71 @@ class OfflineVerifier:
 
     def _verify(self, p: OfflinePayload, root: bytes | None, signer: str | None) -> VerificationResult:
         run = _Run()
-        out: dict[str, Any] = {}
+        memo, trust = self._memo, self.trust
         match = _ID_PARTS.fullmatch(p.identifier)
         cid = (match.group(1), match.group(2)) if match else None  # (type code, issuer USCC)
-        batch = self._integrity_and_anchoring(run, p, cid, root, out)
+        ours = p.chain_id == trust.chain_id and not (self._ledger and p.ledger != self._ledger)
+        found = trust.batches.get(root) if ours and root is not None else None
+        anchor = None
+        if ours:
+            anchor = {"batch_root": root.hex() if root else None, "index": p.index, "size": p.size,
+                      "tx_hash": found[2] if found else None, "block_number": p.block_number,
+                      "block_time": _iso(p.block_timestamp), "chain_id": p.chain_id, "ledger": "0x" + p.ledger.hex()}
+        batch = memo(run, self._integrity_and_anchoring, ours, p.chain_id, p.ledger, found, p.block_number,
+                     p.block_timestamp, len(p.disclosed), len(p.hidden), tuple(self._binding_problems(p, cid)))
         if batch is not None and root is not None:
-            self._sm3(run, p, root)
+            sm3_root = trust.sm3_roots.get(root)
+            sm3_ok = p.sm3_proof is not None and sm3_root is not None and _sm3_root(p) == sm3_root
+            memo(run, self._sm3, p.sm3_proof is not None, sm3_root, sm3_ok)
         if p.statement is not None:
-            member = self._statement(run, p, root)
+            member = memo(run, self._statement, p.statement, p.chain_id, p.ledger, root)
         else:
-            member = self._signature(run, signer)
-        self._issuer(run, p, cid, member, batch)
-        self._status(run, p, root)
-        self._validity(run, p)
+            member = memo(run, self._signature, signer)
+        shown_name = _shown(p, _ISSUER_NAME)
+        # 1 == True as keys: a name that is no text (never one we issue) is checked without the memo
+        (memo if shown_name is None or type(shown_name) is str else _direct)(
+            run, self._issuer, cid[1] if cid is not None else None, shown_name, p.type_code, member, batch)
+        # Only a batch holding a revoked, suspended or superseded document needs the document digest (the
+        # status list's key): a digest is anchored in one batch only (digests are unique in the registry), so
+        # a batch with no change has no changed document.
+        state = None
+        if root is None or root in trust.changed_roots:
+            state = trust.documents.get(p.document_digest())
+        memo(run, self._status, state)
+        memo(run, self._validity, _UNTIL in p.hidden or _FROM in p.hidden, _shown(p, _FROM), _shown(p, _UNTIL),
+             self.today())
+        issuer = None
         if member is not None:
-            out["issuer"] = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
-                             "status": member.status}
+            issuer = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
+                      "status": member.status}
             if p.statement is not None:
-                out["issuer"]["sm2_key_id"] = p.statement.key_id.hex()
+                issuer["sm2_key_id"] = p.statement.key_id.hex()
         verdict = run.verdict()
         zh, en = VERDICT_TEXT[verdict]
-        return VerificationResult(
+        return _result(
             verdict=verdict, verdict_zh=zh, verdict_en=en, identifier=p.identifier, checks=run.checks,
-            issuer=out.get("issuer"), anchor=out.get("anchor"), disclosed_fields=list(p.disclosed),
-            hidden_fields=list(p.hidden), fields={k: v for k, (_, v) in p.disclosed.items()},
-            as_of={"block": self.trust.as_of_block, "time": self.trust.as_of_time, "source": "trust_list"},
+            issuer=issuer, anchor=anchor, disclosed_fields=list(p.disclosed), hidden_fields=list(p.hidden),
+            fields={k: v for k, (_, v) in p.disclosed.items()},
+            as_of={"block": trust.as_of_block, "time": trust.as_of_time, "source": "trust_list"},
         )
+
+    def _memo(self, run: _Run, check: Callable[..., _T], *args: Any) -> _T:
+        """``check(run, *args)``, each check of the verifier a function of its arguments and the trust list
+        alone: the checks it adds (immutable) and its value are kept by those arguments, so a batch's payloads
+        share their texts (a tampered payload's distinct root only adds an entry). Bounded; thread-safe (a
+        lost race recomputes)."""
+        key = (check.__name__, *args)
+        hit = self._memos.get(key)
+        if hit is None:
+            sub = _Run()
+            value = check(sub, *args)
+            hit = (tuple(sub.checks), tuple(sub.verdicts), value)
+            if len(self._memos) >= _MEMO_SIZE:
+                self._memos.clear()
+            self._memos[key] = hit
+        run.checks.extend(hit[0])
+        run.verdicts.update(hit[1])
+        return hit[2]
 
     # -- checks ------------------------------------------------------------------------------------
     def _binding_problems(self, p: OfflinePayload, cid: tuple[str, str] | None) -> list[str]:
@@ -264,67 +196,60 @@ class OfflineVerifier:
                 problems.append(f"{_ISSUER_CODE} {code[1]!r} differs from the identifier's issuer {cid[1]}")
         return problems
 
-    def _integrity_and_anchoring(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, root: bytes | None,
-                                 out: dict[str, Any]) -> tuple[int, str, str] | None:
+    def _integrity_and_anchoring(self, run: _Run, ours: bool, chain_id: int, ledger: bytes,
+                                 batch: tuple[int, str, str] | None, block_number: int, block_timestamp: int,
+                                 n_shown: int, n_hidden: int, problems: tuple[str, ...]) -> tuple[int, str, str] | None:
         """The fields, hidden leaf hashes and audit path must lead to a batch root anchored (per the trust
-        list) in the block the payload names. LZ2 does not carry the root: a changed field, hash or proof
-        step yields a root nobody anchored. Returns the trust list's (block, issuer USCC, tx) of the batch."""
-        as_of, n_shown, n_hidden = self.trust.as_of_block, len(p.disclosed), len(p.hidden)
-        when = _iso(p.block_timestamp)
-        if p.chain_id != self.trust.chain_id or (self._ledger and p.ledger != self._ledger):
+        list: ``batch``, the trust list's (block, issuer USCC, tx) of the root they lead to) in the block the
+        payload names. LZ2 does not carry the root: a changed field, hash or proof step yields a root nobody
+        anchored. Returns ``batch`` when it was anchored where the payload says."""
+        as_of = self.trust.as_of_block
+        when = _iso(block_timestamp)
+        if not ours:
             run.add("integrity", SKIPPED, "该证照属于另一条链，无法用本信任列表核验",
                     "the certificate belongs to another chain: this trust list cannot check it")
             run.add("anchoring", INVALID, "该证照锚定在另一条链或另一个合约上",
-                    f"anchored on chain {p.chain_id} / ledger 0x{p.ledger.hex()}, not this consortium's chain "
+                    f"anchored on chain {chain_id} / ledger 0x{ledger.hex()}, not this consortium's chain "
                     f"{self.trust.chain_id}", "not_anchored")
             return None
-        batch = self.trust.batches.get(root) if root is not None else None
-        out["anchor"] = {"batch_root": root.hex() if root else None, "index": p.index, "size": p.size,
-                         "tx_hash": batch[2] if batch else None, "block_number": p.block_number, "block_time": when,
-                         "chain_id": p.chain_id, "ledger": "0x" + p.ledger.hex()}
-        problems = self._binding_problems(p, cid)
         if problems:
             run.add("integrity", INVALID, "二维码内容被改动：" + "; ".join(problems),
                     "the QR contents were altered: " + "; ".join(problems), "tampered")
-        elif batch is None and p.block_number <= as_of:
+        elif batch is None and block_number <= as_of:
             run.add("integrity", INVALID,
                     f"字段、隐藏字段摘要或默克尔证明被改动：得出的批次根未上链（截至区块 {as_of}）",
                     f"a field, hidden leaf hash or proof step was altered: they lead to a batch root that was not "
                     f"anchored (as of block {as_of})", "tampered")
         elif batch is None:
-            run.add("integrity", SKIPPED, f"批次声明于区块 {p.block_number} 上链，晚于信任列表（区块 {as_of}）：请更新信任列表",
-                    f"the batch claims block {p.block_number}, after the trust list (block {as_of}): pull it again")
+            run.add("integrity", SKIPPED, f"批次声明于区块 {block_number} 上链，晚于信任列表（区块 {as_of}）：请更新信任列表",
+                    f"the batch claims block {block_number}, after the trust list (block {as_of}): pull it again")
         else:
             run.add("integrity", VALID, f"{n_shown} 个字段已核验，{n_hidden} 个字段隐藏；字段与证明得出已上链的批次根（SHA-256）",
                     f"{n_shown} fields checked, {n_hidden} hidden; with the proof they lead to an anchored batch root "
                     "(SHA-256)")
         if batch is None:
-            run.add("anchoring", SKIPPED if p.block_number > as_of else INVALID,
+            run.add("anchoring", SKIPPED if block_number > as_of else INVALID,
                     f"批次根不在信任列表中（截至区块 {as_of}）", f"the batch root is not in the trust list (as of block {as_of})")
             return None
         block, _, tx = batch
-        if block != p.block_number:
-            run.add("anchoring", INVALID, f"声明的区块 {p.block_number} 与实际上链区块 {block} 不符",
-                    f"claims block {p.block_number}, the batch was anchored in block {block}", "tampered")
+        if block != block_number:
+            run.add("anchoring", INVALID, f"声明的区块 {block_number} 与实际上链区块 {block} 不符",
+                    f"claims block {block_number}, the batch was anchored in block {block}", "tampered")
             return None
         run.add("anchoring", VALID, f"已于区块 {block}（{when}）上链（据信任列表，截至区块 {as_of}）",
                 f"anchored in block {block} at {when} (per the trust list as of block {as_of})", tx_hash=tx,
                 block=block)
         return batch
 
-    def _sm3(self, run: _Run, p: OfflinePayload, root: bytes) -> None:
-        """The SM3 tree (only once the SHA-256 one led to an anchored batch)."""
-        anchored = self.trust.sm3_roots.get(root)
-        if p.sm3_proof is None or anchored is None:
-            missing = ("二维码", "the payload") if p.sm3_proof is None else ("信任列表", "the trust list")
+    def _sm3(self, run: _Run, carried: bool, anchored: bytes | None, leads_there: bool) -> None:
+        """The SM3 tree (only once the SHA-256 one led to an anchored batch): the payload carries an SM3 part
+        (``carried``), the trust list has the batch's SM3 root (``anchored``), the part leads to it."""
+        if not carried or anchored is None:
+            missing = ("二维码", "the payload") if not carried else ("信任列表", "the trust list")
             run.add("sm3", SKIPPED, f"{missing[0]}没有 SM3 批次证明，无法核验 SM3",
                     f"{missing[1]} has no SM3 part for this batch: SM3 not checked")
             return
-        try:
-            computed = p.computed_sm3_batch_root()
-        except ValidationError:  # a disclosed value with no canonical leaf (the SHA-256 tree refused it first)
-            computed = None
-        if computed != anchored:
+        if not leads_there:
             run.add("sm3", INVALID, "SM3 摘要及其默克尔证明与已上链的 SM3 批次根不符",
                     "the SM3 digest and its audit path do not lead to the SM3 batch root anchored on chain",
                     "tampered")
@@ -347,10 +272,9 @@ class OfflineVerifier:
                 f"signed by {member.name}'s account {signer}", signer=signer)
         return member
 
-    def _statement(self, run: _Run, p: OfflinePayload, root: bytes | None) -> TrustedMember | None:
+    def _statement(self, run: _Run, st: BatchStatement, chain_id: int, ledger: bytes,
+                   root: bytes | None) -> TrustedMember | None:
         """A gm payload: its batch statement's SM2 signature under a member's key valid when it was signed."""
-        st = p.statement
-        assert st is not None
         when = _iso(st.signed_at)
         keys = self.trust.sm2_keys.get(st.key_id, ())
         if not keys:
@@ -359,7 +283,7 @@ class OfflineVerifier:
                     f"in the trust list (as of block {self.trust.as_of_block})", "unknown_issuer",
                     key_id=st.key_id.hex())
             return None
-        message = statement_bytes(p.chain_id, p.ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
+        message = statement_bytes(chain_id, ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
                                   st.signed_at)
         entry = next((e for e in keys if root is not None and self._sm2.verified(e.key, message, st.signature)), None)
         if entry is None:
@@ -379,14 +303,12 @@ class OfflineVerifier:
                 key_id=st.key_id.hex(), signed_at=when)
         return member
 
-    def _issuer(self, run: _Run, p: OfflinePayload, cid: tuple[str, str] | None, member: TrustedMember | None,
-                batch: tuple[int, str, str] | None) -> None:
+    def _issuer(self, run: _Run, claimed_uscc: str | None, claimed_name: FieldValue, type_code: str,
+                member: TrustedMember | None, batch: tuple[int, str, str] | None) -> None:
         if member is None:
             run.add("issuer", SKIPPED, "签名者不是联盟成员，无法核验颁发机构", "the signer is no member: issuer not checked")
             return
-        claimed_uscc = cid[1] if cid is not None else None
-        claimed_name = p.disclosed.get(_ISSUER_NAME, (b"", None))[1]
-        allowed = self.trust.type_issuers.get(p.type_code, ("", ()))[1]
+        allowed = self.trust.type_issuers.get(type_code, ("", ()))[1]
         problem = None
         if claimed_uscc != member.uscc:
             problem = (f"证照声称由 {claimed_uscc} 颁发，实际由 {member.name} 签名",
@@ -397,7 +319,7 @@ class OfflineVerifier:
             problem = (f"颁发机构名称“{claimed_name}”与联盟登记名称“{member.name}”不符",
                        f"issuer name {claimed_name!r} differs from the registered {member.name!r}")
         elif "issuer" not in member.roles or member.uscc not in allowed:
-            problem = (f"{member.name} 无权颁发此类证照", f"{member.name} may not issue type {p.type_code}")
+            problem = (f"{member.name} 无权颁发此类证照", f"{member.name} may not issue type {type_code}")
         if problem:
             run.add("issuer", INVALID, problem[0], problem[1], "unknown_issuer")
             return
@@ -407,14 +329,7 @@ class OfflineVerifier:
                 f"{member.name} ({member.bid}) is a consortium member allowed to issue this type{note_en}",
                 uscc=member.uscc, bid=member.bid, roles=list(member.roles))
 
-    def _status(self, run: _Run, p: OfflinePayload, root: bytes | None) -> None:
-        # Only a batch holding a revoked, suspended or superseded document needs the document digest (the
-        # status list's key): the decoder already hashed every leaf once, and a second pass is a third of
-        # the cost of a verification. A digest is anchored in one batch only (digests are unique in the
-        # registry), so a batch with no change has no changed document.
-        state = None
-        if root is None or root in self.trust.changed_roots:
-            state = self.trust.documents.get(p.document_digest())
+    def _status(self, run: _Run, state: DocumentState | None) -> None:
         as_of = f"截至区块 {self.trust.as_of_block}（{self.trust.as_of_time}）"
         as_of_en = f"as of block {self.trust.as_of_block} ({self.trust.as_of_time})"
         if state is None:
@@ -430,10 +345,10 @@ class OfflineVerifier:
             run.add("status", INVALID, f"已于区块 {state.block} 被更正证照替代（{as_of}）",
                     f"superseded in block {state.block} ({as_of_en})", "superseded")
 
-    def _validity(self, run: _Run, p: OfflinePayload) -> None:
-        start, until = _date(p, _FROM), _date(p, _UNTIL)
-        today = self.today()
-        if _UNTIL in p.hidden or _FROM in p.hidden:
+    def _validity(self, run: _Run, hidden: bool, start_value: FieldValue, until_value: FieldValue,
+                  today: dt.date) -> None:
+        start, until = _date(start_value), _date(until_value)
+        if hidden:
             run.add("validity", SKIPPED, "有效期字段未披露", "the validity dates are hidden")
         elif isinstance(start, dt.date) and today < start:
             run.add("validity", INVALID, f"尚未生效（{start.isoformat()} 起）", f"not valid before {start.isoformat()}",
@@ -446,14 +361,46 @@ class OfflineVerifier:
             run.add("validity", VALID, "长期有效", "no expiry date")
 
 
-def _date(p: OfflinePayload, name: str) -> dt.date | None:
-    value = p.disclosed.get(name, (b"", None))[1]
+_RESULT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(VerificationResult)
+                    if f.default is not dataclasses.MISSING}
+_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(VerificationResult))
+
+
+def _result(**values: Any) -> VerificationResult:
+    """``VerificationResult(**values)`` by one update of the instance dict: the frozen dataclass's __init__ sets
+    its 16 fields one ``object.__setattr__`` at a time, a twentieth of a verification. The fields it leaves out
+    take their defaults (all immutable: None, False); tests compare the two."""
+    if not values.keys() <= _RESULT_FIELDS or not values.keys() | _RESULT_DEFAULTS.keys() >= _RESULT_FIELDS:
+        return VerificationResult(**values)  # a name it does not have, or a field without a default: its error
+    result = VerificationResult.__new__(VerificationResult)
+    result.__dict__.update(_RESULT_DEFAULTS)
+    result.__dict__.update(values)
+    return result
+
+
+def _direct(run: _Run, check: Callable[..., _T], *args: Any) -> _T:
+    """A check run as it is (`OfflineVerifier._memo` without the memo)."""
+    return check(run, *args)
+
+
+def _shown(p: OfflinePayload, name: str) -> FieldValue:
+    return p.disclosed.get(name, (b"", None))[1]
+
+
+def _date(value: FieldValue) -> dt.date | None:
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
             return None  # "长期" (long-term) and the like
     return None
+
+
+def _sm3_root(p: OfflinePayload) -> bytes | None:
+    try:
+        return p.computed_sm3_batch_root()
+    except ValidationError:  # a disclosed value with no canonical leaf (the SHA-256 tree refused it first)
+        return None
 
 
 @functools.lru_cache(maxsize=1024)  # a batch's block time, on every payload of the batch

@@ -44,6 +44,7 @@ __all__ = [
     "merkle_root",
     "node_hash",
     "root_from_leaf_hashes",
+    "root_of_hashed_leaves",
     "verify_consistency",
     "verify_inclusion",
     "verify_inclusion_leaf_hash",
@@ -215,6 +216,22 @@ def root_from_leaf_hashes(hashes: Sequence[bytes], *, algorithm: str = "sha256")
     level = list(hashes)
     while len(level) > 1:
         level = _next_level(level, ctor)
+    return level[0]
+
+
+def root_of_hashed_leaves(hashes: list[bytes], ctor: _Ctor) -> bytes:
+    """`root_from_leaf_hashes` without checking the leaf hashes, for callers whose leaves are digests they just
+    made (the offline verifier's per-payload document tree: 20 leaves, 19 nodes); ``ctor`` from
+    `hash_constructor`. The same levels: neighbours paired left to right, an unpaired last node promoted."""
+    if not hashes:
+        return ctor(b"").digest()
+    level = hashes
+    while len(level) > 1:
+        odd = level[-1] if len(level) & 1 else None
+        pairs = iter(level)  # zip(pairs, pairs): neighbours without slicing the level twice
+        level = [ctor(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs)]  # noqa: B905 - odd one: below
+        if odd is not None:
+            level.append(odd)
     return level[0]
 
 

@@ -88,11 +88,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import cbor2
 
-from registry.certificates.fields import salt_deriver
+from registry.certificates.fields import derive_salts
 from registry.crypto.hashing import sha256
 from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
 from registry.errors import PayloadFormatError, SignatureError, ValidationError
@@ -213,7 +214,7 @@ def decode_payload(text: str) -> OfflinePayload:
     # decoded items are the ones the encoder writes for this payload (field codes for known names, GB 18030
     # bytes for the texts it packs, an integer version, no null SM3 part); then re-encoding them as they are
     # is re-encoding the payload (tests/unit/qr/test_wire.py compares the two on altered bodies).
-    if not exact or cbor2.dumps(raw, canonical=True) != body:
+    if not exact or not _is_canonical(raw, body):
         raise _invalid(f"body is not in the deterministic LZ{FORMAT_VERSION} encoding (RFC 8949 §4.2)")
     if statement is not None:
         return payload  # the issuer is the owner of the statement's key: the verifier's trust list says who
@@ -303,30 +304,31 @@ def _payload_from_body(body: Any, signature: bytes,
         raise _invalid(f"proof must be a byte string of 32-byte hashes, got {_describe(proof)}")
     if not isinstance(seed, bytes) or len(seed) not in (0, SEED_LEN):
         raise _invalid(f"salt seed must be {SEED_LEN} bytes or empty, got {_describe(seed)}")
+    keys = list(disclosed)
+    if set(map(type, keys)) <= _INT_ONLY:  # the encoder's form: every name has a code
+        names = [FIELD_CODES[k] if 0 <= k < _N_CODES else _field_name(k) for k in keys]
+    else:
+        names = [FIELD_CODES[k] if type(k) is int and 0 <= k < _N_CODES else _field_name(k) for k in keys]
+        exact = exact and not any(type(k) is str and k in _CODE_OF for k in keys)
+    if seed:  # the salts derive from the seed (each once, the HMAC pads once): the map holds values only
+        fields: Iterable[tuple[str, bytes, Any]] = zip(names, derive_salts(seed, names), disclosed.values(),
+                                                       strict=True)
+    else:
+        fields = _salted(names, disclosed.values())
     opened: dict[str, tuple[bytes, FieldValue]] = {}
-    derive = salt_deriver(seed) if seed else None  # the HMAC pads once per payload (each salt once)
-    for key, item in disclosed.items():
-        name = FIELD_CODES[key] if type(key) is int and 0 <= key < _N_CODES else _field_name(key)
-        if derive is not None:  # the salts derive from the seed: the map holds values only
-            salt, packed = derive(name), item
-        elif isinstance(item, list) and len(item) == 2:
-            salt, packed = item
-        else:
-            raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
+    for name, salt, packed in fields:
         if type(packed) is str and packed.isascii():  # most values (dates, codes): unpack and pack to themselves
             opened[name] = (salt, packed)
-            if exact and type(key) is str and key in _CODE_OF:
-                exact = False
             continue
-        value = _unpack_value(packed, name)
+        value, packs = _opened(packed, name)
         opened[name] = (salt, value)
-        if exact and (not _packs_to(value, packed) or (type(key) is str and key in _CODE_OF)):
+        if exact and not packs:
             exact = False
     hidden_named = {_field_name(k): v for k, v in hidden.items()}
     exact = exact and sm3_exact and not any(type(k) is str and k in _CODE_OF for k in hidden)
     try:
         payload = OfflinePayload._decoded(
-            derive is not None,
+            bool(seed),
             identifier=identifier, type_code=type_code, disclosed=opened,
             hidden=hidden_named, batch_root=_NO_ROOT, index=index, size=size,
             proof=[proof[i:i + HASH_LEN] for i in range(0, len(proof), HASH_LEN)], chain_id=chain_id,
@@ -343,12 +345,59 @@ def _payload_from_body(body: Any, signature: bytes,
     return payload, exact
 
 
+def _salted(names: list[str], items: Iterable[Any]) -> Iterator[tuple[str, bytes, Any]]:
+    """(name, salt, packed value) of a map of [salt, value] items (a payload without a seed), refusing an item
+    of another shape when the decoder reaches it."""
+    for name, item in zip(names, items, strict=True):
+        if not (isinstance(item, list) and len(item) == 2):
+            raise _invalid(f"disclosed field {name!r} must be [salt, value] (no salt seed), got {_describe(item)}")
+        yield name, item[0], item[1]
+
+
+def _opened(packed: Any, name: str) -> tuple[FieldValue, bool]:
+    """``(_unpack_value(packed), _packs_to(value, packed))``, remembered for GB 18030 bytes (`_GB_TEXTS`)."""
+    known = _GB_TEXTS.get(packed) if type(packed) is bytes else None
+    if known is not None:
+        return known
+    value = _unpack_value(packed, name)
+    packs = _packs_to(value, packed)
+    if type(packed) is bytes and isinstance(value, str):
+        if len(_GB_TEXTS) >= _GB_TEXTS_SIZE:
+            _GB_TEXTS.clear()
+        _GB_TEXTS[packed] = (value, packs)
+    return value, packs
+
+
 def _packs_to(value: FieldValue, packed: Any) -> bool:
     """``_pack_value(value) == packed`` for the ``value`` that `_unpack_value` made of ``packed``, without
-    decoding twice: an ASCII text, a number, a boolean or null unpacks to itself."""
+    decoding twice: an ASCII text, a number, a boolean or null unpacks to itself, and GB 18030 bytes that
+    decoded to ``value`` pack back to themselves when ``value`` is in the packed character set and encodes to
+    exactly those bytes (decoding them again gives ``value``: they are the bytes it was decoded from)."""
     if value is packed:
         return not (isinstance(packed, str) and not packed.isascii()) or bool(_pack_value(packed) == packed)
-    return bool(_pack_value(value) == packed)
+    return (isinstance(value, str) and not value.isascii() and _GB_SAFE.fullmatch(value) is not None
+            and value.encode("gb18030") == packed)
+
+
+def _is_canonical(raw: list[Any], body: bytes) -> bool:
+    """``cbor2.dumps(raw, canonical=True) == body`` (RFC 8949 §4.2) for a body `_payload_from_body` accepted as
+    exact (it holds no float: every item is an integer, text, bytes, null, boolean, array or map), without
+    sorting: the two encoders then differ only in map order, the plain one keeps the wire's order, and that
+    order is the canonical one when every map's keys are non-negative integers in ascending order (shorter
+    encodings first, then bytewise: numeric order). Other maps (names spelt out) take the sorting encoder.
+    tests/unit/qr/test_offline_shortcuts.py compares the two on reordered bodies."""
+    if cbor2.dumps(raw) != body:
+        return False
+    maps = [raw[4], raw[5]]
+    if len(raw) > _BODY_ITEMS and isinstance(raw[_BODY_ITEMS], list) and raw[_BODY_ITEMS]:
+        maps.append(raw[_BODY_ITEMS][0])
+    for m in maps:
+        if not isinstance(m, dict):
+            return bool(cbor2.dumps(raw, canonical=True) == body)
+        keys = list(m)
+        if not (set(map(type, keys)) <= _INT_ONLY and (not keys or keys[0] >= 0) and keys == sorted(keys)):
+            return bool(cbor2.dumps(raw, canonical=True) == body)
+    return True
 
 
 def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
@@ -365,6 +414,11 @@ def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
 
 
 _N_CODES = len(FIELD_CODES)
+# GB 18030 bytes already decoded -> (their text, whether the encoder packs that text to exactly these bytes):
+# an issuer's name, a certificate's and a company type's recur on every payload. Keyed by all the bytes.
+_GB_TEXTS: dict[bytes, tuple[str, bool]] = {}
+_GB_TEXTS_SIZE = 4096
+_INT_ONLY = frozenset({int})
 _BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from registry.certificates.fields import leaf_entry, path_key, salt_deriver  # path_key: the documents' leaf order
+from registry.certificates.fields import leaf_input, leaf_inputs, path_key, salt_deriver  # path_key: the documents' leaf order
 from registry.crypto import merkle
 from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
@@ -90,9 +90,9 @@ class OfflinePayload:
         ``salts_from_seed`` the disclosed salts are not derived from the seed a second time (the decoder has
         just derived them from it: they cannot differ). Internal to registry.formats.lz2."""
         payload = cls.__new__(cls)
-        set_value = object.__setattr__  # the dataclass is frozen
-        for name in _FIELD_NAMES:
-            set_value(payload, name, values[name] if name in values else _DEFAULTS[name]())
+        if values.keys() != _FIELD_SET:  # the decoder passes every field: one update of the instance dict
+            values = {name: values[name] if name in values else _DEFAULTS[name]() for name in _FIELD_NAMES}
+        payload.__dict__.update(values)  # the dataclass is frozen (no __setattr__) and not slotted
         payload._validate(salts_checked=salts_from_seed)
         return payload
 
@@ -116,20 +116,7 @@ class OfflinePayload:
                 _check_bytes(name, value, length, " or empty")
         # Each check builds its message only when it fails: a decoded payload is validated on the offline
         # verifier's hot path, and 30-odd f-strings with reprs cost more than the checks.
-        for i, step in enumerate(self.proof):
-            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
-                _check_bytes(f"proof[{i}]", step, HASH_LEN)
-        for name, pair in self.disclosed.items():
-            if not isinstance(name, str) or not name:
-                raise _bad_field("disclosed field name", "a non-empty string", name)
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
-            salt, value = pair
-            if not (isinstance(salt, bytes) and len(salt) == SALT_LEN):
-                _check_bytes(f"disclosed[{name!r}] salt", salt, SALT_LEN)
-            # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
-            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
-                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
+        self._check_items()
         for name, leaf in self.hidden.items():
             if not isinstance(name, str) or not name:
                 raise _bad_field("hidden field name", "a non-empty string", name)
@@ -152,6 +139,27 @@ class OfflinePayload:
                     if salt != derive(name):
                         raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from "
                                               "salt_seed", code="invalid_payload_field")
+
+    def _check_items(self) -> None:
+        """The proof steps and disclosed fields one by one (raises ValidationError saying what was found)."""
+        for i, step in enumerate(self.proof):
+            if not (isinstance(step, bytes) and len(step) == HASH_LEN):
+                _check_bytes(f"proof[{i}]", step, HASH_LEN)
+        for name, pair in self.disclosed.items():
+            if type(name) is str and name and type(pair) is tuple and len(pair) == 2:  # the common item, at once
+                salt, value = pair
+                if type(salt) is bytes and len(salt) == SALT_LEN and (type(value) is str or value is None):
+                    continue
+            if not isinstance(name, str) or not name:
+                raise _bad_field("disclosed field name", "a non-empty string", name)
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise _bad_field(f"disclosed[{name!r}]", "a (salt, value) tuple", pair)
+            salt, value = pair
+            if not (isinstance(salt, bytes) and len(salt) == SALT_LEN):
+                _check_bytes(f"disclosed[{name!r}] salt", salt, SALT_LEN)
+            # The document model's values (registry.certificates.documents): integers stay within RFC 8785's ±(2**53 - 1).
+            if not (value is None or isinstance(value, str) or (type(value) in (int, bool) and abs(value) < 2**53)):
+                raise _bad_field(f"disclosed[{name!r}] value", "str, int (±(2**53-1)), bool or None", value)
 
     def _check_sm3(self) -> None:
         if self.sm3_proof is None:
@@ -179,25 +187,38 @@ class OfflinePayload:
     def document_digest(self, algorithm: str = "sha256") -> bytes:
         """The document digest the fields rebuild (``Document.digest_sha256``, or with ``algorithm="sm3"``
         ``Document.digest_sm3``): the RFC 6962 root over the disclosed fields' leaves and the hidden fields'
-        leaf hashes, in the documents' path order."""
+        leaf hashes, in the documents' path order. The SHA-256 one is made once per payload (the batch root
+        and the status lookup both need it)."""
+        if algorithm == "sha256" and (known := self.__dict__.get("_digest_sha256")) is not None:
+            return known  # type: ignore[no-any-return]
         hidden = self.hidden if algorithm == "sha256" else self.sm3_hidden
         ctor = hash_constructor(algorithm)
-        # RFC 6962 §2.1 leaf hash H(0x00 || entry), as registry.crypto.merkle.leaf_hash (one constructor lookup)
-        leaves = [hidden[path] if entry is None else ctor(b"\x00" + entry).digest() for path, entry in self._leaf_entries]
-        return merkle.root_from_leaf_hashes(leaves, algorithm=algorithm)
+        # RFC 6962 §2.1 leaf hash H(0x00 || entry): the 0x00 is already in front of each entry (_leaf_inputs).
+        # Hidden leaf hashes were checked to be 32 bytes on construction, the others are digests: no checks.
+        digest = merkle.root_of_hashed_leaves(
+            [hidden[path] if entry is None else ctor(entry).digest() for path, entry in self._leaf_inputs], ctor)
+        if algorithm == "sha256":
+            self.__dict__["_digest_sha256"] = digest  # frozen dataclass: eq/hash/repr ignore the instance dict
+        return digest
 
     @functools.cached_property
-    def _leaf_entries(self) -> list[tuple[str, bytes | None]]:
-        """(path, raw leaf entry; None for a hidden field) in path order, made once for both digests (the
-        instance's __dict__ holds it: the dataclass is frozen, and eq/hash ignore it)."""
+    def _leaf_inputs(self) -> list[tuple[str, bytes | None]]:
+        """(path, 0x00 || raw leaf entry; None for a hidden field) in path order, made once for both digests
+        (the instance's __dict__ holds it: the dataclass is frozen, and eq/hash ignore it)."""
+        disclosed, hidden = self.disclosed, self.hidden
+        order = _path_order(tuple(disclosed), tuple(hidden))
+        try:
+            return leaf_inputs(order, disclosed, hidden)
+        except (ValueError, UnicodeError):
+            pass  # name the field below
         out: list[tuple[str, bytes | None]] = []
-        for path in sorted({*self.disclosed, *self.hidden}, key=path_key):
-            if path in self.hidden:
+        for path in order:
+            if path in hidden:
                 out.append((path, None))
                 continue
-            salt, value = self.disclosed[path]
+            salt, value = disclosed[path]
             try:
-                out.append((path, leaf_entry(path, salt, value)))
+                out.append((path, leaf_input(path, salt, value)))
             except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
                 raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
                                       code="invalid_payload_field") from exc
@@ -223,6 +244,7 @@ class OfflinePayload:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(OfflinePayload))
+_FIELD_SET = frozenset(_FIELD_NAMES)
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     f.name: (f.default_factory if f.default_factory is not MISSING else (lambda d=f.default: d))  # type: ignore[misc]
     for f in fields(OfflinePayload) if f.default is not MISSING or f.default_factory is not MISSING}
@@ -232,21 +254,29 @@ def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes]
                           algorithm: str = "sha256") -> bytes | None:
     """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
     path does not fit ``index`` and ``size``). registry.merkle.verify_inclusion_leaf_hash runs the same
-    steps; tests/unit/qr check that the two agree."""
+    steps; tests/unit/qr check that the two agree. Interior nodes are H(0x01 || left || right) (RFC 6962 §2.1)
+    with the hash constructor bound once."""
+    ctor = hash_constructor(algorithm)
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
             return None
         if fn & 1 or fn == sn:
-            r = merkle.node_hash(p, r, algorithm=algorithm)
+            r = ctor(b"\x01" + p + r).digest()
             while not fn & 1 and fn != 0:  # step ii: skip the levels where this node was promoted
                 fn >>= 1
                 sn >>= 1
         else:
-            r = merkle.node_hash(r, p, algorithm=algorithm)
+            r = ctor(b"\x01" + r + p).digest()
         fn >>= 1
         sn >>= 1
     return r if sn == 0 else None
+
+
+@functools.lru_cache(maxsize=1024)  # the field names of a type recur in every payload of that type
+def _path_order(disclosed: tuple[str, ...], hidden: tuple[str, ...]) -> tuple[str, ...]:
+    """Every field name in the documents' leaf order (RFC 8785 key order, `path_key`)."""
+    return tuple(sorted({*disclosed, *hidden}, key=path_key))
 
 
 def _check_bytes(name: str, value: object, length: int, alternative: str = "") -> None:
