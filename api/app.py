@@ -26,6 +26,7 @@ from api.routes import (
     seals,
     system,
     usage,
+    verify,
     wallet,
 )
 from api.services import BackgroundWriters, build_services
@@ -34,12 +35,13 @@ from registry.node import Node
 from registry.store.leader import LeaderElection
 
 ROUTERS: tuple[APIRouter, ...] = (
-    system.router, certificates.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
+    system.router, certificates.router, verify.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
     proofs.router, usage.router, usage.pages, pages.router, logs.router, holders.router, wallet.router,
 )
 
 
-def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False) -> FastAPI:
+def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False,
+               verify_shortcut: bool = True) -> FastAPI:
     services = build_services(node, settings)
     writers = BackgroundWriters(services)
 
@@ -73,9 +75,10 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
     app.state.settings = settings
     app.state.services = services
     app.state.writers = writers
+    app.state.verification = verify.VerificationLane(settings.verify_threads)
     errors.install(app)
     pages.install(app)  # HTML 404s for browsers, wrapping the JSON handler just installed
     for router in ROUTERS:
         app.include_router(router)
-    install_middleware(app, settings)
+    install_middleware(app, settings, verify_shortcut=verify_shortcut)
     return app
