@@ -70,6 +70,9 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
         "permissioned EVM chain.",
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served by api/routes/pages.py from vendored assets (no CDN)
+        # FastAPI's built-in OpenTelemetry asks the global providers on every request (~20-30 µs, more than a
+        # verification by identifier's own hop): Lianzheng exports no traces or metrics, its logs are its own
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.node = node
     app.state.settings = settings
