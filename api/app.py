@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api import errors
+from api.lanes import VerificationLane
 from api.middleware import install_middleware
 from api.routes import (
     audit,
@@ -78,7 +79,7 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
     app.state.settings = settings
     app.state.services = services
     app.state.writers = writers
-    app.state.verification = verify.VerificationLane(settings.verify_threads)
+    app.state.verification = VerificationLane(settings.verify_threads)
     errors.install(app)
     pages.install(app)  # HTML 404s for browsers, wrapping the JSON handler just installed
     for router in ROUTERS:

@@ -3,12 +3,13 @@ selectively disclosed) or ``{"identifier": ...}`` and gets the verdict with the 
 
 Two things keep it cheap and fair under load (docs/PERFORMANCE.md, "HTTP verification", round 2):
 
-- **A bounded lane** (`VerificationLane`): at most ``LIANZHENG_VERIFY_THREADS`` verifications (default 2, one
-  per core here) run at once, each in a worker thread; the others wait their turn on the event loop. A
-  verification is 0.1-0.5 ms of CPU under the interpreter lock: with anyio's default 40 threads, 32 clients put
-  32 runnable threads on two cores and each request waits for the lock behind all the others (a convoy: p99 in
-  the hundreds of ms); in a short queue each waits for a few verifications only. The event loop never runs a
-  verification (the parse, the hashing, the database on a cache miss, the chain index's refresh).
+- **A bounded lane** (`api.lanes.VerificationLane`; the other verification routes use it too): at most
+  ``LIANZHENG_VERIFY_THREADS`` verifications (default 2, one per core here) run at once, each in a worker
+  thread; the others wait their turn on the event loop. A verification is 0.1-0.5 ms of CPU under the
+  interpreter lock: with anyio's default 40 threads, 32 clients put 32 runnable threads on two cores and each
+  request waits for the lock behind all the others (a convoy: p99 in the hundreds of ms); in a short queue each
+  waits for a few verifications only. The event loop never runs a verification (the parse, the hashing, the
+  database on a cache miss, the chain index's refresh).
 - **A shortcut past the router** (`VerifyShortcut`, the innermost middleware): FastAPI's router matches a
   request against every route in turn, and its dependency solver and `dict[str, Any]` body validation cost
   more CPU per request than a verification by identifier. The shortcut takes exactly ``POST /api/v1/verify``
@@ -24,21 +25,17 @@ Two things keep it cheap and fair under load (docs/PERFORMANCE.md, "HTTP verific
 
 from __future__ import annotations
 
-import asyncio
 import email.message
 import functools
 import json
-import weakref
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from api.deps import ChallengesDep, VerifierDep
+from api.lanes import VerificationLane
 from api.schemas import PUBLIC_ERRORS
 from registry.certificates.documents import Document
 from registry.certificates.verification import Verifier, parse_verify_body
@@ -48,29 +45,6 @@ from registry.holders.presentation import ChallengeStore, with_presentation
 router = APIRouter(prefix="/api/v1", tags=["certificates"])  # as when the route lived in certificates.py
 PATH = "/api/v1/verify"
 Scope = dict[str, Any]
-T = TypeVar("T")
-
-
-class VerificationLane:
-    """Runs verifications in worker threads, at most ``threads`` at once; the others wait on the event loop.
-    One limiter per event loop (an app may be served by several loops in turn: the tests' clients)."""
-
-    def __init__(self, threads: int) -> None:
-        if threads < 1:
-            raise ValueError(f"verify threads must be at least 1, got {threads}")
-        self.threads = threads
-        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-            weakref.WeakKeyDictionary())
-
-    def limiter(self) -> anyio.CapacityLimiter:
-        loop = asyncio.get_running_loop()
-        limiter = self._limiters.get(loop)
-        if limiter is None:
-            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.threads)
-        return limiter
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter())
 
 
 def answer(body: Any, verifier: Verifier, challenges: ChallengeStore) -> bytes:

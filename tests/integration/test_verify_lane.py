@@ -1,4 +1,4 @@
-"""Verifications run in a bounded lane (api/routes/verify.py): at most LIANZHENG_VERIFY_THREADS at once, each in
+"""Verifications run in a bounded lane (api/lanes.py, api/routes/verify.py): at most LIANZHENG_VERIFY_THREADS at once, each in
 a worker thread, never on the event loop; 32 concurrent clients are all answered, each correctly."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from api.devtools.samples import sample_values
-from api.routes.verify import VerificationLane
+from api.lanes import VerificationLane
 from tests.conftest import Api, make_api
 
 
