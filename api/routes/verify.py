@@ -107,8 +107,9 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
 
 class VerifyShortcut:
     """``POST /api/v1/verify`` answered without FastAPI's router, dependency solver and body model (see the
-    module docstring); every other request goes on to the app. Errors go through the app's exception handlers,
-    as they would from the route; one without a handler (a bug) goes up to api/middleware.RequestContext."""
+    module docstring); every other request goes on to the app, and so does this one when the app's dependencies
+    are overridden (the route resolves the overrides). Errors go through the app's exception handlers, as they
+    would from the route; one without a handler (a bug) goes up to api/middleware.RequestContext (a 500)."""
 
     def __init__(self, app: Any, *, lane: VerificationLane, verifier: Verifier, challenges: ChallengeStore) -> None:
         self.app = app
@@ -117,7 +118,8 @@ class VerifyShortcut:
         self.challenges = challenges
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH:
+        if (scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH
+                or scope["app"].dependency_overrides):  # services swapped (tests, embedders): the route resolves them
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)

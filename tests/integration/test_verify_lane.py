@@ -129,3 +129,17 @@ def test_32_concurrent_clients_are_all_answered_correctly(threads: int, request:
     assert gauge.calls == sum(1 for a in answers if a[2] == 200)
     assert gauge.most == threads, f"at most {threads} verifications at once, saw {gauge.most}"
     assert not gauge.on_loop, "a verification ran on the event loop"
+
+
+def test_a_bug_inside_the_shortcut_is_a_500_with_the_error_shape(api: Api) -> None:
+    def broken(identifier: str) -> Any:
+        raise RuntimeError(f"lookup failed for {identifier!r}")
+
+    api.services.verifier.verify_identifier = broken
+    r = api.client.post("/api/v1/verify", json={"identifier": "1.2.156.3005.2.x"}, headers={"X-Request-ID": "bug-1"})
+    assert r.status_code == 500, r.text
+    assert r.json()["error"]["code"] == "internal_error" and r.json()["error"]["request_id"] == "bug-1"
+    assert "RuntimeError" not in r.text and "1.2.156" not in r.text
+    # a refused body still goes through the app's handlers, not to the 500
+    r = api.client.post("/api/v1/verify", json={"identifier": 5})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_identifier"
