@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api import errors
+from api.lanes import VerificationLane
 from api.middleware import install_middleware
 from api.routes import (
     audit,
@@ -27,6 +28,7 @@ from api.routes import (
     seals,
     system,
     usage,
+    verify,
     wallet,
 )
 from api.services import BackgroundWriters, build_services
@@ -35,13 +37,13 @@ from registry.node import Node
 from registry.store.leader import LeaderElection
 
 ROUTERS: tuple[APIRouter, ...] = (
-    system.router, certificates.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
+    system.router, certificates.router, verify.router, seals.router, qr.router, evidence.router, exchanges.router, audit.router,
     proofs.router, usage.router, usage.pages, pages.router, logs.router, holders.router, wallet.router,
 )
 
 
 def create_app(node: Node, settings: Settings, *, workers: bool = True, start_build_pool: bool = False,
-               freeze_heap: bool = False) -> FastAPI:
+               freeze_heap: bool = False, verify_shortcut: bool = True) -> FastAPI:
     services = build_services(node, settings)
     writers = BackgroundWriters(services)
 
@@ -76,14 +78,18 @@ def create_app(node: Node, settings: Settings, *, workers: bool = True, start_bu
         "permissioned EVM chain.",
         lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served by api/routes/pages.py from vendored assets (no CDN)
+        # FastAPI's built-in OpenTelemetry asks the global providers on every request (~20-30 µs, more than a
+        # verification by identifier's own hop): Lianzheng exports no traces or metrics, its logs are its own
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.node = node
     app.state.settings = settings
     app.state.services = services
     app.state.writers = writers
+    app.state.verification = VerificationLane(settings.verify_threads)
     errors.install(app)
     pages.install(app)  # HTML 404s for browsers, wrapping the JSON handler just installed
     for router in ROUTERS:
         app.include_router(router)
-    install_middleware(app, settings)
+    install_middleware(app, settings, verify_shortcut=verify_shortcut)
     return app

@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.audits import AuditService
+from api.lanes import VerificationLane
 from api.proofs import ProofService
 from api.services import Services
 from api.settings import Settings
@@ -157,6 +158,14 @@ async def _exchange_keys(services: ServicesDep) -> ExchangeKeys:
 
 GrantsDep = Annotated[GrantService, Depends(_grants)]
 ChallengesDep = Annotated[ChallengeStore, Depends(_challenges)]
+
+
+async def _verification_lane(request: Request) -> VerificationLane:
+    lane: VerificationLane = request.app.state.verification
+    return lane
+
+
+VerificationLaneDep = Annotated[VerificationLane, Depends(_verification_lane)]
 ExchangeKeysDep = Annotated[ExchangeKeys, Depends(_exchange_keys)]
 ProofsDep = Annotated[ProofService, Depends(_proofs)]
 AuditDep = Annotated[AuditService, Depends(_audit)]

@@ -8,6 +8,8 @@
 - `BodyLimitMiddleware` (api/limits.py): 413 past LIANZHENG_MAX_REQUEST_BYTES, declared or chunked.
 - `JsonGuard`: a body any route may parse as JSON is checked (UTF-8, nesting depth, number sizes) before a
   parser sees it (api/limits.py says why).
+- `VerifyShortcut` (api/routes/verify.py): `POST /api/v1/verify` answered past FastAPI's router, after the
+  checks above, as the route would answer it.
 
 Pure ASGI classes, no BaseHTTPMiddleware: they add no task per request and never buffer a response.
 """
@@ -29,6 +31,7 @@ from api.errors import error_body, internal_error_body
 from api.interpreter import pin_recursion_limit
 from api.limits import MAX_JSON_DEPTH, BodyLimitMiddleware, JsonBodyError, check_json_body
 from api.logging import plain_traceback
+from api.routes.verify import VerifyShortcut
 from api.settings import Settings
 
 Scope = dict[str, Any]
@@ -41,9 +44,13 @@ _NOT_JSON = ("multipart/form-data", "application/octet-stream")
 _CHECK_IN_THREAD = 256 * 1024  # above this the (linear, C-speed) check runs off the event loop
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Install the three layers in order; the recursion limit is pinned here too, right before serving."""
+def install_middleware(app: FastAPI, settings: Settings, *, verify_shortcut: bool = True) -> None:
+    """Install the layers in order; the recursion limit is pinned here too, right before serving."""
     pin_recursion_limit()
+    if verify_shortcut:  # innermost: the body is limited and checked before it is parsed
+        services = app.state.services
+        app.add_middleware(VerifyShortcut, lane=app.state.verification, verifier=services.verifier,
+                           challenges=services.challenges)
     app.add_middleware(JsonGuard, max_depth=MAX_JSON_DEPTH)  # add_middleware: the last added is the outermost
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext, access_log=settings.access_log)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # parallel.py); None: cpu_count - 1 (at least 1); 0: build in the API process
     build_processes: int | None = Field(default=None, ge=0, le=64)
     max_request_bytes: int = 16 * 1024 * 1024
+    # verifications (POST /api/v1/verify) running at once, each in a worker thread; the rest wait on the event
+    # loop (api/routes/verify.py: more threads than cores only fight over the interpreter lock)
+    verify_threads: int = Field(default=2, ge=1, le=64)
 
     # logs: JSON lines on stderr, redacted (api/logging.py); one access-log line per request
     log_level: Literal["debug", "info", "warning", "error"] = "info"

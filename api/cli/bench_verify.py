@@ -58,20 +58,25 @@ def _http_run(url: str, path: str, bodies: list[Any] | None, requests: int, clie
               label: str) -> dict[str, Any]:
     """``requests`` requests from ``clients`` client processes (spawned: the server runs threads, never fork this
     process; the client's module imports only the standard library, so that 32 of them start quickly on a loaded
-    machine); the rate is over the span from the first client's start to the last one's end."""
+    machine); the rate is over the span from the first client's start to the last one's end. ``server_cpu_ms``:
+    the CPU time of this process (the server's threads; the clients and the pool's manager are processes of
+    their own) per request while the clients ran, a figure a busy machine inflates far less than a rate."""
     ctx = multiprocessing.get_context("spawn")
     per = max(1, requests // clients)
     port = int(url.rsplit(":", 1)[1])
     with ctx.Manager() as manager, ctx.Pool(clients) as pool:
         barrier = manager.Barrier(clients)
+        cpu0 = time.process_time()
         jobs = [pool.apply_async(http_client, (port, path, bodies, per, i * 7919, barrier)) for i in range(clients)]
         results = [j.get(timeout=600) for j in jobs]
+        cpu = time.process_time() - cpu0
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
     latencies = [x for r in results for x in r[2]]
     failures = sum(r[3] for r in results)
     return {"label": label, "requests": len(latencies), "clients": clients, "seconds": round(elapsed, 2),
             "per_s": round(len(latencies) / elapsed, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
-            "p99_ms": round(_pct(latencies, 0.99) * 1000, 2), "failures": failures}
+            "p99_ms": round(_pct(latencies, 0.99) * 1000, 2), "failures": failures,
+            "server_cpu_ms": round(1000 * cpu / max(len(latencies), 1), 3)}
 
 
 _WORKER: Any = None
@@ -253,7 +258,7 @@ def bench_verify(
             raise typer.Exit(1)
         return
     table = Table(title="lianzheng bench verify (devnet, warm caches, per-request timing)")
-    for col in ("form", "requests", "clients", "verifications/s", "p50 ms", "p99 ms", "failures"):
+    for col in ("form", "requests", "clients", "verifications/s", "p50 ms", "p99 ms", "server CPU ms", "failures"):
         table.add_column(col, justify="right")
     table.add_column("vs baseline", justify="right")
     base = offline_rows[0]["per_s"]  # the one-process offline run is the baseline of the N-process one
@@ -261,8 +266,9 @@ def bench_verify(
         vs = f"{r['per_s'] / base:.1f}x 1 process" if r in offline_rows[1:] else "-"
         if r in http_rows:
             vs = f"{r['per_s'] / ceiling['per_s']:.0%} of the ceiling"
+        cpu = f"{r['server_cpu_ms']:.3f}" if "server_cpu_ms" in r else "-"  # offline rows: cpu_us below
         table.add_row(r["label"], f"{r['requests']:,}", str(r["clients"]), f"{r['per_s']:,.0f}", _ms(r["p50_ms"]),
-                      _ms(r["p99_ms"]), str(r["failures"]), vs)
+                      _ms(r["p99_ms"]), cpu, str(r["failures"]), vs)
     console.print(table)
     one = offline_rows[0]
     console.print(f"offline: {one['distinct']:,} distinct payloads of ~{one['characters']:,} characters; one process "

@@ -1,4 +1,5 @@
-"""Certificates: issue (single and batch, idempotent), the issuer view, lifecycle changes, verification, types.
+"""Certificates: issue (single and batch, idempotent), the issuer view, lifecycle changes, types (verification:
+api/routes/verify.py).
 
 Issuing is idempotent by 证照编号 per type and issuer, and by the `Idempotency-Key` header
 (registry/certificates/idempotency.py): a replayed certificate comes back with `idempotent_replay: true`
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr
 
-from api.deps import CertificatesDep, ChallengesDep, CurrentAgency, NodeDep, VerifierDep
+from api.deps import CertificatesDep, CurrentAgency, NodeDep
 from api.schemas import (
     AGENCY_ERRORS,
     MAX_BATCH,
@@ -30,12 +31,9 @@ from api.schemas import (
     TypeCode,
     links,
 )
-from registry.certificates.documents import COMMON_FIELDS, Document
+from registry.certificates.documents import COMMON_FIELDS
 from registry.certificates.idempotency import IdempotencyKey
 from registry.certificates.service import REVOCATION_REASONS, IssuedCertificate, IssueResult
-from registry.certificates.verification import Verifier, parse_verify_body
-from registry.errors import ValidationError
-from registry.holders.presentation import ChallengeStore, with_presentation
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 log = structlog.get_logger(__name__)
@@ -234,30 +232,6 @@ async def supersede(identifier: IdentifierPath, body: SupersedeRequest, agency: 
     """Issue a corrected version (version + 1) and mark this one superseded, linking both."""
     old, new = await run_in_threadpool(certificates.supersede, agency, identifier, body.fields)
     return {"superseded": asdict(old), "replacement": _issued(new).model_dump()}
-
-
-@router.post("/verify", tags=["verification"], responses=PUBLIC_ERRORS, response_model=dict[str, Any])
-async def verify(body: dict[str, Any], verifier: VerifierDep, challenges: ChallengesDep) -> Response:
-    """Verify a certificate document (full or selectively disclosed), or `{"identifier": ...}` for status only.
-    `{"document": ..., "presentation": ...}` also checks the holder's signed presentation of a bound certificate
-    (POST /api/v1/presentations/challenge first): `bound` and `presentation` in the answer."""
-    kind, value = parse_verify_body(body)
-    if kind == "identifier" and not isinstance(value, str):
-        raise ValidationError("identifier must be a string", code="invalid_identifier")
-    # One hop to the threadpool for all the CPU work (parsing the document, hashing its leaves, the checks, the
-    # answer's JSON): the event loop only moves bytes. The answer is encoded here, once, as FastAPI would have
-    # encoded the dict (tests/integration/test_verify_encoding.py), without its validation and copy passes.
-    answer = await run_in_threadpool(_verify_encoded, kind, value, body.get("presentation"), verifier, challenges)
-    return Response(answer, media_type="application/json")
-
-
-def _verify_encoded(kind: str, value: Any, presentation: Any, verifier: Verifier, challenges: ChallengeStore) -> bytes:
-    if kind == "identifier":
-        result = verifier.verify_identifier(value)
-    else:
-        doc = Document.from_json(value)
-        result = with_presentation(verifier.verify_document(doc), doc, presentation, challenges)
-    return json.dumps(result.to_json(), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 @router.get("/certificate-types", responses=PUBLIC_ERRORS)

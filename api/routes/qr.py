@@ -28,7 +28,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from api.certificate_qr import open_document, qr_text
-from api.deps import CertificatesDep, CurrentAgency, DocumentKey, NodeDep, TrustListsDep, VerifierDep
+from api.deps import (
+    CertificatesDep,
+    CurrentAgency,
+    DocumentKey,
+    NodeDep,
+    TrustListsDep,
+    VerificationLaneDep,
+    VerifierDep,
+)
 from api.schemas import AGENCY_ERRORS, PUBLIC_ERRORS, Identifier, IdentifierPath, Strict, Text
 from registry.certificates.offline import OfflineVerifier
 from registry.certificates.remote import public_record
@@ -118,9 +126,9 @@ class OfflineVerify(Strict):
 
 
 @router.post("/verify/digest", tags=["verification"], responses=PUBLIC_ERRORS)
-async def verify_digest(body: DigestVerify, verifier: VerifierDep) -> dict[str, Any]:
+async def verify_digest(body: DigestVerify, verifier: VerifierDep, lane: VerificationLaneDep) -> dict[str, Any]:
     """Chain checks for a by-reference document verified in the browser: only the identifier and digests."""
-    result = await run_in_threadpool(verifier.verify_digest, body.identifier, body.digest, body.sm3)
+    result = await lane.run(verifier.verify_digest, body.identifier, body.digest, body.sm3)
     return {**result.to_json(), "mode": "reference"}
 
 

@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from api.deps import ChallengesDep, SettingsDep, VerifierDep
+from api.deps import ChallengesDep, SettingsDep, VerificationLaneDep, VerifierDep
 from api.schemas import PUBLIC_ERRORS, IdentifierPath, Strict
 from registry.certificates.anchor_lookup import anchor_proof_for
 from registry.formats.images import qr_svg
@@ -47,9 +47,10 @@ async def lianzheng_context() -> JSONResponse:
 
 @router.get("/api/v1/certificates/{identifier}/status", tags=["verification"], responses=PUBLIC_ERRORS,
             operation_id="certificate_status")
-async def certificate_status(identifier: IdentifierPath, verifier: VerifierDep) -> dict[str, Any]:
+async def certificate_status(identifier: IdentifierPath, verifier: VerifierDep,
+                             lane: VerificationLaneDep) -> dict[str, Any]:
     """The status of a certificate by identifier (a credential's ``credentialStatus``): no holder field."""
-    result = await run_in_threadpool(verifier.verify_identifier, identifier)
+    result = await lane.run(verifier.verify_identifier, identifier)
     return result.to_json()
 
 

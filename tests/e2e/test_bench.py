@@ -72,6 +72,8 @@ def test_bench_verify_reports_http_and_offline_rates() -> None:
     for key in ("p50", "p99"):
         assert key in text
     assert "offline" in text
+    http = [r for r in result["results"] if not r["label"].startswith("offline")]
+    assert len(http) == 3 and all(r["failures"] == 0 and r["server_cpu_ms"] > 0 for r in http)  # CPU per request
     offline = next(r for r in result["results"] if r["label"].startswith("offline LZ2 payload ("))
     assert offline["distinct"] == 20 and offline["requests"] == 200 and offline["cpu_us"] > 0
     index = result["status_index"]  # measured, for 10,000,000 certificates
