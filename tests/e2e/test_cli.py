@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 
 from api.stack import LocalStack
+from tests.support.cli import FirstCallReal
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": stack.url}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p

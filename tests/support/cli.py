@@ -6,6 +6,9 @@
     p = lz(["evidence", "show", rid, "--json"], env={**os.environ, "LIANZHENG_API_URL": url})
     p = lz(["evidence", "add", ...], env=env, real=True)  # at least one real process per command family
 
+    cli = FirstCallReal()  # per test module: each command's first call is a real process, the rest in process
+    p = cli(["qr", ident, "--out", "a.png"], env=env)
+
 Both return a `subprocess.CompletedProcess[str]` (returncode, stdout, stderr). In process, the command's logs
 never mix with the output: structlog keeps writing where it wrote before the call (an API server running in a
 thread of this process logs there too, while the command runs), and the command may not reconfigure logging.
@@ -14,6 +17,7 @@ Calls are serialised (argv, the environment and the standard streams are the pro
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -41,6 +45,52 @@ def lz(args: Sequence[str], *, env: Mapping[str, str] | None = None, real: bool 
     return in_process(args, env=env, cwd=cwd, input=input)
 
 
+class FirstCallReal:
+    """Runs each command family (the first `depth` words of the command: `evidence`, `audit`, `verify` ...) as the
+    installed entry point the first time, in process afterwards: every family a module uses is proven once
+    through a real process, whatever order its tests run in."""
+
+    def __init__(self, depth: int = 1) -> None:
+        self.depth = depth
+        self.seen: set[tuple[str, ...]] = set()
+
+    def __call__(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, real: bool = False,
+                 cwd: Path | None = None, input: str | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        command = _command_words(args)[:self.depth]
+        real = real or command not in self.seen
+        self.seen.add(command)
+        return lz(args, env=env, real=real, cwd=cwd, input=input, timeout=timeout)
+
+
+def _command_words(args: Sequence[str]) -> tuple[str, ...]:
+    words: list[str] = []
+    group: Any = _root_command()
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not words and arg in ("--data-dir", "--rpc-url"):  # the root's options with a value
+            rest = rest[1:]
+            continue
+        if not words and arg.startswith("-"):
+            continue
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        group = sub
+    return tuple(words)
+
+
+@functools.cache
+def _root_command() -> Any:
+    import typer.main
+
+    from api.cli import app
+
+    return typer.main.get_command(app)
+
+
 def in_process(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                input: str | None = None) -> subprocess.CompletedProcess[str]:
     from api.cli import main
@@ -48,7 +98,7 @@ def in_process(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd
     wanted = dict(os.environ if env is None else env)
     changes: dict[str, str | None] = {k: v for k, v in wanted.items() if os.environ.get(k) != v}
     changes.update({k: None for k in os.environ if k not in wanted})
-    with _LOCK, _quiet_logging_config(), _cwd(cwd):
+    with _LOCK, _quiet_logging_config(), _cwd(cwd), _nodes_closed_after():
         runner = CliRunner()
         with runner.isolation(input=input, env=changes) as (out, err, _):
             saved_argv = sys.argv
@@ -92,6 +142,29 @@ def _quiet_logging_config() -> Iterator[None]:
     finally:
         structlog.configure, logging.basicConfig = configure, basic  # type: ignore[assignment]
         structlog.configure(**saved)
+
+
+@contextmanager
+def _nodes_closed_after() -> Iterator[None]:
+    """A node the command builds (`State.node()`) lets go of its database when the command ends, as a process
+    would: no connection stays open to a PostgreSQL database a test copies or drops later."""
+    import api.runtime
+
+    built: list[Any] = []
+    build = api.runtime.build_node
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        node = build(*args, **kwargs)
+        built.append(node)
+        return node
+
+    api.runtime.build_node = recording  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        api.runtime.build_node = build  # type: ignore[assignment]
+        for node in built:
+            node.db.engine.dispose()
 
 
 class _Pinned:
