@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from stdnum.cn import uscc as uscc_lib
 
 from api.stack import LocalStack
-from tests.support.cli import FirstCallReal
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+LZ = str(Path(sys.executable).parent / "lianzheng")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_DEVNET_PORT": str(stack.devnet_port),
            "LIANZHENG_API_URL": stack.url}
-    p = CLI(args, env=env)
+    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
     if ok:
         assert p.returncode == 0, p.stderr
     return p

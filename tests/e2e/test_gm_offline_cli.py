@@ -29,7 +29,9 @@ from tests.support.verifier import issue_roles, offline_text
 from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
 
 pytestmark = pytest.mark.anvil
-CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
+# each command family's first call is a real process, later ones run in this process; the consortium commands open
+# a node on the stack's database, which the API serving in this process has open: always real processes
+CLI = FirstCallReal(always_real=[("consortium",)])
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ from registry.holders.grants import Grant
 from registry.holders.wrapping import unwrap_key
 from tests.support.cli import FirstCallReal
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+# each command family's first call is a real process, later ones run in this process; `holder grant` opens a node on
+# the stack's database, which the API serving in this process has open: always a real process
+CLI = FirstCallReal(always_real=[("holder", "grant")])
 PASSPHRASE = "长城长 correct horse"
 
 

@@ -40,7 +40,9 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalConsor
         yield c
 
 
-CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
+# each command family's first call is a real process, later ones run in this process (the nodes' databases are served
+# by the node processes, not by this one)
+CLI = FirstCallReal(idle_sqlite=True)
 
 
 def _lz(c: LocalConsortium, node: str, *args: str) -> str:

@@ -57,7 +57,9 @@ SM3_ROOT = sm3(b"an SM3 batch root")  # anchorBatch records it beside the SHA-25
 pytestmark = pytest.mark.anvil
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
-CLI = FirstCallReal()  # the first audit command runs as the installed entry point, the others in this process
+# the first audit command runs as the installed entry point, the others in this process (on the test's node's
+# database, which nothing else uses meanwhile)
+CLI = FirstCallReal(idle_sqlite=True)
 JUSTICE = "11230000MB1A00036G"  # 省司法厅: auditor and witness
 NOTARY = "12230100MB1B00029D"  # 哈尔滨市公证处: evidence and auditor roles, never issuer
 MARKET = "11230000MB1A00028M"  # 省市场监督管理局: admin, issuer

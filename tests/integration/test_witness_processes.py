@@ -207,7 +207,9 @@ def test_the_audit_finds_a_checkpoint_without_its_quorum_of_auditor_cosignatures
     assert unwitnessed(now=time.time() + 3600) == {}
 
 
-CLI = FirstCallReal()  # the first witness command runs as the installed entry point, the others in this process
+# the first witness command runs as the installed entry point, the others in this process (on the test node's
+# database, which nothing else uses meanwhile)
+CLI = FirstCallReal(idle_sqlite=True)
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -17,13 +17,14 @@ Calls are serialised (argv, the environment and the standard streams are the pro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,17 +51,25 @@ class FirstCallReal:
     installed entry point the first time, in process afterwards: every family a module uses is proven once
     through a real process, whatever order its tests run in."""
 
-    def __init__(self, depth: int = 1) -> None:
+    def __init__(self, depth: int = 1, *, idle_sqlite: bool = False,
+                 always_real: Iterable[tuple[str, ...]] = ()) -> None:
+        """`always_real`: commands (their leading words) that always run as real processes, e.g. those that open a
+        node on the database of a LocalStack serving in this process; `idle_sqlite`: see `in_process`."""
         self.depth = depth
+        self.idle_sqlite = idle_sqlite
+        self.always_real = tuple(always_real)
         self.seen: set[tuple[str, ...]] = set()
 
     def __call__(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, real: bool = False,
                  cwd: Path | None = None, input: str | None = None,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        command = _command_words(args)[:self.depth]
-        real = real or command not in self.seen
+        words = _command_words(args)
+        command = words[:self.depth]
+        real = real or command not in self.seen or any(words[:len(c)] == c for c in self.always_real)
         self.seen.add(command)
-        return lz(args, env=env, real=real, cwd=cwd, input=input, timeout=timeout)
+        if real:
+            return lz(args, env=env, real=True, cwd=cwd, input=input, timeout=timeout)
+        return in_process(args, env=env, cwd=cwd, input=input, idle_sqlite=self.idle_sqlite)
 
 
 def _command_words(args: Sequence[str]) -> tuple[str, ...]:
@@ -92,13 +101,15 @@ def _root_command() -> Any:
 
 
 def in_process(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
+               input: str | None = None, idle_sqlite: bool = False) -> subprocess.CompletedProcess[str]:
+    """`idle_sqlite`: a SQLite database the command opens may be open in this process too, because nothing uses
+    it while the command runs (a test's own node, no thread serving it); otherwise that is refused."""
     from api.cli import main
 
     wanted = dict(os.environ if env is None else env)
     changes: dict[str, str | None] = {k: v for k, v in wanted.items() if os.environ.get(k) != v}
     changes.update({k: None for k in os.environ if k not in wanted})
-    with _LOCK, _quiet_logging_config(), _cwd(cwd), _nodes_closed_after():
+    with _LOCK, _quiet_logging_config(), _cwd(cwd), _nodes_closed_after(idle_sqlite):
         runner = CliRunner()
         with runner.isolation(input=input, env=changes) as (out, err, _):
             saved_argv = sys.argv
@@ -145,7 +156,7 @@ def _quiet_logging_config() -> Iterator[None]:
 
 
 @contextmanager
-def _nodes_closed_after() -> Iterator[None]:
+def _nodes_closed_after(idle_sqlite: bool) -> Iterator[None]:
     """A node the command builds (`State.node()`) lets go of its database when the command ends, as a process
     would: no connection stays open to a PostgreSQL database a test copies or drops later."""
     import api.runtime
@@ -153,8 +164,10 @@ def _nodes_closed_after() -> Iterator[None]:
     built: list[Any] = []
     build = api.runtime.build_node
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        node = build(*args, **kwargs)
+    def recording(settings: Any, *args: Any, **kwargs: Any) -> Any:
+        if not idle_sqlite:
+            _refuse_a_sqlite_file_open_here(settings.database)
+        node = build(settings, *args, **kwargs)
         built.append(node)
         return node
 
@@ -165,6 +178,21 @@ def _nodes_closed_after() -> Iterator[None]:
         api.runtime.build_node = build  # type: ignore[assignment]
         for node in built:
             node.db.engine.dispose()
+
+
+def _refuse_a_sqlite_file_open_here(url: str) -> None:
+    """Opening a node on a SQLite file this process already has open (a LocalStack's API in a thread) is what a
+    separate process may do, never this one: opening the node opens and closes the file (its 0600 check), and a
+    process closing any descriptor of a SQLite file drops every POSIX lock it holds on it -- the API's
+    connections' included, which corrupts the database under their writes."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = os.path.realpath(url.removeprefix("sqlite:///"))
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == path:
+                raise AssertionError(f"this command opens {path}, a SQLite database this process has open: run it "
+                                     "as a real process (real=True)")
 
 
 class _Pinned:
