@@ -15,7 +15,7 @@ import pytest
 from api.stack import LocalStack
 from tests.support.cli import FirstCallReal
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.support.photos import photograph
 
 pytestmark = pytest.mark.anvil
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from registry.holders.wrapping import wrap_key
 from tests.support.anvil import make_devnet
 from tests.support.cli import FirstCallReal
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("usage_cli")]
 
 HRSS = "11230000MB1A000526"  # 省人社厅: the grantee

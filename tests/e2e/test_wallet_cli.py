@@ -23,7 +23,7 @@ from tests.unit.registry.test_vc import schema_errors
 
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("wallet_cli")]
 
-CLI = FirstCallReal()  # each command's first call is a real process, later ones run in this process
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 PASSPHRASE = "电子卡包 export"
 
 
