@@ -6,7 +6,7 @@
     p = lz(["evidence", "show", rid, "--json"], env={**os.environ, "LIANZHENG_API_URL": url})
     p = lz(["evidence", "add", ...], env=env, real=True)  # at least one real process per command family
 
-    cli = FirstCallReal()  # per test module: each command's first call is a real process, the rest in process
+    cli = FirstCallReal()  # per test module: each command family's first call is a real process, the rest in process
     p = cli(["qr", ident, "--out", "a.png"], env=env)
 
 Both return a `subprocess.CompletedProcess[str]` (returncode, stdout, stderr). In process, the command's logs
