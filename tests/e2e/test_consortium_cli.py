@@ -5,28 +5,31 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from stdnum.cn import uscc as uscc_lib
 
 from api.stack import LocalStack
+from tests.support.cli import FirstCallReal
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+# each command family's first call is a real process, later ones run in this process (on the stack's database,
+# which this process only holds idle: stack.node)
+CLI = FirstCallReal(idle_sqlite=True)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(tmp_path_factory.mktemp("governance")) as s:
+    # the API in a process of its own: its background writers never share this process's hold on the database,
+    # so the commands (which open a node on it) can run in this process
+    with LocalStack(tmp_path_factory.mktemp("governance"), server_process=True) as s:
         yield s
 
 
 def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_DEVNET_PORT": str(stack.devnet_port),
            "LIANZHENG_API_URL": stack.url}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p

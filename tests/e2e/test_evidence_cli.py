@@ -24,9 +24,9 @@ from chain.ledgers import EvidenceLedgerClient
 from registry.crypto.hashing import sha256_key
 from tests.support.anvil import make_devnet
 from tests.support.audit import seal_image
+from tests.support.cli import LZ, lz
 from tests.support.evidence import COURT, HRSS, JUSTICE, MARKET, NOTARY, POLICE, PRISON, rewrite_zip
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
 pytestmark = pytest.mark.anvil
 
 
@@ -48,20 +48,21 @@ def env(stack: LocalStack) -> dict[str, str]:
             "LIANZHENG_OPERATOR": "230100-0042", "COLUMNS": "200"}
 
 
-def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env(stack), timeout=120)
+def run(stack: LocalStack, *args: str, ok: bool = True, real: bool = False) -> subprocess.CompletedProcess[str]:
+    """In this process (tests/support/cli.py), or as the installed entry point with `real`."""
+    p = lz(args, env=env(stack), real=real)
     if ok:
         assert p.returncode == 0, p.stderr + p.stdout
     return p
 
 
-def run_json(stack: LocalStack, *args: str) -> Any:
-    return json.loads(run(stack, *args, "--json").stdout)
+def run_json(stack: LocalStack, *args: str, real: bool = False) -> Any:
+    return json.loads(run(stack, *args, "--json", real=real).stdout)
 
 
-def refused(stack: LocalStack, *args: str, code: str) -> str:
+def refused(stack: LocalStack, *args: str, code: str, real: bool = False) -> str:
     """The command fails with a one-line diagnosis naming `code`."""
-    p = run(stack, *args, ok=False)
+    p = run(stack, *args, ok=False, real=real)
     assert p.returncode != 0, p.stdout
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and f"[{code}]" in lines[0], p.stderr
@@ -79,7 +80,7 @@ def test_enforcement_record_through_the_cli_custody_across_three_agencies_and_a_
     photo = write(tmp_path / "IMG_0001.jpg", b"\xff\xd8\xff\xe0 on-site photo " * 50)
     decision = write(tmp_path / "处罚决定书.pdf", b"%PDF-1.7 administrative penalty decision")
     rec = run_json(stack, "evidence", "add", str(photo), "--case", case, "--scenario", "行政执法", "--agency", POLICE,
-                   "--device", "执法记录仪 DSJ-V9", "--place", "哈尔滨市道里区")
+                   "--device", "执法记录仪 DSJ-V9", "--place", "哈尔滨市道里区", real=True)  # the installed entry point
     assert rec["status"] == "registered" and rec["type_code"] == "XZZF-001" and rec["id"].startswith("EV-XZZF-")
     assert rec["legal_basis"].startswith("《行政处罚法》第四十七条") and rec["authority"] == "黑龙江省公安厅"
     doc = run_json(stack, "evidence", "add", str(decision), "--case", case, "--scenario", "行政执法", "--agency", POLICE)
@@ -138,7 +139,7 @@ def test_a_notary_anchors_a_copy_and_the_holder_verifies_it_later_through_the_cl
 def test_evidence_added_under_a_seal_through_the_cli_shows_the_seal_check(stack: LocalStack, tmp_path: Path) -> None:
     image = write(tmp_path / "seal.png", seal_image((200, 0, 0)))
     seal = run_json(stack, "seal", "create", "--name", "黑龙江省公安厅执法专用章", "--image", str(image), "--category",
-                    "business", "--valid-until", "2030-12-31", "--agency", POLICE)
+                    "business", "--valid-until", "2030-12-31", "--agency", POLICE, real=True)
     photo = write(tmp_path / "sealed.jpg", b"sealed enforcement photo " * 40)
     rec = run_json(stack, "evidence", "add", str(photo), "--case", "C-cli-seal", "--scenario", "行政执法", "--agency",
                    POLICE, "--seal", seal["id"])
@@ -156,7 +157,7 @@ def test_evidence_added_under_a_seal_through_the_cli_shows_the_seal_check(stack:
 def test_refusals_are_one_line_errors_with_a_code(stack: LocalStack, tmp_path: Path) -> None:
     f = write(tmp_path / "photo.jpg", b"refusal photo")
     refused(stack, "evidence", "add", str(f), "--case", "C-cli-refusals", "--scenario", "行政执法", "--agency", POLICE,
-            "--legal-basis", "", code="missing_legal_basis")
+            "--legal-basis", "", code="missing_legal_basis", real=True)  # a real process's stderr: one line
     refused(stack, "evidence", "add", str(f), "--case", "C-cli-refusals", "--scenario", "行政执法", "--agency", MARKET,
             code="missing_evidence_role")
     rec = run_json(stack, "evidence", "add", str(f), "--case", "C-cli-refusals", "--scenario", "行政执法", "--agency", POLICE)
@@ -169,7 +170,7 @@ def test_refusals_are_one_line_errors_with_a_code(stack: LocalStack, tmp_path: P
 
 def test_an_exchange_through_the_cli(stack: LocalStack, tmp_path: Path) -> None:
     ex = run_json(stack, "exchange", "request", "--agency", POLICE, "--item", "SCJG-001", "--purpose", "核查涉案企业登记信息",
-                  "--legal-basis", "《政务数据共享管理办法》第十条")
+                  "--legal-basis", "《政务数据共享管理办法》第十条", real=True)
     assert ex["status"] == "requested" and ex["provider"]["uscc"] == MARKET
     run(stack, "exchange", "authorise", ex["id"])  # as the item's provider
     payload = write(tmp_path / "payload.jsonl", b'{"enterprise": 1}\n' * 40)
@@ -204,7 +205,7 @@ def test_a_package_verifies_offline_after_the_devnet_stops_and_an_edited_record_
                 if name == f"records/{a['id']}.json" else data)
     stack.devnet.stop()
     try:
-        offline = run(stack, "evidence", "verify-package", str(package), "--offline")
+        offline = run(stack, "evidence", "verify-package", str(package), "--offline", real=True)
         assert f"as of block {as_of}" in offline.stdout and "package OK" in offline.stdout
         refused(stack, "evidence", "verify-package", str(package), code="chain_unavailable")  # online needs the chain
         p = run(stack, "evidence", "verify-package", str(edited), "--offline", ok=False)

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +24,14 @@ from registry.consortium.trust_list import FORMAT_V2, TrustList
 from registry.crypto.sm2 import raw_public_key
 from registry.formats.batch_statement import key_id
 from registry.formats.qr import decode_payload
+from tests.support.cli import FirstCallReal
 from tests.support.verifier import issue_roles, offline_text
 from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
 
 pytestmark = pytest.mark.anvil
-LZ = str(Path(sys.executable).with_name("lianzheng"))
+# each command family's first call is a real process, later ones run in this process; the consortium commands open
+# a node on the stack's database, which the API serving in this process has open: always real processes
+CLI = FirstCallReal(always_real=[("consortium",)])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def run(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_DEVNET_PORT": str(stack.devnet_port),
            "LIANZHENG_API_URL": stack.url}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     assert p.returncode == 0, p.stderr
     return p
 

@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,11 @@ from registry.formats import envelope
 from registry.holders.exchange import ExchangeKeys
 from registry.holders.grants import Grant
 from registry.holders.wrapping import unwrap_key
+from tests.support.cli import FirstCallReal
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+# each command family's first call is a real process, later ones run in this process; `holder grant` opens a node on
+# the stack's database, which the API serving in this process has open: always a real process
+CLI = FirstCallReal(always_real=[("holder", "grant")])
 PASSPHRASE = "长城长 correct horse"
 
 
@@ -34,7 +36,7 @@ def run(stack: LocalStack, *args: str, ok: bool = True, passphrase: str = PASSPH
     # the chain: the wallet checks an agency's exchange-key statement against the member's accounts on chain
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": stack.url,
            "LIANZHENG_HOLDER_PASSPHRASE": passphrase, "LIANZHENG_RPC_URLS": f"http://127.0.0.1:{stack.devnet_port}"}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p

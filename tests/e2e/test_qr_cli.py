@@ -8,7 +8,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ import pytest
 from api.stack import LocalStack
 from chain.devnet import free_port
 from registry.formats.images import decode_qr_image, qr_png
+from tests.support.cli import FirstCallReal
 from tests.support.photos import photograph
 
 pytestmark = pytest.mark.anvil
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def run(stack: LocalStack, *args: str, ok: bool = True, api_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": api_url or stack.url}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p

@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,9 @@ from registry.holders.grants import Grant, Grantee
 from registry.holders.keys import HolderKey, HolderPublicKey
 from registry.holders.wrapping import wrap_key
 from tests.support.anvil import make_devnet
+from tests.support.cli import FirstCallReal
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("usage_cli")]
 
 HRSS = "11230000MB1A000526"  # 省人社厅: the grantee
@@ -46,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def run(stack: LocalStack, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": stack.url, "COLUMNS": "200"}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    p = CLI(args, env=env)
     if ok:
         assert p.returncode == 0, p.stderr + p.stdout
     return p

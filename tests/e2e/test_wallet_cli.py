@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import pytest
 
 from api.devtools.samples import sample_values
 from api.stack import LocalStack
+from tests.support.cli import FirstCallReal
 from tests.unit.registry.test_vc import schema_errors
 
 pytestmark = [pytest.mark.anvil, pytest.mark.xdist_group("wallet_cli")]
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+CLI = FirstCallReal()  # each command family's first call is a real process, later ones run in this process
 PASSPHRASE = "电子卡包 export"
 
 
@@ -36,7 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def run(stack: LocalStack, *args: str, code: int = 0, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(stack.data_dir), "LIANZHENG_API_URL": stack.url,
            "LIANZHENG_HOLDER_PASSPHRASE": PASSPHRASE}
-    p = subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd)
+    p = CLI(args, env=env, cwd=cwd)
     assert p.returncode == code, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
     return p
 

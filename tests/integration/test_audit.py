@@ -50,12 +50,16 @@ from tests.support.audit import (
     issue,
     populate,
 )
+from tests.support.cli import FirstCallReal
 
 SM3_ROOT = sm3(b"an SM3 batch root")  # anchorBatch records it beside the SHA-256 root
 
 pytestmark = pytest.mark.anvil
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
+# the first audit command runs as the installed entry point, the others in this process (on the test's node's
+# database, which nothing else uses meanwhile)
+CLI = FirstCallReal(idle_sqlite=True)
 JUSTICE = "11230000MB1A00036G"  # 省司法厅: auditor and witness
 NOTARY = "12230100MB1B00029D"  # 哈尔滨市公证处: evidence and auditor roles, never issuer
 MARKET = "11230000MB1A00028M"  # 省市场监督管理局: admin, issuer
@@ -312,7 +316,7 @@ def _cli(node: Node, chains: TwoChains, *args: str) -> subprocess.CompletedProce
     """The CLI on `node`'s data dir and database (a SQLite file there, or its PostgreSQL database)."""
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(node.deployment_file.parent), "LIANZHENG_RPC_URLS": chains.sub.url,
            "LIANZHENG_MAIN_RPC_URLS": chains.main.url, "LIANZHENG_ENV": "test", "LIANZHENG_DATABASE_URL": node.db.url}
-    return subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    return CLI(args, env=env)
 
 
 def test_the_audit_cli_prints_json_and_html_and_exits_non_zero_on_findings(chains: TwoChains, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,13 @@ from chain.logs import LogReader
 from chain.sender import TransactionSender
 from registry.crypto.hashing import sm3
 from registry.node import Node
+from tests.support.cli import FirstCallReal
 
 SM3_ROOT = sm3(b"an SM3 batch root")  # anchorBatch records it beside the SHA-256 root
 
-LZ = str(Path(sys.executable).parent / "lianzheng")
+# each command family's first call is a real process (`devnet start` among them: anvil is never this process's
+# child), later ones run in this process
+CLI = FirstCallReal()
 
 
 def test_sender_recovers_when_another_process_used_its_nonce(anvil_node: Node) -> None:
@@ -77,7 +79,7 @@ def test_log_reader_pages_and_decodes_like_web3(anvil_node: Node) -> None:
 
 def _lz(data_dir: Path, *args: str, port: int) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LIANZHENG_DATA_DIR": str(data_dir), "LIANZHENG_DEVNET_PORT": str(port)}
-    return subprocess.run([LZ, *args], capture_output=True, text=True, env=env, timeout=120)
+    return CLI(args, env=env)
 
 
 def test_devnet_deploy_and_compile_commands(tmp_path: Path) -> None:

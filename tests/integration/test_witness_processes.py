@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from registry.logs.witness import LogProofs, local_witnesses
 from registry.node import Node
 from tests.conftest import MASTER_KEY, make_api
 from tests.support.audit import issue
+from tests.support.cli import FirstCallReal
 
 pytestmark = pytest.mark.anvil
 
@@ -207,9 +207,13 @@ def test_the_audit_finds_a_checkpoint_without_its_quorum_of_auditor_cosignatures
     assert unwitnessed(now=time.time() + 3600) == {}
 
 
+# the first witness command runs as the installed entry point, the others in this process (on the test node's
+# database, which nothing else uses meanwhile)
+CLI = FirstCallReal(idle_sqlite=True)
+
+
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return CLI(args, env=env, cwd=PROJECT_ROOT)
 
 
 def test_witness_init_and_register_from_the_command_line(anvil_node: Node, tmp_path: Path) -> None:
