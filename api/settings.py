@@ -18,7 +18,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from registry.certificates.parallel import default_processes
 from registry.consortium.key_backends import DEFAULT_PKCS11_MODULE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +146,10 @@ class Settings(BaseSettings):
 
     @property
     def resolved_build_processes(self) -> int:
+        # lazy: registry.certificates.parallel loads the node and chain stack (web3, eth-account, py_ecc: ~1.5 CPU s),
+        # which every CLI command reading its settings (the HTTP clients too) would otherwise import
+        from registry.certificates.parallel import default_processes
+
         return default_processes() if self.build_processes is None else self.build_processes
 
     @property

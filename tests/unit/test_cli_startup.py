@@ -104,10 +104,14 @@ IDENTIFIER = "1.2.156.3005.2.11100000MB0143028R001.11230000MB1A00028M.0000000000
     ["exchange", "list", "--api-key", "k"],
     ["seal", "list", "--api-key", "k"],
     ["usage", "list", "--agency", "11230000MB1A00044B", "--api-key", "k"],
-], ids=["verify", "revoke", "evidence-verify", "evidence-show", "exchange-list", "seal-list", "usage-list"])
+    # no --api-key: the command reads its settings (api/settings.py) for the agency's key, finds none, refuses
+    ["exchange", "list", "--agency", "11230000MB1A00044B"],
+], ids=["verify", "revoke", "evidence-verify", "evidence-show", "exchange-list", "seal-list", "usage-list",
+        "exchange-list-settings"])
 def test_http_commands_load_no_chain_database_or_web_server(tmp_path: Path, args: list[str]) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8 not really a photo")
     argv = [a.replace("{file}", str(tmp_path / "photo.jpg")) for a in args] + ["--api-url", _closed_port_url()]
     out, stderr = _python(tmp_path, _RUN_MAIN, json.dumps(argv), json.dumps(CHAIN_DB_WEB))
-    assert out["code"] == 2 and "api_unreachable" in stderr, stderr  # it got as far as the HTTP request
+    expected = "no_api_key" if "--agency" in args and "--api-key" not in args else "api_unreachable"
+    assert out["code"] == 2 and expected in stderr, stderr  # it got as far as the HTTP request (or the key lookup)
     assert out["loaded"] == []
