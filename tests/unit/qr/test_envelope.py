@@ -129,7 +129,8 @@ def test_webcrypto_can_decrypt_what_we_seal() -> None:
       process.stdout.write(new TextDecoder().decode(plain));
     })();
     """
-    out = subprocess.run(["node", "-e", script, encode_key(key), base64.b64encode(blob).decode(), IDENTIFIER],
+    # "--": a base64url key may begin with "-", which node would read as an option of its own (exit 9)
+    out = subprocess.run(["node", "-e", script, "--", encode_key(key), base64.b64encode(blob).decode(), IDENTIFIER],
                          capture_output=True, timeout=60, check=True)
     assert out.stdout == DOC
 
