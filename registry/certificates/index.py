@@ -49,9 +49,11 @@ class DocRecord:
 
 
 class ChainIndex:
-    def __init__(self, node: Node, *, refresh_interval: float = 0.5, stale_after: float = 15.0) -> None:
+    def __init__(self, node: Node, *, refresh_interval: float = 0.5, stale_after: float = 15.0,
+                 catch_up: float = 0.05) -> None:
         self.node = node
         self.refresh_interval = refresh_interval
+        self.catch_up = catch_up  # s: the least age of the last refresh before an unseen batch root refreshes again
         self.stale_after = stale_after
         self._lock = threading.RLock()
         self._reader: LogReader | None = None
@@ -84,13 +86,15 @@ class ChainIndex:
             self._reset_state()
         return self._reader
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Pull events up to the head. Raises ChainUnavailableError if the chain cannot be read and the
+    def refresh(self, *, force: bool = False, interval: float | None = None) -> None:
+        """Pull events up to the head if the last refresh is older than ``interval`` (default
+        `refresh_interval`; ``force``: now). Raises ChainUnavailableError if the chain cannot be read and the
         last successful refresh is older than `stale_after` (answers must not be silently stale)."""
-        if not force and time.monotonic() - self.synced_at < self.refresh_interval:
+        min_age = 0.0 if force else self.refresh_interval if interval is None else interval
+        if time.monotonic() - self.synced_at < min_age:
             return
         with self._lock:
-            if not force and time.monotonic() - self.synced_at < self.refresh_interval:
+            if time.monotonic() - self.synced_at < min_age:
                 return
             try:
                 self._refresh_locked()
@@ -150,8 +154,16 @@ class ChainIndex:
 
     # -- answers -----------------------------------------------------------------------------------
     def batch(self, root: bytes) -> BatchRecord | None:
+        """The anchored batch of ``root``. A root not seen yet gets one early refresh (if the last is older than
+        `catch_up` s): a receipt this node or the issuer's recorded can be newer than the last refresh, and a
+        certificate `lianzheng issue` just reported anchored must not verify as 'not on chain' for up to
+        `refresh_interval`. A root that is not on chain costs at most one refresh per `catch_up` s."""
         self.refresh()
-        return self.batches.get(root)
+        found = self.batches.get(root)
+        if found is None:
+            self.refresh(interval=self.catch_up)
+            found = self.batches.get(root)
+        return found
 
     def doc_state(self, doc: bytes) -> DocRecord | None:
         self.refresh()
