@@ -99,12 +99,12 @@ def build_services(node: Node, settings: Settings) -> Services:
     usage = UsageService(node, consent=ConsentChecker(node, remote=remote, challenges=challenges))
     # batches first: a status change waits for its certificate's batch
     worker = OutboxWorker([anchoring, changes, evidence, exchanges, seals, *_grant_lanes(node, grants), usage])
-    certificates = CertificateService(node, public_base=settings.public_base,
+    index = ChainIndex(node)
+    certificates = CertificateService(node, public_base=settings.public_base, index=index,
                                       max_batch=settings.max_batch_documents, worker=worker, changes=changes,
                                       envelope_algorithm=EnvelopeAlgorithm.for_profile(
                                           CryptoProfile(settings.crypto_profile)),
                                       sealer=sealer, build_processes=settings.resolved_build_processes)
-    index = ChainIndex(node)
     proofs = ProofService(node, main_backend(settings, node))
     verifier = Verifier(node, index, remote=remote, seal_check=seal_check)
     exchange_keys = ExchangeKeys(node)

@@ -33,6 +33,7 @@ from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.fields import HOLDER_KEY_FIELD
 from registry.certificates.idempotency import IdempotencyKey
+from registry.certificates.index import ChainIndex
 from registry.certificates.issued import IssuedCertificate, IssueResult
 from registry.certificates.parallel import BuildContext, BuiltDocument, ChunkJob, DocumentBuilder
 from registry.certificates.timing import StageTimer
@@ -99,8 +100,10 @@ class CertificateService:
     def __init__(self, node: Node, *, public_base: str, max_batch: int = 10_000, worker: OutboxWorker | None = None,
                  changes: StatusChanges | None = None,
                  envelope_algorithm: envelope.EnvelopeAlgorithm = envelope.EnvelopeAlgorithm.AES_256_GCM,
-                 sealer: DocumentSealer | None = None, build_processes: int = 0) -> None:
+                 sealer: DocumentSealer | None = None, build_processes: int = 0,
+                 index: ChainIndex | None = None) -> None:
         self.node = node
+        self.index = index  # the verifier's view of the chain: brought forward after a change this node made
         # validate + build + seal: large requests in worker processes (registry/certificates/parallel.py)
         self.builder = DocumentBuilder(BuildContext(node.seeds, node.keys.mac_key), processes=build_processes)
         self.sealer = sealer
@@ -470,10 +473,23 @@ class CertificateService:
                 raise ChainUnavailableError(
                     f"the change is recorded and will be sent when the chain is back: {exc}", code="change_pending"
                 ) from exc
+        else:
+            self._see_own_change()
         finally:
             if self.worker is not None:
                 self.worker.wake()
         return self.get(None, identifier)
+
+    def _see_own_change(self) -> None:
+        """Read your writes: the verifier answers from a chain index refreshed every 0.5 s; after a change this
+        request mined, bring it forward now, so that a `verify` sent right after `revoke` answers 'revoked'
+        (other nodes and processes see the change at their next refresh)."""
+        if self.index is None:
+            return
+        try:
+            self.index.refresh(force=True)
+        except ChainUnavailableError:  # the change is on chain; the index catches up at its next refresh
+            pass
 
 
 def _sm3_anchor(row: Certificate, batch: Batch) -> dict[str, Any]:

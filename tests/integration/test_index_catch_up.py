@@ -51,3 +51,17 @@ def test_an_unknown_root_refreshes_at_most_once_per_catch_up_interval(api: Api) 
     index.catch_up = 0.0
     assert index.batch(b"\x01" * 32) is None
     assert index.synced_at > at  # one early refresh for a root it has not seen
+
+
+def test_a_revocation_this_node_made_shows_at_once(api: Api) -> None:
+    cert = _issue(api, 79)
+    index = api.services.index
+    index.refresh_interval = 3600  # left alone, the node's verifier would answer from this view for an hour
+    index.refresh(force=True)
+    assert api.client.post("/api/v1/verify", json={"identifier": cert["identifier"]}).json()["verdict"] == "valid"
+    issuer = str(cert["identifier"]).split(".")[6]
+    r = api.client.post(f"/api/v1/certificates/{cert['identifier']}/revoke", json={"reason": 1},
+                        headers=api.auth(issuer))
+    assert r.status_code == 200, r.text
+    verdict = api.client.post("/api/v1/verify", json={"identifier": cert["identifier"]}).json()["verdict"]
+    assert verdict == "revoked"
