@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     batch_max_age: float = Field(default=2.0, gt=0)
     max_batch_documents: int = 10_000
     # worker processes validating, building and sealing large issuing requests (registry/certificates/
-    # parallel.py); None: cpu_count - 1 (at least 1); 0: build in the API process
+    # parallel.py); None: cpu_count (at least 1); 0: build in the API process
     build_processes: int | None = Field(default=None, ge=0, le=64)
     max_request_bytes: int = 16 * 1024 * 1024
     # verifications (POST /api/v1/verify) running at once, each in a worker thread; the rest wait on the event

@@ -58,8 +58,11 @@ MIN_CHUNK = 100
 
 
 def default_processes() -> int:
-    """cpu_count - 1, at least 1: the API process keeps a core for parsing, storing and anchoring."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """cpu_count, at least 1. The API process's own share of a large issue (parse, store, anchor, answer) keeps
+    ~0.6 of a core busy while it waits on the workers in turn, so a worker per core fills the machine better than
+    leaving it a core: on 2 cores, 10,000 documents at 2,848-3,018 docs/s with 1 worker, 3,364-3,415 with 2
+    (docs/PERFORMANCE.md, "Quiet machine, session 5")."""
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
