@@ -243,10 +243,15 @@ def make_engine(url: str) -> Engine:
 def _private_sqlite_file(path: Path) -> None:
     """The database holds encrypted agency keys, API key hashes and document ciphertexts: owner-only. Created
     here with mode 0600 before SQLite opens it, because SQLite gives its -wal, -shm and -journal files the
-    database file's mode; existing files (and a folder SQLite would create) are narrowed to 0600/0700."""
+    database file's mode; existing files (and a folder SQLite would create) are narrowed to 0600/0700.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock this process
+    holds on it (fcntl(2)), so a process that already serves the database through SQLite would lose its locks
+    (a second node object on the same file in the same process: 'database disk image is malformed')."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.chmod(f"{path}{suffix}", 0o600)
