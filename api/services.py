@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from api.audits import AuditService
+from api.lanes import outside_the_lane
 from api.proofs import ProofService
 from api.runtime import main_backend
 from api.settings import Settings
@@ -88,6 +89,7 @@ def build_services(node: Node, settings: Settings) -> Services:
     seal_index = SealIndex(node)
     # one client of other nodes' public records (its pause after an unanswered node is shared by every check)
     remote = RemoteCertificates(node)
+    remote.waiting = outside_the_lane  # a verification waiting on another node frees its slot (api/lanes.py)
     sealer = Sealer(node, seal_index)
     seal_check = SealVerifier(node, seal_index, remote=remote)
     evidence = EvidenceService(node, sealer=sealer, seal_check=seal_check)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -29,7 +30,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,6 +259,9 @@ class RemoteCertificates:
         self._endpoints: dict[str, tuple[float, str]] = {}
         self._records: OrderedDict[str, PublicRecord] = OrderedDict()  # anchored records never change
         self._lock = threading.Lock()
+        # entered around each request to another node: the API hands back the bounded verification slot a
+        # verification holds while it waits (api/lanes.py `outside_the_lane`); nothing by default
+        self.waiting: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
 
     def endpoint(self, uscc: str) -> str:
         """The issuing agency's published base URL (RemoteUnavailableError if it published none)."""
@@ -284,7 +289,7 @@ class RemoteCertificates:
             raise RemoteUnavailableError(f"the issuing agency's node {origin} did not answer; retrying in {down:.0f} s")
         req = urllib.request.Request(url, headers={"Accept": "application/json, application/octet-stream"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (http(s) checked above)
+            with self.waiting(), urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (http(s) above)
                 data: bytes = resp.read(limit + 1)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

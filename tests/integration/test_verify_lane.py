@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from api.devtools.samples import sample_values
-from api.lanes import VerificationLane
+from api.lanes import VerificationLane, outside_the_lane
 from tests.conftest import Api, make_api
 
 
@@ -75,6 +75,39 @@ def test_the_lane_runs_at_most_its_threads_at_once() -> None:
     assert gauge.most == 2 and gauge.calls == 32 and not gauge.on_loop
     with pytest.raises(ValueError, match="at least 1"):
         VerificationLane(0)
+
+
+def test_a_verification_waiting_on_another_node_gives_its_slot_back() -> None:
+    """A lane of one: while the first verification waits on the network (a slow member node), a second one runs
+    to its end; the first then takes the slot back and finishes; outside a lane the context does nothing."""
+    lane, started, remote_answers, order = VerificationLane(1), threading.Event(), threading.Event(), []
+
+    def slow_remote() -> str:
+        started.set()  # it holds the lane's one slot
+        with outside_the_lane():
+            assert remote_answers.wait(20), "the second verification never ran: the slot was not given back"
+        order.append("slow done")
+        return "slow"
+
+    def quick() -> str:
+        order.append("quick done")
+        remote_answers.set()
+        return "quick"
+
+    async def main() -> list[str]:
+        results: list[str] = []
+        async with anyio.create_task_group() as tg:
+            async def first() -> None:
+                results.append(await lane.run(slow_remote))
+            tg.start_soon(first)
+            await anyio.to_thread.run_sync(started.wait)
+            results.append(await lane.run(quick))
+        return results
+
+    assert sorted(anyio.run(main)) == ["quick", "slow"]
+    assert order == ["quick done", "slow done"]
+    with outside_the_lane():  # not in a lane: nothing to give back
+        pass
 
 
 @pytest.fixture
@@ -143,3 +176,8 @@ def test_a_bug_inside_the_shortcut_is_a_500_with_the_error_shape(api: Api) -> No
     # a refused body still goes through the app's handlers, not to the 500
     r = api.client.post("/api/v1/verify", json={"identifier": 5})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_identifier"
+
+
+def test_the_node_hands_its_requests_to_other_nodes_the_lanes_release(api: Api) -> None:
+    # every request to another node (registry/certificates/remote.py) goes through the release above
+    assert api.services.verifier.remote.waiting is outside_the_lane
