@@ -74,7 +74,9 @@ class PackageReport:
 def _read_zip(source: Path | BinaryIO) -> dict[str, bytes]:
     try:
         z = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
+    # NotImplementedError: a central directory entry claiming a later zip version ("zip file version 6.4");
+    # ValueError (UnicodeDecodeError too) and EOFError: a directory that lies about names or lengths
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise PayloadFormatError(f"not a zip file: {exc}", code="invalid_package") from exc
     with z:
         infos = z.infolist()
