@@ -146,6 +146,8 @@ def test_the_operator_page_draws_the_usage_rate_in_chromium(stack: LocalStack, t
         assert page.locator("#table tbody tr").count() == len(by_type["groups"])
         shot(page, tmp_path, "usage-rate-by-type")
         page.click("#lang")
-        page.wait_for_function("document.documentElement.lang === 'en'")
-        page.wait_for_function("document.querySelector('#total').innerText.startsWith('Overall')")
+        # locator waits, not wait_for_function: a string predicate that needs polling is eval'd in the page, which
+        # the page's CSP (no 'unsafe-eval') refuses
+        page.wait_for_selector("html[lang=en]")
+        page.wait_for_selector("#total:text-matches('^\\s*Overall')")
         assert errors == [], errors
