@@ -36,7 +36,6 @@ __all__ = [
     "HexStr",
     "canonical_digest",
     "digest_file",
-    "fresh_hash",
     "from_hex",
     "hash_constructor",
     "hash_function",
@@ -103,31 +102,6 @@ _CONSTRUCTORS: dict[str, Callable[[bytes], HashObject]] = {
     "sha256": hashlib.sha256,
     "sm3": _make_sm3_constructor(),
 }
-
-
-def _fresh_sm3() -> Callable[[], HashObject]:
-    try:
-        return hashlib.new("sm3").copy  # a fresh SM3 object, without the name lookup
-    except ValueError:  # pragma: no cover - OpenSSL without SM3
-        construct = _CONSTRUCTORS["sm3"]
-        return lambda: construct(b"")
-
-
-_FRESH: dict[str, Callable[[], HashObject]] = {"sha256": hashlib.sha256, "sm3": _fresh_sm3()}
-
-
-def fresh_hash(algorithm: str) -> Callable[[], HashObject]:
-    """A zero-argument constructor of an empty hash object of "sha256" or "sm3" (for loops that hash many
-    short messages: Merkle trees hash ~40 per document issued; a bound method, no Python call in between).
-
-    >>> h = fresh_hash("sm3")(); h.update(b"abc"); h.digest() == hash_constructor("sm3")(b"abc").digest()
-    True
-    """
-    try:
-        return _FRESH[algorithm]
-    except KeyError:
-        hash_constructor(algorithm)  # raises the usual error for an unknown algorithm
-        raise
 
 
 def hash_constructor(algorithm: str) -> Callable[[bytes], HashObject]:

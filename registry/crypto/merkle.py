@@ -26,10 +26,9 @@ True
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from registry.crypto.hashing import DIGEST_SIZE, HashObject, fresh_hash, hash_constructor
+from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
 from registry.errors import ValidationError
 
 __all__ = [
@@ -236,33 +235,10 @@ def root_of_hashed_leaves(hashes: list[bytes], ctor: _Ctor) -> bytes:
 
 
 def merkle_root(entries: Iterable[bytes], *, algorithm: str = "sha256") -> bytes:
-    """RFC 6962 §2.1 Merkle Tree Hash of raw ``entries``."""
-    if algorithm == "sha256":
-        sha256 = hashlib.sha256
-        level = [sha256(_LEAF_PREFIX + e).digest() for e in entries]
-        while len(level) > 1:  # pair neighbours, promote an unpaired last node unchanged (see _next_level)
-            pairs = iter(level)
-            odd = level[-1:] if len(level) & 1 else []
-            level = [sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs, strict=False)] + odd
-        return level[0] if level else empty_root()
-    new = fresh_hash(algorithm)
-    level = []
-    for e in entries:
-        h = new()
-        h.update(_LEAF_PREFIX + e)
-        level.append(h.digest())
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            h = new()
-            h.update(_NODE_PREFIX + level[i] + level[i + 1])
-            nxt.append(h.digest())
-        if len(level) & 1:
-            nxt.append(level[-1])
-        level = nxt
-    if not level:
-        return empty_root(algorithm=algorithm)
-    return level[0]
+    """RFC 6962 §2.1 Merkle Tree Hash of raw ``entries``: the leaves hashed in one pass, then
+    `root_of_hashed_leaves` (no checks of digests made here)."""
+    ctor = hash_constructor(algorithm)
+    return root_of_hashed_leaves([ctor(_LEAF_PREFIX + e).digest() for e in entries], ctor)
 
 
 def inclusion_proof_from_leaf_hashes(hashes: Sequence[bytes], index: int, *, algorithm: str = "sha256") -> list[bytes]:
