@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): pyproject.toml
+$(PY_STAMP): pyproject.toml setup.py registry/certificates/_leaves.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade 'pip>=24,<27'
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'

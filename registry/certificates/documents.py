@@ -43,7 +43,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 
@@ -66,11 +66,10 @@ from registry.certificates.fields import (
     DisclosedField,
     HiddenField,
     derive_salt,
-    document_heads,
+    derive_salts,
+    document_roots,
     leaf_entry,
     path_key,
-    salt_deriver,
-    value_json,
 )
 from registry.crypto import merkle
 from registry.crypto.hashing import to_hex
@@ -225,39 +224,24 @@ class Document:
             names = tuple(sorted((*names, HOLDER_KEY_FIELD), key=path_key))
         draw = getattr(rng, "token_bytes", None) or rng.randbytes
         seed = draw(SALT_SEED_SIZE)
-        derive = salt_deriver(seed)
-        fields: dict[str, DisclosedField] = {}
-        entries: list[bytes] = []
-        parts: list[str] | None = [] if encode else None
-        # One pass in tree order: each leaf entry is made once and hashed once per algorithm; the document's
-        # JSON shares each field's text with its entry, and the document is built once with its digests.
-        for name in names:
-            salt = derive(name)
-            value = norm[name]
-            fields[name] = DisclosedField(salt, value)
-            text = value_json(value)
-            if text is None:  # not a plain JSON value (never from FieldSpec.normalise): the general encoders
-                entries.append(leaf_entry(name, salt, value))
-                parts = None
-                continue
-            entry_head, json_head = document_heads(name)
-            tail = f'{salt.hex()}","value":{text}}}'
-            try:
-                entries.append(f"{entry_head}{tail}".encode())
-            except UnicodeEncodeError:
-                entries.append(leaf_entry(name, salt, value))  # rfc8785 refuses it with its own error
-            if parts is not None:
-                parts.append(json_head + tail)
-        d256, dsm3 = merkle.merkle_root(entries), merkle.merkle_root(entries, algorithm="sm3")
+        # One pass in tree order (in C when built: registry.certificates.fields.document_roots): each leaf entry
+        # is made once and hashed once per algorithm, and the document's JSON shares each field's text with its
+        # entry; the document is built once with its digests.
+        salts = derive_salts(seed, names)
+        values = [norm[name] for name in names]
+        roots = document_roots(names, salts, values, fields_json=encode)
+        d256, dsm3, fields_text = cast(bytes, roots[0]), cast(bytes, roots[1]), roots[2]
+        fields = dict(zip(names, map(DisclosedField, salts, values), strict=True))
         doc = cls._in_tree_order(str(cid), cert_type.code, fields, d256, dsm3, seed)
         if not encode:
             return doc, None
-        if parts is None:
+        if fields_text is None:  # a value that is no plain JSON text (never from FieldSpec.normalise)
             return doc, json.dumps(doc.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
-        text = (f'{{"format":"{FORMAT_ID}","identifier":{_json_str(doc.identifier)},"type":{_json_str(doc.type_code)},'
-                f'"fields":{{{",".join(parts)}}},"hidden":{{}},"digest":{{"sha256":"{d256.hex()}","sm3":"{dsm3.hex()}"}},'
-                f'"anchor":null,"salt_seed":"{seed.hex()}"}}')
-        return doc, text.encode()
+        return doc, b"".join((
+            f'{{"format":"{FORMAT_ID}","identifier":{_json_str(doc.identifier)},"type":{_json_str(doc.type_code)},'
+            '"fields":{'.encode(), fields_text,
+            f'}},"hidden":{{}},"digest":{{"sha256":"{d256.hex()}","sm3":"{dsm3.hex()}"}},"anchor":null,'
+            f'"salt_seed":"{seed.hex()}"}}'.encode()))
 
     @classmethod
     def _in_tree_order(cls, identifier: str, type_code: str, fields: dict[str, DisclosedField], d256: bytes,
@@ -326,10 +310,15 @@ class Document:
         return merkle.leaf_hash(entry), merkle.leaf_hash(entry, algorithm="sm3")
 
     def compute_digests(self) -> tuple[bytes, bytes]:
-        """(SHA-256 root, SM3 root) recomputed from the fields."""
-        pairs = self._leaf_hash_pairs()
-        return (merkle.root_from_leaf_hashes([p[0] for p in pairs]),
-                merkle.root_from_leaf_hashes([p[1] for p in pairs], algorithm="sm3"))
+        """(SHA-256 root, SM3 root) recomputed from the fields (`document_roots`: one call, in C when built)."""
+        paths, fields, hidden = self.paths, self.fields, self.hidden
+        shown = [fields.get(p) for p in paths]
+        hid = [hidden.get(p) for p in paths]
+        d256, dsm3, _ = document_roots(
+            paths, [f.salt if f is not None else None for f in shown],
+            [f.value if f is not None else None for f in shown],
+            [h.sha256 if h is not None else None for h in hid], [h.sm3 if h is not None else None for h in hid])
+        return cast(bytes, d256), cast(bytes, dsm3)
 
     @property
     def document_digest_bytes(self) -> bytes:
@@ -363,9 +352,9 @@ class Document:
         """One message per field whose salt does not derive from ``salt_seed`` (empty without a seed)."""
         if self.salt_seed is None:
             return []
-        derive = salt_deriver(self.salt_seed)
-        return [f"field {p}: salt does not derive from salt_seed" for p, f in self.fields.items()
-                if f.salt != derive(p)]
+        paths = list(self.fields)
+        return [f"field {p}: salt does not derive from salt_seed"
+                for p, salt in zip(paths, derive_salts(self.salt_seed, paths), strict=True) if self.fields[p].salt != salt]
 
     # --- disclosure and anchoring ---------------------------------------------------------------------
 

@@ -5,24 +5,33 @@ Every field is a leaf whose entry is the RFC 8785 canonical JSON of ``{"path", "
 16-byte salt; leaves are ordered by path in RFC 8785 key order (`path_key`). Salts derive from one 16-byte
 seed per document (`derive_salt`). registry.formats re-derives salts and leaves with these functions (the
 one implementation).
+
+The hot paths (`derive_salts`, `document_roots`: issuing, verifying a document, decoding an offline payload)
+run in C when the package was built (registry/certificates/_leaves.c, OpenSSL's SHA-256 and SM3); this module
+is their specification and does the same in Python otherwise. tests/unit/registry/test_leaves_c.py compares
+the two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import rfc8785
 
 from registry.certificates.common_fields import COMMON_FIELD_NAMES, COMMON_FIELD_ROWS
+from registry.crypto import merkle
+from registry.crypto.hashing import DIGEST_SIZE, hash_constructor
 from registry.seeds import FieldSpec, JsonValue
 
 __all__ = [
     "COMMON_FIELDS",
+    "COMPILED",
     "COMMON_FIELD_NAMES",
     "SALT_SEED_SIZE",
     "SALT_SIZE",
@@ -32,6 +41,7 @@ __all__ = [
     "derive_salt",
     "derive_salts",
     "document_heads",
+    "document_roots",
     "leaf_entry",
     "leaf_input",
     "leaf_inputs",
@@ -43,6 +53,26 @@ __all__ = [
 SALT_SIZE = 16
 SALT_SEED_SIZE = 16
 _SALT_LABEL = b"lianzheng/salt/1"  # domain separation: these HMAC outputs are field salts, version 1
+
+try:  # the compiled hot paths (see the module docstring); without them this module's Python does the work
+    from registry.certificates import _leaves
+
+    COMPILED = True
+except ImportError:  # not built (a source checkout without `pip install -e .`), or an OpenSSL without SM3
+    COMPILED = False
+
+
+@contextlib.contextmanager
+def python_only() -> Iterator[None]:
+    """Within the block, this process does the hot paths in Python (the baseline `lianzheng bench offline`
+    measures beside the compiled module, and the tests' reference). Not for concurrent use: it sets a module
+    global."""
+    global COMPILED
+    before, COMPILED = COMPILED, False
+    try:
+        yield
+    finally:
+        COMPILED = before
 
 COMMON_FIELDS: tuple[FieldSpec, ...] = tuple(
     FieldSpec.model_validate({"name": n, "name_en": e, "type": t, "required": r, "max_length": m, "pattern": p})
@@ -245,6 +275,13 @@ def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
     """
     if len(seed) > _HMAC_BLOCK:
         return [derive_salt(seed, path) for path in paths]
+    if COMPILED:
+        return _leaves.derive_salts(seed, _SALT_LABEL, paths, SALT_SIZE)
+    return _derive_salts(seed, paths)
+
+
+def _derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
+    """`derive_salts` in Python (a seed of at most one block): what the compiled one does."""
     inner, outer = _salt_pads(seed)
     out = []
     for path in paths:
@@ -254,3 +291,60 @@ def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
         o.update(i.digest())
         out.append(o.digest()[:SALT_SIZE])
     return out
+
+
+def document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: Sequence[JsonValue],
+                   hidden_sha256: Sequence[bytes | None] | None = None, hidden_sm3: Sequence[bytes | None] | None = None,
+                   *, sha256: bool = True, sm3: bool = True,
+                   fields_json: bool = False) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The RFC 6962 roots (SHA-256 when ``sha256``, SM3 when ``sm3``; None for the other) of a document's fields
+    in tree order: field ``i`` is shown when ``salts[i]`` is bytes -- its leaf is ``leaf_input(paths[i],
+    salts[i], values[i])`` hashed -- and hidden when it is None: ``hidden_sha256[i]`` / ``hidden_sm3[i]`` are its
+    leaf hashes. With ``fields_json``, also the UTF-8 text of the shown fields as the document's JSON ``fields``
+    object holds them, without its braces (``"<path>":{"salt":"<hex>","value":<value>}`` joined by commas), or
+    None when a value is not plain JSON text (`value_json`): the caller then encodes the document whole.
+
+    One call per document, in C when built (`COMPILED`). A path or value that is no canonical JSON text raises
+    the error of `leaf_entry` (rfc8785's). A hidden field without a 32-byte leaf hash is a ValueError.
+
+    >>> names, salts = ["住所", "名称"], [bytes(16), bytes(16)]
+    >>> d256, dsm3, _ = document_roots(names, salts, ["x", "y"])
+    >>> d256 == merkle.merkle_root([leaf_entry(n, s, v) for n, s, v in zip(names, salts, ["x", "y"])])
+    True
+    """
+    if COMPILED:
+        roots = _leaves.document_roots(paths, salts, values, hidden_sha256, hidden_sm3, sha256, sm3, fields_json)
+        if roots is not None:
+            return roots
+    return _document_roots(paths, salts, values, hidden_sha256, hidden_sm3, sha256, sm3, fields_json)
+
+
+def _document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: Sequence[JsonValue],
+                    hidden_sha256: Sequence[bytes | None] | None, hidden_sm3: Sequence[bytes | None] | None,
+                    sha256: bool, sm3: bool, fields_json: bool) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """`document_roots` in Python: what the compiled one does, and what it hands back values it does not write."""
+    if not len(paths) == len(salts) == len(values):
+        raise ValueError("paths, salts and values must have the same length")
+    wanted: list[tuple[str, Sequence[bytes | None] | None, list[bytes]]] = [
+        (a, hidden, []) for a, hidden, on in (("sha256", hidden_sha256, sha256), ("sm3", hidden_sm3, sm3)) if on]
+    leaves: dict[str, list[bytes]] = {a: out for a, _, out in wanted}
+    parts: list[str] | None = [] if fields_json else None
+    for i, (path, salt, value) in enumerate(zip(paths, salts, values, strict=True)):
+        if salt is None:
+            for algorithm, hidden, out in wanted:
+                leaf = hidden[i] if hidden is not None and len(hidden) == len(paths) else None
+                if not (isinstance(leaf, bytes) and len(leaf) == DIGEST_SIZE):
+                    raise ValueError(f"hidden field {i} needs a 32-byte {algorithm.upper()} leaf hash")
+                out.append(leaf)
+            continue
+        entry = leaf_input(path, salt, value)
+        for algorithm, _, out in wanted:
+            out.append(hash_constructor(algorithm)(entry).digest())
+        if parts is not None:
+            text = value_json(value) if type(path) is str else None
+            if text is None:
+                parts = None
+            else:
+                parts.append(f'{document_heads(path)[1]}{salt.hex()}","value":{text}}}')
+    roots = {a: merkle.root_of_hashed_leaves(out, hash_constructor(a)) for a, out in leaves.items()}
+    return roots.get("sha256"), roots.get("sm3"), None if parts is None else ",".join(parts).encode()

@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
-from registry.certificates.fields import leaf_input, leaf_inputs, path_key, salt_deriver  # path_key: the documents' leaf order
+from registry.certificates.fields import derive_salts, document_roots, leaf_input, leaf_inputs, path_key  # path_key: leaf order
 from registry.crypto import merkle
 from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
@@ -134,9 +134,9 @@ class OfflinePayload:
                                       "reveal their salts; leave salt_seed empty (the per-field salts travel)",
                                       code="invalid_payload_field")
             if not salts_checked:
-                derive = salt_deriver(self.salt_seed)
-                for name, (salt, _) in self.disclosed.items():
-                    if salt != derive(name):
+                names = list(self.disclosed)
+                for name, derived in zip(names, derive_salts(self.salt_seed, names), strict=True):
+                    if self.disclosed[name][0] != derived:
                         raise ValidationError(f"offline payload disclosed[{name!r}] salt does not derive from "
                                               "salt_seed", code="invalid_payload_field")
 
@@ -191,12 +191,22 @@ class OfflinePayload:
         and the status lookup both need it)."""
         if algorithm == "sha256" and (known := self.__dict__.get("_digest_sha256")) is not None:
             return known  # type: ignore[no-any-return]
-        hidden = self.hidden if algorithm == "sha256" else self.sm3_hidden
-        ctor = hash_constructor(algorithm)
-        # RFC 6962 §2.1 leaf hash H(0x00 || entry): the 0x00 is already in front of each entry (_leaf_inputs).
-        # Hidden leaf hashes were checked to be 32 bytes on construction, the others are digests: no checks.
-        digest = merkle.root_of_hashed_leaves(
-            [hidden[path] if entry is None else ctor(entry).digest() for path, entry in self._leaf_inputs], ctor)
+        sha = algorithm == "sha256"
+        if not sha:
+            hash_constructor(algorithm)  # an unsupported algorithm: its error
+        hidden = self.hidden if sha else self.sm3_hidden
+        disclosed = self.disclosed
+        order = _path_order(tuple(disclosed), tuple(self.hidden))
+        shown = [disclosed.get(path) for path in order]
+        leaves = [hidden.get(path) for path in order]
+        try:  # one call (in C when built); hidden leaf hashes were checked to be 32 bytes on construction
+            roots = document_roots(order, [f[0] if f is not None else None for f in shown],
+                                   [f[1] if f is not None else None for f in shown], leaves if sha else None,
+                                   None if sha else leaves, sha256=sha, sm3=not sha)
+        except (ValueError, UnicodeError):
+            self._leaf_inputs  # noqa: B018 - names the field that has no canonical leaf (ValidationError)
+            raise
+        digest = cast(bytes, roots[0] if sha else roots[1])
         if algorithm == "sha256":
             self.__dict__["_digest_sha256"] = digest  # frozen dataclass: eq/hash/repr ignore the instance dict
         return digest

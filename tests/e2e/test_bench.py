@@ -86,4 +86,5 @@ def test_bench_offline_verifies_distinct_payloads_of_both_profiles_without_a_dev
     assert set(rows) == {"intl", "gm"}
     for row in rows.values():
         assert row["payloads"] == 40 and row["cpu_us"] > 0 and row["cpu_per_s"] > 0 and row["wall_per_s"] > 0
+        assert row["compiled"] and row["python_cpu_us"] > 0  # beside the baseline: the fields' work in Python
     assert result["floor"]["secp256k1_recovery_cpu_us"] > 0
