@@ -7,8 +7,9 @@ what the process spent, steady on a shared machine) beside the wall-clock rate, 
 secp256k1 signature recovered per payload) and the gm profile (the batch's SM2 statement, verified once per
 batch). The baseline, measured in the same run on the same payloads, is the same verifier with the per-field
 work (salts, leaf entries, hashes, the document's tree) in Python instead of the compiled module
-(registry/certificates/_leaves.c). The floor line is what the intl profile's signature recovery alone costs (libsecp256k1 via coincurve),
-measured in the same run. `lianzheng bench verify` measures the same verifier on payloads from a real devnet.
+(registry/certificates/_leaves.c). The floor line is what the intl profile's signature recovery alone costs
+(libsecp256k1 via coincurve), measured in the same run. `lianzheng bench verify` measures the same verifier on
+payloads from a real devnet.
 
     $ lianzheng bench offline --count 5000
 """

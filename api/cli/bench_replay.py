@@ -183,7 +183,7 @@ def _certificates(node: Any, spec: HistorySpec, bar: Any) -> None:
                     rows.append({"identifier": str(CertificateId.build(type_code, issuer, serial, 1)),
                                  "type_code": type_code, "issuer_uscc": issuer, "serial": f"{serial:012d}", "version": 1,
                                  "digest_sha256": digest, "digest_sm3": sm3(doc).hex(),
-                                 "status": "issued", "batch_id": b + 1, "leaf_index": i, "blob": b"", "created_at": now,
+                                 "status": "issued", "batch_id": b + 1, "leaf_index": i, "created_at": now,
                                  "issued_at": now})
                 conn.execute(insert(Certificate), rows)
                 done += len(rows)

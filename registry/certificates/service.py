@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from chain.errors import ChainUnavailableError as ChainDown
@@ -36,6 +36,7 @@ from registry.certificates.idempotency import IdempotencyKey
 from registry.certificates.index import ChainIndex
 from registry.certificates.issued import IssuedCertificate, IssueResult
 from registry.certificates.parallel import BuildContext, BuiltDocument, ChunkJob, DocumentBuilder
+from registry.certificates.stored import insert_certificates
 from registry.certificates.timing import StageTimer
 from registry.errors import (
     ChainUnavailableError,
@@ -49,9 +50,8 @@ from registry.formats import envelope
 from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.outbox.worker import OutboxWorker
-from registry.store.db import Batch, Certificate, Serial, StatusChange, utcnow
+from registry.store.db import Batch, Certificate, CertificateBlob, Serial, StatusChange
 from registry.store.states import BatchState, CertificateStatus, ChangeAction
-from registry.store.tables import table_of
 
 REVOCATION_REASONS: dict[int, tuple[str, str]] = {
     1: ("信息错误", "information incorrect"),
@@ -203,7 +203,7 @@ class CertificateService:
                 timer.add("seal", time.perf_counter() - sealing_started)
                 stored += time.perf_counter() - sealing_started  # e-seal signatures: seal, not store
             if fresh:
-                s.execute(insert(table_of(Certificate)), self._rows(agency, type_code, fresh))  # Core: one executemany
+                insert_certificates(s, agency, type_code, fresh)
             by_index = iter(self._issued(b) for b in fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(built))]
@@ -249,16 +249,6 @@ class CertificateService:
             view = self.get(None, issued.identifier)
             return dataclasses.replace(issued, status=view.status)
         return self._refresh_status(issued)
-
-    @staticmethod
-    def _rows(agency: str, type_code: str, built: Sequence[BuiltDocument],
-              supersedes: str | None = None) -> list[dict[str, Any]]:
-        now = utcnow()
-        return [{"identifier": b.identifier, "type_code": type_code, "issuer_uscc": agency, "serial": b.serial,
-                 "version": b.version, "digest_sha256": b.digest_sha256, "digest_sm3": b.digest_sm3,
-                 "valid_from": b.valid_from, "valid_until": b.valid_until, "status": CertificateStatus.PENDING,
-                 "blob": b.blob, "created_at": now, "supersedes": supersedes, "holder_key_digest": b.holder_key_digest}
-                for b in built]
 
     @staticmethod
     def _issued(b: BuiltDocument) -> IssuedCertificate:
@@ -371,7 +361,11 @@ class CertificateService:
     def blob(self, identifier: str) -> bytes:
         """The encrypted by-reference document (public: useless without the key in the QR)."""
         with self.node.db.session() as s:
-            return self._row(s, identifier).blob
+            blob = s.scalar(select(CertificateBlob.blob).where(CertificateBlob.identifier == identifier))
+            if blob is None:
+                self._row(s, identifier)  # a malformed identifier (422) or none (404)
+                raise NotFoundError(f"certificate {identifier} has no stored document", code="unknown_certificate")
+            return bytes(blob)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def _authorise_change(self, agency: str, row: Certificate) -> None:
@@ -446,7 +440,7 @@ class CertificateService:
                 values = {**plain_values(values), HOLDER_KEY_FIELD: old.holder_key_digest}
             built = self.build_sealed(old.issuer_uscc, old.type_code, [values], first_serial=0,
                                       version=int(cid.version) + 1, serials=[cid.serial])
-            s.execute(insert(table_of(Certificate)), self._rows(old.issuer_uscc, old.type_code, built, supersedes=identifier))
+            insert_certificates(s, old.issuer_uscc, old.type_code, built, supersedes=identifier)
             issued = self._issued(built[0])
             change = StatusChange(identifier=identifier, action=ChangeAction.SUPERSEDE, new_identifier=issued.identifier,
                                   actor_uscc=agency)

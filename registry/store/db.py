@@ -2,8 +2,8 @@
 committed here before any transaction is sent (DESIGN.md, Durability).
 
 Holder data is never stored in plaintext: a certificate row keeps its public metadata (identifier,
-type, issuer, digests, validity window, status, anchor) and the by-reference blob encrypted with a
-per-document key that the server does not keep.
+type, issuer, digests, validity window, status, anchor), and beside it (`CertificateBlob`) the by-reference
+blob encrypted with a per-document key that the server does not keep.
 """
 
 from __future__ import annotations
@@ -172,7 +172,6 @@ class Certificate(Base):
     leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     proof: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # concatenated 32-byte hashes
     proof_sm3: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the same in the SM3 tree (0007s)
-    blob: Mapped[bytes] = mapped_column(LargeBinary)  # AES-GCM(document) under a key the server does not keep
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # a bound certificate's holder key id (SHA-256 of the holder's SPKI, hex; 0009h): no holder plaintext
@@ -182,6 +181,18 @@ class Certificate(Base):
         UniqueConstraint("type_code", "issuer_uscc", "serial", "version", name="uq_certificate_serial"),
         Index("ix_certificates_pending", "issuer_uscc", "status", "created_at"),
     )
+
+
+class CertificateBlob(Base):
+    """A certificate's by-reference blob: its document encrypted under a key the server does not keep
+    (registry/formats/envelope.py). Written once with the certificate and never changed, it lives beside the
+    certificate's row (0010b), not in it: a certificate row is rewritten when its batch is assigned, when it
+    is anchored and at every status change, and a row that carried its ~3 KB blob was rewritten whole each time
+    (SQLite: two thirds of an anchoring's updates)."""
+
+    __tablename__ = "certificate_blobs"
+    identifier: Mapped[str] = mapped_column(ForeignKey("certificates.identifier", ondelete="CASCADE"), primary_key=True)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class StatusChange(Base, AnchoredStep):

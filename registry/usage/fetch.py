@@ -31,7 +31,7 @@ from registry.formats.envelope import aad_for, open_
 from registry.holders.keys import HolderKey
 from registry.holders.wrapping import unwrap_key
 from registry.identifiers import CertificateId
-from registry.store.db import Certificate
+from registry.store.db import CertificateBlob
 from registry.usage.consent import parse_grant
 from registry.usage.service import MAX_PURPOSE, UsageService, UsageSubmission
 from registry.validation import required_text
@@ -82,7 +82,7 @@ class FetchService:
 
     def _blob(self, identifier: str) -> bytes:
         with self.node.db.session() as s:
-            row = s.get(Certificate, identifier)
+            row = s.get(CertificateBlob, identifier)
             if row is not None:
                 return bytes(row.blob)
         return self.remote.blob(CertificateId.parse(identifier))

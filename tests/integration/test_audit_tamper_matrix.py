@@ -55,6 +55,8 @@ NOT_LEDGER_TABLES = {
     "audit_snapshots": "the audit's own resume point",
     "audit_reports": "the auditor's own signed reports; anchored digests are checked against the audit-reports "
                      "checkpoints (test_audit.py)",
+    "certificate_blobs": "each certificate's document, encrypted under a key the server does not keep (the chain "
+                         "holds only the document's digest, which a verifier checks once the QR key opens it)",
     "certificate_numbers": "keyed MACs of issued 证照编号 for idempotent issuing (local bookkeeping, nothing on chain)",
     "idempotency_keys": "the first answer to each Idempotency-Key, encrypted (local bookkeeping)",
     "note_keys": "the node's Ed25519 note keys, encrypted (local secrets)",
@@ -82,7 +84,7 @@ LOCAL_COLUMNS = {
     "batches": {"id": _LOCAL, "attempts": _LOCAL, "error": _LOCAL, "created_at": _LOCAL, "anchored_at": _LOCAL},
     "certificates": {"identifier": _DOC, "type_code": _DOC, "serial": _DOC, "version": _DOC,
                      "valid_from": _DOC,
-                     "valid_until": _DOC, "blob": "the encrypted document (the key is not on the server)",
+                     "valid_until": _DOC,
                      "created_at": _LOCAL, "issued_at": _LOCAL,
                      "status_change_id": "the local status-change row the status reflects (compare-and-set order)",
                      "holder_key_digest": _DOC + " (the holderKeyDigest field of a bound certificate)"},

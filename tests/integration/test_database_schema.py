@@ -81,8 +81,10 @@ def test_binary_json_bigint_boolean_and_defaults_round_trip(empty_db: Database) 
                           "VALUES ('certificates', 'u', :root, 2, 'prepared', 0, CURRENT_TIMESTAMP)"),
                      {"root": "0x" + "ab" * 32})
         conn.execute(text("INSERT INTO certificates (identifier, type_code, issuer_uscc, serial, version, "
-                          "digest_sha256, digest_sm3, status, blob, created_at) VALUES ('id1', 't', 'u', '1', 1, "
-                          "'d', 'd', 'issued', :blob, CURRENT_TIMESTAMP)"), {"blob": b"\x00\xff" * 100})
+                          "digest_sha256, digest_sm3, status, created_at) VALUES ('id1', 't', 'u', '1', 1, "
+                          "'d', 'd', 'issued', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO certificate_blobs (identifier, blob) VALUES ('id1', :blob)"),
+                     {"blob": b"\x00\xff" * 100})
         conn.execute(text("INSERT INTO status_changes (identifier, action, actor_uscc, state, created_at) "
                           "VALUES ('id1', 'revoke', 'u', 'pending', CURRENT_TIMESTAMP)"))
     with empty_db.session() as s:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from registry.certificates import fields
 from registry.certificates.fields import SALT_SIZE, derive_salt, document_roots, path_key
 
-pytestmark = pytest.mark.skipif(not fields.COMPILED, reason="the compiled module is built by `make test`")
+# the comparisons need the module; test_make_builds_the_compiled_module fails without it
+needs_c = pytest.mark.skipif(not fields.COMPILED, reason="the compiled module is built by `make test`")
 
 if fields.COMPILED:
     from registry.certificates import _leaves
@@ -25,7 +26,7 @@ if fields.COMPILED:
 
 def test_make_builds_the_compiled_module() -> None:
     # `make test` installs the package, which builds it: the suite and the benches measure the compiled path
-    assert fields.COMPILED
+    assert fields.COMPILED, "registry/certificates/_leaves.c is not built: run `make install`"
 
 
 def _mth(leaves: list[bytes], algorithm: str) -> bytes:
@@ -64,6 +65,7 @@ def documents(draw: st.DrawFn) -> tuple[list[str], list[bytes | None], list[obje
     return paths, ss, vs, h256, hsm3
 
 
+@needs_c
 @settings(max_examples=300, deadline=None)
 @given(documents(), st.booleans())
 def test_document_roots_match_the_python_and_the_rfcs(doc: tuple, fields_json: bool) -> None:  # type: ignore[type-arg]
@@ -91,6 +93,7 @@ def test_document_roots_match_the_python_and_the_rfcs(doc: tuple, fields_json: b
         assert got[2] == json.dumps(shown, ensure_ascii=False, separators=(",", ":")).encode()[1:-1]
 
 
+@needs_c
 def test_one_algorithm_and_the_empty_document() -> None:
     paths, ss, vs = ["住所", "名称"], [bytes(16), b"\x01" * 16], ["x", 7]
     both = _leaves.document_roots(paths, ss, vs, None, None, True, True, False)
@@ -100,16 +103,19 @@ def test_one_algorithm_and_the_empty_document() -> None:
         hashlib.sha256().digest(), hashlib.new("sm3").digest(), b"")
 
 
+@needs_c
 @pytest.mark.parametrize("value", [1.5, 2**53, -(2**53), [1], {"a": 1}, "\ud800", b"raw"])
 def test_values_it_does_not_write_are_handed_back(value: object) -> None:
     assert _leaves.document_roots(["a"], [bytes(16)], [value], None, None, True, True, True) is None
 
 
+@needs_c
 def test_a_path_with_a_lone_surrogate_or_not_text_is_handed_back() -> None:
     assert _leaves.document_roots(["\udc00"], [bytes(16)], ["x"], None, None, True, True, False) is None
     assert _leaves.document_roots([3], [bytes(16)], ["x"], None, None, True, True, False) is None
 
 
+@needs_c
 @pytest.mark.parametrize(("call", "error"), [
     (lambda: _leaves.document_roots(["a", "b"], [bytes(16)], ["x"], None, None, True, True, False), ValueError),
     (lambda: _leaves.document_roots(["a"], [None], ["x"], None, None, True, False, False), ValueError),
@@ -126,6 +132,7 @@ def test_bad_arguments_raise_and_do_not_crash(call: object, error: type[Exceptio
         call()  # type: ignore[operator]
 
 
+@needs_c
 @settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=0, max_size=64), st.lists(texts, max_size=30))
 def test_salts_are_rfc_2104_hmac_sha256(seed: bytes, paths: list[str]) -> None:
@@ -140,6 +147,7 @@ def test_salts_are_rfc_2104_hmac_sha256(seed: bytes, paths: list[str]) -> None:
     assert [derive_salt(seed, p) for p in paths] == expected
 
 
+@needs_c
 def test_issued_documents_are_the_same_with_and_without_the_compiled_module(monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
@@ -167,6 +175,7 @@ def test_issued_documents_are_the_same_with_and_without_the_compiled_module(monk
     assert len({d for d, _, _ in made[True]}) == len(made[True])
 
 
+@needs_c
 def test_no_memory_is_kept_per_call() -> None:
     paths = sorted(["住所", "名称", "类型", "有效期"], key=path_key)
     salts = _leaves.derive_salts(bytes(16), b"l", paths, 16)
