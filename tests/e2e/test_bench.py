@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from api.cli.bench_issue import rss_mb, stage_breakdown
@@ -63,6 +65,36 @@ def test_stage_breakdown_sums_the_servers_log_lines(tmp_path: Path) -> None:
     assert stages["anchor"] == {"ms_per_doc": 0.05, "share": 0.05}
     assert rss_mb(os.getpid()) is not None and rss_mb(os.getpid()) > 1  # type: ignore[operator]
     assert rss_mb(None) is None
+
+
+def _bench_anvils() -> dict[int, str]:
+    """The anvil processes some benchmark started (their state lives in its temporary directory)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and argv and argv[0].endswith(b"anvil") and any(b"lianzheng-bench-" in a for a in argv):
+            found[int(proc.name)] = b" ".join(argv).decode(errors="replace")
+    return found
+
+
+def test_a_benchmark_ended_by_sigterm_stops_the_devnet_it_started() -> None:
+    before = set(_bench_anvils())
+    p = subprocess.Popen([LZ, "bench", "issue", "--count", "200000", "--baseline", "0"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 120
+        while not (started := set(_bench_anvils()) - before):  # wait for the bench's own devnet
+            assert p.poll() is None and time.monotonic() < deadline, "the bench did not start a devnet"
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert not started & set(_bench_anvils())  # stopped with the bench, not left running detached
 
 
 def test_bench_verify_reports_http_and_offline_rates() -> None:
