@@ -50,11 +50,12 @@ class OfflineWorkload:
 
 def offline_workload(count: int, *, profile: Literal["intl", "gm"] = "intl", batch_size: int = 1000,
                      type_index: int = 0, seed: int = 11, seeds: Seeds | None = None,
-                     sm3: bool | None = None) -> OfflineWorkload:
+                     sm3: bool | None = None, hide: tuple[str, ...] = ()) -> OfflineWorkload:
     """``count`` distinct payloads (see the module docstring); deterministic for a given ``seed``. ``sm3`` as
     `make_offline_qr` takes it: None (the issuing service's default) carries the SM3 part only when it costs no
     disclosed field -- with 1,000-document batches it does not fit version 25 beside a fully disclosed 营业执照,
-    so the SM3 check reports not available -- and True always carries it (hiding fields to fit)."""
+    so the SM3 check reports not available -- and True always carries it (hiding fields to fit). ``hide``: fields
+every payload carries as leaf hashes only."""
     seeds = seeds or load_seeds(_SEEDS_DIR)
     ct = seeds.certificate_types[type_index]
     issuer = seeds.member(ct.issuers[0])
@@ -81,7 +82,7 @@ def offline_workload(count: int, *, profile: Literal["intl", "gm"] = "intl", bat
                                  block_timestamp=_T0 + 12 * b, issuer_account=account, sm3_root=gm.root,
                                  sm3_path=tuple(sm3_paths[i]))
             key: bytes | sm2.SM2Signer = sm2_issuer if profile == "gm" else account_key
-            texts.append(make_offline_qr(doc, anchor, key, sm3=sm3).text)  # gm: one statement per batch (cached)
+            texts.append(make_offline_qr(doc, anchor, key, sm3=sm3, hide=hide).text)  # gm: one statement per batch (cached)
     last = _FIRST_BLOCK + len(batches)
     members = [
         {"uscc": m.uscc, "name": m.name, "bid": f"did:bid:ef{i:024x}", "roles": list(m.roles), "status": "active",

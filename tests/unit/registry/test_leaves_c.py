@@ -4,6 +4,7 @@ from the texts (hashlib, hmac and rfc8785 as the independent parts)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -196,3 +197,26 @@ def test_no_memory_is_kept_per_call() -> None:
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
     assert grown < 64 * 1024, grown  # 12,000 calls: a leaked result or buffer per call would be far more
+
+
+@needs_c
+def test_offline_payloads_verify_the_same_without_the_compiled_module() -> None:
+    from api.devtools.offline_workload import offline_workload
+    from registry.certificates.offline import OfflineVerifier
+    from registry.consortium.trust_list import TrustList
+    from registry.formats.qr import decode_payload
+
+    work = offline_workload(6, batch_size=4, sm3=True, type_index=3, hide=("性别",))  # 学位证书
+    trust = TrustList.from_json(work.trust_list)
+    seen = {}
+    for compiled in (True, False):
+        with contextlib.nullcontext() if compiled else fields.python_only():
+            assert fields.COMPILED is compiled
+            payloads = [decode_payload(t) for t in work.texts]
+            results = [OfflineVerifier(trust).verify_text(t) for t in work.texts]
+            seen[compiled] = [(p.batch_root, p.computed_sm3_batch_root(), r.verdict, {c.name: c.status for c in r.checks})
+                              for p, r in zip(payloads, results, strict=True)]
+    assert fields.COMPILED
+    assert seen[True] == seen[False]
+    assert any(p.hidden for p in payloads)  # hidden leaves came from the payload, not from the fields
+    assert all(verdict == "valid" and checks["integrity"] == checks["sm3"] == "VALID" for *_, verdict, checks in seen[True])
