@@ -19,14 +19,14 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import rfc8785
 
 from registry.certificates.common_fields import COMMON_FIELD_NAMES, COMMON_FIELD_ROWS
 from registry.crypto import merkle
-from registry.crypto.hashing import DIGEST_SIZE, hash_constructor
+from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
 from registry.seeds import FieldSpec, JsonValue
 
 __all__ = [
@@ -44,9 +44,7 @@ __all__ = [
     "document_roots",
     "leaf_entry",
     "leaf_input",
-    "leaf_inputs",
     "path_key",
-    "salt_deriver",
     "value_json",
 ]
 
@@ -186,32 +184,6 @@ def leaf_input(path: str, salt: bytes, value: JsonValue) -> bytes:
     return b"\x00" + leaf_entry(path, salt, value)
 
 
-def leaf_inputs(paths: Iterable[str], salted: Mapping[str, tuple[bytes, JsonValue]],
-                hidden: Container[str] = ()) -> list[tuple[str, bytes | None]]:
-    """``[(p, None if p in hidden else leaf_input(p, *salted[p])) for p in paths]`` in one loop, text values
-    (nearly all of them) built in place: a third less than a call per field.
-
-    >>> leaf_inputs(["住所"], {"住所": (bytes(16), "x")}) == [("住所", leaf_input("住所", bytes(16), "x"))]
-    True
-    """
-    heads, text = _INPUT_HEADS, _json_str
-    out: list[tuple[str, bytes | None]] = []
-    for path in paths:
-        if path in hidden:
-            out.append((path, None))
-            continue
-        salt, value = salted[path]
-        head = heads.get(path)
-        if head is not None and type(value) is str:
-            try:
-                out.append((path, f'{head}{salt.hex()}","value":{text(value)}}}'.encode()))
-                continue
-            except UnicodeEncodeError:  # a lone surrogate: leaf_input lets rfc8785 refuse it
-                pass
-        out.append((path, leaf_input(path, salt, value)))
-    return out
-
-
 def derive_salt(seed: bytes, path: str) -> bytes:
     """The salt of field ``path`` in a document whose salts derive from ``seed``:
     ``HMAC-SHA256(seed, b"lianzheng/salt/1" || UTF-8(path))[:16]``.
@@ -242,28 +214,6 @@ def _salt_pads(seed: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """SHA-256 states after absorbing K ^ ipad and K ^ opad (RFC 2104 §2), for a key of at most one block."""
     key = bytes(seed).ljust(_HMAC_BLOCK, b"\x00")
     return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
-
-
-def salt_deriver(seed: bytes) -> Callable[[str], bytes]:
-    """`derive_salt` with ``seed`` fixed, for the 20-odd salts of one document: the same HMAC-SHA256 (RFC 2104
-    §2: H(K ^ opad || H(K ^ ipad || text)), with the padded-key hashes computed once per seed instead of once
-    per field); an eighth of the cost of 20 one-shot HMACs, which dominated building and decoding documents.
-
-    >>> salt_deriver(bytes(16))("住所") == derive_salt(bytes(16), "住所")
-    True
-    """
-    if len(seed) > _HMAC_BLOCK:  # never for a 16-byte seed; RFC 2104 hashes longer keys first
-        return lambda path: derive_salt(seed, path)
-    inner, outer = _salt_pads(seed)
-
-    def derive(path: str) -> bytes:
-        i = inner.copy()
-        i.update(_salt_message(path))
-        o = outer.copy()
-        o.update(i.digest())
-        return o.digest()[:SALT_SIZE]
-
-    return derive
 
 
 def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
@@ -322,29 +272,30 @@ def document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: 
 def _document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: Sequence[JsonValue],
                     hidden_sha256: Sequence[bytes | None] | None, hidden_sm3: Sequence[bytes | None] | None,
                     sha256: bool, sm3: bool, fields_json: bool) -> tuple[bytes | None, bytes | None, bytes | None]:
-    """`document_roots` in Python: what the compiled one does, and what it hands back values it does not write."""
+    """`document_roots` in Python: what the compiled one does, and what takes the values it hands back."""
     if not len(paths) == len(salts) == len(values):
         raise ValueError("paths, salts and values must have the same length")
-    wanted: list[tuple[str, Sequence[bytes | None] | None, list[bytes]]] = [
-        (a, hidden, []) for a, hidden, on in (("sha256", hidden_sha256, sha256), ("sm3", hidden_sm3, sm3)) if on]
-    leaves: dict[str, list[bytes]] = {a: out for a, _, out in wanted}
+    # algorithm -> (its constructor, the hidden fields' leaf hashes, the leaf hashes so far), for those wanted
+    trees: dict[str, tuple[Callable[[bytes], HashObject], Sequence[bytes | None] | None, list[bytes]]] = {
+        a: (hash_constructor(a), hidden, []) for a, hidden, on in (("sha256", hidden_sha256, sha256),
+                                                                   ("sm3", hidden_sm3, sm3)) if on}
     parts: list[str] | None = [] if fields_json else None
     for i, (path, salt, value) in enumerate(zip(paths, salts, values, strict=True)):
         if salt is None:
-            for algorithm, hidden, out in wanted:
+            for algorithm, (_, hidden, out) in trees.items():
                 leaf = hidden[i] if hidden is not None and len(hidden) == len(paths) else None
                 if not (isinstance(leaf, bytes) and len(leaf) == DIGEST_SIZE):
                     raise ValueError(f"hidden field {i} needs a 32-byte {algorithm.upper()} leaf hash")
                 out.append(leaf)
             continue
         entry = leaf_input(path, salt, value)
-        for algorithm, _, out in wanted:
-            out.append(hash_constructor(algorithm)(entry).digest())
+        for ctor, _, out in trees.values():
+            out.append(ctor(entry).digest())
         if parts is not None:
             text = value_json(value) if type(path) is str else None
             if text is None:
                 parts = None
             else:
                 parts.append(f'{document_heads(path)[1]}{salt.hex()}","value":{text}}}')
-    roots = {a: merkle.root_of_hashed_leaves(out, hash_constructor(a)) for a, out in leaves.items()}
+    roots = {a: merkle.root_of_hashed_leaves(out, ctor) for a, (ctor, _, out) in trees.items()}
     return roots.get("sha256"), roots.get("sm3"), None if parts is None else ",".join(parts).encode()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, cast
 
-from registry.certificates.fields import derive_salts, document_roots, leaf_input, leaf_inputs, path_key  # path_key: leaf order
+from registry.certificates.fields import derive_salts, document_roots, leaf_input, path_key  # path_key: leaf order
 from registry.crypto import merkle
 from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
@@ -204,35 +204,25 @@ class OfflinePayload:
                                    [f[1] if f is not None else None for f in shown], leaves if sha else None,
                                    None if sha else leaves, sha256=sha, sm3=not sha)
         except (ValueError, UnicodeError):
-            self._leaf_inputs  # noqa: B018 - names the field that has no canonical leaf (ValidationError)
+            self._name_the_field_without_a_leaf(order)
             raise
         digest = cast(bytes, roots[0] if sha else roots[1])
         if algorithm == "sha256":
             self.__dict__["_digest_sha256"] = digest  # frozen dataclass: eq/hash/repr ignore the instance dict
         return digest
 
-    @functools.cached_property
-    def _leaf_inputs(self) -> list[tuple[str, bytes | None]]:
-        """(path, 0x00 || raw leaf entry; None for a hidden field) in path order, made once for both digests
-        (the instance's __dict__ holds it: the dataclass is frozen, and eq/hash ignore it)."""
-        disclosed, hidden = self.disclosed, self.hidden
-        order = _path_order(tuple(disclosed), tuple(hidden))
-        try:
-            return leaf_inputs(order, disclosed, hidden)
-        except (ValueError, UnicodeError):
-            pass  # name the field below
-        out: list[tuple[str, bytes | None]] = []
+    def _name_the_field_without_a_leaf(self, order: tuple[str, ...]) -> None:
+        """Raise ValidationError naming the first shown field that has no canonical leaf entry (e.g. a lone
+        surrogate; rfc8785's errors are ValueErrors), when `document_roots` refused the fields."""
         for path in order:
-            if path in hidden:
-                out.append((path, None))
+            if path not in self.disclosed:
                 continue
-            salt, value = disclosed[path]
+            salt, value = self.disclosed[path]
             try:
-                out.append((path, leaf_input(path, salt, value)))
-            except (ValueError, UnicodeError) as exc:  # e.g. a lone surrogate (rfc8785 errors are ValueErrors)
+                leaf_input(path, salt, value)
+            except (ValueError, UnicodeError) as exc:
                 raise ValidationError(f"offline payload field {path!r} has no canonical leaf: {exc}",
                                       code="invalid_payload_field") from exc
-        return out
 
     def computed_sm3_batch_root(self) -> bytes | None:
         """The SM3 batch root that the SM3 document digest, ``index``, ``size`` and ``sm3_proof`` lead to; None

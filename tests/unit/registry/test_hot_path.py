@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from api.devtools.samples import sample_values
 from registry.certificates._validate import validated_values
 from registry.certificates.documents import Document
-from registry.certificates.fields import derive_salt, leaf_entry, path_key, salt_deriver
+from registry.certificates.fields import derive_salt, derive_salts, leaf_entry, path_key
 from registry.certificates.timing import STAGES, StageTimer
 from registry.crypto import merkle
 from registry.errors import ValidationError
@@ -34,13 +34,13 @@ SEEDS = load_seeds(Path(__file__).resolve().parents[3] / "seeds")
 
 @settings(max_examples=200, deadline=None)
 @given(seed=st.binary(min_size=0, max_size=100), path=st.text(max_size=40))
-def test_salt_deriver_is_hmac_sha256_of_the_label_and_path(seed: bytes, path: str) -> None:
+def test_derived_salts_are_hmac_sha256_of_the_label_and_path(seed: bytes, path: str) -> None:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         return  # field paths are UTF-8 text (lone surrogates are refused before salts are derived)
     expected = hmac.new(seed, b"lianzheng/salt/1" + path.encode("utf-8"), hashlib.sha256).digest()[:16]
-    assert salt_deriver(seed)(path) == derive_salt(seed, path) == expected
+    assert derive_salts(seed, [path]) == [derive_salt(seed, path)] == [expected]
 
 
 @pytest.mark.parametrize("cert_type", SEEDS.certificate_types, ids=lambda t: t.name_en)
