@@ -154,8 +154,9 @@ class Batch(Base):
 class Certificate(Base):
     __tablename__ = "certificates"
     identifier: Mapped[str] = mapped_column(String(120), primary_key=True)
-    type_code: Mapped[str] = mapped_column(String(21), index=True)
-    issuer_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    # looked up through the leading columns of uq_certificate_serial and ix_certificates_pending (0011i)
+    type_code: Mapped[str] = mapped_column(String(21))
+    issuer_uscc: Mapped[str] = mapped_column(String(18))
     serial: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
     digest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -172,7 +173,7 @@ class Certificate(Base):
     leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     proof: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # concatenated 32-byte hashes
     proof_sm3: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # the same in the SM3 tree (0007s)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # a bound certificate's holder key id (SHA-256 of the holder's SPKI, hex; 0009h): no holder plaintext
     holder_key_digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
