@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, bindparam, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from registry.crypto.merkle import MerkleTree, leaf_hash, root_from_leaf_hashes
@@ -27,7 +27,7 @@ from registry.node import Node
 from registry.outbox.steps import StepCall, StepLedger
 from registry.store.db import Batch, Certificate, utcnow
 from registry.store.states import BatchState, CertificateStatus, StepState
-from registry.store.tables import table_of
+from registry.store.tables import table_of, update_rows
 
 __all__ = ["CERTIFICATE_LEDGER", "BatchAnchoring", "sm3_root"]
 
@@ -40,12 +40,6 @@ def sm3_root(digests_sm3: Sequence[str]) -> bytes:
     """The batch's SM3 RFC 6962 root: leaves SM3(0x00 || document SM3 digest), in leaf order."""
     return root_from_leaf_hashes([leaf_hash(bytes.fromhex(d), algorithm="sm3") for d in digests_sm3],
                                  algorithm="sm3")
-
-
-# One executemany by primary key (Core: the ORM's bulk update bookkeeping per row cost more than the UPDATE)
-_ASSIGN_LEAVES = (update(table_of(Certificate)).where(table_of(Certificate).c.identifier == bindparam("leaf"))
-                  .values(batch_id=bindparam("batch_id"), leaf_index=bindparam("leaf_index"), proof=bindparam("proof"),
-                          proof_sm3=bindparam("proof_sm3")))
 
 
 class _BatchTrees:
@@ -133,8 +127,9 @@ class BatchAnchoring(StepLedger):
             s.flush()
             # The audit paths are fixed with the roots: stored now, in the update that assigns the leaves, they
             # cost no second pass over the batch once it is anchored (readers use them only when it is).
-            s.execute(_ASSIGN_LEAVES, [
-                {"leaf": ident, "batch_id": batch.id, "leaf_index": i, "proof": p, "proof_sm3": p3}
+            # one executemany by primary key (registry/store/tables.py): no ORM or Core bookkeeping per row
+            update_rows(s, table_of(Certificate), "identifier", ("batch_id", "leaf_index", "proof", "proof_sm3"), [
+                (batch.id, i, p, p3, ident)
                 for i, ((ident, _, _), p, p3) in enumerate(zip(certs, *trees.proofs(), strict=True))
             ])
             return len(certs)

@@ -31,14 +31,15 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.certificates.documents import Document
 from registry.errors import ConflictError, ValidationError
 from registry.node import Node
+from registry.store.db import utcnow
 from registry.store.idempotency_models import CertificateNumber, IdempotencyRecord
-from registry.store.tables import table_of
+from registry.store.tables import insert_rows, table_of
 
 __all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "document_macs", "record_numbers", "request_mac",
            "replay_answer", "store_answer"]
@@ -168,6 +169,10 @@ def check_numbers(s: Session, agency: str, type_code: str, macs: Sequence[tuple[
 def record_numbers(s: Session, agency: str, type_code: str, check: NumberCheck, identifiers: Mapping[int, str]) -> None:
     """Store the numbers of the documents issued now (`identifiers`: document index -> identifier)."""
     if identifiers:
-        s.execute(insert(table_of(CertificateNumber)), [  # Core: one executemany, no ORM bookkeeping per row
-            {"type_code": type_code, "issuer_uscc": agency, "number_mac": check.number_macs[i], "identifier": ident,
-             "values_mac": check.values_macs[i]} for i, ident in identifiers.items()])
+        now = utcnow()  # one executemany (registry/store/tables.py), no ORM bookkeeping per row
+        insert_rows(s, table_of(CertificateNumber), _NUMBER_COLUMNS, [
+            (type_code, agency, check.number_macs[i], ident, check.values_macs[i], now)
+            for i, ident in identifiers.items()])
+
+
+_NUMBER_COLUMNS = ("type_code", "issuer_uscc", "number_mac", "identifier", "values_mac", "created_at")

@@ -8,21 +8,24 @@ differs. Then a round of the dialect-sensitive operations the registry relies on
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 # Every models module: each puts its tables on Base.metadata (the logs keep theirs beside their code).
 from registry.logs import cosigning, note_keys  # noqa: F401
 from registry.store import audit_models, idempotency_models, ledger_models, seal_models  # noqa: F401
-from registry.store.db import Base, Database, KeyValue, StatusChange
+from registry.store.db import Base, Certificate, CertificateBlob, Database, KeyValue, StatusChange
 from registry.store.ledger_models import LedgerSerial
 from registry.store.migrations import config
 from registry.store.rows import next_serial
+from registry.store.states import CertificateStatus
+from registry.store.tables import insert_rows, table_of, update_rows
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -90,6 +93,35 @@ def test_binary_json_bigint_boolean_and_defaults_round_trip(empty_db: Database) 
     with empty_db.session() as s:
         change = s.scalars(select(StatusChange)).one()
         assert change.attempts == 0
+
+
+def test_rows_written_by_the_driver_read_back_as_the_orm_writes_them(empty_db: Database) -> None:
+    """insert_rows and update_rows (registry/store/tables.py) hand tuples to the driver with each value through
+    its column's bind processor: what they write reads back through the models exactly as an ORM write does
+    (a datetime's microseconds, a date, an enum's value, bytes, NULL), and in the session's transaction."""
+    empty_db.migrate()
+    created = dt.datetime(2026, 3, 25, 8, 30, 1, 250_001)
+    on_the_second = dt.datetime(2026, 3, 25, 8, 30, 2)  # SQLite's text of a datetime without microseconds
+    columns = ("identifier", "type_code", "issuer_uscc", "serial", "version", "digest_sha256", "digest_sm3",
+               "valid_from", "valid_until", "status", "created_at")
+    rows = [(f"rows-{i}", "t", "u", f"{i:012d}", 1, f"{i:064x}", "d", dt.date(2026, 3, 25), None,
+             CertificateStatus.PENDING, created if i else on_the_second) for i in range(3)]
+    with empty_db.session() as s:
+        insert_rows(s, table_of(Certificate), columns, rows)
+        insert_rows(s, table_of(CertificateBlob), ("identifier", "blob"), [("rows-1", b"\x00\xff" * 100)])
+        update_rows(s, table_of(Certificate), "identifier", ("leaf_index", "proof"), [(7, b"\x01" * 64, "rows-2")])
+    with empty_db.session() as s:
+        certs = {c.identifier: c for c in s.scalars(select(Certificate).where(Certificate.identifier.like("rows-%")))}
+        assert [certs[f"rows-{i}"].created_at for i in range(3)] == [on_the_second, created, created]
+        assert certs["rows-0"].valid_from == dt.date(2026, 3, 25) and certs["rows-0"].valid_until is None
+        assert certs["rows-0"].status == "pending" and certs["rows-0"].batch_id is None
+        assert (certs["rows-2"].leaf_index, certs["rows-2"].proof) == (7, b"\x01" * 64)
+        assert s.scalar(select(CertificateBlob.blob).where(CertificateBlob.identifier == "rows-1")) == b"\x00\xff" * 100
+        # a row of the wrong length is refused before anything is written; the session's writes roll back
+        with pytest.raises(ValueError, match="a row of 2 values for 3 columns"):
+            insert_rows(s, table_of(Certificate), columns[:3], [("rows-9", "t", "u"), ("rows-10", "t")])
+    with empty_db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate).where(Certificate.identifier.like("rows-%"))) == 3
 
 
 def _heads() -> set[str]:
