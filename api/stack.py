@@ -1,6 +1,8 @@
 """A whole local system in one process: a devnet on a free port, a bootstrapped node, the API served
 by uvicorn in a thread, and one API key per agency. Used by `lianzheng bench` and by the tests that
-drive the CLI and the browser against real HTTP.
+drive the CLI and the browser against real HTTP. For benchmarks the API runs in processes of its own
+(``server_process=True``): one, or ``api_processes`` sharing one listening socket as `lianzheng up --workers N`
+runs them (with a PostgreSQL ``database_url``; one of them leads: registry/store/leader.py).
 
     >>> with LocalStack(Path("/tmp/lz")) as stack:          # doctest: +SKIP
     ...     httpx.get(stack.url + "/healthz")
@@ -30,7 +32,10 @@ from chain.devnet import Devnet, free_port
 
 class LocalStack:
     def __init__(self, data_dir: Path, *, port: int | None = None, devnet_port: int | None = None,
-                 devnet: Devnet | None = None, server_process: bool = False, **settings: Any) -> None:
+                 devnet: Devnet | None = None, server_process: bool = False, api_processes: int = 1,
+                 **settings: Any) -> None:
+        if api_processes > 1 and not (server_process and str(settings.get("database_url", "")).startswith("postgresql")):
+            raise ValueError("several API processes need server_process=True and a PostgreSQL database_url")
         self.data_dir = data_dir
         self.port = port or free_port()
         self.devnet_port = devnet_port or (devnet.port if devnet else free_port())
@@ -42,8 +47,9 @@ class LocalStack:
         # In a separate process the server does not share the GIL with the caller (benchmarks): the
         # caller's node then reads the same database, and `services`/`app` are not available.
         self.server_process = server_process
+        self.api_processes = api_processes
         self._extra_settings = settings
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -75,22 +81,43 @@ class LocalStack:
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(self.data_dir), "LIANZHENG_PORT": str(self.port),
                "LIANZHENG_DEVNET_PORT": str(self.devnet_port), "LIANZHENG_ENV": "test"}
         env.update({f"LIANZHENG_{k.upper()}": str(v) for k, v in self._extra_settings.items()})
-        # Its logs (JSON lines, one per request) go to a file: a pipe nobody drains would fill and block it.
-        with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=log)
+        command = [sys.executable, "-m", "api.cli", "serve"]
+        listener = None
+        if self.api_processes > 1:  # as `up --workers N`: one socket bound here, accepted on by every process
+            listener = socket.create_server(("127.0.0.1", self.port), backlog=2048)
+            listener.set_inheritable(True)
+        try:
+            # Their logs (JSON lines, one per request) go to a file: a pipe nobody drains would fill and block it.
+            with open(self.log_file, "ab") as log:
+                for _ in range(self.api_processes):
+                    self._procs.append(subprocess.Popen(
+                        command if listener is None else [*command, "--fd", str(listener.fileno())], env=env,
+                        stdout=subprocess.DEVNULL, stderr=log, pass_fds=() if listener is None else (listener.fileno(),)))
+        finally:
+            if listener is not None:
+                listener.close()  # the processes hold it now
         deadline = time.monotonic() + 120  # a loaded machine (2 cores, many test runs) imports slowly
         while True:
-            if self._proc.poll() is not None:
+            if any(proc.poll() is not None for proc in self._procs):
                 err = self.log_file.read_bytes()[-2000:].decode(errors="replace")
-                raise RuntimeError(f"the API server process exited: {err[-500:]}")
+                raise RuntimeError(f"an API server process exited: {err[-500:]}")
+            if self._serving():
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API server processes did not start")
+            time.sleep(0.05)
+
+    def _serving(self) -> bool:
+        """Every API process answers (each writes its "serving" log line once uvicorn accepts: with one shared
+        socket a connection would not say which process took it)."""
+        if self.api_processes == 1:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the API server process did not start") from None
-                time.sleep(0.05)
+                return False
+        lines = self.log_file.read_bytes().decode(errors="replace").count("Application startup complete")
+        return lines >= self.api_processes
 
     @property
     def log_file(self) -> Path:
@@ -99,15 +126,26 @@ class LocalStack:
 
     @property
     def server_pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        """The first API process's (server_process=True)."""
+        return self._procs[0].pid if self._procs else None
+
+    @property
+    def server_pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
+
+    @property
+    def server_running(self) -> bool:
+        """Every API process started by this stack still runs (server_process=True)."""
+        return bool(self._procs) and all(proc.poll() is None for proc in self._procs)
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
             try:
-                self._proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
+                proc.kill()
         if self.server is not None:
             self.server.should_exit = True
         if self._thread is not None:

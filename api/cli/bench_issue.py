@@ -12,13 +12,17 @@ transaction (what a naive design does):
   anchored): the time and documents/s of each slice and the resident memory of each process (API server,
   anvil, this client), so that a cost per document that grows with the database shows.
 
-The API runs in its own process, as deployed: the client here does not share its interpreter lock.
+The API runs in its own process, as deployed: the client here does not share its interpreter lock. With
+``--database postgresql`` the batched run goes to a PostgreSQL server started for the run (a durable cluster of
+its own in a temporary directory: api/devtools/postgres.py) with ``--api-processes N`` API processes, as
+`lianzheng up --workers N` runs them, and the same run on SQLite in one process is measured beside it.
 Request bodies are made before the clock starts (beyond 100,000 documents they are made while sending, in
 the client's threads). A run that fails (an HTTP error, documents not anchored in time) exits non-zero; a
 missed target does not.
 
     $ lianzheng bench issue --count 10000
     $ lianzheng bench issue --count 1000000 --baseline 0
+    $ lianzheng bench issue --count 10000 --database postgresql --api-processes 2
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +45,15 @@ from rich.table import Table
 from api.cli._common import console, print_json, progress
 from api.cli.options import JsonOpt
 from registry.certificates.timing import STAGES
+from registry.errors import ValidationError
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
+
+
+class Database(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
 PREPARED_UP_TO = 100_000  # request bodies made before timing up to this many documents, while sending beyond
 
 
@@ -54,6 +66,11 @@ def _pct(values: list[float], q: float) -> float:
         return float("nan")
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def _rss_sum(pids: list[int]) -> float | None:
+    sizes = [rss_mb(p) for p in pids]
+    return None if None in sizes else round(sum(s or 0.0 for s in sizes), 1)
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -96,15 +113,19 @@ def descendants(pid: int | None) -> list[int]:
     return found
 
 
-def _cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
-    """CPU seconds so far of the server, its build workers (every descendant, summed), anvil and this client."""
+def _cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of the API processes, their build workers (every descendant, summed), anvil, this
+    client and, on PostgreSQL, the database server (the postmaster and its backends)."""
     times = os.times()
-    return {"server": cpu_seconds(pids["server"]) or 0.0,
-            "build workers": sum(cpu_seconds(p) or 0.0 for p in descendants(pids["server"])),
-            "anvil": cpu_seconds(pids["anvil"]) or 0.0, "client": times.user + times.system}
+    snap = {"server": sum(cpu_seconds(p) or 0.0 for p in pids["server"]),
+            "build workers": sum(cpu_seconds(d) or 0.0 for p in pids["server"] for d in descendants(p)),
+            "anvil": sum(cpu_seconds(p) or 0.0 for p in pids["anvil"]), "client": times.user + times.system}
+    if pids.get("postgresql"):
+        snap["postgresql"] = sum(cpu_seconds(d) or 0.0 for p in pids["postgresql"] for d in [p, *descendants(p)])
+    return snap
 
 
-def settle(pids: dict[str, int | None], *, quiet: float = 0.05, window: float = 0.5, timeout: float = 60.0) -> float:
+def settle(pids: dict[str, list[int]], *, quiet: float = 0.05, window: float = 0.5, timeout: float = 60.0) -> float:
     """Wait until the server and its build workers are idle (less than ``quiet`` of a core over ``window``
     seconds): a server that just started still follows the chain from its deployment block (the chain inbox's
     first pass re-reads every member over RPC), which is start-up, not issuing. Returns the seconds waited."""
@@ -201,7 +222,10 @@ def _watch(stack: Any, count: int, start: float, report: Callable[[int], None], 
 
 def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, type_code: str | None,
               label: str, data_dir: Path, timeout: float = 900.0, build_processes: int | None = None,
-              batch_max_age: float = 0.2) -> dict[str, Any]:
+              batch_max_age: float = 0.2, database_url: str | None = None, api_processes: int = 1,
+              database_pid: int | None = None) -> dict[str, Any]:
+    """One run on a devnet of its own: SQLite in ``data_dir`` unless ``database_url`` (PostgreSQL, whose server
+    is ``database_pid``: its CPU is reported) with ``api_processes`` API processes."""
     import httpx
     from sqlalchemy import func, select
 
@@ -209,15 +233,18 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
     from api.stack import LocalStack
     from registry.store.db import Batch, Certificate
 
-    extra = {} if build_processes is None else {"build_processes": build_processes}
+    extra: dict[str, Any] = {} if build_processes is None else {"build_processes": build_processes}
+    if database_url:
+        extra["database_url"] = database_url
     with LocalStack(data_dir, batch_size=batch_size, batch_max_age=batch_max_age, server_process=True,
-                    **extra) as stack:
+                    api_processes=api_processes, **extra) as stack:
         seeds = stack.node.seeds
         ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
         issuer = seeds.member(ct.issuers[0])
         bodies = _Bodies(ct, issuer, count, request_size)
         anvil_pid = int(stack.devnet.pid_file.read_text().strip()) if stack.devnet.pid_file.exists() else None
-        pids = {"server": stack.server_pid, "anvil": anvil_pid, "client": os.getpid()}
+        pids = {"server": stack.server_pids, "anvil": [anvil_pid] if anvil_pid else [], "client": [os.getpid()],
+                "postgresql": [database_pid] if database_pid else []}
         latencies: list[float] = []
         sent_count = 0
         sizes: list[dict[str, Any]] = []
@@ -270,7 +297,7 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
                     sizes.append({"documents": size, "anchored": done, "seconds": round(elapsed, 2),
                                   "slice_docs_per_s": round(slice_docs / max(slice_s, 1e-9), 1),
                                   "slice_ms_per_doc": round(1000 * slice_s / max(slice_docs, 1), 4),
-                                  **{f"rss_{name}_mb": rss_mb(pid) for name, pid in pids.items()}})
+                                  **{f"rss_{name}_mb": _rss_sum(found) for name, found in pids.items() if found}})
                     previous = (done, elapsed)
             elapsed = time.perf_counter() - start
             cpu_after = _cpu_snapshot(pids)
@@ -278,14 +305,15 @@ def run_issue(count: int, *, batch_size: int, request_size: int, workers: int, t
             if failure:
                 raise RuntimeError(f"{label}: {failure[0]}") from failure[0]
         with stack.node.db.session() as s:
-            gas = s.scalar(select(func.sum(Batch.gas_used))) or 0
+            gas = int(s.scalar(select(func.sum(Batch.gas_used))) or 0)  # PostgreSQL sums to a Decimal
             batches = s.scalar(select(func.count()).select_from(Batch)) or 0
             ages = [(a - c).total_seconds() for c, a in s.execute(
                 select(Certificate.created_at, Batch.anchored_at).join(Batch, Certificate.batch_id == Batch.id)
                 .limit(200_000)) if a is not None]
         stages = stage_breakdown(stack.log_file, count)
     return {
-        "label": label, "documents": count, "batch_size": batch_size, "batches": batches,
+        "label": label, "database": "postgresql" if database_url else "sqlite", "api_processes": api_processes,
+        "documents": count, "batch_size": batch_size, "batches": batches,
         "seconds": round(elapsed, 3), "docs_per_s": round(count / elapsed, 1),
         "gas_per_doc": round(gas / count, 1), "gas_total": gas,
         "request_p50_ms": round(_pct(latencies, 0.5) * 1000, 1), "request_p99_ms": round(_pct(latencies, 0.99) * 1000, 1),
@@ -341,27 +369,47 @@ def bench_issue(
                                           "than --request-size needs it longer)")] = 0.2,
     build_processes: Annotated[int | None, typer.Option(
         "--build-processes", min=0, help="the server's build worker processes (default: its setting)")] = None,
+    database: Annotated[Database, typer.Option(
+        "--database", help="sqlite, or postgresql: a durable PostgreSQL server of the run's own, with SQLite in "
+                           "one process measured beside it")] = Database.SQLITE,
+    api_processes: Annotated[int, typer.Option(
+        "--api-processes", min=1, max=16, help="API processes on one port, as `up --workers N` (PostgreSQL)")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue COUNT certificates through POST /api/v1/certificates/batch and time them until anchored."""
+    if api_processes > 1 and database is not Database.POSTGRESQL:
+        raise ValidationError(f"--api-processes {api_processes} needs --database postgresql: SQLite allows one "
+                              "writing process", code="workers_need_postgresql")
     rows = []
+    common: dict[str, Any] = {"request_size": request_size, "workers": workers, "type_code": type_code,
+                              "timeout": timeout}
+    batched = {**common, "batch_size": batch_size, "build_processes": build_processes, "batch_max_age": batch_max_age}
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
-        rows.append(run_issue(count, batch_size=batch_size, request_size=request_size, workers=workers,
-                              type_code=type_code, label="batched", data_dir=Path(tmp) / "batched", timeout=timeout,
-                              build_processes=build_processes, batch_max_age=batch_max_age))
+        if database is Database.POSTGRESQL:
+            # lazy import: psycopg and the cluster's programs, only for this run
+            from api.devtools.postgres import PostgresCluster
+
+            with PostgresCluster.started(durable=True) as cluster:
+                rows.append(run_issue(count, label=f"PostgreSQL, {api_processes} API processes",
+                                      data_dir=Path(tmp) / "postgresql", database_url=cluster.create_database(),
+                                      api_processes=api_processes, database_pid=cluster.pid, **batched))
+            label = "SQLite, 1 API process"
+        else:
+            label = "batched"
+        rows.append(run_issue(count, label=label, data_dir=Path(tmp) / "batched", **batched))
         if baseline:
-            rows.append(run_issue(baseline, batch_size=1, request_size=min(request_size, baseline), workers=workers,
-                                  type_code=type_code, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline",
-                                  timeout=timeout))
+            rows.append(run_issue(baseline, batch_size=1, label="baseline: 1 doc/tx", data_dir=Path(tmp) / "baseline",
+                                  **{**common, "request_size": min(request_size, baseline)}))
     if as_json:
         print_json({"benchmark": "issue", "results": rows})
         return
     table = Table(title="lianzheng bench issue (HTTP batch route, devnet, end to end until anchored)")
-    for col in ("run", "docs", "batch", "build processes", "seconds", "docs/s", "gas/doc", "request p50 ms",
-                "request p99 ms", "anchor p50 ms", "anchor p99 ms"):
+    for col in ("run", "docs", "batch", "API processes", "build processes", "seconds", "docs/s", "gas/doc",
+                "request p50 ms", "request p99 ms", "anchor p50 ms", "anchor p99 ms"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["label"], f"{r['documents']:,}", str(r["batch_size"]), str(r["build_processes"]),
+        table.add_row(r["label"], f"{r['documents']:,}", str(r["batch_size"]), str(r["api_processes"]),
+                      str(r["build_processes"]),
                       f"{r['seconds']:.2f}",
                       f"{r['docs_per_s']:,.0f}", f"{r['gas_per_doc']:,.1f}", f"{r['request_p50_ms']:.0f}",
                       f"{r['request_p99_ms']:.0f}", f"{r['anchor_p50_ms']:.0f}", f"{r['anchor_p99_ms']:.0f}")
@@ -376,6 +424,9 @@ def bench_issue(
             f"{r['settled_s']} s after it started")
     if rows[0]["sizes"]:
         console.print(_size_table(rows[0]))
-    if len(rows) == 2:
-        console.print(f"batched vs baseline: {rows[0]['docs_per_s'] / rows[1]['docs_per_s']:.1f}x the throughput, "
-                      f"{rows[1]['gas_per_doc'] / max(rows[0]['gas_per_doc'], 1e-9):.0f}x less gas per document")
+    if database is Database.POSTGRESQL:
+        console.print(f"PostgreSQL with {api_processes} API processes vs SQLite in one: "
+                      f"{rows[0]['docs_per_s'] / rows[1]['docs_per_s']:.2f}x the throughput")
+    if baseline:
+        console.print(f"batched vs baseline: {rows[-2]['docs_per_s'] / rows[-1]['docs_per_s']:.1f}x the throughput, "
+                      f"{rows[-1]['gas_per_doc'] / max(rows[-2]['gas_per_doc'], 1e-9):.0f}x less gas per document")

@@ -24,26 +24,33 @@ def _bench(*args: str) -> dict:  # type: ignore[type-arg]
     return json.loads(p.stdout)  # type: ignore[no-any-return]
 
 
-def test_bench_issue_measures_the_batched_run_and_a_one_per_transaction_baseline() -> None:
-    result = _bench("issue", "--count", "400", "--request-size", "200", "--batch-size", "200", "--baseline", "20")
-    batched, baseline = result["results"]
-    assert batched["documents"] == 400 and batched["batches"] == 2
-    assert baseline["documents"] == 20 and baseline["batches"] == 20
-    assert batched["docs_per_s"] > 0 and baseline["docs_per_s"] > 0
-    # gas per document is deterministic: one ~60k anchor per batch vs one per document
-    # one ~60k anchor per batch (the first by a new account ~145k) vs one anchor per document
-    assert batched["gas_per_doc"] < 1_000 < 40_000 < baseline["gas_per_doc"]
-    assert batched["request_p50_ms"] <= batched["request_p99_ms"]
-    # the server's time per stage, from its log lines: every stage of a batched issue took some time
-    for run in (batched, baseline):
+def test_bench_issue_measures_postgresql_with_two_api_processes_beside_sqlite_and_a_one_per_transaction_baseline(
+) -> None:
+    result = _bench("issue", "--count", "400", "--request-size", "200", "--batch-size", "200", "--baseline", "20",
+                    "--database", "postgresql", "--api-processes", "2")
+    postgresql, batched, baseline = result["results"]
+    assert [(r["database"], r["api_processes"]) for r in result["results"]] == [
+        ("postgresql", 2), ("sqlite", 1), ("sqlite", 1)]
+    for run in (postgresql, batched):
+        assert run["documents"] == 400 and run["batches"] == 2 and run["docs_per_s"] > 0
+        # one ~60k anchor per batch (the first by a new account ~145k) vs one anchor per document
+        assert run["gas_per_doc"] < 1_000 < 40_000 < baseline["gas_per_doc"]
+        assert run["request_p50_ms"] <= run["request_p99_ms"]
+        # 200-document requests are built in the server's worker processes, the baseline's 20 in the API process
+        assert run["build_processes"] >= 1
+    assert baseline["documents"] == 20 and baseline["batches"] == 20 and baseline["docs_per_s"] > 0
+    # the server's time per stage, from its log lines (both API processes write to one): every stage took some
+    for run in (postgresql, batched, baseline):
         assert set(run["stages"]) == set(STAGES)
         assert all(run["stages"][stage]["ms_per_doc"] > 0 for stage in STAGES), run["stages"]
         assert abs(sum(st["share"] for st in run["stages"].values()) - 1) < 0.01
+    # CPU of both API processes and of the database server counts on PostgreSQL; SQLite is in the API process
+    assert postgresql["cpu_ms_per_doc"]["postgresql"] > 0 and postgresql["cpu_ms_per_doc"]["server"] > 0
+    assert "postgresql" not in batched["cpu_ms_per_doc"]
     # one transaction per document: anchoring costs the baseline far more per document than batching
     assert baseline["stages"]["anchor"]["ms_per_doc"] > batched["stages"]["anchor"]["ms_per_doc"]
-    assert batched["sizes"] == []  # the table by size starts at 10,000 documents
-    # 200-document requests are built in the server's worker processes, the baseline's 20 in the API process
-    assert batched["build_processes"] >= 1 and baseline["build_processes"] == 0
+    assert batched["sizes"] == [] and postgresql["sizes"] == []  # the table by size starts at 10,000 documents
+    assert baseline["build_processes"] == 0
 
 
 def test_bench_issue_fails_with_a_non_zero_exit_when_the_run_fails() -> None:
@@ -51,6 +58,13 @@ def test_bench_issue_fails_with_a_non_zero_exit_when_the_run_fails() -> None:
                         "--json"], capture_output=True, text=True, timeout=300, env={**os.environ})
     assert p.returncode != 0 and p.stdout == ""
     assert "99999999999999999X999" in p.stderr
+    # several API processes need PostgreSQL: refused in one line before anything starts
+    p = subprocess.run([LZ, "bench", "issue", "--count", "10", "--api-processes", "2"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ})
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [
+        "error [workers_need_postgresql]: --api-processes 2 needs --database postgresql: SQLite allows one writing "
+        "process"]
 
 
 def test_stage_breakdown_sums_the_servers_log_lines(tmp_path: Path) -> None:
@@ -67,26 +81,27 @@ def test_stage_breakdown_sums_the_servers_log_lines(tmp_path: Path) -> None:
     assert rss_mb(None) is None
 
 
-def _bench_anvils() -> dict[int, str]:
-    """The anvil processes some benchmark started (their state lives in its temporary directory)."""
+def _bench_anvils(under: Path) -> dict[int, str]:
+    """The anvil processes a benchmark started with its temporary directory under ``under`` (their state lives
+    there): this test's own bench, not one another run on the machine started meanwhile."""
     found = {}
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if proc.name.isdigit() and argv and argv[0].endswith(b"anvil") and any(b"lianzheng-bench-" in a for a in argv):
+        if proc.name.isdigit() and argv and argv[0].endswith(b"anvil") and \
+                any(b"lianzheng-bench-" in a and a.startswith(bytes(under)) for a in argv):
             found[int(proc.name)] = b" ".join(argv).decode(errors="replace")
     return found
 
 
-def test_a_benchmark_ended_by_sigterm_stops_the_devnet_it_started() -> None:
-    before = set(_bench_anvils())
+def test_a_benchmark_ended_by_sigterm_stops_the_devnet_it_started(tmp_path: Path) -> None:
     p = subprocess.Popen([LZ, "bench", "issue", "--count", "200000", "--baseline", "0"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env={**os.environ})
+                         stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         deadline = time.monotonic() + 120
-        while not (started := set(_bench_anvils()) - before):  # wait for the bench's own devnet
+        while not (started := set(_bench_anvils(tmp_path))):  # wait for the bench's own devnet
             assert p.poll() is None and time.monotonic() < deadline, "the bench did not start a devnet"
             time.sleep(0.1)
         p.send_signal(signal.SIGTERM)
@@ -94,7 +109,7 @@ def test_a_benchmark_ended_by_sigterm_stops_the_devnet_it_started() -> None:
     finally:
         if p.poll() is None:
             p.kill()
-    assert not started & set(_bench_anvils())  # stopped with the bench, not left running detached
+    assert not started & set(_bench_anvils(tmp_path))  # stopped with the bench, not left running detached
 
 
 def test_bench_verify_reports_http_and_offline_rates() -> None:

@@ -33,8 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def alive(stack: LocalStack) -> bool:
     """The same server process still runs and answers /healthz."""
-    assert stack._proc is not None
-    if stack._proc.poll() is not None:
+    if not stack.server_running:
         return False
     return httpx.get(stack.url + "/healthz", timeout=10).json()["status"] == "ok"
 
