@@ -20,9 +20,9 @@ import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from chain.errors import ChainUnavailableError as ChainDown
@@ -51,6 +51,7 @@ from registry.identifiers import CertificateId
 from registry.node import Node
 from registry.outbox.worker import OutboxWorker
 from registry.store.db import Batch, Certificate, CertificateBlob, Serial, StatusChange
+from registry.store.rows import bump
 from registry.store.states import BatchState, CertificateStatus, ChangeAction
 
 REVOCATION_REASONS: dict[int, tuple[str, str]] = {
@@ -220,16 +221,8 @@ class CertificateService:
 
     def _reserve_serials(self, agency: str, type_code: str, n: int) -> int:
         """Reserve ``n`` serials of (agency, type) and commit; returns the last one reserved."""
-        with self.node.db.session() as s:
-            bumped = cast(CursorResult[Any], s.execute(
-                update(Serial).where(Serial.issuer_uscc == agency, Serial.type_code == type_code)
-                .values(last=Serial.last + n))).rowcount
-            if not bumped:
-                s.add(Serial(issuer_uscc=agency, type_code=type_code, last=n))
-                s.flush()
-            last = s.scalar(select(Serial.last).where(Serial.issuer_uscc == agency, Serial.type_code == type_code))
-            assert last is not None  # reserved above in this transaction
-            return int(last)
+        with self.node.db.session() as s:  # two first requests of a type at once both count (store/rows.py)
+            return bump(s, Serial.last, {"issuer_uscc": agency, "type_code": type_code}, n)
 
     @staticmethod
     def _lock_serials(s: Session, agency: str, type_code: str) -> None:

@@ -9,21 +9,23 @@ differs. Then a round of the dialect-sensitive operations the registry relies on
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text
 
 # Every models module: each puts its tables on Base.metadata (the logs keep theirs beside their code).
 from registry.logs import cosigning, note_keys  # noqa: F401
 from registry.store import audit_models, idempotency_models, ledger_models, seal_models  # noqa: F401
-from registry.store.db import Base, Certificate, CertificateBlob, Database, KeyValue, StatusChange
+from registry.store.db import Base, Certificate, CertificateBlob, Database, KeyValue, Serial, StatusChange
 from registry.store.ledger_models import LedgerSerial
 from registry.store.migrations import config
-from registry.store.rows import next_serial
+from registry.store.rows import bump, next_serial
 from registry.store.states import CertificateStatus
 from registry.store.tables import insert_rows, table_of, update_rows
 
@@ -122,6 +124,39 @@ def test_rows_written_by_the_driver_read_back_as_the_orm_writes_them(empty_db: D
             insert_rows(s, table_of(Certificate), columns[:3], [("rows-9", "t", "u"), ("rows-10", "t")])
     with empty_db.session() as s:
         assert s.scalar(select(func.count()).select_from(Certificate).where(Certificate.identifier.like("rows-%"))) == 3
+
+
+def test_a_counter_first_made_by_two_transactions_at_once_counts_both(empty_db: Database) -> None:
+    """`bump` (registry/store/rows.py): the first issue of a type by an agency, answered by two API processes at
+    once, must count both. A's insert of the serial row is not committed yet when B bumps it: on PostgreSQL B's
+    UPDATE does not see it and B's insert of the same row must wait for A and then add nothing (a plain INSERT
+    failed there on the primary key: a 500 in `bench issue --database postgresql`); on SQLite B waits for A's
+    write lock. B counts on A's row either way."""
+    empty_db.migrate()
+    key = {"issuer_uscc": "11230000MB1A00028M", "type_code": "race-" + empty_db.engine.dialect.name}
+    answers: list[int] = []
+    with empty_db.engine.connect() as a:
+        a.begin()
+        a.execute(insert(Serial).values(**key, last=5))
+
+        def b() -> None:
+            with empty_db.session() as s:
+                answers.append(bump(s, Serial.last, key, 10))
+
+        thread = threading.Thread(target=b)
+        thread.start()
+        if empty_db.engine.dialect.name == "postgresql":  # B waits on A's row before A commits: the race itself
+            deadline = time.monotonic() + 30
+            with empty_db.engine.connect() as watcher:
+                while not watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                    assert time.monotonic() < deadline and thread.is_alive(), "B never waited for A"
+                    time.sleep(0.01)
+        a.commit()
+    thread.join(60)
+    assert answers == [15]
+    with empty_db.session() as s:
+        assert bump(s, Serial.last, key) == 16
+        assert bump(s, Serial.last, {**key, "type_code": key["type_code"] + "-new"}, 3) == 3  # a row made at 0
 
 
 def _heads() -> set[str]:
