@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from api.nodes import prepare_node
 from api.private_files import write_private
 from api.runtime import build_node
 from api.settings import Settings
+from api.supervisor import api_commands
 from chain.devnet import Devnet, free_port
 
 
@@ -81,18 +81,13 @@ class LocalStack:
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(self.data_dir), "LIANZHENG_PORT": str(self.port),
                "LIANZHENG_DEVNET_PORT": str(self.devnet_port), "LIANZHENG_ENV": "test"}
         env.update({f"LIANZHENG_{k.upper()}": str(v) for k, v in self._extra_settings.items()})
-        command = [sys.executable, "-m", "api.cli", "serve"]
-        listener = None
-        if self.api_processes > 1:  # as `up --workers N`: one socket bound here, accepted on by every process
-            listener = socket.create_server(("127.0.0.1", self.port), backlog=2048)
-            listener.set_inheritable(True)
+        commands, listener = api_commands("127.0.0.1", self.port, self.api_processes)  # as `up --workers N` does
         try:
             # Their logs (JSON lines, one per request) go to a file: a pipe nobody drains would fill and block it.
             with open(self.log_file, "ab") as log:
-                for _ in range(self.api_processes):
-                    self._procs.append(subprocess.Popen(
-                        command if listener is None else [*command, "--fd", str(listener.fileno())], env=env,
-                        stdout=subprocess.DEVNULL, stderr=log, pass_fds=() if listener is None else (listener.fileno(),)))
+                self._procs += [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                                 pass_fds=() if listener is None else (listener.fileno(),))
+                                for command in commands]
         finally:
             if listener is not None:
                 listener.close()  # the processes hold it now
@@ -108,8 +103,8 @@ class LocalStack:
             time.sleep(0.05)
 
     def _serving(self) -> bool:
-        """Every API process answers (each writes its "serving" log line once uvicorn accepts: with one shared
-        socket a connection would not say which process took it)."""
+        """Every API process serves: one accepts a connection, several have each logged uvicorn's "Application
+        startup complete" (with one shared socket a connection would not say which process took it)."""
         if self.api_processes == 1:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -69,6 +70,20 @@ class Child:
     started: float = 0.0
     delay: float = 0.0
     restart_at: float = 0.0
+
+
+def api_commands(host: str, port: int, processes: int) -> tuple[list[list[str]], socket.socket | None]:
+    """The command of each API process: one `serve` binding the port itself, or ``processes`` of `serve --fd`
+    accepting on one listening socket bound here (the kernel spreads connections; of several, the one holding
+    the database's advisory lock runs the background writers: registry/store/leader.py). The socket is
+    inheritable: its descriptor goes to each process (``pass_fds``), and the caller keeps it open as long as
+    processes may be started on it (`up` restarts them) or closes its copy once they hold it."""
+    command = [sys.executable, "-m", "api.cli", "serve"]
+    if processes == 1:
+        return [command], None
+    listener = socket.create_server((host, port), backlog=2048)
+    listener.set_inheritable(True)
+    return [[*command, "--fd", str(listener.fileno())] for _ in range(processes)], listener
 
 
 class Supervisor:

@@ -48,13 +48,12 @@ from registry.certificates.timing import STAGES
 from registry.errors import ValidationError
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
+PREPARED_UP_TO = 100_000  # request bodies made before timing up to this many documents, while sending beyond
 
 
 class Database(StrEnum):
     SQLITE = "sqlite"
     POSTGRESQL = "postgresql"
-
-PREPARED_UP_TO = 100_000  # request bodies made before timing up to this many documents, while sending beyond
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
@@ -168,20 +167,15 @@ def serve(ctx: typer.Context, port: PortOpt = None,
 
 
 def _api_children(settings: Settings, env: dict[str, str], workers: int) -> tuple[list[Child], socket.socket | None]:
-    """The API processes: one binding the port itself, or `workers` sharing one listening socket bound here
-    (each a `serve --fd`; the supervisor restarts any that dies on the same socket, so the port never closes
-    and no connection is refused meanwhile). Of several, the one holding the database's advisory lock runs
-    the background writers (registry/store/leader.py). The socket must stay open while `up` runs."""
-    from api.supervisor import Child
+    """The API processes (`api_commands`): the supervisor restarts any that dies on the same socket, so the port
+    never closes and no connection is refused meanwhile. The socket must stay open while `up` runs."""
+    from api.supervisor import Child, api_commands
 
-    command = [sys.executable, "-m", "api.cli", "serve"]
-    if workers == 1:
-        return [Child("api", command, env)], None
-    listener = socket.create_server((settings.host, settings.port), backlog=2048)
-    listener.set_inheritable(True)
-    fd = listener.fileno()
-    return [Child("api", [*command, "--fd", str(fd)], env, {"worker": i}, pass_fds=(fd,))
-            for i in range(workers)], listener
+    commands, listener = api_commands(settings.host, settings.port, workers)
+    if listener is None:
+        return [Child("api", commands[0], env)], None
+    return [Child("api", command, env, {"worker": i}, pass_fds=(listener.fileno(),))
+            for i, command in enumerate(commands)], listener
 
 
 def up(ctx: typer.Context, port: PortOpt = None, workers: WorkersOpt = 1) -> None:

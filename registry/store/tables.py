@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 __all__ = ["insert_rows", "table_of", "update_rows"]
@@ -39,7 +39,7 @@ def insert_rows(s: Session, table: Table, columns: Sequence[str], rows: Iterable
     mark = _mark(conn.dialect)
     sql = (f"INSERT INTO {q(table.name)} ({', '.join(q(c) for c in columns)}) "
            f"VALUES ({', '.join(mark for _ in columns)})")
-    _executemany(s, sql, _processed(conn.dialect, table, columns, rows))
+    _executemany(conn, sql, _processed(conn.dialect, table, columns, rows))
 
 
 def update_rows(s: Session, table: Table, key: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -49,7 +49,7 @@ def update_rows(s: Session, table: Table, key: str, columns: Sequence[str], rows
     q = conn.dialect.identifier_preparer.quote
     mark = _mark(conn.dialect)
     sql = f"UPDATE {q(table.name)} SET {', '.join(f'{q(c)} = {mark}' for c in columns)} WHERE {q(key)} = {mark}"
-    _executemany(s, sql, _processed(conn.dialect, table, (*columns, key), rows))
+    _executemany(conn, sql, _processed(conn.dialect, table, (*columns, key), rows))
 
 
 def _mark(dialect: Dialect) -> str:
@@ -75,6 +75,6 @@ def _processed(dialect: Dialect, table: Table, columns: Sequence[str],
     return out
 
 
-def _executemany(s: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        s.connection().exec_driver_sql(sql, rows)
+        conn.exec_driver_sql(sql, rows)
