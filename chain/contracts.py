@@ -191,6 +191,10 @@ class ConsortiumClient(ContractClient):
         raw = self._call("memberOf", to_checksum_address(account), block=block)
         return unpad(raw) or None
 
+    def member_status(self, uscc: str, *, block: int | str = "latest") -> MemberStatus:
+        """A member's status alone (one call; `get_member` makes three): NONE when never admitted."""
+        return MemberStatus(self._call("getMember", b32(uscc), block=block)[3])
+
     def get_member(self, uscc: str, *, block: int | str = "latest") -> MemberInfo | None:
         name, bid, roles, status, admitted, updated = self._call("getMember", b32(uscc), block=block)
         if status == MemberStatus.NONE:

@@ -177,8 +177,12 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
     ordered = sorted(node.seeds.members, key=lambda m: (not m.genesis, "admin" not in m.roles, m.uscc in external))
     hosted_admins = [a.uscc for a in ordered if "admin" in a.roles and a.uscc not in external]
     open_proposals = open_admissions(node)
+    # who is on chain, asked once per member (one call each) and kept up to date with what this run admits;
+    # a hosted admin not on chain yet is asked again before each admission (another node may execute its
+    # pending admission meanwhile)
+    on_chain = {m.uscc for m in ordered if consortium.member_status(m.uscc) is not MemberStatus.NONE}
     for m in ordered:
-        if consortium.get_member(m.uscc) is not None:
+        if m.uscc in on_chain:
             continue
         if m.uscc in external:
             account, bid, sm2 = external[m.uscc].account, external[m.uscc].bid, external[m.uscc].sm2_key
@@ -186,7 +190,9 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
             account, bid = node.keys.signing_account(m.uscc).address, member_bid(node, m.uscc)
             sm2 = member_sm2_key(node, m.uscc)
         data = ConsortiumClient.admit_data(m.name, bid, [account], Role.from_names(m.roles), sm2)
-        admins = [u for u in hosted_admins if consortium.get_member(u) is not None]
+        on_chain.update(u for u in hosted_admins
+                        if u not in on_chain and consortium.member_status(u) is not MemberStatus.NONE)
+        admins = [u for u in hosted_admins if u in on_chain]
         if not admins:
             raise ConflictError("no admin member hosted here is on chain to admit others", code="no_admin")
         proposal = open_proposals.get((m.uscc, data))
@@ -205,6 +211,7 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
                 on_step(f"proposal {proposal} (admit {m.name}) awaits approvals from admins on their own nodes")
             continue
         consortium.execute(node.sender_for(admins[0]), proposal)
+        on_chain.add(m.uscc)
         admitted.append(m.uscc)
         if on_step:
             on_step(f"admitted {m.name}")
@@ -212,7 +219,7 @@ def admit_seed_members(node: Node, *, on_step: Callable[[str], None] | None = No
         if m.uscc in external:
             continue  # only the agency itself may name its delegates, from its own node
         for delegate in m.revoker_delegates:
-            if consortium.get_member(m.uscc) is None or consortium.get_member(delegate) is None:
+            if m.uscc not in on_chain or delegate not in on_chain:
                 continue  # its admission (or the delegate's) awaits approvals from other nodes: a later run
             if not consortium.contract.functions.isRevokerDelegate(_b32(m.uscc), _b32(delegate)).call():
                 consortium.set_revoker_delegate(node.sender_for(m.uscc), delegate, True)
