@@ -107,7 +107,9 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
                                    headers=headers, timeout=120)
                     if r.status_code in (200, 201):
                         break
-                    assert r.status_code >= 500, r.text[:500]  # a broken process, not a refused request
+                    # a process going away, never a refused request, and never a bug: an `internal_error` (500)
+                    # is what the serial race of two processes answered, hidden here by the retry until found
+                    assert r.status_code >= 500 and "internal_error" not in r.text, r.text[:500]
                 except httpx.TransportError:  # the process that had the connection was killed: same key again
                     pass
                 retries["post"] += 1
