@@ -61,18 +61,31 @@ def _mark(dialect: Dialect) -> str:
 
 def _processed(dialect: Dialect, table: Table, columns: Sequence[str],
                rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    processors = [(i, p) for i, c in enumerate(columns)
-                  if (p := table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
-    out = []
-    for row in rows:
-        values = [v.value if isinstance(v, Enum) else v for v in row]  # a StrEnum is stored as its value
-        if len(values) != len(columns):
-            raise ValueError(f"a row of {len(values)} values for {len(columns)} columns")
-        for i, process in processors:
-            if values[i] is not None:
-                values[i] = cast(Callable[[Any], Any], process)(values[i])
-        out.append(tuple(values))
-    return out
+    """The rows as the driver takes them, worked column by column: a request's rows share most of their dates,
+    their creation time and their status, so each distinct value goes through its column's bind processor once
+    (SQLite's date and datetime processors format text in Python, ~1-2 µs a call), and the rows are taken apart
+    and put together again by `zip` in C. A row per value in Python cost ~9.5 µs a certificate row."""
+    rows = list(rows)
+    if not rows:
+        return []
+    wrong = next((row for row in rows if len(row) != len(columns)), None)
+    if wrong is not None:
+        raise ValueError(f"a row of {len(wrong)} values for {len(columns)} columns")
+    cols: list[Sequence[Any]] = list(zip(*rows, strict=True))  # lengths checked above
+    for i, name in enumerate(columns):
+        col = cols[i]
+        if any(issubclass(t, Enum) for t in set(map(type, col))):  # a StrEnum is stored as its value
+            col = [v.value if isinstance(v, Enum) else v for v in col]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            try:
+                done = {v: cast(Callable[[Any], Any], process)(v) for v in set(col) if v is not None}
+            except TypeError:  # an unhashable value (a JSON column): one call per value
+                col = [None if v is None else cast(Callable[[Any], Any], process)(v) for v in col]
+            else:
+                col = [None if v is None else done[v] for v in col]
+        cols[i] = col
+    return list(zip(*cols, strict=True))
 
 
 def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:

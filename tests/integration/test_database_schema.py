@@ -106,7 +106,9 @@ def test_rows_written_by_the_driver_read_back_as_the_orm_writes_them(empty_db: D
     on_the_second = dt.datetime(2026, 3, 25, 8, 30, 2)  # SQLite's text of a datetime without microseconds
     columns = ("identifier", "type_code", "issuer_uscc", "serial", "version", "digest_sha256", "digest_sm3",
                "valid_from", "valid_until", "status", "created_at")
-    rows = [(f"rows-{i}", "t", "u", f"{i:012d}", 1, f"{i:064x}", "d", dt.date(2026, 3, 25), None,
+    # values repeat down a column (each distinct one is converted once) beside NULLs and values seen once
+    until = [None, dt.date(2031, 3, 24), dt.date(2031, 3, 24)]
+    rows = [(f"rows-{i}", "t", "u", f"{i:012d}", 1, f"{i:064x}", "d", dt.date(2026, 3, 25), until[i],
              CertificateStatus.PENDING, created if i else on_the_second) for i in range(3)]
     with empty_db.session() as s:
         insert_rows(s, table_of(Certificate), columns, rows)
@@ -116,12 +118,15 @@ def test_rows_written_by_the_driver_read_back_as_the_orm_writes_them(empty_db: D
         certs = {c.identifier: c for c in s.scalars(select(Certificate).where(Certificate.identifier.like("rows-%")))}
         assert [certs[f"rows-{i}"].created_at for i in range(3)] == [on_the_second, created, created]
         assert certs["rows-0"].valid_from == dt.date(2026, 3, 25) and certs["rows-0"].valid_until is None
+        assert [certs[f"rows-{i}"].valid_until for i in range(3)] == until
         assert certs["rows-0"].status == "pending" and certs["rows-0"].batch_id is None
         assert (certs["rows-2"].leaf_index, certs["rows-2"].proof) == (7, b"\x01" * 64)
         assert s.scalar(select(CertificateBlob.blob).where(CertificateBlob.identifier == "rows-1")) == b"\x00\xff" * 100
         # a row of the wrong length is refused before anything is written; the session's writes roll back
         with pytest.raises(ValueError, match="a row of 2 values for 3 columns"):
             insert_rows(s, table_of(Certificate), columns[:3], [("rows-9", "t", "u"), ("rows-10", "t")])
+        with pytest.raises(ValueError, match="a row of 2 values for 3 columns"):
+            insert_rows(s, table_of(Certificate), columns[:3], [("rows-9", "t"), ("rows-10", "t")])
     with empty_db.session() as s:
         assert s.scalar(select(func.count()).select_from(Certificate).where(Certificate.identifier.like("rows-%"))) == 3
 
