@@ -42,16 +42,21 @@ def field_specs(cert_type: CertificateType) -> dict[str, FieldSpec]:
 
 
 def validated_values(cert_type: CertificateType, values: Mapping[str, Any],
-                     identifier: str) -> tuple[CertificateId, dict[str, JsonValue]]:
+                     identifier: str | CertificateId) -> tuple[CertificateId, dict[str, JsonValue]]:
     """The parsed identifier and the normalised value of every field of ``cert_type`` (None when absent).
+    ``identifier`` is the text to parse, or the CertificateId the issuing service has just built (checked when
+    it was built: not parsed again from its own text).
 
     ``证照标识``, ``证照名称``, ``证照类型代码``, ``颁发机构代码`` and ``持证主体代码类型`` default from the
     identifier and type; when given they must agree.
     """
-    try:
-        cid = CertificateId.parse(identifier)
-    except ValidationError as exc:
-        raise invalid(exc.message, ID_FIELD, code="invalid_identifier") from None
+    if isinstance(identifier, CertificateId):
+        cid = identifier
+    else:
+        try:
+            cid = CertificateId.parse(identifier)
+        except ValidationError as exc:
+            raise invalid(exc.message, ID_FIELD, code="invalid_identifier") from None
     if cid.type_code != cert_type.code:
         raise invalid(f"identifier {cid} is for type {cid.type_code}, expected {cert_type.code} "
                       f"({cert_type.name})", ID_FIELD, code="invalid_identifier")

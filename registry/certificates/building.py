@@ -63,6 +63,11 @@ def complete_values(seeds: Seeds, agency: str, cert_type: CertificateType, value
     return out
 
 
+def serial_at(k: int, first_serial: int, serials: Sequence[str] | None) -> str:
+    """The 流水号 of the ``k``-th document of a chunk: given, or counted from the reserved ``first_serial``."""
+    return serials[k] if serials is not None else f"{first_serial + k:012d}"
+
+
 def build_each(seeds: Seeds, agency: str, cert_type: CertificateType, values_list: Sequence[Mapping[str, Any]],
                *, first_serial: int, today: dt.date, version: int = 1, serials: Sequence[str] | None = None,
                offset: int = 0, rng_for: Callable[[int], Any] | None = None,
@@ -82,15 +87,16 @@ def build_each(seeds: Seeds, agency: str, cert_type: CertificateType, values_lis
             invalid.append(ValidationError(f"document {i} is not a JSON object", code="invalid_document",
                                            details={"index": i}))
             continue
-        serial = serials[k] if serials is not None else f"{first_serial + k:012d}"
-        identifier = str(CertificateId.build(cert_type.code, agency, serial, version))
+        serial = serial_at(k, first_serial, serials)
+        cid = CertificateId.build(cert_type.code, agency, serial, version)
+        identifier = str(cid)
         bound = values.get(HOLDER_KEY_FIELD)  # set by bind_holder_keys from the request's holder_keys
         if bound is not None:
             values = {f: v for f, v in values.items() if f != HOLDER_KEY_FIELD}
         try:
             t0 = perf_counter()
             cid, norm = validated_values(
-                cert_type, complete_values(seeds, agency, cert_type, values, identifier, serial, today), identifier)
+                cert_type, complete_values(seeds, agency, cert_type, values, identifier, serial, today), cid)
             t1 = perf_counter()
             doc, text = Document.issued(cert_type, cid, norm, bound=bound, rng=secrets if rng_for is None else rng_for(i),
                                         encode=encoded is not None)

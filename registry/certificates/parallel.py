@@ -46,7 +46,6 @@ from registry.certificates.timing import StageTimer
 from registry.consortium.keys import MacKey
 from registry.errors import ValidationError
 from registry.formats import envelope
-from registry.identifiers import CertificateId
 from registry.seeds import Seeds
 
 __all__ = ["BuildContext", "BuiltDocument", "ChunkJob", "DocumentBuilder", "build_chunk", "default_processes"]
@@ -148,10 +147,10 @@ def build_chunk(ctx: BuildContext, job: ChunkJob) -> ChunkResult:
             draw = os.urandom if seed is None else rng_for(job.offset + k).randbytes
             key, blob = envelope.seal(document_json, aad=envelope.aad_for(ident), algorithm=job.algorithm,
                                       randbytes=draw)
-            cid = CertificateId.parse(ident)
             nmac, vmac = idempotency.document_macs(mac, job.agency, job.type_code, doc, given)
             built.append(BuiltDocument(
-                ident, cid.serial, int(cid.version), doc.digest_sha256.hex(), doc.digest_sm3.hex(), doc.valid_from,
+                ident, building.serial_at(k, job.first_serial, job.serials), job.version,
+                doc.digest_sha256.hex(), doc.digest_sm3.hex(), doc.valid_from,
                 doc.valid_until, doc.holder_key_digest, blob, envelope.encode_key(key),
                 envelope.build_ref_url(job.public_base, ident, key), document_json, nmac, vmac))
     return ChunkResult(built, [], timer.seconds)
