@@ -341,11 +341,75 @@ done:
     return result;
 }
 
+/* --- batch_root ------------------------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(batch_root_doc,
+"batch_root(digest, index, size, proof, sm3) -> bytes | None\n\n"
+"The root that a document digest's leaf H(0x00 || digest), its index in a tree of size leaves and its audit\n"
+"path (a sequence of 32-byte hashes) lead to, by RFC 9162 §2.1.3.2 steps 1-6 in SHA-256 (SM3 with sm3);\n"
+"None when the path does not fit index and size. ValueError for a step that is not 32 bytes.");
+
+static PyObject *batch_root(PyObject *self, PyObject *args) {
+    Py_buffer leaf_in;
+    unsigned long long fn, size;
+    PyObject *proof;
+    int sm3;
+    if (!PyArg_ParseTuple(args, "y*KKOp:batch_root", &leaf_in, &fn, &size, &proof, &sm3)) return NULL;
+    PyObject *result = NULL, *seq = PySequence_Fast(proof, "proof must be a sequence of 32-byte hashes");
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    const EVP_MD *md = sm3 ? md_sm3 : md_sha256;
+    unsigned char node[1 + 2 * DIGEST], r[DIGEST];
+    if (seq == NULL) goto done;
+    if (ctx == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    node[0] = 0x00;
+    if (digest(ctx, md, node, 1, leaf_in.buf, (size_t)leaf_in.len, r) < 0) goto done;
+    node[0] = 0x01;
+    if (size == 0) { /* no leaf: no path fits */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    unsigned long long sn = size - 1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **steps = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *p = steps[i];
+        if (!PyBytes_Check(p) || PyBytes_GET_SIZE(p) != DIGEST) {
+            PyErr_SetString(PyExc_ValueError, "an audit path step is not 32 bytes");
+            goto done;
+        }
+        if (sn == 0) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        int left = (fn & 1) || fn == sn; /* the step is the left neighbour */
+        memcpy(node + 1, left ? PyBytes_AS_STRING(p) : (const char *)r, DIGEST);
+        memcpy(node + 1 + DIGEST, left ? (const char *)r : PyBytes_AS_STRING(p), DIGEST);
+        if (digest(ctx, md, node, sizeof node, NULL, 0, r) < 0) goto done;
+        if (left)
+            while (!(fn & 1) && fn != 0) { /* step ii: skip the levels where this node was promoted */
+                fn >>= 1;
+                sn >>= 1;
+            }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    result = sn == 0 ? PyBytes_FromStringAndSize((const char *)r, DIGEST) : Py_NewRef(Py_None);
+done:
+    EVP_MD_CTX_free(ctx);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&leaf_in);
+    return result;
+}
+
 /* --- the module -------------------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
     {"derive_salts", derive_salts, METH_VARARGS, derive_salts_doc},
     {"document_roots", document_roots, METH_VARARGS, document_roots_doc},
+    {"batch_root", batch_root, METH_VARARGS, batch_root_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -62,9 +62,9 @@ except ImportError:  # not built (a source checkout without `pip install -e .`),
 
 @contextlib.contextmanager
 def python_only() -> Iterator[None]:
-    """Within the block, this process does the hot paths in Python (the baseline `lianzheng bench offline`
-    measures beside the compiled module, and the tests' reference). Not for concurrent use: it sets a module
-    global."""
+    """Within the block, this process does the hot paths in Python: this module's and the LZ2 decoder's
+    (registry/formats/lz2.py reads `COMPILED` too). The baseline `lianzheng bench offline` measures beside the
+    compiled modules, and the tests' reference. Not for concurrent use: it sets a module global."""
     global COMPILED
     before, COMPILED = COMPILED, False
     try:
@@ -267,6 +267,22 @@ def document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: 
         if roots is not None:
             return roots
     return _document_roots(paths, salts, values, hidden_sha256, hidden_sm3, sha256, sm3, fields_json)
+
+
+def batch_root(digest: bytes, index: int, size: int, proof: Sequence[bytes], *,
+               algorithm: str = "sha256") -> bytes | None:
+    """The root of the batch tree that a document's ``digest`` (its leaf is H(0x00 || digest)), its ``index``
+    in a batch of ``size`` and its audit path ``proof`` (32-byte hashes) lead to, in SHA-256 or ``"sm3"``;
+    None when the path does not fit ``index`` and ``size`` (`merkle.root_from_audit_path`, in C when built).
+
+    >>> leaves = [merkle.leaf_hash(d) for d in (b"a", b"b", b"c")]
+    >>> batch_root(b"c", 2, 3, merkle.inclusion_proof_from_leaf_hashes(leaves, 2)) == merkle.root_from_leaf_hashes(leaves)
+    True
+    """
+    if COMPILED and algorithm in ("sha256", "sm3"):
+        return _leaves.batch_root(digest, index, size, proof, algorithm == "sm3")
+    return merkle.root_from_audit_path(merkle.leaf_hash(digest, algorithm=algorithm), index, size, proof,
+                                       algorithm=algorithm)
 
 
 def _document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: Sequence[JsonValue],

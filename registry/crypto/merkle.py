@@ -32,6 +32,7 @@ from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
 from registry.errors import ValidationError
 
 __all__ = [
+    "root_from_audit_path",
     "MerkleTree",
     "all_inclusion_proofs",
     "consistency_proof",
@@ -285,15 +286,24 @@ def verify_inclusion_leaf_hash(
     leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes, *, algorithm: str = "sha256"
 ) -> bool:
     """RFC 9162 §2.1.3.2: does ``proof`` place ``leaf_hash`` at ``index`` in a tree of ``size`` with ``root``?"""
-    ctor = hash_constructor(algorithm)
+    hash_constructor(algorithm)  # an unsupported algorithm: its error
     if not (_is_int(index) and _is_int(size) and _is_digest(leaf_hash) and _is_digest(root) and _is_path(proof)):
         return False
     if not 0 <= index < size:
         return False
-    fn, sn, r = index, size - 1, bytes(leaf_hash)
+    return root_from_audit_path(bytes(leaf_hash), index, size, proof, algorithm=algorithm) == bytes(root)
+
+
+def root_from_audit_path(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], *,
+                         algorithm: str = "sha256") -> bytes | None:
+    """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
+    path does not fit ``index`` and ``size``; ``0 <= index < size`` and 32-byte steps are the caller's to
+    check). Interior nodes are H(0x01 || left || right) (RFC 6962 §2.1), the hash constructor bound once."""
+    ctor = hash_constructor(algorithm)
+    fn, sn, r = index, size - 1, leaf_hash
     for p in proof:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             r = ctor(_NODE_PREFIX + p + r).digest()
             while not fn & 1 and fn != 0:  # step ii: skip levels where this node was promoted
@@ -303,7 +313,7 @@ def verify_inclusion_leaf_hash(
             r = ctor(_NODE_PREFIX + r + p).digest()
         fn >>= 1
         sn >>= 1
-    return sn == 0 and r == bytes(root)
+    return r if sn == 0 else None
 
 
 def verify_inclusion(

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, cast
 
-from registry.certificates.fields import derive_salts, document_roots, leaf_input, path_key  # path_key: leaf order
-from registry.crypto import merkle
+from registry.certificates.fields import batch_root, derive_salts, document_roots, leaf_input, path_key  # path_key: leaf order
 from registry.crypto.hashing import hash_constructor
 from registry.errors import ValidationError
 from registry.formats.batch_statement import BatchStatement
@@ -229,14 +228,13 @@ class OfflinePayload:
         when the payload carries no SM3 path (or it does not fit ``index`` and ``size``)."""
         if self.sm3_proof is None:
             return None
-        leaf = merkle.leaf_hash(self.document_digest("sm3"), algorithm="sm3")
-        return _root_from_audit_path(leaf, self.index, self.size, self.sm3_proof, algorithm="sm3")
+        return batch_root(self.document_digest("sm3"), self.index, self.size, self.sm3_proof, algorithm="sm3")
 
     def computed_batch_root(self) -> bytes:
         """The batch root that the document digest, ``index``, ``size`` and ``proof`` lead to (RFC 9162
         §2.1.3.2; the batch tree's entries are document digests). ``ValidationError`` when the proof's length
         does not fit ``index`` in a tree of ``size`` (no root then)."""
-        root = _root_from_audit_path(merkle.leaf_hash(self.document_digest()), self.index, self.size, self.proof)
+        root = batch_root(self.document_digest(), self.index, self.size, self.proof)
         if root is None:
             raise ValidationError(f"offline payload proof of {len(self.proof)} hashes does not fit leaf {self.index} "
                                   f"of a batch of {self.size} (RFC 9162 §2.1.3.2)", code="invalid_payload_field")
@@ -248,29 +246,6 @@ _FIELD_SET = frozenset(_FIELD_NAMES)
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     f.name: (f.default_factory if f.default_factory is not MISSING else (lambda d=f.default: d))  # type: ignore[misc]
     for f in fields(OfflinePayload) if f.default is not MISSING or f.default_factory is not MISSING}
-
-
-def _root_from_audit_path(leaf: bytes, index: int, size: int, proof: list[bytes],
-                          algorithm: str = "sha256") -> bytes | None:
-    """RFC 9162 §2.1.3.2 steps 1-6, returning the computed root ``r`` instead of comparing it (None when the
-    path does not fit ``index`` and ``size``). registry.merkle.verify_inclusion_leaf_hash runs the same
-    steps; tests/unit/qr check that the two agree. Interior nodes are H(0x01 || left || right) (RFC 6962 §2.1)
-    with the hash constructor bound once."""
-    ctor = hash_constructor(algorithm)
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = ctor(b"\x01" + p + r).digest()
-            while not fn & 1 and fn != 0:  # step ii: skip the levels where this node was promoted
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = ctor(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
 
 
 @functools.lru_cache(maxsize=1024)  # the field names of a type recur in every payload of that type

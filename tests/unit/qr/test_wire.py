@@ -5,6 +5,7 @@ signature, no transaction hash. Checked against real documents (registry.documen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import zlib
@@ -16,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.devtools.samples import sample_values
+from registry.certificates import fields
 from registry.certificates.documents import AnchorProof, Document, derive_salt
 from registry.crypto import merkle
 from registry.errors import ValidationError
-from registry.formats.offline_payload import _root_from_audit_path
 from registry.formats.qr import (
     OfflinePayload,
     b45decode,
@@ -114,19 +115,28 @@ def test_the_recomputed_root_is_the_batch_trees_root(index: int, size: int) -> N
     assert decode_payload(encode_payload(payload)).batch_root == anchor.batch_root
 
 
-@given(st.integers(1, 70), st.data())
-def test_root_from_audit_path_agrees_with_registry_merkle(size: int, data: st.DataObject) -> None:
+@given(st.integers(1, 70), st.data(), st.sampled_from(["sha256", "sm3"]), st.booleans())
+def test_batch_root_is_the_root_of_the_batch_tree(size: int, data: st.DataObject, algorithm: str, compiled: bool) -> None:
+    # fields.batch_root (in C when built, and in Python) against the tree registry.crypto.merkle builds level by
+    # level from all the leaves, and registry.crypto.merkle's own verifier
     index = data.draw(st.integers(0, size - 1))
-    leaves = [bytes([i % 256, i // 256]) * 16 for i in range(size)]
-    tree = merkle.MerkleTree(leaves)
+    digests = [bytes([i % 256, i // 256]) * 16 for i in range(size)]
+    leaves = [merkle.leaf_hash(d, algorithm=algorithm) for d in digests]
+    tree = merkle.MerkleTree(leaves, algorithm=algorithm)
     proof = tree.inclusion_proof(index)
-    root = _root_from_audit_path(leaves[index], index, size, proof)
-    assert root == tree.root
-    assert merkle.verify_inclusion_leaf_hash(leaves[index], index, size, proof, root)
-    # A path one hash too long or too short fits no tree of this size: no root, and merkle agrees.
-    for wrong in (proof + [bytes(32)], proof[:-1]) if proof else ([bytes(32)],):
-        assert _root_from_audit_path(leaves[index], index, size, wrong) is None
-        assert not merkle.verify_inclusion_leaf_hash(leaves[index], index, size, wrong, tree.root)
+    with contextlib.nullcontext() if compiled else fields.python_only():
+        root = fields.batch_root(digests[index], index, size, proof, algorithm=algorithm)
+        assert root == tree.root
+        assert merkle.verify_inclusion_leaf_hash(leaves[index], index, size, proof, root, algorithm=algorithm)
+        # A path one hash too long or too short fits no tree of this size: no root, and merkle agrees.
+        for wrong in (proof + [bytes(32)], proof[:-1]) if proof else ([bytes(32)],):
+            assert fields.batch_root(digests[index], index, size, wrong, algorithm=algorithm) is None
+            assert not merkle.verify_inclusion_leaf_hash(leaves[index], index, size, wrong, tree.root,
+                                                         algorithm=algorithm)
+        # another index of the same size leads elsewhere (or nowhere)
+        other = (index + 1) % size
+        if other != index:
+            assert fields.batch_root(digests[index], other, size, proof, algorithm=algorithm) != tree.root
 
 
 # --- what is not on the wire --------------------------------------------------------------------------------
