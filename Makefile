@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-# setup.py builds one C module against OpenSSL's headers (Debian's libssl-dev; gcc and Python's headers are on the
-# machine): installed here when missing, as system-deps does for the tests' programs.
-$(PY_STAMP): pyproject.toml setup.py registry/certificates/_leaves.c
+# setup.py builds two C modules, one of them against OpenSSL's headers (Debian's libssl-dev; gcc and Python's
+# headers are on the machine): installed here when missing, as system-deps does for the tests' programs.
+$(PY_STAMP): pyproject.toml setup.py registry/certificates/_leaves.c registry/formats/_lz2.c
 	@test -f /usr/include/openssl/evp.h || { [ "$$(id -u)" = 0 ] && echo "installing libssl-dev (apt)" && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >/dev/null; } || { [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >/dev/null; } || { echo "need OpenSSL's headers: apt-get install -y libssl-dev" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade 'pip>=24,<27'

@@ -5,9 +5,10 @@ documents as the issuing service builds them, anchored in batches of ``--batch-s
 list), verifies each once with every check, and reports the CPU time per verification (``time.process_time``:
 what the process spent, steady on a shared machine) beside the wall-clock rate, for the intl profile (a
 secp256k1 signature recovered per payload) and the gm profile (the batch's SM2 statement, verified once per
-batch). The baseline, measured in the same run on the same payloads, is the same verifier with the per-field
-work (salts, leaf entries, hashes, the document's tree) in Python instead of the compiled module
-(registry/certificates/_leaves.c). The floor line is what the intl profile's signature recovery alone costs
+batch). The baseline, measured in the same run on the same payloads, is the same verifier all in Python: the
+per-field work (salts, leaf entries, hashes, the document's tree and batch root) without the compiled module
+registry/certificates/_leaves.c, and the decoding (Base45, CBOR, the checks of the payload) without
+registry/formats/_lz2.c. The floor line is what the intl profile's signature recovery alone costs
 (libsecp256k1 via coincurve), measured in the same run. `lianzheng bench verify` measures the same verifier on
 payloads from a real devnet.
 
@@ -48,10 +49,10 @@ def recovery_floor(count: int = 2000) -> float:
 
 
 def run_offline(count: int, batch_size: int, profiles: list[str], rounds: int = 2) -> dict[str, Any]:
-    """Per profile: the verifier with the compiled per-field work (registry/certificates/_leaves.c) and, as the
-    baseline, with that work in Python (`python_only`), alternating ``rounds`` times each on the same payloads
-    (fresh verifiers: no memo carried over); the best round of each, as a shared machine only ever slows a
-    round down."""
+    """Per profile: the verifier with the compiled modules (registry/certificates/_leaves.c,
+    registry/formats/_lz2.c) and, as the baseline, all in Python (`python_only`), alternating ``rounds`` times
+    each on the same payloads (fresh verifiers: no memo carried over); the best round of each, as a shared
+    machine only ever slows a round down."""
     from api.devtools.offline_workload import cpu_rate, offline_workload
     from registry.certificates.fields import COMPILED, python_only
     from registry.certificates.offline import OfflineVerifier
@@ -105,7 +106,7 @@ def bench_offline(
         return
     table = Table(title=f"lianzheng bench offline (one process, distinct payloads, batches of {batch_size:,})")
     for col in ("profile", "payloads", "characters", "CPU µs / verification", "verifications/s (CPU)",
-                "wall µs", "verifications/s (wall)", "baseline: fields in Python, CPU µs", "speed-up", "vs 10,000/s"):
+                "wall µs", "verifications/s (wall)", "baseline: all in Python, CPU µs", "speed-up", "vs 10,000/s"):
         table.add_column(col, justify="right")
     for r in result["results"]:
         table.add_row(r["profile"] + ("" if r["compiled"] else " (not compiled)"), f"{r['payloads']:,}",

@@ -93,6 +93,7 @@ from typing import Any
 
 import cbor2
 
+from registry.certificates import fields
 from registry.certificates.fields import derive_salts
 from registry.crypto.hashing import sha256
 from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
@@ -102,8 +103,13 @@ from registry.formats._qr_errors import invalid as _invalid
 from registry.formats._qr_errors import truncated as _truncated
 from registry.formats.base45 import b45decode, b45encode
 from registry.formats.batch_statement import KEY_ID_LEN, BatchStatement
+from registry.formats.gb_text import GB_TEXTS as _GB_TEXTS
+from registry.formats.gb_text import GB_TEXTS_SIZE as _GB_TEXTS_SIZE
+from registry.formats.gb_text import opened as _opened
+from registry.formats.gb_text import pack_value as _pack_value
 from registry.formats.offline_payload import (
     _CODE_OF,
+    _FIELD_NAMES,
     FIELD_CODES,
     HASH_LEN,
     SEED_LEN,
@@ -111,6 +117,11 @@ from registry.formats.offline_payload import (
     OfflinePayload,
     _describe,
 )
+
+try:  # the common case of decoding in C (registry/formats/_lz2.c); without it this module does all the work, as
+    from registry.formats import _lz2  # within fields.python_only() (the benches' baseline, the tests' reference)
+except ImportError:  # not built (a source checkout without `pip install -e .`)
+    _lz2 = None  # type: ignore[assignment]
 
 __all__ = ["FORMAT_VERSION", "PREFIX", "PREFIX_RE", "body_bytes", "decode_payload", "encode_payload",
            "recover_signer", "sign_payload"]
@@ -180,12 +191,15 @@ def decode_payload(text: str) -> OfflinePayload:
             code="unsupported_version", details={"version": version},
         )
     b45 = text[match.end():]
-    try:
-        compressed = b45decode(b45)
-    except PayloadFormatError as exc:
-        if exc.code == "invalid_payload" and _cut_mid_group(b45):
-            raise _truncated("the text ends in the middle of a Base45 group") from exc
-        raise
+    in_c = _lz2 is not None and fields.COMPILED
+    compressed = _lz2.b45decode(b45) if in_c else None  # None: not strictly Base45, the Python says why
+    if compressed is None:
+        try:
+            compressed = b45decode(b45)
+        except PayloadFormatError as exc:
+            if exc.code == "invalid_payload" and _cut_mid_group(b45):
+                raise _truncated("the text ends in the middle of a Base45 group") from exc
+            raise
     inflater = zlib.decompressobj()
     try:
         envelope = inflater.decompress(compressed, _MAX_INFLATED)
@@ -199,6 +213,8 @@ def decode_payload(text: str) -> OfflinePayload:
         raise _truncated("the compressed stream ends early")
     if inflater.unused_data:
         raise _invalid(f"{len(inflater.unused_data)} unexpected bytes after the compressed stream")
+    if in_c and (common := _decoded_in_c(envelope)) is not None:
+        return common
     outer = _loads(envelope, "envelope")
     if not (isinstance(outer, list) and len(outer) == 2 and isinstance(outer[0], bytes)
             and isinstance(outer[1], bytes | list)):
@@ -224,6 +240,34 @@ def decode_payload(text: str) -> OfflinePayload:
     return payload
 
 
+def _decoded_in_c(envelope: bytes) -> OfflinePayload | None:
+    """What the rest of `decode_payload` makes of ``envelope`` when it is in the form the encoder writes and
+    valid (registry/formats/_lz2.c parses and checks it, its docstring says what it accepts); None otherwise,
+    and the Python decodes it or says what is wrong. tests/unit/qr/test_lz2_c.py compares the two."""
+    items = _lz2.parse(envelope, FIELD_CODES, _GB_TEXTS, _GB_TEXTS_SIZE)
+    if items is None:
+        return None
+    (identifier, type_code, seed, names, salts, values, hidden, index, size, proof, chain_id, ledger, block_number,
+     block_timestamp, sm3_hidden, sm3_proof, signed, body) = items
+    statement = BatchStatement(*signed) if type(signed) is tuple else None  # its checks were made in C
+    disclosed = dict(zip(names, zip(derive_salts(seed, names) if salts is None else salts, values, strict=True),
+                         strict=True))
+    payload = OfflinePayload.__new__(OfflinePayload)
+    # every check of OfflinePayload._validate was made in C: set the fields by one update of the instance dict
+    payload.__dict__.update(zip(_FIELD_NAMES, (
+        identifier, type_code, disclosed, hidden, _NO_ROOT, index, size, proof, chain_id, ledger, block_number,
+        block_timestamp, b"", b"", b"" if statement else signed, seed, sm3_hidden or {}, sm3_proof, statement),
+        strict=True))
+    try:
+        root = payload.computed_batch_root()
+    except ValidationError:  # the proof does not fit index and size: the Python says so
+        return None
+    object.__setattr__(payload, "batch_root", root)
+    if statement is None and signed:
+        object.__setattr__(payload, "issuer_account", _signer_or_empty(body, signed))
+    return payload
+
+
 def sign_payload(payload: OfflinePayload, private_key: bytes) -> OfflinePayload:
     """Return a copy signed with the agency's secp256k1 account key (recoverable ECDSA over SHA-256(body)).
     An empty ``issuer_account`` is filled in with the key's address (what the decoder will report)."""
@@ -238,34 +282,6 @@ def recover_signer(payload: OfflinePayload) -> str:
     address (or none); whether that address may sign for the issuer is the caller's trust decision.
     SignatureError (a ProofError, code ``bad_signature``) when the payload is unsigned or no key recovers."""
     return checksum_address(_recover(body_bytes(payload), payload.signature))
-
-
-# Text whose characters all lie here is stored as GB 18030 bytes. The set is ASCII, the CJK Unified
-# Ideographs of GBK (U+4E00..U+9FA5), CJK punctuation and full-width forms: all 1- or 2-byte GB 18030 codes
-# whose mapping is identical in GB 18030-2005, -2022 and the WHATWG decoder (TextDecoder("gb18030")).
-_GB_SAFE = re.compile("[\x20-\x7e\u00b7\u2014\u2018\u2019\u201c\u201d\u2026\u3000-\u3011\u4e00-\u9fa5\uff01-\uff5e]*")
-
-
-def _pack_value(value: FieldValue) -> Any:
-    if isinstance(value, str) and not value.isascii() and _GB_SAFE.fullmatch(value):
-        try:
-            packed = value.encode("gb18030")
-        except UnicodeEncodeError:  # pragma: no cover - the character set above is all in GBK
-            return value
-        if packed.decode("gb18030") == value:
-            return packed
-    return value
-
-
-def _unpack_value(value: Any, name: str) -> FieldValue:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("gb18030")
-        except UnicodeDecodeError as exc:
-            raise _invalid(f"disclosed field {name!r} is not GB 18030 text") from exc
-    if value is None or isinstance(value, str | int):
-        return value
-    raise _invalid(f"disclosed field {name!r} has type {type(value).__name__}; expected text, integer, boolean or null")
 
 
 def _statement_item(statement: BatchStatement) -> list[Any]:
@@ -354,31 +370,6 @@ def _salted(names: list[str], items: Iterable[Any]) -> Iterator[tuple[str, bytes
         yield name, item[0], item[1]
 
 
-def _opened(packed: Any, name: str) -> tuple[FieldValue, bool]:
-    """``(_unpack_value(packed), _packs_to(value, packed))``, remembered for GB 18030 bytes (`_GB_TEXTS`)."""
-    known = _GB_TEXTS.get(packed) if type(packed) is bytes else None
-    if known is not None:
-        return known
-    value = _unpack_value(packed, name)
-    packs = _packs_to(value, packed)
-    if type(packed) is bytes and isinstance(value, str):
-        if len(_GB_TEXTS) >= _GB_TEXTS_SIZE:
-            _GB_TEXTS.clear()
-        _GB_TEXTS[packed] = (value, packs)
-    return value, packs
-
-
-def _packs_to(value: FieldValue, packed: Any) -> bool:
-    """``_pack_value(value) == packed`` for the ``value`` that `_unpack_value` made of ``packed``, without
-    decoding twice: an ASCII text, a number, a boolean or null unpacks to itself, and GB 18030 bytes that
-    decoded to ``value`` pack back to themselves when ``value`` is in the packed character set and encodes to
-    exactly those bytes (decoding them again gives ``value``: they are the bytes it was decoded from)."""
-    if value is packed:
-        return not (isinstance(packed, str) and not packed.isascii()) or bool(_pack_value(packed) == packed)
-    return (isinstance(value, str) and not value.isascii() and _GB_SAFE.fullmatch(value) is not None
-            and value.encode("gb18030") == packed)
-
-
 def _is_canonical(raw: list[Any], body: bytes) -> bool:
     """``cbor2.dumps(raw, canonical=True) == body`` (RFC 8949 §4.2) for a body `_payload_from_body` accepted as
     exact (it holds no float: every item is an integer, text, bytes, null, boolean, array or map), without
@@ -414,10 +405,6 @@ def _sm3_part(item: Any) -> tuple[dict[str, bytes], list[bytes] | None, bool]:
 
 
 _N_CODES = len(FIELD_CODES)
-# GB 18030 bytes already decoded -> (their text, whether the encoder packs that text to exactly these bytes):
-# an issuer's name, a certificate's and a company type's recur on every payload. Keyed by all the bytes.
-_GB_TEXTS: dict[bytes, tuple[str, bool]] = {}
-_GB_TEXTS_SIZE = 4096
 _INT_ONLY = frozenset({int})
 _BODY_ITEMS = 13  # without the optional trailing SM3 part
 _NO_ROOT = bytes(HASH_LEN)  # placeholder until the root is computed from the validated payload

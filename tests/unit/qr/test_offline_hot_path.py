@@ -24,7 +24,7 @@ from registry.certificates.offline import OfflineVerifier
 from registry.consortium.trust_list import TrustList
 from registry.crypto.signing import SignatureScheme, recover_account
 from registry.errors import PayloadFormatError, RegistryError
-from registry.formats import lz2
+from registry.formats import gb_text, lz2
 from registry.formats.qr import BASE45_ALPHABET, OfflinePayload, b45decode, b45encode, decode_payload, encode_payload
 from tests.unit.fuzz.strategies import mutated_text
 from tests.unit.qr.factories import make_payload
@@ -98,7 +98,7 @@ def altered_bodies(draw: Any) -> tuple[list[Any], bytes]:
         slot = disclosed[key]
         salted = isinstance(slot, list)
         if kind == "value":  # another value, in the form our encoder writes it
-            packed = lz2._pack_value(value)
+            packed = gb_text.pack_value(value)
         elif kind == "utf8":  # a text as CBOR text even where our encoder writes GB 18030 bytes
             packed = value
         elif kind == "gb" and isinstance(value, str):  # GB 18030 bytes even for ASCII text

@@ -27,7 +27,7 @@ from registry.consortium.trust_list import TrustList
 from registry.crypto import merkle
 from registry.crypto.hashing import hash_constructor
 from registry.errors import PayloadFormatError, RegistryError
-from registry.formats import lz2
+from registry.formats import gb_text, lz2
 from registry.formats.qr import OfflinePayload, decode_payload
 from tests.unit.qr.factories import REALISTIC_FIELDS, make_payload
 
@@ -158,12 +158,12 @@ def test_a_body_with_its_codes_out_of_order_is_refused() -> None:
     lambda t: t.encode("gb18030"))))
 def test_gb18030_bytes_pack_back_as_the_encoder_packs(packed: bytes) -> None:
     try:
-        value = lz2._unpack_value(packed, "x")
+        value = gb_text.unpack_value(packed, "x")
     except PayloadFormatError:
         return
-    assert lz2._packs_to(value, packed) == (lz2._pack_value(value) == packed)
+    assert gb_text.packs_to(value, packed) == (gb_text.pack_value(value) == packed)
     for _ in range(2):  # decoded, then remembered
-        assert lz2._opened(packed, "x") == (value, lz2._pack_value(value) == packed)
+        assert gb_text.opened(packed, "x") == (value, gb_text.pack_value(value) == packed)
 
 
 # --- the result and the memo ---------------------------------------------------------------------------------

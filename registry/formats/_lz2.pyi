@@ -1,0 +1,6 @@
+# The compiled module registry/formats/_lz2.c (its specification: registry/formats/lz2.py, which decides all else).
+from typing import Any
+
+def b45decode(text: str, /) -> bytes | None: ...
+def parse(envelope: bytes, codes: tuple[str, ...], gb_cache: dict[bytes, tuple[str, bool]], gb_cache_size: int, /
+          ) -> tuple[Any, ...] | None: ...
