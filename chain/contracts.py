@@ -4,6 +4,7 @@ those meaning. Writes go through a TransactionSender (one per acting account); r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
@@ -39,7 +40,13 @@ class Role(IntFlag):
         return value
 
     def names(self) -> list[str]:
-        return [r.name.lower() for r in Role if r in self and r.name]
+        return list(_role_names(self.value))
+
+
+@functools.lru_cache(maxsize=256)  # a member's roles, on every verification that names its issuer
+def _role_names(value: int) -> tuple[str, ...]:
+    roles = Role(value)
+    return tuple(r.name.lower() for r in Role if r in roles and r.name)
 
 
 class MemberStatus(IntEnum):

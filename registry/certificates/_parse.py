@@ -71,6 +71,23 @@ def _utf8(text: str, where: str) -> str:
     return text
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plain(value: Any) -> bool:
+    """What `_json_value` takes as it is: a text without a lone surrogate, null, a boolean, an integer within
+    RFC 8785's range."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
+    return value is None or kind is bool or (kind is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
+
+
 def _json_value(value: Any, where: str) -> JsonValue:
     if isinstance(value, str):
         return _utf8(value, where)
@@ -118,6 +135,14 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> dict[str,
         raise _bad(f"fields must be an object, got {type(raw_fields).__name__}")
     fields: dict[str, DisclosedField] = {}
     for path, entry in raw_fields.items():
+        # the common field at once (the checks below, without building their messages): a text path, an entry of
+        # exactly salt and value, lower-case hex salt, a plain value; anything else is named by the checks below
+        if type(path) is str and path and type(entry) is dict and len(entry) == 2 and "salt" in entry \
+                and "value" in entry:
+            salt, value = entry["salt"], entry["value"]
+            if type(salt) is str and _SALT_HEX.fullmatch(salt) and _plain(value) and (path.isascii() or _encodes(path)):
+                fields[path] = DisclosedField(salt=bytes.fromhex(salt), value=value)
+                continue
         if not isinstance(path, str) or not path:
             raise _bad(f"field paths must be non-empty strings, got {path!r}")
         _utf8(path, "a field path")

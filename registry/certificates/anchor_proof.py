@@ -36,6 +36,7 @@ from registry.errors import PayloadFormatError, ValidationError
 __all__ = ["AnchorProof"]
 
 _HEX32_0X = re.compile(r"0x[0-9a-fA-F]{64}")
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
 def _bytes32(value: Any, what: str) -> bytes:
@@ -43,6 +44,13 @@ def _bytes32(value: Any, what: str) -> bytes:
         found = f"{len(value)} bytes" if isinstance(value, (bytes, bytearray)) else type(value).__name__
         raise ValidationError(f"anchor {what} must be 32 bytes, got {found}", code="invalid_anchor")
     return bytes(value)
+
+
+def _steps(path: list[Any] | tuple[Any, ...], what: str) -> tuple[bytes, ...]:
+    """An audit path as a tuple of 32-byte ``bytes``: as it is when it is one already (from_json makes them so)."""
+    if type(path) is tuple and all(type(p) is bytes and len(p) == 32 for p in path):
+        return path
+    return tuple(_bytes32(p, f"{what}[{i}]") for i, p in enumerate(path))
 
 
 def _count(value: Any, what: str, minimum: int = 0) -> int:
@@ -95,7 +103,7 @@ class AnchorProof:
         if not isinstance(self.path, (list, tuple)):
             raise ValidationError(f"anchor path must be a list of hashes, got {type(self.path).__name__}",
                                   code="invalid_anchor")
-        object.__setattr__(self, "path", tuple(_bytes32(p, f"path[{i}]") for i, p in enumerate(self.path)))
+        object.__setattr__(self, "path", _steps(self.path, "path"))
         object.__setattr__(self, "batch_root", bytes(self.batch_root))
         object.__setattr__(self, "tx_hash", bytes(self.tx_hash))
         _count(self.size, "size", 1)
@@ -115,8 +123,7 @@ class AnchorProof:
             if not isinstance(self.sm3_path, (list, tuple)):
                 raise ValidationError(f"anchor sm3_path must be a list of hashes, got {type(self.sm3_path).__name__}",
                                       code="invalid_anchor")
-            object.__setattr__(self, "sm3_path",
-                               tuple(_bytes32(p, f"sm3_path[{i}]") for i, p in enumerate(self.sm3_path)))
+            object.__setattr__(self, "sm3_path", _steps(self.sm3_path, "sm3_path"))
 
     def includes(self, document_digest: bytes) -> bool:
         """RFC 9162 §2.1.3.2: does the audit path lead from ``document_digest`` to ``batch_root``?"""
@@ -174,6 +181,13 @@ _SM3_KEYS = ("sm3_root", "sm3_path")
 def _hex32_list(value: Any, what: str) -> tuple[bytes, ...]:
     if not isinstance(value, list):
         raise ValidationError(f"anchor {what} must be a list, got {type(value).__name__}")
+    # the common case at once: every step a text of 66 characters, "0x" each, hex digits all (one regex over
+    # the joined digits instead of one per step); anything else is named step by step below
+    if all(type(p) is str and len(p) == 66 and p.startswith("0x") for p in value):
+        digits = "".join([p[2:] for p in value])
+        if _HEX_DIGITS.fullmatch(digits):
+            raw = bytes.fromhex(digits)
+            return tuple([raw[i:i + 32] for i in range(0, len(raw), 32)])
     return tuple(_hex32(p, what) for p in value)
 
 

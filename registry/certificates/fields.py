@@ -21,6 +21,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import rfc8785
 
@@ -283,6 +284,18 @@ def batch_root(digest: bytes, index: int, size: int, proof: Sequence[bytes], *,
         return _leaves.batch_root(digest, index, size, proof, algorithm == "sm3")
     return merkle.root_from_audit_path(merkle.leaf_hash(digest, algorithm=algorithm), index, size, proof,
                                        algorithm=algorithm)
+
+
+def batch_includes(root: Any, digest: bytes, index: Any, size: Any, proof: Any, *, algorithm: str = "sha256") -> bool:
+    """RFC 9162 §2.1.3.2 for a document's digest: does ``proof`` place its leaf H(0x00 || digest) at ``index``
+    of a batch of ``size`` whose root is ``root``? False for anything malformed (the anchor may come from an
+    untrusted document): well-formed input goes to `batch_root` (in C when built), the rest to
+    `merkle.verify_inclusion_leaf_hash`, which checks each input."""
+    if (type(index) is int and type(size) is int and 0 <= index < size < 2**64 and type(digest) is bytes
+            and type(proof) in (list, tuple) and all(type(p) is bytes and len(p) == DIGEST_SIZE for p in proof)):
+        return bool(batch_root(digest, index, size, proof, algorithm=algorithm) == root)
+    return merkle.verify_inclusion_leaf_hash(merkle.leaf_hash(digest, algorithm=algorithm), index, size, proof, root,
+                                             algorithm=algorithm)
 
 
 def _document_roots(paths: Sequence[str], salts: Sequence[bytes | None], values: Sequence[JsonValue],

@@ -26,11 +26,11 @@ from sqlalchemy import select
 
 from chain.contracts import DocStatus, MemberStatus, Role
 from registry.certificates.documents import Document
+from registry.certificates.fields import batch_includes
 from registry.certificates.index import ChainIndex
 from registry.certificates.records import AnchoredRecords, CertificateRecord
 from registry.certificates.remote import PublicRecord, RemoteCertificates, SealedCopy
 from registry.certificates.service import REVOCATION_REASONS
-from registry.crypto.merkle import leaf_hash, verify_inclusion_leaf_hash
 from registry.errors import ChainUnavailableError, NotFoundError, ValidationError
 from registry.identifiers import CertificateId
 from registry.node import Node
@@ -54,6 +54,7 @@ VERDICT_TEXT: dict[str, tuple[str, str]] = {
 # the first verdict in this order that applies wins
 _PRECEDENCE = ("tampered", "unknown_issuer", "not_anchored", "cannot_verify", "revoked", "superseded",
                "suspended", "not_yet_valid", "expired", "valid")
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})  # what `_copy` takes as it is
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,10 @@ class Check:
 
 def _copy(value: Any) -> Any:
     """`value` copied as `dataclasses.asdict` copies it (dicts and lists here; tuples, dataclasses by its rules)."""
+    if type(value) is dict:  # a dict's plain values are taken as they are, without a call each
+        return {k: v if type(v) in _PLAIN else _copy(v) for k, v in value.items()}
     if isinstance(value, (str, int, float, bool, bytes)) or value is None:
         return value
-    if type(value) is dict:
-        return {k: _copy(v) for k, v in value.items()}
     return [_copy(v) for v in value] if type(value) is list else asdict(_Boxed(value))["value"]
 
 
@@ -324,7 +325,7 @@ class Verifier:
             self._validity(run, valid_from, valid_until)
             return out
         root = anchor["batch_root"]
-        if not verify_inclusion_leaf_hash(leaf_hash(digest), anchor["index"], anchor["size"], anchor["path"], root):
+        if not batch_includes(root, digest, anchor["index"], anchor["size"], anchor["path"]):
             run.add("anchoring", INVALID, "默克尔包含证明与批次根不符",
                     "the Merkle inclusion proof does not lead to the batch root",
                     "tampered")
@@ -371,9 +372,8 @@ class Verifier:
             run.add("sm3", SKIPPED, "该记录没有 SM3 默克尔证明（早于 SM3 批次根上链），无法核验 SM3",
                     "no SM3 audit path for this record (anchored before SM3 roots went on chain): SM3 not checked")
             return True
-        leaf = leaf_hash(digest, algorithm="sm3")
-        if root != chain_root or not verify_inclusion_leaf_hash(leaf, anchor["index"], anchor["size"], path, root,
-                                                                algorithm="sm3"):
+        if root != chain_root or not batch_includes(root, digest, anchor["index"], anchor["size"], path,
+                                                    algorithm="sm3"):
             run.add("sm3", INVALID, "SM3 摘要及其默克尔证明与链上 SM3 批次根不符",
                     "the SM3 digest and its audit path do not lead to the SM3 batch root anchored on chain", "tampered",
                     sm3=digest.hex(), sm3_root=chain_root.hex())
