@@ -39,6 +39,7 @@ __all__ = [
     "Role",
     "SeedMember",
     "Seeds",
+    "is_utf8_encodable",
     "load_seeds",
 ]
 
@@ -109,7 +110,7 @@ class FieldSpec(_Frozen):
 def _check_string(spec: FieldSpec, value: Any) -> JsonValue:
     if not isinstance(value, str):
         raise spec._invalid(f"must be a string, got {type(value).__name__}")
-    if not _is_utf8_encodable(value):
+    if not is_utf8_encodable(value):
         raise spec._invalid("contains a lone surrogate, which RFC 8785 cannot canonicalise")
     found = unsafe_characters(value)
     if found:  # registry/validation.py says why: NUL, ANSI escapes, bidi overrides change what a reader sees
@@ -127,7 +128,8 @@ def _check_range(spec: FieldSpec, number: decimal.Decimal | int, shown: JsonValu
     return shown
 
 
-def _is_utf8_encodable(text: str) -> bool:
+def is_utf8_encodable(text: str) -> bool:
+    """False for a text with a lone surrogate (no UTF-8 encoding, so no RFC 8785 canonical form)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

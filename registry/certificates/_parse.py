@@ -17,7 +17,7 @@ from registry.certificates.anchor_proof import AnchorProof
 from registry.certificates.fields import COMMON_FIELD_NAMES, SALT_SEED_SIZE, SALT_SIZE, DisclosedField, HiddenField
 from registry.errors import PayloadFormatError, RegistryError, ValidationError
 from registry.identifiers import CertificateId
-from registry.seeds import JsonValue
+from registry.seeds import JsonValue, is_utf8_encodable
 
 __all__ = ["FORMAT_ID", "parse_document"]
 
@@ -71,20 +71,12 @@ def _utf8(text: str, where: str) -> str:
     return text
 
 
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _plain(value: Any) -> bool:
     """What `_json_value` takes as it is: a text without a lone surrogate, null, a boolean, an integer within
     RFC 8785's range."""
     kind = type(value)
     if kind is str:
-        return value.isascii() or _encodes(value)
+        return value.isascii() or is_utf8_encodable(value)
     return value is None or kind is bool or (kind is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
 
 
@@ -140,7 +132,7 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> dict[str,
         if type(path) is str and path and type(entry) is dict and len(entry) == 2 and "salt" in entry \
                 and "value" in entry:
             salt, value = entry["salt"], entry["value"]
-            if type(salt) is str and _SALT_HEX.fullmatch(salt) and _plain(value) and (path.isascii() or _encodes(path)):
+            if type(salt) is str and _SALT_HEX.fullmatch(salt) and _plain(value) and (path.isascii() or is_utf8_encodable(path)):
                 fields[path] = DisclosedField(salt=bytes.fromhex(salt), value=value)
                 continue
         if not isinstance(path, str) or not path:
