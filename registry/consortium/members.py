@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from chain.contracts import Action, ConsortiumClient, MemberInfo, MemberStatus, Role
 from chain.deploy import Deployment, deploy_contracts
@@ -235,8 +236,21 @@ def bootstrap(node: Node, *, on_step: Callable[[str], None] | None = None,
 
 
 def sync_members(node: Node) -> list[MemberInfo]:
-    """Mirror on-chain members into the database (the chain is authoritative)."""
+    """Mirror on-chain members into the database (the chain is authoritative).
+
+    The API process's inbox mirrors them after membership events, and so does the command that made the change,
+    each in its own process. When the other one inserts a member between this one's read and its write, the
+    write fails on the member's keys (IntegrityError); the mirror is then made again, and it updates the row
+    the other one wrote with the same values from the chain."""
     infos = node.consortium.members()
+    try:
+        _mirror(node, infos)
+    except IntegrityError:  # a concurrent mirror inserted a member first: read again, update it
+        _mirror(node, infos)
+    return infos
+
+
+def _mirror(node: Node, infos: list[MemberInfo]) -> None:
     seeds = {m.uscc: m for m in node.seeds.members}
     with node.db.session() as s:
         for info in infos:
@@ -251,7 +265,6 @@ def sync_members(node: Node) -> list[MemberInfo]:
             if seed is not None:
                 row.name_en, row.short_name, row.region = seed.name_en, seed.short_name, seed.region
             s.merge(row)
-    return infos
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
 
 from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
 from chain.errors import ContractRevertError
@@ -10,6 +12,7 @@ from registry.consortium.members import admit_seed_members, list_members, resolv
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import bid_from_private_key, bid_from_sm2_public_key, parse_bid
 from registry.node import Node
+from registry.store.db import Database, Member
 
 NEW_USCC = "11230000MB1A0010XX"  # replaced below by a valid one
 
@@ -86,6 +89,37 @@ def test_admitting_a_member_needs_two_admin_approvals(chain_node: Node) -> None:
         c.execute(chain_node.sender_for(admins[1]), pid)
     sync_members(chain_node)
     assert resolve(chain_node, account.address)[1].uscc == new
+
+
+def test_a_member_another_process_mirrors_meanwhile_is_updated_not_refused(chain_node: Node) -> None:
+    # The API process's inbox and the command that admitted a member both mirror it, each in its own process:
+    # here a second connection (the other process) inserts the member's row after this mirror read the table and
+    # before it writes. The mirror must then update that row, not fail on the member's keys.
+    member = next(m for m in chain_node.seeds.members if "admin" not in m.roles)
+    with chain_node.db.session() as s:
+        s.execute(delete(Member).where(Member.uscc == member.uscc))  # a node that has not mirrored it yet
+    info = chain_node.consortium.get_member(member.uscc)
+    other = Database(chain_node.db.url)
+    inserted: list[str] = []
+
+    def meanwhile(session: Session, *_: object) -> None:  # this mirror is about to insert the row it did not find
+        if inserted or not any(isinstance(o, Member) and o.uscc == member.uscc for o in session.new):
+            return
+        inserted.append(member.uscc)
+        with other.session() as s2:
+            s2.add(Member(uscc=member.uscc, name="stale", bid=info.bid, roles=0, status=int(info.status),
+                          accounts=[], admitted_block=0))
+
+    event.listen(Session, "before_flush", meanwhile)
+    try:
+        sync_members(chain_node)
+    finally:
+        event.remove(Session, "before_flush", meanwhile)
+        other.close()
+    assert inserted == [member.uscc]  # the other process did write first
+    with chain_node.db.session() as s:
+        rows = s.scalars(select(Member).where(Member.bid == info.bid)).all()
+        assert [(r.uscc, r.name, r.roles) for r in rows] == [(member.uscc, info.name, int(info.roles))]
 
 
 def test_a_non_admin_cannot_propose_and_nothing_changes(chain_node: Node) -> None:
