@@ -130,6 +130,8 @@ def _check_range(spec: FieldSpec, number: decimal.Decimal | int, shown: JsonValu
 
 def is_utf8_encodable(text: str) -> bool:
     """False for a text with a lone surrogate (no UTF-8 encoding, so no RFC 8785 canonical form)."""
+    if text.isascii():  # most texts: no surrogate, nothing to encode
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

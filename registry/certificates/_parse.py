@@ -64,10 +64,8 @@ def _hex_field(value: Any, pattern: re.Pattern[str], where: str, size: int) -> b
 
 
 def _utf8(text: str, where: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _bad(f"{where} contains a lone surrogate (not canonicalisable by RFC 8785)") from None
+    if not is_utf8_encodable(text):
+        raise _bad(f"{where} contains a lone surrogate (not canonicalisable by RFC 8785)")
     return text
 
 
@@ -76,7 +74,7 @@ def _plain(value: Any) -> bool:
     RFC 8785's range."""
     kind = type(value)
     if kind is str:
-        return value.isascii() or is_utf8_encodable(value)
+        return is_utf8_encodable(value)
     return value is None or kind is bool or (kind is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
 
 
@@ -132,7 +130,7 @@ def _parse_document_unchecked(obj: Mapping[str, Any] | str | bytes) -> dict[str,
         if type(path) is str and path and type(entry) is dict and len(entry) == 2 and "salt" in entry \
                 and "value" in entry:
             salt, value = entry["salt"], entry["value"]
-            if type(salt) is str and _SALT_HEX.fullmatch(salt) and _plain(value) and (path.isascii() or is_utf8_encodable(path)):
+            if type(salt) is str and _SALT_HEX.fullmatch(salt) and _plain(value) and is_utf8_encodable(path):
                 fields[path] = DisclosedField(salt=bytes.fromhex(salt), value=value)
                 continue
         if not isinstance(path, str) or not path:

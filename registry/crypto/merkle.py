@@ -32,7 +32,6 @@ from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
 from registry.errors import ValidationError
 
 __all__ = [
-    "root_from_audit_path",
     "MerkleTree",
     "all_inclusion_proofs",
     "consistency_proof",
@@ -43,6 +42,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "root_from_audit_path",
     "root_from_leaf_hashes",
     "root_of_hashed_leaves",
     "verify_consistency",

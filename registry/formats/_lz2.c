@@ -82,7 +82,8 @@ typedef struct {
 } Rd;
 
 /* One head: the major type and its argument, or -1 for a head that is not the shortest one for its argument,
- * an indefinite length, a reserved value, or the end of the input. Major type 7 is read by `simple`. */
+ * an indefinite length, a reserved value, or the end of the input. Major type 7 (true, false, null) is
+ * -1 here too: `value_of` reads it where a value may be one. */
 static int head(Rd *r, int *major, uint64_t *arg) {
     if (r->p >= r->end) return -1;
     unsigned ib = *r->p++;
@@ -372,21 +373,21 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         }
         PyList_SET_ITEM(values, i, value);
     }
-    if ((hidden = hashes_of(&r, codes, n_codes, seen, HIDDEN)) == NULL) goto maybe_fail;
+    if ((hidden = hashes_of(&r, codes, n_codes, seen, HIDDEN)) == NULL) goto done;
     for (Py_ssize_t c = 0; c < n_codes; c++)
         if ((seen[c] & (SHOWN | HIDDEN)) == (SHOWN | HIDDEN)) goto done; /* disclosed and hidden */
     if (with_seed && PyDict_GET_SIZE(hidden)) goto done; /* the seed would give the hidden salts away */
     uint64_t index, size, chain_id, block_number, block_timestamp;
     if (uint_of(&r, &index) < 0 || uint_of(&r, &size) < 0 || index >= size) goto done;
-    if ((proof = bytes_of(&r, 0, PY_SSIZE_T_MAX)) == NULL || PyBytes_GET_SIZE(proof) % HASH_LEN) goto maybe_fail;
-    if (uint_of(&r, &chain_id) < 0 || (ledger = bytes_of(&r, ADDRESS_LEN, ADDRESS_LEN)) == NULL) goto maybe_fail;
+    if ((proof = bytes_of(&r, 0, PY_SSIZE_T_MAX)) == NULL || PyBytes_GET_SIZE(proof) % HASH_LEN) goto done;
+    if (uint_of(&r, &chain_id) < 0 || (ledger = bytes_of(&r, ADDRESS_LEN, ADDRESS_LEN)) == NULL) goto done;
     if (uint_of(&r, &block_number) < 0 || uint_of(&r, &block_timestamp) < 0) goto done;
     if (items == BODY_ITEMS + 1) {
         if (expect(&r, 4, &n) < 0 || n != 2) goto done;
-        if ((sm3_hidden = hashes_of(&r, codes, n_codes, seen, HIDDEN_SM3)) == NULL) goto maybe_fail;
+        if ((sm3_hidden = hashes_of(&r, codes, n_codes, seen, HIDDEN_SM3)) == NULL) goto done;
         for (Py_ssize_t c = 0; c < n_codes; c++)
             if (!(seen[c] & HIDDEN) != !(seen[c] & HIDDEN_SM3)) goto done; /* the same fields hidden in both */
-        if ((sm3_proof = bytes_of(&r, 0, PY_SSIZE_T_MAX)) == NULL) goto maybe_fail;
+        if ((sm3_proof = bytes_of(&r, 0, PY_SSIZE_T_MAX)) == NULL) goto done;
         if (PyBytes_GET_SIZE(sm3_proof) != PyBytes_GET_SIZE(proof)) goto done;
         if ((sm3_steps = steps(sm3_proof)) == NULL) goto fail;
     }
@@ -400,9 +401,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         sm3_steps ? sm3_steps : Py_None, signed_, body);
     goto fail; /* result or NULL with the exception of Py_BuildValue */
 
-maybe_fail: /* a refusal, unless Python itself failed (memory) */
-    if (PyErr_Occurred()) goto fail;
-done:
+done: /* a refusal, unless Python itself failed (memory) */
     if (PyErr_Occurred()) goto fail;
     result = Py_NewRef(Py_None);
 fail:
