@@ -56,6 +56,32 @@ def test_secret_named_fields_are_blanked_whatever_they_hold(fields: dict[str, An
     assert all(out[k] == REDACTED for k in fields) and out["event"] == "x"
 
 
+def _every_substitution(text: str) -> str:
+    """redact_text's definition: each rule's substitution in order, with no shortcut."""
+    for pattern, replacement in api.logging._PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+_PIECES = ["Bearer ", "BEARER\t", "bearer", "lzk_", "lzk", "key", "KEY", "Api-Key", "x_document_key", "token", "Secret",
+           "=", ":", " ", "'", '"', "&", "#", "#abcdefghijklmnop", "AbCdEfGhIjKlMnOpQr", "==", "-", "_",
+           "11010519491231002X", "1101051949123100", "19", "0", "-----BEGIN ", "EC ", "PRIVATE KEY-----",
+           "-----END RSA PRIVATE KEY-----", "\n", "持证", "/v/1.2.156"]
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=12).map("".join))
+def test_the_one_search_shortcut_gives_what_every_substitution_gives(text: str) -> None:
+    assert redact_text(text) == _every_substitution(text)
+
+
+@pytest.mark.parametrize("text", [
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\nx",  # the first rule under its own flag (re.S)
+    "auth: BEARER abc", "x lzk_abc", "API-KEY = abc", "/v/1#AbCdEfGhIjKlMnOp", "代码11010519491231002X号"])
+def test_the_shortcut_lets_each_rule_act(text: str) -> None:
+    assert _every_substitution(text) != text and redact_text(text) == _every_substitution(text)
+
+
 @pytest.mark.parametrize("module", [api.logging, api.limits, api.private_files, api.interpreter])
 def test_docstring_examples_run(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
