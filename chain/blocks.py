@@ -206,6 +206,11 @@ class BlockReader:
             results.extend(by_id.get(i, {}).get("result") for i in range(len(part)))
         return results
 
+    @property
+    def batches(self) -> bool:
+        """True when `batch` sends one request for many calls (HTTP), False when it makes them one at a time."""
+        return self._url() is not None
+
     # -- plumbing ------------------------------------------------------------------------------------------
     def _url(self) -> str | None:
         return cast("str | None", getattr(getattr(self.backend, "provider", None), "active_url", None))

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
 from eth_typing import HexStr
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3.contract import Contract
@@ -20,6 +21,7 @@ from web3.types import BlockIdentifier
 
 from chain.artifacts import ErrorDecoder, load_artifact
 from chain.backends import ChainBackend
+from chain.blocks import BlockReader
 from chain.sender import Receipt, TransactionSender, _revert_from
 
 
@@ -94,6 +96,24 @@ def unpad(value: bytes) -> str:
     return bytes(value).rstrip(b"\0").decode()
 
 
+@functools.lru_cache(maxsize=256)
+def _function_abi(artifact: str, name: str) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
+    """The selector, input types and output types of a contract's function (web3's own encoder looks the
+    function up in the whole ABI and hashes every signature again on each call)."""
+    [abi] = [e for e in load_artifact(artifact).abi if e.get("type") == "function" and e.get("name") == name]
+    return (function_abi_to_4byte_selector(abi), tuple(get_abi_input_types(abi)),  # type: ignore[arg-type]
+            tuple(get_abi_output_types(abi)))  # type: ignore[arg-type]
+
+
+def _normalized(abi_type: str, value: Any) -> Any:
+    """A decoded value as web3's call answers it: addresses checksummed."""
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if abi_type == "address[]":
+        return [to_checksum_address(a) for a in value]
+    return value
+
+
 class ContractClient:
     NAME = ""
 
@@ -111,6 +131,28 @@ class ContractClient:
             if revert is None:
                 raise
             raise revert from exc
+
+    def _calls(self, calls: Sequence[tuple[str, tuple[Any, ...]]], *, block: int) -> list[Any]:
+        """`_call` of each (function, arguments) at one block, answered as `_call` answers, in one JSON-RPC batch
+        (chain/blocks.py) where the backend speaks HTTP. A call the batch answers with an error is made again on
+        its own, so that its revert or failure is raised as `_call` raises it."""
+        reader = BlockReader(self.backend)
+        if not reader.batches:  # eth-tester, in process: nothing to save
+            return [self._call(name, *args, block=block) for name, args in calls]
+        tag = hex(block)
+        abis = [_function_abi(self.NAME, name) for name, _ in calls]
+        answers = reader.batch([
+            ("eth_call", [{"to": self.address, "data": "0x" + (selector + abi_encode(inputs, args)).hex()}, tag])
+            for (selector, inputs, _), (_, args) in zip(abis, calls, strict=True)])
+        results = []
+        for (_, _, outputs), (name, args), answer in zip(abis, calls, answers, strict=True):
+            if answer is None:
+                results.append(self._call(name, *args, block=block))
+                continue
+            values = [_normalized(t, v) for t, v in zip(outputs, self.backend.w3.codec.decode(outputs, bytes.fromhex(
+                str(answer).removeprefix("0x"))), strict=True)]
+            results.append(values[0] if len(values) == 1 else tuple(values))
+        return results
 
     def _tx(self, sender: TransactionSender, fn_name: str, *args: Any, gas: int | None = None) -> Receipt:
         return sender.transact(self.contract.functions[fn_name](*args), gas=gas)
@@ -227,12 +269,20 @@ class ConsortiumClient(ContractClient):
         return records
 
     def members(self) -> list[MemberInfo]:
-        count = int(self._call("memberCount"))
+        """Every member ever admitted and not NONE, as `get_member` reads each, all at one block: three JSON-RPC
+        batches where it made four calls a member (a node's inbox reads them when it starts, and after every
+        membership event)."""
+        block = BlockReader(self.backend).head()
+        count = int(self._call("memberCount", block=block))
+        usccs = [unpad(k) for k in self._calls([("memberAt", (i,)) for i in range(count)], block=block)]
+        answers = self._calls([(name, (b32(uscc),)) for uscc in usccs
+                               for name in ("getMember", "memberAccounts", "memberSm2Key")], block=block)
         result = []
-        for i in range(count):
-            info = self.get_member(unpad(self._call("memberAt", i)))
-            if info is not None:
-                result.append(info)
+        for k, uscc in enumerate(usccs):
+            (name, bid, roles, status, admitted, updated), accounts, sm2_key = answers[3 * k:3 * k + 3]
+            if status != MemberStatus.NONE:
+                result.append(MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated,
+                                         tuple(accounts), bytes(sm2_key)))
         return result
 
     def has_role(self, account: str, role: Role, *, block: int | str = "latest") -> bool:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
-from chain.contracts import Action, ConsortiumClient, MemberStatus, Role
+from chain.contracts import Action, ConsortiumClient, MemberStatus, Role, unpad
 from chain.errors import ContractRevertError
 from registry.consortium.members import admit_seed_members, list_members, resolve, sync_members
 from registry.errors import NotFoundError, ValidationError
@@ -46,6 +46,21 @@ def test_every_seed_agency_is_an_active_member_with_its_roles(chain_node: Node) 
         sm2_key = chain_node.keys.sm2_public_key(seed.uscc)
         assert info.bid == bid_from_sm2_public_key(sm2_key) and parse_bid(info.bid).crypto == "z"
         assert info.sm2_key == sm2_key
+
+
+def test_members_read_in_batches_equal_one_get_member_per_member(chain_node: Node) -> None:
+    consortium = chain_node.consortium
+    count = int(consortium._call("memberCount"))
+    usccs = [unpad(consortium._call("memberAt", i)) for i in range(count)]
+    assert consortium.members() == [consortium.get_member(uscc) for uscc in usccs]
+    # a call the batch answers with an error is made again alone: it raises what `_call` raises
+    head = chain_node.blocks.head()
+    with pytest.raises(Exception) as alone:
+        consortium._call("memberAt", count, block=head)
+    with pytest.raises(type(alone.value)):
+        consortium._calls([("memberCount", ()), ("memberAt", (count,))], block=head)
+    assert consortium._calls([("memberCount", ()), ("memberAt", (0,))], block=head) == [
+        count, consortium._call("memberAt", 0, block=head)]
 
 
 def test_seeding_twice_admits_nobody_new(chain_node: Node) -> None:
