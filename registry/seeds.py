@@ -350,11 +350,16 @@ def _seed_error(file: str, entry: str, message: str) -> ValidationError:
     return ValidationError(f"{file} {entry}: {message}", code="invalid_seed", details={"file": file, "entry": entry})
 
 
+# libyaml's parser under the safe constructor: the same values as yaml.safe_load, ~10x faster (every node, test
+# and command reads the seeds when it opens)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(directory: Path, name: str, keys: set[str]) -> dict[str, Any]:
     path = directory / name
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_SAFE_LOADER)
     except FileNotFoundError:
         raise _seed_error(name, "(file)", f"missing: expected {path}") from None
     except yaml.YAMLError as exc:
