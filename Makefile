@@ -47,9 +47,11 @@ run: install
 # pytest-xdist 3.8 under pytest 9.2: the group suffix it writes to item._nodeid no longer reaches the node id.)
 # The second run repeats the whole integration suite on PostgreSQL (a cluster of the run's own,
 # tests/support/postgres.py): every node, CLI subprocess and template database of those tests on it.
+# --no-loadscope-reorder: files go out in the order collected, heaviest first (tests/support/durations.py), so the
+# two workers end together.
 test: install system-deps
-	$(BIN)/pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
-	$(BIN)/pytest -q -n 2 --dist loadfile --db=postgresql tests/integration
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --db=postgresql tests/integration
 
 compile: install
 	$(BIN)/lianzheng compile

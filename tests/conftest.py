@@ -18,7 +18,7 @@ from chain.backends import ChainBackend, EthTesterBackend, RpcBackend
 from registry.consortium.members import bootstrap
 from registry.node import Node
 from registry.store.db import Database
-from tests.support import postgres
+from tests.support import durations, postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS = PROJECT_ROOT / "seeds"
@@ -36,6 +36,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if chosen:  # the variable reaches subprocesses and xdist workers too
         os.environ["LIANZHENG_TEST_DB"] = chosen
     postgres.selected_database()  # refuses a misspelt LIANZHENG_TEST_DB before any test runs
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The heaviest test files first (tests/support/durations.py says why)."""
+    durations.order_by_weight(items, durations.weights())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
