@@ -121,6 +121,7 @@ class ContractClient:
         self.backend = backend
         self.address = to_checksum_address(address)
         self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
+        self._blocks = BlockReader(backend)  # `_calls`' batches: one HTTP session per thread, kept open
 
     def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
         fn = self.contract.functions[fn_name](*args)
@@ -136,7 +137,7 @@ class ContractClient:
         """`_call` of each (function, arguments) at one block, answered as `_call` answers, in one JSON-RPC batch
         (chain/blocks.py) where the backend speaks HTTP. A call the batch answers with an error is made again on
         its own, so that its revert or failure is raised as `_call` raises it."""
-        reader = BlockReader(self.backend)
+        reader = self._blocks
         if not reader.batches:  # eth-tester, in process: nothing to save
             return [self._call(name, *args, block=block) for name, args in calls]
         tag = hex(block)
@@ -272,7 +273,7 @@ class ConsortiumClient(ContractClient):
         """Every member ever admitted and not NONE, as `get_member` reads each, all at one block: three JSON-RPC
         batches where it made four calls a member (a node's inbox reads them when it starts, and after every
         membership event)."""
-        block = BlockReader(self.backend).head()
+        block = self._blocks.head()
         count = int(self._call("memberCount", block=block))
         usccs = [unpad(k) for k in self._calls([("memberAt", (i,)) for i in range(count)], block=block)]
         answers = self._calls([(name, (b32(uscc),)) for uscc in usccs
