@@ -174,6 +174,13 @@ class MemberInfo:
     accounts: tuple[str, ...]
     sm2_key: bytes = b""  # the current SM2 signing key, 64 bytes x || y; empty for a member without one
 
+    @classmethod
+    def read(cls, uscc: str, member: Sequence[Any], accounts: Sequence[str], sm2_key: bytes) -> MemberInfo:
+        """From the answers of getMember, memberAccounts and memberSm2Key for ``uscc``."""
+        name, bid, roles, status, admitted, updated = member
+        return cls(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated, tuple(accounts),
+                   bytes(sm2_key))
+
 
 @dataclass(frozen=True)
 class Sm2KeyRecord:
@@ -246,12 +253,11 @@ class ConsortiumClient(ContractClient):
         return MemberStatus(self._call("getMember", b32(uscc), block=block)[3])
 
     def get_member(self, uscc: str, *, block: int | str = "latest") -> MemberInfo | None:
-        name, bid, roles, status, admitted, updated = self._call("getMember", b32(uscc), block=block)
-        if status == MemberStatus.NONE:
+        member = self._call("getMember", b32(uscc), block=block)
+        if member[3] == MemberStatus.NONE:
             return None
-        accounts = tuple(self._call("memberAccounts", b32(uscc), block=block))
-        sm2_key = bytes(self._call("memberSm2Key", b32(uscc), block=block))
-        return MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated, accounts, sm2_key)
+        return MemberInfo.read(uscc, member, self._call("memberAccounts", b32(uscc), block=block),
+                               self._call("memberSm2Key", b32(uscc), block=block))
 
     def sm2_key_record(self, key: bytes, *, block: int | str = "latest") -> Sm2KeyRecord | None:
         """Whose SM2 key ``key`` (64 bytes) is and when it was valid; None if it was never registered."""
@@ -278,13 +284,8 @@ class ConsortiumClient(ContractClient):
         usccs = [unpad(k) for k in self._calls([("memberAt", (i,)) for i in range(count)], block=block)]
         answers = self._calls([(name, (b32(uscc),)) for uscc in usccs
                                for name in ("getMember", "memberAccounts", "memberSm2Key")], block=block)
-        result = []
-        for k, uscc in enumerate(usccs):
-            (name, bid, roles, status, admitted, updated), accounts, sm2_key = answers[3 * k:3 * k + 3]
-            if status != MemberStatus.NONE:
-                result.append(MemberInfo(uscc, name, bid, Role(roles), MemberStatus(status), admitted, updated,
-                                         tuple(accounts), bytes(sm2_key)))
-        return result
+        return [MemberInfo.read(uscc, *answers[3 * k:3 * k + 3]) for k, uscc in enumerate(usccs)
+                if answers[3 * k][3] != MemberStatus.NONE]
 
     def has_role(self, account: str, role: Role, *, block: int | str = "latest") -> bool:
         return bool(self._call("hasRole", to_checksum_address(account), int(role), block=block))

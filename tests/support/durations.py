@@ -49,8 +49,7 @@ def from_junit(xml: Path) -> dict[str, float]:
     """Seconds per test file summed from a JUnit XML report (classname ``tests.e2e.test_up`` -> the file)."""
     seconds: Counter[str] = Counter()
     for case in ET.parse(xml).getroot().iter("testcase"):
-        module = (case.get("classname") or "").split("::")[0]
-        path = Path(*module.split("."))
+        path = Path(*(case.get("classname") or "").split("."))
         while path.parts and not (DURATIONS.parent.parent / path).with_suffix(".py").exists():
             path = path.parent  # a test class: tests.e2e.test_x.TestY
         if path.parts:
