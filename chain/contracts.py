@@ -117,11 +117,13 @@ def _normalized(abi_type: str, value: Any) -> Any:
 class ContractClient:
     NAME = ""
 
-    def __init__(self, backend: ChainBackend, address: str) -> None:
+    def __init__(self, backend: ChainBackend, address: str, *, blocks: BlockReader | None = None) -> None:
         self.backend = backend
         self.address = to_checksum_address(address)
         self.contract: Contract = backend.w3.eth.contract(address=self.address, abi=load_artifact(self.NAME).abi)
-        self._blocks = BlockReader(backend)  # `_calls`' batches: one HTTP session per thread, kept open
+        # `_calls`' batches go through `blocks` (a node passes its own: one HTTP session per thread for all its
+        # reads, instead of one more per client left open until collected)
+        self._blocks = blocks if blocks is not None else BlockReader(backend)
 
     def _call(self, fn_name: str, *args: Any, block: int | str = "latest") -> Any:
         fn = self.contract.functions[fn_name](*args)

@@ -69,7 +69,7 @@ class Node:
         key = (cls.NAME, address)
         client = self._clients.get(key)
         if client is None:
-            client = cls(self.backend, address)
+            client = cls(self.backend, address, blocks=self.blocks)
             self._clients[key] = client
         return client  # type: ignore[return-value]
 
