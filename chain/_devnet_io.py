@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,49 @@ from typing import Any
 # anvil's SerializableState is written in field order and `historical_states` comes last (null unless
 # --preserve-historical-states, which this module does not use), so a complete dump ends with this.
 _COMPLETE_STATE_TAIL = b'"historical_states":null}'
+
+
+class HeldSignals:
+    """Python-level signal handlers held back while a child is spawned (`held_signals`)."""
+
+    def __init__(self, previous: dict[int, Callable[[int, Any], Any]]) -> None:
+        self._previous = previous
+        self._caught: list[int] = []
+
+    def hold(self, signum: int, _frame: Any) -> None:
+        self._caught.append(signum)
+
+    def release(self) -> None:
+        """Put the handlers back, then run each for the signals that came while held (this may raise, as
+        the handler would have: a SystemExit, a KeyboardInterrupt)."""
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        caught, self._caught = self._caught, []
+        for signum in dict.fromkeys(caught):
+            previous[signum](signum, None)
+
+
+@contextlib.contextmanager
+def held_signals(*signums: signal.Signals) -> Iterator[HeldSignals]:
+    """Hold back the Python handlers of `signums` (SIGTERM, SIGINT) until `release()` or the block's end.
+
+    A handler that raises (a CLI's SIGTERM handler raising SystemExit, Python's KeyboardInterrupt) would
+    otherwise raise out of `subprocess.Popen` after the child exists but before its pid is known, and nothing
+    could stop the child. Only the main thread runs Python handlers and may replace them; elsewhere, and for
+    signals without a Python handler, nothing is held."""
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    held = HeldSignals(previous)
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                previous[signum] = handler
+                signal.signal(signum, held.hold)
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 def rpc(url: str, method: str, params: Sequence[Any] = (), *, timeout: float = 2.0) -> Any:

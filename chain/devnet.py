@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chain._devnet_io import alive as _alive
+from chain._devnet_io import held_signals as _held_signals
 from chain._devnet_io import now as _now
 from chain._devnet_io import read_json as _read_json
 from chain._devnet_io import rpc as _rpc
@@ -224,17 +225,20 @@ class Devnet:
                 out.write(f"\n=== {_now()} lianzheng devnet start: {' '.join(argv)}\n".encode())
                 out.flush()
                 # A new session: no controlling terminal and no signals from the caller's process group,
-                # so the devnet outlives the CLI that started it (and its Ctrl-C).
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        cwd=self.directory, start_new_session=True)
-            self._proc = proc
-            _write_atomic(self.pid_file, f"{proc.pid}\n")
-            try:
-                self._wait_ready(proc.pid, deadline)
-            except BaseException:
-                self._signal_and_wait(proc.pid, signal.SIGKILL, 5)
-                self.pid_file.unlink(missing_ok=True)
-                raise
+                # so the devnet outlives the CLI that started it (and its Ctrl-C). A SIGTERM or Ctrl-C of the
+                # caller during the spawn is held until the child is known and the cleanup below can stop it.
+                with _held_signals(signal.SIGTERM, signal.SIGINT) as held:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            cwd=self.directory, start_new_session=True)
+                    self._proc = proc
+                    try:
+                        _write_atomic(self.pid_file, f"{proc.pid}\n")
+                        held.release()
+                        self._wait_ready(proc.pid, deadline)
+                    except BaseException:
+                        self._signal_and_wait(proc.pid, signal.SIGKILL, 5)
+                        self.pid_file.unlink(missing_ok=True)
+                        raise
             self._write_config(proc.pid, load_from, recovered)
             log.info("devnet started", extra={"pid": proc.pid, "url": self.url, "loaded_from": str(load_from)})
             return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -195,6 +196,44 @@ def test_anvil_dying_during_start_is_reported_with_its_log(tmp_path: Path) -> No
     with pytest.raises(DevnetError, match=r"(?s)exit code 3.*something anvil did not like"):
         devnet.start(timeout=10)
     assert not devnet.pid_file.exists()
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, SystemExit), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_while_anvil_is_spawned_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  signum: signal.Signals, raised: type[BaseException]) -> None:
+    """A SIGTERM (a CLI's handler raises SystemExit) or a Ctrl-C that lands while `subprocess.Popen` still waits
+    for the exec would raise out of it with the child running and its pid unknown: the devnet holds both until
+    the pid is recorded, then stops the child on the way out."""
+    spawned: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        child = real_popen(*args, **kwargs)
+        spawned.append(child.pid)
+        os.kill(os.getpid(), signum)  # its handler runs at once, inside what stands for Popen
+        return child
+
+    # a CLI's handlers (an xdist worker ignores SIGINT), put back as they were afterwards
+    handlers: dict[signal.Signals, Any] = {signal.SIGTERM: lambda n, _frame: sys.exit(128 + n),
+                                           signal.SIGINT: signal.default_int_handler}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        devnet = make_devnet(tmp_path)
+        monkeypatch.setattr(subprocess, "Popen", popen_then_signal)
+        with pytest.raises(raised):
+            devnet.start(timeout=30)
+        after = {signum: signal.getsignal(signum) for signum in handlers}
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        left_running = [pid for pid in spawned if Path(f"/proc/{pid}").exists()]
+        for pid in left_running:
+            os.kill(pid, signal.SIGKILL)
+    assert len(spawned) == 1
+    assert not left_running, "the spawned anvil was left running"
+    assert not devnet.pid_file.exists()
+    assert after == handlers  # the start put the caller's handlers back
 
 
 def test_missing_anvil_binary_says_how_to_install_it(tmp_path: Path) -> None:
