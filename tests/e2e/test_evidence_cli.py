@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from api.stack import LocalStack
 from chain.ledgers import EvidenceLedgerClient
 from registry.crypto.hashing import sha256_key
+from tests.support import plain_http
 from tests.support.anvil import make_devnet
 from tests.support.audit import seal_image
 from tests.support.cli import LZ, lz
@@ -220,7 +220,7 @@ def test_a_package_verifies_offline_after_the_devnet_stops_and_an_edited_record_
     finally:
         stack.devnet.start()
     deadline = time.monotonic() + 30
-    while httpx.get(f"{stack.url}/api/v1/evidence/{pending['id']}/status").json()["status"] != "registered":
+    while plain_http.get(f"{stack.url}/api/v1/evidence/{pending['id']}/status").json()["status"] != "registered":
         assert time.monotonic() < deadline, "the outbox did not anchor the record after the restart"
         time.sleep(0.2)
     ledger = stack.node.client(EvidenceLedgerClient)

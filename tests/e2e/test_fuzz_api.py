@@ -21,10 +21,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.stack import LocalStack
+from tests.support import plain_http
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
 def _operations(url: str) -> int:
-    spec = httpx.get(f"{url}/openapi.json", timeout=30).json()
+    spec = plain_http.get(f"{url}/openapi.json", timeout=30).json()
     return sum(1 for item in spec["paths"].values() for method in item if method in {"get", "post", "put", "delete"})
 
 

@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import rfc8785
 
@@ -24,6 +23,7 @@ from registry.consortium.trust_list import FORMAT_V2, TrustList
 from registry.crypto.sm2 import raw_public_key
 from registry.formats.batch_statement import key_id
 from registry.formats.qr import decode_payload
+from tests.support import plain_http
 from tests.support.cli import FirstCallReal
 from tests.support.verifier import issue_roles, offline_text
 from tests.unit.crypto._openssl import SM2_ID, needs_openssl, openssl, write
@@ -49,7 +49,7 @@ def run(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _trust(stack: LocalStack) -> tuple[dict[str, object], TrustList]:
-    signed = httpx.get(stack.url + "/api/v1/trust-list").json()
+    signed = plain_http.get(stack.url + "/api/v1/trust-list").json()
     return signed, TrustList.from_json(signed)
 
 

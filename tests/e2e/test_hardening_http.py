@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from api.stack import LocalStack
+from tests.support import plain_http
 from tests.support.bodies import pathological_body
 
 pytestmark = pytest.mark.anvil
@@ -35,7 +36,7 @@ def alive(stack: LocalStack) -> bool:
     """The same server process still runs and answers /healthz."""
     if not stack.server_running:
         return False
-    return httpx.get(stack.url + "/healthz", timeout=10).json()["status"] == "ok"
+    return plain_http.get(stack.url + "/healthz", timeout=10).json()["status"] == "ok"
 
 
 def log_lines(stack: LocalStack, *, request_ids: tuple[str, ...] = (), timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -65,7 +66,7 @@ def test_the_recursion_limit_is_the_default_after_importing_the_app_and_the_cli(
 ])
 def test_a_nested_json_bomb_gets_400_and_the_server_stays_up(stack: LocalStack, bomb: str) -> None:
     pid = stack.server_pid
-    r = httpx.post(stack.url + "/api/v1/verify", content=bomb, headers={"Content-Type": "application/json"}, timeout=30)
+    r = plain_http.post(stack.url + "/api/v1/verify", content=bomb, headers={"Content-Type": "application/json"}, timeout=30)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "json_too_deep"
     assert stack.server_pid == pid and alive(stack)
@@ -73,7 +74,7 @@ def test_a_nested_json_bomb_gets_400_and_the_server_stays_up(stack: LocalStack, 
 
 def test_json_nested_32_deep_is_still_parsed(stack: LocalStack) -> None:
     body = '{"identifier": "x", "pad": ' + "[" * 30 + "]" * 30 + "}"
-    r = httpx.post(stack.url + "/api/v1/verify", content=body, headers={"Content-Type": "application/json"})
+    r = plain_http.post(stack.url + "/api/v1/verify", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code != 400 or r.json()["error"]["code"] != "json_too_deep", r.text
 
 
@@ -84,7 +85,7 @@ def test_json_nested_32_deep_is_still_parsed(stack: LocalStack) -> None:
     (b'{"identifier": "\xed\xa0\x80"}', "invalid_encoding"),  # a UTF-8-encoded surrogate is not UTF-8
 ])
 def test_huge_numbers_and_invalid_utf8_get_400(stack: LocalStack, body: bytes, code: str) -> None:
-    r = httpx.post(stack.url + "/api/v1/verify", content=body, headers={"Content-Type": "application/json"})
+    r = plain_http.post(stack.url + "/api/v1/verify", content=body, headers={"Content-Type": "application/json"})
     assert (r.status_code, r.json()["error"]["code"]) == (400, code)
     assert alive(stack)
 
@@ -109,21 +110,21 @@ def test_a_chunked_body_over_the_limit_gets_413(stack: LocalStack) -> None:
 
 
 def test_405_names_the_allowed_methods(stack: LocalStack) -> None:
-    r = httpx.get(stack.url + "/api/v1/verify")
+    r = plain_http.get(stack.url + "/api/v1/verify")
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
     assert r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_every_response_carries_a_request_id(stack: LocalStack) -> None:
-    mine = httpx.get(stack.url + "/healthz", headers={"X-Request-ID": "trace-42.a_b"})
+    mine = plain_http.get(stack.url + "/healthz", headers={"X-Request-ID": "trace-42.a_b"})
     assert mine.headers["x-request-id"] == "trace-42.a_b"
     for bad in ("x" * 65, "a b", "<script>", "ключ"):
-        r = httpx.get(stack.url + "/healthz", headers={"X-Request-ID": bad.encode()})
+        r = plain_http.get(stack.url + "/healthz", headers={"X-Request-ID": bad.encode()})
         assert r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) == 32
-    ids = {httpx.get(stack.url + path).headers["x-request-id"] for path in ("/healthz", "/nope", "/api/v1/members")}
+    ids = {plain_http.get(stack.url + path).headers["x-request-id"] for path in ("/healthz", "/nope", "/api/v1/members")}
     assert len(ids) == 3
-    refused = httpx.post(stack.url + "/api/v1/verify", content=b"[" * 100, headers={"Content-Type": "application/json"})
+    refused = plain_http.post(stack.url + "/api/v1/verify", content=b"[" * 100, headers={"Content-Type": "application/json"})
     assert refused.headers["x-request-id"]
 
 
@@ -131,12 +132,12 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
     token = stack.api_keys[AGENCY]
     secret_query = "Zm9vYmFyLXNlY3JldC1xdWVyeS12YWx1ZQ"
     holder_id = "230102199001011234"
-    r = httpx.post(stack.url + f"/api/v1/certificates/status?wait=1&key={secret_query}",
+    r = plain_http.post(stack.url + f"/api/v1/certificates/status?wait=1&key={secret_query}",
                    json={"identifiers": [f"1.2.156.3005.2.{AGENCY}001.{AGENCY}.{holder_id}.001.X"]},
                    headers={"Authorization": f"Bearer {token}", "X-Request-ID": "access-log-1",
                             "X-Document-Key": secret_query})
     assert r.status_code == 200, r.text
-    bad = httpx.get(stack.url + "/api/v1/certificates/x", headers={"Authorization": "Bearer lzk_not-a-real-key"})
+    bad = plain_http.get(stack.url + "/api/v1/certificates/x", headers={"Authorization": "Bearer lzk_not-a-real-key"})
     assert bad.status_code == 401
 
     entries = log_lines(stack, request_ids=("access-log-1", bad.headers["x-request-id"]))
@@ -158,7 +159,7 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
 def json_post_endpoints(stack: LocalStack) -> list[tuple[str, dict[str, Any]]]:
     """Every POST operation with a JSON request body, its path parameters filled, and a body with its required
     properties given placeholder values of the right JSON type (from the app's own OpenAPI)."""
-    spec = httpx.get(stack.url + "/openapi.json").json()
+    spec = plain_http.get(stack.url + "/openapi.json").json()
     schemas = spec.get("components", {}).get("schemas", {})
     placeholder = {"string": "1.2.156.3005.2.x", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
     found = []

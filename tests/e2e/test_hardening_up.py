@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from chain.devnet import Devnet, free_port
+from tests.support import plain_http
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -66,7 +67,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 90) -> 
 def healthy(up: Up) -> bool:
     assert up.proc.poll() is None, up.log.read_text(errors="replace")[-3000:]
     try:
-        return httpx.get(up.url + "/healthz", timeout=2).json().get("status") == "ok"
+        return plain_http.get(up.url + "/healthz", timeout=2).json().get("status") == "ok"
     except (httpx.HTTPError, ValueError):
         return False
 

@@ -23,6 +23,7 @@ from api.devtools.samples import sample_values
 from api.runtime import build_node
 from registry.identifiers import CertificateId
 from registry.seeds import load_seeds
+from tests.support import plain_http
 from tests.support.cli import FirstCallReal
 from tests.support.evidence import digests, evidence_body
 from tests.support.nodes import wait_for
@@ -67,7 +68,7 @@ def police_certificate(consortium: LocalConsortium) -> dict[str, Any]:
     seeds = load_seeds(Path("seeds"))
     ct = next(t for t in seeds.certificate_types if POLICE in t.issuers)
     [values] = sample_values(ct, 1, issuer=seeds.member(POLICE), seed=11)
-    r = httpx.post(consortium.nodes["a"].url + "/api/v1/certificates?wait=true", headers=_auth(consortium, "a", POLICE),
+    r = plain_http.post(consortium.nodes["a"].url + "/api/v1/certificates?wait=true", headers=_auth(consortium, "a", POLICE),
                    json={"type": ct.code, "fields": values}, timeout=120)
     assert r.status_code == 201, r.text
     return dict(r.json())
@@ -76,7 +77,7 @@ def police_certificate(consortium: LocalConsortium) -> dict[str, Any]:
 def _verify(url: str, body: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:  # the other node's index follows the chain (pulls new events at most every 0.5 s)
-        r = httpx.post(url + "/api/v1/verify", json=body, timeout=60)
+        r = plain_http.post(url + "/api/v1/verify", json=body, timeout=60)
         assert r.status_code == 200, r.text
         if r.json()["verdict"] == "valid" or time.monotonic() > deadline:
             return dict(r.json())
@@ -100,13 +101,13 @@ def test_a_certificate_issued_on_node_a_verifies_on_node_b_and_on_the_auditor_no
         assert checks["anchoring"]["status"] == "VALID" and checks["status"]["status"] == "VALID"
         assert checks["sm3"]["status"] == "VALID"  # node A's record carries the SM3 path to the SM3 root on chain
         # the encrypted by-reference document is served by node A through any node (ciphertext only)
-        blob = httpx.get(f"{url}/api/v1/certificates/{identifier}/blob", timeout=30)
-        assert blob.status_code == 200 and blob.content == httpx.get(
+        blob = plain_http.get(f"{url}/api/v1/certificates/{identifier}/blob", timeout=30)
+        assert blob.status_code == 200 and blob.content == plain_http.get(
             f"{consortium.nodes['a'].url}/api/v1/certificates/{identifier}/blob", timeout=30).content
     # an identifier node A never issued is unknown on other nodes too (node A answers 404 to them)
     cid = CertificateId.parse(identifier)
     unknown = str(CertificateId.build(cid.type_code, cid.issuer_uscc, 999_999))
-    r = httpx.post(consortium.nodes["b"].url + "/api/v1/verify", json={"identifier": unknown}, timeout=30)
+    r = plain_http.post(consortium.nodes["b"].url + "/api/v1/verify", json={"identifier": unknown}, timeout=30)
     assert r.status_code == 200 and r.json()["verdict"] == "not_anchored", r.text
 
 
@@ -138,7 +139,7 @@ def test_node_b_and_the_auditor_hold_no_key_of_node_a(consortium: LocalConsortiu
 def test_a_revoke_from_node_b_is_refused_by_its_api_and_by_the_contract(
         consortium: LocalConsortium, police_certificate: dict[str, Any]) -> None:
     identifier = police_certificate["identifier"]
-    r = httpx.post(f"{consortium.nodes['b'].url}/api/v1/certificates/{identifier}/revoke",
+    r = plain_http.post(f"{consortium.nodes['b'].url}/api/v1/certificates/{identifier}/revoke",
                    headers=_auth(consortium, "b", MARKET), json={"reason": 5}, timeout=30)
     assert r.status_code in (403, 404), r.text
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_certificate"  # node B never had it
@@ -174,16 +175,16 @@ def test_an_agency_node_issues_and_revokes_through_its_softhsm2_token(consortium
     ct = next(t for t in seeds.certificate_types if MARKET in t.issuers)
     [values] = sample_values(ct, 1, issuer=seeds.member(MARKET), seed=12)
     url, auth = consortium.nodes["b"].url, _auth(consortium, "b", MARKET)
-    r = httpx.post(url + "/api/v1/certificates?wait=true", headers=auth, json={"type": ct.code, "fields": values},
+    r = plain_http.post(url + "/api/v1/certificates?wait=true", headers=auth, json={"type": ct.code, "fields": values},
                    timeout=120)
     assert r.status_code == 201, r.text
     identifier = r.json()["identifier"]
-    r = httpx.post(f"{url}/api/v1/certificates/{identifier}/revoke?wait=true", headers=auth, json={"reason": 5},
+    r = plain_http.post(f"{url}/api/v1/certificates/{identifier}/revoke?wait=true", headers=auth, json={"reason": 5},
                    timeout=120)
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 60
     while True:
-        verdict = httpx.post(consortium.nodes["a"].url + "/api/v1/verify", json={"identifier": identifier},
+        verdict = plain_http.post(consortium.nodes["a"].url + "/api/v1/verify", json={"identifier": identifier},
                              timeout=30).json()["verdict"]
         if verdict == "revoked" or time.monotonic() > deadline:
             break

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from chain.devnet import Devnet, free_port
+from tests.support import plain_http
 
 LZ = str(Path(sys.executable).parent / "lianzheng")
 
@@ -37,7 +38,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 90) ->
         if proc.poll() is not None:
             raise AssertionError(f"lianzheng up exited early:\n{proc.stdout.read() if proc.stdout else ''}")
         try:
-            body = httpx.get(url + "/healthz", timeout=2).json()
+            body = plain_http.get(url + "/healthz", timeout=2).json()
             if body.get("status") == "ok":
                 return body  # type: ignore[no-any-return]
         except httpx.HTTPError:
@@ -59,7 +60,7 @@ def test_up_serves_the_api_and_ctrl_c_stops_api_and_devnet(tmp_path: Path) -> No
     proc = _up(data_dir, api_port, devnet_port, via_make=True)
     try:
         health = _wait_healthy(url, proc)
-        members = httpx.get(url + "/api/v1/members").json()
+        members = plain_http.get(url + "/api/v1/members").json()
         assert members["count"] >= 8
         assert (data_dir / "deployment.json").exists() and (data_dir / "api-keys.json").exists()
         first = json.loads((data_dir / "deployment.json").read_text())
@@ -71,13 +72,13 @@ def test_up_serves_the_api_and_ctrl_c_stops_api_and_devnet(tmp_path: Path) -> No
     assert "devnet stopped" in out
     assert not Devnet(data_dir=data_dir, port=devnet_port).is_running()
     with __import__("pytest").raises(httpx.HTTPError):
-        httpx.get(url + "/healthz", timeout=1)
+        plain_http.get(url + "/healthz", timeout=1)
 
     # a second `make run` reuses the persisted chain: same contracts, members not admitted again
     proc = _up(data_dir, api_port, devnet_port)
     try:
         health = _wait_healthy(url, proc)
         assert health["deployment"]["contracts"] == first["contracts"]
-        assert httpx.get(url + "/api/v1/members").json()["count"] == members["count"]
+        assert plain_http.get(url + "/api/v1/members").json()["count"] == members["count"]
     finally:
         _stop(proc)

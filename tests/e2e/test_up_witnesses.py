@@ -19,6 +19,7 @@ import pytest
 
 from chain.devnet import free_port
 from tests.e2e.test_hardening_up import ROOT, alive, wait_until
+from tests.support import plain_http
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -39,7 +40,7 @@ def _events(log: Path, name: str) -> list[dict[str, Any]]:
 
 def _get(url: str) -> Any:
     try:
-        r = httpx.get(url, timeout=3)
+        r = plain_http.get(url, timeout=3)
     except httpx.HTTPError:
         return None
     return r.json() if r.status_code == 200 else None

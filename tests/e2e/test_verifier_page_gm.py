@@ -38,6 +38,7 @@ from registry.crypto.hashing import sm3
 from registry.errors import ProofError
 from registry.formats.envelope import EnvelopeAlgorithm, aad_for, decode_key, open_, seal
 from registry.store.db import Batch, Certificate
+from tests.support import plain_http
 from tests.support.browser import RequestLog, chromium, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.anvil]
@@ -92,7 +93,7 @@ def _issue(stack: LocalStack, n: int, *, seed: int) -> list[dict[str, Any]]:
 
 
 def _blob(stack: LocalStack, identifier: str) -> bytes:
-    r = httpx.get(f"{stack.url}/api/v1/certificates/{identifier}/blob", timeout=30)
+    r = plain_http.get(f"{stack.url}/api/v1/certificates/{identifier}/blob", timeout=30)
     assert r.status_code == 200, r.text
     return r.content
 

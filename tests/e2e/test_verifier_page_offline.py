@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -31,6 +30,7 @@ from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import make_offline_qr
 from registry.formats.images import decode_qr_image, qr_version
 from registry.formats.qr import decode_payload, encode_payload
+from tests.support import plain_http
 from tests.support.browser import RequestLog, chromium, shot
 from tests.support.photos import degraded_photos
 from tests.support.verifier import DENSE, issue_roles, offline_png, offline_text
@@ -101,7 +101,7 @@ def test_an_offline_code_is_verified_with_the_network_off_and_never_leaves_the_d
     page = context.new_page()
     _ready(page, stack.url + "/verify")
     page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
-    block = httpx.get(stack.url + "/api/v1/trust-list").json()["as_of"]["block"]
+    block = plain_http.get(stack.url + "/api/v1/trust-list").json()["as_of"]["block"]
     assert page.get_attribute("#trust-status", "data-block") == str(block)
 
     context.set_offline(True)
@@ -141,10 +141,11 @@ def test_the_server_says_not_yet_valid_too(stack: LocalStack, certs: dict[str, d
                                           texts: dict[str, str]) -> None:
     # the same verdict from the API clients use (by identifier, and the offline endpoint kept for them)
     ident = certs["not_yet_valid"]["identifier"]
-    assert httpx.post(stack.url + "/api/v1/verify", json={"identifier": ident}).json()["verdict"] == "not_yet_valid"
-    r = httpx.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["not_yet_valid"]})
+    assert plain_http.post(stack.url + "/api/v1/verify", json={"identifier": ident}).json()["verdict"] == "not_yet_valid"
+    r = plain_http.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["not_yet_valid"]})
     assert r.json()["verdict"] == "not_yet_valid"
-    assert httpx.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["expired"]}).json()["verdict"] == "expired"
+    expired = plain_http.post(stack.url + "/api/v1/verify/offline", json={"payload": texts["expired"]})
+    assert expired.json()["verdict"] == "expired"
 
 
 def test_an_altered_offline_code_and_a_forged_trust_list_are_refused(
@@ -196,13 +197,13 @@ def test_an_intl_code_verifies_in_the_page_beside_gm_ones(context: Any, stack: L
 
 
 def test_the_page_is_an_installable_app(context: Any, stack: LocalStack) -> None:
-    manifest = httpx.get(stack.url + "/manifest.webmanifest")
+    manifest = plain_http.get(stack.url + "/manifest.webmanifest")
     assert manifest.headers["content-type"].startswith("application/manifest+json")
     m = manifest.json()
     assert m["start_url"] == "/verify" and m["display"] == "standalone" and m["name"] and m["short_name"]
     sizes = set()
     for icon in m["icons"]:
-        r = httpx.get(stack.url + icon["src"])
+        r = plain_http.get(stack.url + icon["src"])
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         with Image.open(io.BytesIO(r.content)) as im:
             assert f"{im.width}x{im.height}" == icon["sizes"]
@@ -213,7 +214,7 @@ def test_the_page_is_an_installable_app(context: Any, stack: LocalStack) -> None
     assert page.get_attribute("link[rel=manifest]", "href") == "/manifest.webmanifest"
     scope = page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
     assert scope == stack.url + "/"
-    sw = httpx.get(stack.url + "/sw.js")
+    sw = plain_http.get(stack.url + "/sw.js")
     assert sw.headers["content-type"].startswith("text/javascript") and sw.headers["service-worker-allowed"] == "/"
 
 
@@ -286,7 +287,7 @@ def test_the_printable_certificate_is_one_a4_page_with_a_pdf_button(
 
 
 def test_docs_and_redoc_render_with_every_other_host_blocked(browser: Any, stack: LocalStack, tmp_path: Any) -> None:
-    spec = httpx.get(stack.url + "/openapi.json").json()
+    spec = plain_http.get(stack.url + "/openapi.json").json()
     # Swagger UI shows an operation once under each of its tags
     operations = sum(max(1, len(op.get("tags", []))) for item in spec["paths"].values()
                      for method, op in item.items() if method in ("get", "post", "put", "patch", "delete"))
@@ -319,18 +320,18 @@ def test_docs_and_redoc_render_with_every_other_host_blocked(browser: Any, stack
 
 
 def test_a_landing_page_and_html_404s_for_browsers_while_api_clients_get_json(browser: Any, stack: LocalStack) -> None:
-    home = httpx.get(stack.url + "/")
+    home = plain_http.get(stack.url + "/")
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
     assert 'href="/verify"' in home.text and 'href="/docs"' in home.text
     html = {"Accept": "text/html,application/xhtml+xml"}
-    page404 = httpx.get(stack.url + "/no/such/page", headers=html)
+    page404 = plain_http.get(stack.url + "/no/such/page", headers=html)
     assert page404.status_code == 404 and page404.headers["content-type"].startswith("text/html")
     assert "未找到页面" in page404.text and "/no/such/page" in page404.text
     for path, headers in (("/no/such/page", {}), ("/no/such/page", {"Accept": "application/json"}),
                           ("/api/v1/no-such-endpoint", html)):
-        r = httpx.get(stack.url + path, headers=headers)
+        r = plain_http.get(stack.url + path, headers=headers)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (path, headers)
-    assert httpx.post(stack.url + "/api/v1/verify/digest", headers=html, json={}).status_code == 422
+    assert plain_http.post(stack.url + "/api/v1/verify/digest", headers=html, json={}).status_code == 422
     ctx = browser.new_context()
     try:
         page = ctx.new_page()

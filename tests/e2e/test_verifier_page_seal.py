@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
 from api.devtools.samples import sample_values
 from api.stack import LocalStack
+from tests.support import plain_http
 from tests.support.browser import chromium, shot
 from tests.support.seals import CITY_MARKET, MARKET, create_seal, seal_png, swap_sealed_image
 
@@ -50,7 +50,7 @@ def _issue(stack: LocalStack, agency: str, n: int, seed: int, seal: str | None) 
                                                                        seed=seed)}
     if seal:
         body["seal"] = seal
-    r = httpx.post(f"{stack.url}/api/v1/certificates/batch?wait=true", json=body, headers=stack.auth(agency), timeout=60)
+    r = plain_http.post(f"{stack.url}/api/v1/certificates/batch?wait=true", json=body, headers=stack.auth(agency), timeout=60)
     assert r.status_code == 201, r.text
     return list(r.json()["certificates"])
 
@@ -66,7 +66,7 @@ def world(stack: LocalStack) -> dict[str, Any]:
     sealed, swapped, printed = _issue(stack, MARKET, 3, 61, ours["id"])
     [revoked_later] = _issue(stack, MARKET, 1, 62, later["id"])
     [unsealed] = _issue(stack, MARKET, 1, 63, None)
-    r = httpx.post(f"{stack.url}/api/v1/seals/{later['id']}/revoke", json={"reason": "机构更名"},
+    r = plain_http.post(f"{stack.url}/api/v1/seals/{later['id']}/revoke", json={"reason": "机构更名"},
                    headers=stack.auth(MARKET), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "revoked", r.text
     swap_sealed_image(stack.node, swapped["identifier"], blue)
@@ -130,7 +130,7 @@ def test_a_sealed_certificate_shows_its_seal_image_over_the_agency_name_and_seal
     assert loaded and page.is_visible("#seal-image")
     # the pixels shown are the registered image's (a red star at the centre), and so are the bytes served
     assert _shown_pixels(page) == _expected_pixels(world["red"]) and _expected_pixels(world["red"])[2] == [255, 0, 0, 255]
-    served = httpx.get(f"{stack.url}/api/v1/certificates/{world['sealed']['identifier']}/seal/image", timeout=30)
+    served = plain_http.get(f"{stack.url}/api/v1/certificates/{world['sealed']['identifier']}/seal/image", timeout=30)
     assert served.status_code == 200 and served.headers["content-type"] == "image/png"
     assert hashlib.sha256(served.content).hexdigest() == world["ours"]["image_sha256"] == served.headers[
         "x-seal-image-sha256"] == hashlib.sha256(world["red"]).hexdigest()
@@ -228,7 +228,7 @@ def test_the_printable_certificate_shows_the_checked_seal_over_the_issuer_on_one
         assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1
         # an unsealed certificate prints as before: no seal, no mark
         other = world["unsealed"]
-        r = httpx.get(f"{stack.url}/api/v1/certificates/{other['identifier']}/print", timeout=60,
+        r = plain_http.get(f"{stack.url}/api/v1/certificates/{other['identifier']}/print", timeout=60,
                       headers={**stack.auth(MARKET), "X-Document-Key": other["qr_url"].split("#")[1]})
         assert r.status_code == 200 and 'class="seal' not in r.text and "印章有效" not in r.text
     finally:

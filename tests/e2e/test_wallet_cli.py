@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from api.devtools.samples import sample_values
 from api.stack import LocalStack
+from tests.support import plain_http
 from tests.support.cli import FirstCallReal
 from tests.unit.registry.test_vc import schema_errors
 
@@ -48,7 +48,7 @@ def _issue(stack: LocalStack, seed: int, holder_key: str | None = None) -> dict[
     body: dict[str, Any] = {"type": ct.code, "fields": values}
     if holder_key:
         body["holder_key"] = holder_key
-    r = httpx.post(f"{stack.url}/api/v1/certificates?wait=true", json=body, headers=stack.auth(issuer), timeout=60)
+    r = plain_http.post(f"{stack.url}/api/v1/certificates?wait=true", json=body, headers=stack.auth(issuer), timeout=60)
     assert r.status_code == 201, r.text
     stack.services.index.refresh(force=True)
     return dict(r.json())
@@ -84,7 +84,7 @@ def test_a_wallet_exports_credentials_that_lianzheng_verify_re_imports(stack: Lo
         assert vc["proof"]["document"]["anchor"] is not None  # completed from the node for the link-only one
     assert by_id[bound["identifier"]]["credentialSubject"]["id"] == f"urn:lianzheng:holder-key:{made['key_id']}"
     assert "id" not in by_id[unbound["identifier"]]["credentialSubject"]
-    context = httpx.get(by_id[bound["identifier"]]["@context"][1])
+    context = plain_http.get(by_id[bound["identifier"]]["@context"][1])
     assert context.status_code == 200 and "LianzhengCertificate" in context.json()["@context"]
 
     result = _verify(stack, out, 0)
@@ -103,7 +103,7 @@ def test_a_wallet_exports_credentials_that_lianzheng_verify_re_imports(stack: Lo
     tampered = _verify(stack, single, 1)
     assert tampered["verdict"] == "tampered" and "credentialSubject" in tampered["checks"][0]["reason_en"]
 
-    r = httpx.post(f"{stack.url}/api/v1/certificates/{unbound['identifier']}/revoke", json={"reason": 4},
+    r = plain_http.post(f"{stack.url}/api/v1/certificates/{unbound['identifier']}/revoke", json={"reason": 4},
                    headers=stack.auth(unbound["identifier"].split(".")[6]))
     assert r.status_code == 200, r.text
     stack.services.index.refresh(force=True)

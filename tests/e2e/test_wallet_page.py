@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from api.devtools.samples import sample_values
@@ -26,6 +25,7 @@ from registry.holders.grants import Grant, Grantee, agency_grantee_digest, perso
 from registry.holders.keys import HolderKey, HolderPublicKey
 from registry.holders.presentation import check_signature
 from registry.holders.wrapping import unwrap_key
+from tests.support import plain_http
 from tests.support.browser import RequestLog, chromium, shot
 from tests.support.verifier import issue_roles
 
@@ -132,7 +132,7 @@ def _issue_bound(stack: LocalStack, spki: str, seed: int) -> dict[str, Any]:
     ct = stack.node.seeds.certificate_types[0]
     issuer = ct.issuers[0]
     [values] = sample_values(ct, 1, issuer=stack.node.seeds.member(issuer), seed=seed)
-    r = httpx.post(f"{stack.url}/api/v1/certificates?wait=true", headers=stack.auth(issuer), timeout=60,
+    r = plain_http.post(f"{stack.url}/api/v1/certificates?wait=true", headers=stack.auth(issuer), timeout=60,
                    json={"type": ct.code, "fields": values, "holder_key": spki})
     assert r.status_code == 201, r.text
     stack.services.index.refresh(force=True)
@@ -160,7 +160,7 @@ def test_a_challenge_signed_in_the_wallet_is_verified_by_the_api_as_presented_by
         page: Any, stack: LocalStack, tmp_path: Path) -> None:
     log = RequestLog(page)
     key_id, cert = _wallet_with_bound_certificate(page, stack, seed=61)
-    challenge = httpx.post(f"{stack.url}/api/v1/presentations/challenge", json={"verifier": "银行柜台 #3"}).json()
+    challenge = plain_http.post(f"{stack.url}/api/v1/presentations/challenge", json={"verifier": "银行柜台 #3"}).json()
     package = _sign(page, json.dumps(challenge))
     digest = cert["document"]["digest"]["sha256"]
     presentation = package["presentation"]
@@ -168,11 +168,11 @@ def test_a_challenge_signed_in_the_wallet_is_verified_by_the_api_as_presented_by
     assert presentation["challenge"] == challenge and HolderPublicKey.from_b64url(presentation["holder_key"]).key_id == key_id
     assert package["document"]["digest"]["sha256"] == digest
     assert check_signature(presentation, certificate=digest, holder_key_digest=key_id).verdict == "presented_by_holder"
-    r = httpx.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30)
+    r = plain_http.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30)
     assert r.status_code == 200, r.text
     result = r.json()
     assert result["verdict"] == "valid" and result["presentation"]["verdict"] == "presented_by_holder"
-    again = httpx.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30).json()
+    again = plain_http.post(f"{stack.url}/api/v1/presentations", json=package, timeout=30).json()
     assert again["presentation"] == {**again["presentation"], "verdict": "status_only", "reason": "replayed_nonce"}
     shot(page, tmp_path, "wallet_presentation")
     key_text = cert["qr_url"].split("#", 1)[1]
@@ -223,7 +223,7 @@ def _grant_in_wallet(page: Any, *, kind: str, who: str, purpose: str, days: int 
 
 def _wait_grant(stack: LocalStack, digest: str, status: str) -> None:
     deadline = time.monotonic() + 30
-    while (state := httpx.get(f"{stack.url}/api/v1/grants/{digest}").json()["status"]) != status:
+    while (state := plain_http.get(f"{stack.url}/api/v1/grants/{digest}").json()["status"]) != status:
         assert time.monotonic() < deadline, f"grant still {state}"
         time.sleep(0.2)
     stack.services.index.refresh(force=True)
@@ -294,7 +294,7 @@ def test_an_expired_grant_shows_its_reason_on_the_verifier_page(page: Any, stack
     grant = Grant.build(certificate=cert["document"]["digest"]["sha256"], issuer=cert["identifier"].split(".")[6],
                         holder_key=holder.public, grantee=grantee, purpose="临时代办", not_before=now - 60,
                         expires=now + 4).sign(holder)
-    assert httpx.post(f"{stack.url}/api/v1/grants", json={"grant": grant.to_json()}).status_code == 201
+    assert plain_http.post(f"{stack.url}/api/v1/grants", json={"grant": grant.to_json()}).status_code == 201
     _wait_grant(stack, grant.digest.hex(), "active")
     deadline = time.monotonic() + 30
     while stack.services.grants.chain_now() < grant.expires:  # the chain's clock decides

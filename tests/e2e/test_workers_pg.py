@@ -39,6 +39,7 @@ from chain.logs import LogReader
 from registry.seeds import load_seeds
 from registry.store.db import Batch, Certificate
 from registry.store.states import CertificateStatus
+from tests.support import plain_http
 from tests.support.postgres import PostgresCluster
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.xdist_group("workers_pg")]
@@ -61,7 +62,7 @@ def _wait(probe: Any, what: str, timeout: float, interval: float = 0.1) -> Any:
 
 def _leader(base: str) -> dict[str, Any] | None:
     try:
-        r = httpx.get(base + "/api/v1/system/leader", timeout=5)
+        r = plain_http.get(base + "/api/v1/system/leader", timeout=5)
     except httpx.TransportError:
         return None
     return r.json() if r.status_code == 200 else None
@@ -103,7 +104,7 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    r = httpx.post(base + "/api/v1/certificates/batch", json={"type": ct.code, "documents": chunk},
+                    r = plain_http.post(base + "/api/v1/certificates/batch", json={"type": ct.code, "documents": chunk},
                                    headers=headers, timeout=120)
                     if r.status_code in (200, 201):
                         break

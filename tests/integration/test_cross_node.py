@@ -27,7 +27,7 @@ from registry.outbox.inbox import ChainInbox
 from registry.store.db import Certificate
 from registry.store.ledger_models import EvidenceCase, EvidenceEvent, EvidenceRecord, Exchange, ExchangeStepRow
 from registry.store.seal_models import SealedSignature, SealRow
-from tests.support import postgres
+from tests.support import plain_http, postgres
 from tests.support.evidence import JUSTICE, MARKET, POLICE, evidence_body
 from tests.support.nodes import AgencyNode, wait_for
 from tests.support.seals import CITY_MARKET, create_seal, seal_png, swap_sealed_image
@@ -257,7 +257,7 @@ def test_a_sealed_certificate_issued_on_node_a_verifies_with_its_seal_on_node_b(
     ours = create_seal(a.url, a.auth(MARKET), seal_png("red"))
     create_seal(a.url, a.auth(CITY_MARKET), seal_png("blue"), name="哈尔滨市市场监督管理局行政许可专用章")
     ct = a.node.seeds.certificate_types[0]
-    r = httpx.post(f"{a.url}/api/v1/certificates/batch?wait=true", headers=a.auth(MARKET), timeout=60, json={
+    r = plain_http.post(f"{a.url}/api/v1/certificates/batch?wait=true", headers=a.auth(MARKET), timeout=60, json={
         "type": ct.code, "seal": ours["id"], "documents": sample_values(ct, 2, issuer=a.node.seeds.member(MARKET), seed=91)})
     assert r.status_code == 201, r.text
     good, swapped = r.json()["certificates"]

@@ -7,7 +7,7 @@ proposal from one of the stack's admins, approved by the others until the thresh
 node never sees the new agency's key, and this node never holds a key of the stack's agencies.
 
     with LocalStack(tmp / "a") as a, AgencyNode(tmp / "b", a) as b:
-        httpx.get(b.url + "/api/v1/evidence?role=incoming", headers=b.auth())
+        plain_http.get(b.url + "/api/v1/evidence?role=incoming", headers=b.auth())
 """
 
 from __future__ import annotations

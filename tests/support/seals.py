@@ -13,13 +13,13 @@ import datetime as dt
 import io
 from typing import Any
 
-import httpx
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from registry.node import Node
 from registry.seals.asn1 import SESeal, SESSignature
 from registry.store.seal_models import SealedSignature
+from tests.support import plain_http
 
 MARKET = "11230000MB1A00028M"  # 省市场监管局: issues 营业执照 (type 0)
 CITY_MARKET = "11230100MB1B000456"  # 哈尔滨市市场监管局: also issues 营业执照
@@ -40,7 +40,7 @@ def create_seal(url: str, auth: dict[str, str], image: bytes, *, name: str = "�
                 category: str = "permit") -> dict[str, Any]:
     """Register a seal through the API and return its view (on chain: 201)."""
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
-    r = httpx.post(f"{url}/api/v1/seals", headers=auth, timeout=60,
+    r = plain_http.post(f"{url}/api/v1/seals", headers=auth, timeout=60,
                    json={"name": name, "category": category, "image": base64.b64encode(image).decode(),
                          "valid_until": until})
     assert r.status_code == 201, r.text

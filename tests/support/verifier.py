@@ -17,6 +17,7 @@ import httpx
 from api.devtools.samples import sample_values
 from api.stack import LocalStack
 from registry.formats.images import decode_qr_image
+from tests.support import plain_http
 
 # one 营业执照 (no expiry) each, in one anchored batch; revoked / suspended / superseded change state afterwards
 BASIC_ROLES = ("valid", "revoked", "suspended", "superseded", "offline", "privacy", "upload", "camera", "print")
@@ -85,7 +86,7 @@ def offline_text(stack: LocalStack, cert: dict[str, Any], **params: Any) -> str:
 
 def offline_png(stack: LocalStack, cert: dict[str, Any], **params: Any) -> bytes:
     issuer = cert["identifier"].split(".")[6]
-    r = httpx.get(f"{stack.url}/api/v1/certificates/{cert['identifier']}/qr",
+    r = plain_http.get(f"{stack.url}/api/v1/certificates/{cert['identifier']}/qr",
                   params={"mode": "offline", **params},
                   headers={**stack.auth(issuer), "X-Document-Key": cert["qr_url"].split("#", 1)[1]}, timeout=60)
     assert r.status_code == 200, r.text
