@@ -25,23 +25,25 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.certificates.documents import Document
+from registry.certificates.number_macs import stable_json
 from registry.errors import ConflictError, ValidationError
-from registry.node import Node
 from registry.store.db import utcnow
 from registry.store.idempotency_models import CertificateNumber, IdempotencyRecord
 from registry.store.tables import insert_rows, table_of
 
-__all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "document_macs", "record_numbers", "request_mac",
+if TYPE_CHECKING:  # the build processes import this module without the node and chain stack
+    from registry.node import Node
+
+__all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "record_numbers", "request_mac",
            "replay_answer", "store_answer"]
 
 KEY_PATTERN = r"^[\x21-\x7e]{16,128}$"
@@ -81,13 +83,8 @@ class IdempotencyKey:
                                 code="idempotency_key_reused") from None
 
 
-def _stable_json(obj: Any) -> bytes:
-    # Request bodies are JSON already; sorted keys and ASCII escapes make equal bodies equal bytes
-    return json.dumps(obj, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str).encode()
-
-
 def request_mac(node: Node, agency: str, route: str, type_code: str, documents: Sequence[Any]) -> str:
-    return node.keys.mac("idempotency-request", _stable_json([agency, route, type_code, list(documents)]))
+    return node.keys.mac("idempotency-request", stable_json([agency, route, type_code, list(documents)]))
 
 
 def replay_answer(s: Session, agency: str, key: IdempotencyKey, mac: str) -> list[dict[str, Any]] | None:
@@ -114,21 +111,6 @@ class NumberCheck:
     number_macs: list[str]
     values_macs: list[str]
     replay_of: dict[int, str]  # document index -> identifier of the identical certificate issued before
-
-
-def _given_values(doc: Document, given: Mapping[str, Any]) -> bytes:
-    # The normalised form of what the caller gave (holder codes in capitals, dates as text): "the same
-    # values" is judged on them, not on defaults such as 颁发日期 = today.
-    fields = doc.fields
-    return _stable_json({k: fields[k].value for k, v in given.items() if v is not None and k in fields})  # keys sorted
-
-
-def document_macs(mac: Callable[[str, bytes], str], agency: str, type_code: str, doc: Document,
-                  given: Mapping[str, Any]) -> tuple[str, str]:
-    """The MACs of a document's 证照编号 and of the values its issuer gave (`KeyStore.mac` or `MacKey.mac`)."""
-    number = str(doc.fields[_NUMBER].value)
-    return (mac("certificate-number", f"{type_code}\x00{agency}\x00{number}".encode()),
-            mac("certificate-values", _given_values(doc, given)))
 
 
 def check_numbers(s: Session, agency: str, type_code: str, macs: Sequence[tuple[str, str]]) -> NumberCheck:

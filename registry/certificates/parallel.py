@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from registry.certificates import building, idempotency
+from registry.certificates import building, number_macs
 from registry.certificates.timing import StageTimer
-from registry.consortium.keys import MacKey
+from registry.consortium.mac_key import MacKey
 from registry.errors import ValidationError
 from registry.formats import envelope
 from registry.seeds import Seeds
@@ -106,7 +106,7 @@ class BuiltDocument(NamedTuple):
     key: str  # the envelope key, base64url: returned once, never stored
     qr_url: str
     document_json: bytes  # the document, compact JSON (UTF-8), encoded once
-    number_mac: str  # idempotency.document_macs
+    number_mac: str  # number_macs.document_macs
     values_mac: str
 
     @property
@@ -147,7 +147,7 @@ def build_chunk(ctx: BuildContext, job: ChunkJob) -> ChunkResult:
             draw = os.urandom if seed is None else rng_for(job.offset + k).randbytes
             key, blob = envelope.seal(document_json, aad=envelope.aad_for(ident), algorithm=job.algorithm,
                                       randbytes=draw)
-            nmac, vmac = idempotency.document_macs(mac, job.agency, job.type_code, doc, given)
+            nmac, vmac = number_macs.document_macs(mac, job.agency, job.type_code, doc, given)
             built.append(BuiltDocument(
                 ident, building.serial_at(k, job.first_serial, job.serials), job.version,
                 doc.digest_sha256.hex(), doc.digest_sm3.hex(), doc.valid_from,

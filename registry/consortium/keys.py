@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -34,6 +34,7 @@ from registry.consortium.key_backends import (
     Pkcs11Backend,
 )
 from registry.consortium.key_backends.file_backend import TOKEN_REFERENCE, is_sealed
+from registry.consortium.mac_key import MacKey
 from registry.crypto import sm2
 from registry.crypto.hashing import sm3
 from registry.crypto.profiles import CryptoProfile
@@ -57,17 +58,6 @@ class HeldKey:
     address: str
     backend: KeyBackendKind
     active: bool
-
-
-@dataclass(frozen=True)
-class MacKey:
-    """The node's lookup MAC key (`KeyStore.mac`) on its own: picklable, so that the processes building
-    documents in parallel (registry/certificates/parallel.py) compute the same 证照编号 MACs."""
-
-    key: bytes = field(repr=False)
-
-    def mac(self, purpose: str, data: bytes) -> str:
-        return hmac.digest(self.key, purpose.encode() + b"\x00" + data, "sha256").hex()  # OpenSSL's one-shot HMAC
 
 
 class KeyStore:

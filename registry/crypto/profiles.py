@@ -9,8 +9,10 @@ application-level signatures, digests and encryption around it.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-from registry.crypto.signing import SignatureAlgorithm
+if TYPE_CHECKING:  # registry.crypto.signing loads eth-account: the document builders read profiles without it
+    from registry.crypto.signing import SignatureAlgorithm
 
 __all__ = ["CryptoProfile"]
 
@@ -22,4 +24,6 @@ class CryptoProfile(enum.StrEnum):
     @property
     def signature_algorithm(self) -> SignatureAlgorithm:
         """The algorithm of the application-level signatures (proofs) made under this profile."""
+        from registry.crypto.signing import SignatureAlgorithm
+
         return SignatureAlgorithm.SM2 if self is CryptoProfile.GM else SignatureAlgorithm.SECP256K1
