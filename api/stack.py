@@ -57,13 +57,21 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         self.devnet.start()
+        try:
+            self._start()
+        except BaseException:  # `with` calls __exit__ only after __enter__ returns: stop what this one started
+            self.__exit__(None, None, None)  # (a SIGTERM's SystemExit during the bootstrap's seconds, too)
+            raise
+        return self
+
+    def _start(self) -> None:
         self.node = build_node(self.settings)
         hosted = prepare_node(self.settings, self.node)
         self.api_keys = {uscc: self.node.keys.create_api_key(uscc, label="stack") for uscc in hosted}
         write_private(self.data_dir / "api-keys.json", json.dumps(self.api_keys, indent=2))
         if self.server_process:
             self._start_process()
-            return self
+            return
         self.app = create_app(self.node, self.settings)
         self.services = self.app.state.services
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
@@ -75,7 +83,6 @@ class LocalStack:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the API server did not start")
             time.sleep(0.02)
-        return self
 
     def _start_process(self) -> None:
         env = {**os.environ, "LIANZHENG_DATA_DIR": str(self.data_dir), "LIANZHENG_PORT": str(self.port),
@@ -84,10 +91,11 @@ class LocalStack:
         commands, listener = api_commands("127.0.0.1", self.port, self.api_processes)  # as `up --workers N` does
         try:
             # Their logs (JSON lines, one per request) go to a file: a pipe nobody drains would fill and block it.
+            # Each is recorded as soon as it runs, so that __exit__ stops it whatever interrupts the others' start.
             with open(self.log_file, "ab") as log:
-                self._procs += [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log,
-                                                 pass_fds=() if listener is None else (listener.fileno(),))
-                                for command in commands]
+                for command in commands:
+                    self._procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                                        pass_fds=() if listener is None else (listener.fileno(),)))
         finally:
             if listener is not None:
                 listener.close()  # the processes hold it now
