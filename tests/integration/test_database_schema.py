@@ -9,6 +9,9 @@ differs. Then a round of the dialect-sensitive operations the registry relies on
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +27,7 @@ from registry.logs import cosigning, note_keys  # noqa: F401
 from registry.store import audit_models, idempotency_models, ledger_models, seal_models  # noqa: F401
 from registry.store.db import Base, Certificate, CertificateBlob, Database, KeyValue, Serial, StatusChange
 from registry.store.ledger_models import LedgerSerial
-from registry.store.migrations import config
+from registry.store.migrations import HEADS, config, current_revisions
 from registry.store.rows import bump, next_serial
 from registry.store.states import CertificateStatus
 from registry.store.tables import insert_rows, table_of, update_rows
@@ -59,6 +62,23 @@ def test_upgrade_heads_on_an_empty_database_builds_the_models_schema(empty_db: D
 def test_migrating_twice_changes_nothing(empty_db: Database) -> None:
     empty_db.migrate()
     empty_db.migrate()  # every API process migrates at start: the second must be a no-op
+    assert _diff(empty_db) == []
+
+
+def test_heads_names_every_head_of_the_scripts() -> None:
+    """`upgrade` skips a database that records exactly HEADS: a new revision missing from it would be skipped."""
+    assert _heads() == HEADS
+
+
+def test_a_database_at_every_head_is_opened_without_loading_alembic(empty_db: Database, tmp_path: Path) -> None:
+    assert current_revisions(Database(f"sqlite:///{tmp_path / 'new.db'}").engine) == frozenset()
+    empty_db.migrate()
+    assert current_revisions(empty_db.engine) == HEADS
+    code = ("import json, sys; from registry.store.db import Database; db = Database(sys.argv[1]); db.migrate(); "
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.'))))")
+    p = subprocess.run([sys.executable, "-c", code, empty_db.url], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == []
     assert _diff(empty_db) == []
 
 
