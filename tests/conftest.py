@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from chain.backends import ChainBackend, EthTesterBackend, RpcBackend
 from registry.consortium.members import bootstrap
 from registry.node import Node
 from registry.store.db import Database
 from tests.support import durations, postgres
+
+# Property tests judge results, not speed (speed lives in `lianzheng bench`): hypothesis's default deadline of
+# 200 ms per example fails a correct test on a loaded machine, and CI's 2 cores run the suite beside other work.
+settings.register_profile("lianzheng", deadline=None)
+settings.load_profile("lianzheng")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS = PROJECT_ROOT / "seeds"
