@@ -111,6 +111,7 @@ def _link(api: Api, chains: TwoChains) -> Any:
 
 def test_every_inclusion_proof_from_the_api_verifies_against_its_checkpoint(api: Api, chains: TwoChains) -> None:
     populate(api.node)
+    api.services.worker.flush()  # the app's own worker sends part of it in the background: all on chain first
     checkpoint_all(api.node, _link(api, chains))
     for ledger in LEDGERS:
         summary = _get(api, "/api/v1/proofs/ledgers")["ledgers"][ledger]
@@ -180,6 +181,7 @@ def test_evidence_records_an_exchange_and_usages_are_found_in_their_logs_by_key(
     from registry.usage.service import audit_records as usage_records
 
     populate(api.node)
+    api.services.worker.flush()  # the app's own worker sends part of it in the background: all on chain first
     checkpoint_all(api.node, _link(api, chains))
     with api.node.db.session() as s:
         keys = [("evidence", r.key, "EvidenceRegistered") for r in evidence_records(s)]
