@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.certificates.number_macs import stable_json
+from registry.certificates.number_macs import NUMBER_FIELD, stable_json
 from registry.errors import ConflictError, ValidationError
 from registry.store.db import utcnow
 from registry.store.idempotency_models import CertificateNumber, IdempotencyRecord
@@ -48,7 +48,6 @@ __all__ = ["IdempotencyKey", "NumberCheck", "check_numbers", "record_numbers", "
 
 KEY_PATTERN = r"^[\x21-\x7e]{16,128}$"
 _KEY = re.compile(KEY_PATTERN)
-_NUMBER = "证照编号"
 _CHUNK = 500  # bound parameters per IN (...) query
 
 
@@ -130,20 +129,20 @@ def check_numbers(s: Session, agency: str, type_code: str, macs: Sequence[tuple[
     for i, (nmac, vmac) in enumerate(zip(number_macs, values_macs, strict=True)):
         row = held.get(nmac)
         if nmac in first_index:
-            conflicts.append({"index": i, "field": _NUMBER, "duplicate_of_index": first_index[nmac],
-                              "message": f"document {i}: {_NUMBER} is also given to document {first_index[nmac]}"})
+            conflicts.append({"index": i, "field": NUMBER_FIELD, "duplicate_of_index": first_index[nmac],
+                              "message": f"document {i}: {NUMBER_FIELD} is also given to document {first_index[nmac]}"})
         elif row is not None and hmac.compare_digest(row.values_mac, vmac):
             replay_of[i] = row.identifier
         elif row is not None:
-            conflicts.append({"index": i, "field": _NUMBER, "existing": row.identifier,
-                              "message": f"document {i}: {_NUMBER} is already held by {row.identifier} with "
+            conflicts.append({"index": i, "field": NUMBER_FIELD, "existing": row.identifier,
+                              "message": f"document {i}: {NUMBER_FIELD} is already held by {row.identifier} with "
                                          f"different values (supersede it to correct it)"})
         first_index.setdefault(nmac, i)
     if conflicts:
         first = conflicts[0]
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise ConflictError(first["message"] + more, code="duplicate_certificate_number",
-                            details={"index": first["index"], "field": _NUMBER,
+                            details={"index": first["index"], "field": NUMBER_FIELD,
                                      "existing": first.get("existing"), "conflicts": conflicts})
     return NumberCheck(number_macs, values_macs, replay_of)
 
@@ -152,9 +151,9 @@ def record_numbers(s: Session, agency: str, type_code: str, check: NumberCheck, 
     """Store the numbers of the documents issued now (`identifiers`: document index -> identifier)."""
     if identifiers:
         now = utcnow()  # one executemany (registry/store/tables.py), no ORM bookkeeping per row
-        insert_rows(s, table_of(CertificateNumber), _NUMBER_COLUMNS, [
+        insert_rows(s, table_of(CertificateNumber), NUMBER_FIELD_COLUMNS, [
             (type_code, agency, check.number_macs[i], ident, check.values_macs[i], now)
             for i, ident in identifiers.items()])
 
 
-_NUMBER_COLUMNS = ("type_code", "issuer_uscc", "number_mac", "identifier", "values_mac", "created_at")
+NUMBER_FIELD_COLUMNS = ("type_code", "issuer_uscc", "number_mac", "identifier", "values_mac", "created_at")

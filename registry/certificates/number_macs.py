@@ -11,9 +11,9 @@ from typing import Any
 
 from registry.certificates.documents import Document
 
-__all__ = ["document_macs", "stable_json"]
+__all__ = ["NUMBER_FIELD", "document_macs", "stable_json"]
 
-_NUMBER = "证照编号"
+NUMBER_FIELD = "证照编号"
 
 
 def stable_json(obj: Any) -> bytes:
@@ -31,6 +31,6 @@ def _given_values(doc: Document, given: Mapping[str, Any]) -> bytes:
 def document_macs(mac: Callable[[str, bytes], str], agency: str, type_code: str, doc: Document,
                   given: Mapping[str, Any]) -> tuple[str, str]:
     """The MACs of a document's 证照编号 and of the values its issuer gave (`KeyStore.mac` or `MacKey.mac`)."""
-    number = str(doc.fields[_NUMBER].value)
+    number = str(doc.fields[NUMBER_FIELD].value)
     return (mac("certificate-number", f"{type_code}\x00{agency}\x00{number}".encode()),
             mac("certificate-values", _given_values(doc, given)))
