@@ -21,13 +21,20 @@ _COMPLETE_STATE_TAIL = b'"historical_states":null}'
 
 
 class HeldSignals:
-    """Python-level signal handlers held back while a child is spawned (`held_signals`)."""
+    """The Python handlers of some signals, held back while a child is spawned (`held_signals`)."""
 
-    def __init__(self, previous: dict[int, Callable[[int, Any], Any]]) -> None:
-        self._previous = previous
+    def __init__(self, signums: Sequence[signal.Signals]) -> None:
+        self._previous: dict[int, Callable[[int, Any], Any]] = {}
         self._caught: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread runs Python handlers and may replace them
+        for signum in signums:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                self._previous[signum] = handler
+                signal.signal(signum, self._hold)
 
-    def hold(self, signum: int, _frame: Any) -> None:
+    def _hold(self, signum: int, _frame: Any) -> None:
         self._caught.append(signum)
 
     def release(self) -> None:
@@ -47,16 +54,8 @@ def held_signals(*signums: signal.Signals) -> Iterator[HeldSignals]:
 
     A handler that raises (a CLI's SIGTERM handler raising SystemExit, Python's KeyboardInterrupt) would
     otherwise raise out of `subprocess.Popen` after the child exists but before its pid is known, and nothing
-    could stop the child. Only the main thread runs Python handlers and may replace them; elsewhere, and for
-    signals without a Python handler, nothing is held."""
-    previous: dict[int, Callable[[int, Any], Any]] = {}
-    held = HeldSignals(previous)
-    if threading.current_thread() is threading.main_thread():
-        for signum in signums:
-            handler = signal.getsignal(signum)
-            if callable(handler):
-                previous[signum] = handler
-                signal.signal(signum, held.hold)
+    could stop the child. Outside the main thread, and for signals without a Python handler, nothing is held."""
+    held = HeldSignals(signums)
     try:
         yield held
     finally:
