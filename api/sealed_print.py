@@ -13,7 +13,6 @@ from fastapi.responses import Response
 from api.certificate_qr import open_document, qr_text
 from registry.certificates.service import CertificateService
 from registry.node import Node
-from registry.seals.pdf import SealedPdfPrinter
 from registry.seals.sealing import Sealer
 from registry.seals.service import SealService
 
@@ -22,6 +21,10 @@ __all__ = ["sealed_pdf"]
 
 async def sealed_pdf(node: Node, certificates: CertificateService, seals: SealService, agency: str, identifier: str,
                      key: str | None, mode: str, headers: dict[str, str]) -> Response:
+    # lazy import: the PDF stack (pyhanko, fpdf2, fontTools: ~0.4 s of CPU) loads with the first sealed PDF, not in
+    # every API process that never prints one
+    from registry.seals.pdf import SealedPdfPrinter
+
     def render() -> bytes:
         opened = open_document(certificates, agency, identifier, key)
         printer = SealedPdfPrinter(node, Sealer(node, seals.index))
