@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Exists, func, select, update
 from sqlalchemy.orm import Session
 
 from registry.crypto.merkle import MerkleTree, leaf_hash, root_from_leaf_hashes
@@ -91,6 +91,11 @@ class BatchAnchoring(StepLedger):
                     break
                 self._prepared += taken
                 count -= taken
+
+    def work_exists(self) -> list[Exists]:
+        unbatched = (select(Certificate.identifier)
+                     .where(Certificate.status == CertificateStatus.PENDING, Certificate.batch_id.is_(None)))
+        return [*super().work_exists(), unbatched.exists()]
 
     def process_pending(self, *, flush: bool = False) -> int:
         """One pass (StepLedger.process_pending), timed: the `anchor` stage of registry/certificates/timing.py

@@ -35,7 +35,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import Exists, func, select, update
 from sqlalchemy.orm import Session
 
 from chain.artifacts import load_artifact
@@ -152,6 +152,12 @@ class StepLedger(ABC):
 
     def open_states(self) -> tuple[str, str]:
         return self._stored(StepState.PENDING), self._stored(StepState.SENT)
+
+    def work_exists(self) -> list[Exists]:
+        """What makes this lane's pass do anything (an open step; a subclass adds what `_before_pass` acts on):
+        the worker asks every lane's in one query and skips a pass that would find nothing."""
+        model = self.step_model
+        return [select(model.id).where(model.state.in_(self.open_states())).exists()]
 
     # -- claims: a step is sent by one thread of this process at a time ------------------------------
     def _claim(self, ids: Iterable[int]) -> list[int]:

@@ -136,3 +136,52 @@ def test_the_reconciler_reanchors_batches_a_reset_chain_lost(anvil_node) -> None
     worker.flush(timeout=30)
     assert verifier.verify_identifier(cert.identifier).verdict == "valid"
     assert worker.reconcile().total == 0
+
+
+def test_an_idle_outbox_pass_asks_the_database_once_and_finds_work_in_any_lane(anvil_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The worker of an idle API process passes every 0.4 s: it asks every lane at once whether anything is open
+    (registry/outbox/worker.py `_has_work`), and a pass with something to do still does it."""
+    from sqlalchemy import event
+
+    from api.services import build_services
+    from api.settings import Settings
+    from registry.certificates.service import CertificateService
+
+    worker = build_services(anvil_node, Settings(data_dir=tmp_path, env="test")).worker
+    worker.flush(timeout=30)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(anvil_node.db.engine, "before_cursor_execute", seen)
+    try:
+        assert worker.run_once() == 0
+        assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+        ct = anvil_node.seeds.certificate_types[0]
+        issuer = anvil_node.seeds.member(ct.issuers[0])
+        service = CertificateService(anvil_node, public_base="http://x", worker=None)
+        [cert] = service.issue(issuer.uscc, ct.code, sample_values(ct, 1, issuer=issuer, seed=11))
+        statements.clear()
+        assert worker.run_once(flush=True) >= 1  # an unbatched certificate: batched and anchored in this pass
+        assert len(statements) > 1
+        assert service.get(None, cert.identifier).status == "issued"
+        statements.clear()
+        assert worker.run_once() == 0 and len(statements) == 1
+    finally:
+        event.remove(anvil_node.db.engine, "before_cursor_execute", seen)
+
+
+def test_every_lane_that_acts_before_its_open_steps_says_so_to_the_idle_check() -> None:
+    """`_has_work` skips a pass when no lane's `work_exists` holds. The base `process_pending` acts on open steps
+    only; a lane that also acts in `_before_pass` or its own `process_pending` must add what it acts on."""
+    import api.services  # noqa: F401 (imports every lane)
+    from registry.outbox.steps import StepLedger
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    lanes = subclasses(StepLedger)
+    assert len(lanes) >= 7
+    acting = [c for c in lanes if any(name in vars(c) for name in ("_before_pass", "process_pending"))]
+    assert acting and all("work_exists" in vars(c) for c in acting), [c.__name__ for c in acting]
