@@ -53,7 +53,8 @@ run: install bytecode
 # are built once and a file's tests may build on each other. (xdist_group marks are not honoured by
 # pytest-xdist 3.8 under pytest 9.2: the group suffix it writes to item._nodeid no longer reaches the node id.)
 # The second run repeats the whole integration suite on PostgreSQL (a cluster of the run's own,
-# tests/support/postgres.py): every node, CLI subprocess and template database of those tests on it.
+# tests/support/postgres.py): every node, CLI subprocess and template database of those tests on it (the
+# eth-tester variants of `chain_node` tests are left to the first run: tests/conftest.py says why).
 # --no-loadscope-reorder: files go out in the order collected, heaviest first (tests/support/durations.py), so the
 # two workers end together.
 test: install system-deps bytecode

@@ -45,7 +45,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The heaviest test files first (tests/support/durations.py says why)."""
+    """The heaviest test files first (tests/support/durations.py says why). On PostgreSQL, without the in-process
+    chain's variants of `chain_node` tests: they prove the node on eth-tester, which the SQLite run does, and their
+    database work is the anvil variants' (the in-process chain's bootstrap alone took ~10 s of that run)."""
+    if postgres.selected_database() == "postgresql":
+        dropped = [item for item in items
+                   if getattr(item, "callspec", None) is not None and item.callspec.params.get("chain_node") == "eth-tester"]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            gone = set(dropped)
+            items[:] = [item for item in items if item not in gone]
     durations.order_by_weight(items, durations.weights())
 
 
