@@ -1,6 +1,7 @@
 """Contract unit tests on the in-process eth-tester backend (py-evm).
 
-Every test gets a fresh chain (`w3`, ~5 ms to create) and builds what it needs with factory fixtures:
+Every test gets a chain at its genesis (`w3`: the test process's one in-process chain, reverted for each test) and
+builds what it needs with factory fixtures:
 
     def test_example(make_world, transact):
         world = make_world()                      # registry + agencies A..E + all four ledgers
@@ -28,6 +29,8 @@ from typing import Any
 import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
@@ -252,15 +255,41 @@ def inclusion_proof(entries: Sequence[bytes], index: int) -> list[bytes]:
 # ---------------------------------------------------------------- chain fixtures
 
 
+class _Chain:
+    """The test process's in-process chain (py-evm), reverted to a snapshot for each test.
+
+    Each test starts at the genesis block with the 10 prefunded accounts, as on a new chain. The standard world
+    (`make_world()`: 12 transactions, half the time of the contract tests on py-evm) is built once and, for the
+    next test that asks for it on a chain at genesis, reverted to: the same blocks, addresses and receipts. What a
+    test does after that is gone at the next revert; the pending block's time is the clock's, as on a new chain.
+    """
+
+    def __init__(self) -> None:
+        self.tester: EthereumTester | None = None
+        self.genesis = 0
+        self.world: tuple[int, dict[str, str], Any] | None = None  # snapshot, contract addresses, deploy receipt
+
+    def at_genesis(self) -> EthereumTester:
+        if self.tester is None:
+            self.tester = EthereumTester()
+            self.genesis = self.tester.take_snapshot()
+        self.tester.revert_to_snapshot(self.genesis)
+        return self.tester
+
+
+_CHAIN = _Chain()
+ACCOUNTS = 10  # the prefunded ones; `new_account` adds more to the shared tester's keys
+
+
 @pytest.fixture
 def w3() -> Iterator[Web3]:
-    """A fresh in-process chain with 10 prefunded accounts."""
-    yield Web3(EthereumTesterProvider())
+    """An in-process chain at its genesis with 10 prefunded accounts (`_Chain`)."""
+    yield Web3(EthereumTesterProvider(_CHAIN.at_genesis()))
 
 
 @pytest.fixture
 def accounts(w3: Web3) -> list[str]:
-    return list(w3.eth.accounts)
+    return list(w3.eth.accounts)[:ACCOUNTS]
 
 
 @pytest.fixture
@@ -271,7 +300,9 @@ def new_account(w3: Web3) -> Callable[[], str]:
 
     def make() -> str:
         key = hashlib.sha256(b"lianzheng-test-account-%d" % next(counter)).hexdigest()
-        address = tester.add_account("0x" + key)
+        address = Account.from_key(key).address
+        if address not in tester.get_accounts():  # an earlier test of this process added its key already
+            tester.add_account("0x" + key)
         w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": 10**18})
         return Web3.to_checksum_address(address)
 
@@ -456,6 +487,14 @@ def make_world(
     """make_world(**consortium_overrides) -> World (see `World` for who is who)."""
 
     def make(**overrides: Any) -> World:
+        standard = not overrides and w3.eth.block_number == 0  # the standard world on a chain at genesis
+        if standard and _CHAIN.world is not None:
+            snapshot, addresses, receipt = _CHAIN.world
+            w3.provider.ethereum_tester.revert_to_snapshot(snapshot)  # type: ignore[attr-defined]
+            c = {name: w3.eth.contract(address=a, abi=load_artifact(name)["abi"]) for name, a in addresses.items()}
+            c["ConsortiumRegistry"].deploy_receipt = receipt  # type: ignore[attr-defined]
+            return World(w3, accounts, c["ConsortiumRegistry"], c["CertificateLedger"], c["EvidenceLedger"],
+                         c["ExchangeLedger"])
         registry = deploy_consortium(**overrides)
         for member, name, bid, indices, roles in WORLD_MEMBERS:
             govern(
@@ -471,6 +510,11 @@ def make_world(
         certificates, _ = deploy("CertificateLedger", registry.address)
         evidence, _ = deploy("EvidenceLedger", registry.address)
         exchanges, _ = deploy("ExchangeLedger", registry.address)
+        if standard:
+            built = {"ConsortiumRegistry": registry, "CertificateLedger": certificates, "EvidenceLedger": evidence,
+                     "ExchangeLedger": exchanges}
+            _CHAIN.world = (w3.provider.ethereum_tester.take_snapshot(),  # type: ignore[attr-defined]
+                            {name: contract.address for name, contract in built.items()}, registry.deploy_receipt)
         return World(w3, accounts, registry, certificates, evidence, exchanges)
 
     return make
