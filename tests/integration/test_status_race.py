@@ -20,8 +20,12 @@ from tests.conftest import Api
 
 pytestmark = pytest.mark.anvil
 
-# 24 trials of 30 racing changes each: the chance that one kind of change never wins is 3·(2/3)^24 < 0.02 %
+# 24 trials of 30 racing changes each. The change submitted first often wins, always on a loaded machine (a run
+# beside two other test processes had revoke win all 24 when revoke went first every time), so each kind goes
+# first in 8 trials: on a quiet machine the chance that one kind never wins is 3·(2/3)^24 < 0.02 %, on a loaded one
+# each kind wins about its 8.
 TRIALS = 24
+KINDS = ("revoke", "suspend", "supersede")
 CHAIN_STATUS = {DocStatus.ISSUED: "issued", DocStatus.SUSPENDED: "suspended", DocStatus.REVOKED: "revoked",
                 DocStatus.SUPERSEDED: "superseded"}
 
@@ -67,11 +71,11 @@ def test_concurrent_revokes_suspends_and_supersedes_leave_the_database_status_eq
         return resp.status_code
 
     with ThreadPoolExecutor(30) as pool:
-        for cert in certs:
+        for trial, cert in enumerate(certs):
             ident = cert["identifier"]
             fields = {k: v["value"] for k, v in cert["document"]["fields"].items() if k not in ("证照标识", "证照编号")}
             fields["持证主体"] = fields["持证主体"] + "（更正）"
-            kinds = ["revoke", "suspend", "supersede"] * 10
+            kinds = [*KINDS[trial % 3:], *KINDS[:trial % 3]] * 10
             codes = list(pool.map(lambda k, i=ident, f=fields: fire(i, f, k), kinds))
             assert 200 in codes
             _wait_idle(api, ident)
@@ -89,7 +93,7 @@ def test_concurrent_revokes_suspends_and_supersedes_leave_the_database_status_eq
             verdict = api.client.post("/api/v1/verify", json={"identifier": ident}).json()["verdict"]
             assert verdict == CHAIN_STATUS[state.status].replace("issued", "valid"), (ident, verdict, status)
     # every kind of change won some trials, and each trial refused the changes racing the first one
-    assert all(outcomes.get(f"{k} 200", 0) > 0 for k in ("revoke", "suspend", "supersede")), outcomes
+    assert all(outcomes.get(f"{k} 200", 0) > 0 for k in KINDS), outcomes
     assert sum(v for k, v in outcomes.items() if k.endswith("409")) >= TRIALS * 27, outcomes
 
 
