@@ -133,9 +133,9 @@ def test_the_access_log_is_json_lines_without_secrets(stack: LocalStack) -> None
     secret_query = "Zm9vYmFyLXNlY3JldC1xdWVyeS12YWx1ZQ"
     holder_id = "230102199001011234"
     r = plain_http.post(stack.url + f"/api/v1/certificates/status?wait=1&key={secret_query}",
-                   json={"identifiers": [f"1.2.156.3005.2.{AGENCY}001.{AGENCY}.{holder_id}.001.X"]},
-                   headers={"Authorization": f"Bearer {token}", "X-Request-ID": "access-log-1",
-                            "X-Document-Key": secret_query})
+                        json={"identifiers": [f"1.2.156.3005.2.{AGENCY}001.{AGENCY}.{holder_id}.001.X"]},
+                        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "access-log-1",
+                                 "X-Document-Key": secret_query})
     assert r.status_code == 200, r.text
     bad = plain_http.get(stack.url + "/api/v1/certificates/x", headers={"Authorization": "Bearer lzk_not-a-real-key"})
     assert bad.status_code == 401

@@ -69,7 +69,7 @@ def police_certificate(consortium: LocalConsortium) -> dict[str, Any]:
     ct = next(t for t in seeds.certificate_types if POLICE in t.issuers)
     [values] = sample_values(ct, 1, issuer=seeds.member(POLICE), seed=11)
     r = plain_http.post(consortium.nodes["a"].url + "/api/v1/certificates?wait=true", headers=_auth(consortium, "a", POLICE),
-                   json={"type": ct.code, "fields": values}, timeout=120)
+                        json={"type": ct.code, "fields": values}, timeout=120)
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -140,7 +140,7 @@ def test_a_revoke_from_node_b_is_refused_by_its_api_and_by_the_contract(
         consortium: LocalConsortium, police_certificate: dict[str, Any]) -> None:
     identifier = police_certificate["identifier"]
     r = plain_http.post(f"{consortium.nodes['b'].url}/api/v1/certificates/{identifier}/revoke",
-                   headers=_auth(consortium, "b", MARKET), json={"reason": 5}, timeout=30)
+                        headers=_auth(consortium, "b", MARKET), json={"reason": 5}, timeout=30)
     assert r.status_code in (403, 404), r.text
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_certificate"  # node B never had it
     # sent directly to the contract with node B's own key (in its token), the revoke reverts
@@ -176,16 +176,16 @@ def test_an_agency_node_issues_and_revokes_through_its_softhsm2_token(consortium
     [values] = sample_values(ct, 1, issuer=seeds.member(MARKET), seed=12)
     url, auth = consortium.nodes["b"].url, _auth(consortium, "b", MARKET)
     r = plain_http.post(url + "/api/v1/certificates?wait=true", headers=auth, json={"type": ct.code, "fields": values},
-                   timeout=120)
+                        timeout=120)
     assert r.status_code == 201, r.text
     identifier = r.json()["identifier"]
     r = plain_http.post(f"{url}/api/v1/certificates/{identifier}/revoke?wait=true", headers=auth, json={"reason": 5},
-                   timeout=120)
+                        timeout=120)
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 60
     while True:
         verdict = plain_http.post(consortium.nodes["a"].url + "/api/v1/verify", json={"identifier": identifier},
-                             timeout=30).json()["verdict"]
+                                  timeout=30).json()["verdict"]
         if verdict == "revoked" or time.monotonic() > deadline:
             break
         time.sleep(0.3)

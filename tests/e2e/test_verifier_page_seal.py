@@ -67,7 +67,7 @@ def world(stack: LocalStack) -> dict[str, Any]:
     [revoked_later] = _issue(stack, MARKET, 1, 62, later["id"])
     [unsealed] = _issue(stack, MARKET, 1, 63, None)
     r = plain_http.post(f"{stack.url}/api/v1/seals/{later['id']}/revoke", json={"reason": "机构更名"},
-                   headers=stack.auth(MARKET), timeout=60)
+                        headers=stack.auth(MARKET), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "revoked", r.text
     swap_sealed_image(stack.node, swapped["identifier"], blue)
     return {"ours": ours, "theirs": theirs, "later": later, "red": red, "blue": blue, "later_png": green, "sealed": sealed,
@@ -229,7 +229,7 @@ def test_the_printable_certificate_shows_the_checked_seal_over_the_issuer_on_one
         # an unsealed certificate prints as before: no seal, no mark
         other = world["unsealed"]
         r = plain_http.get(f"{stack.url}/api/v1/certificates/{other['identifier']}/print", timeout=60,
-                      headers={**stack.auth(MARKET), "X-Document-Key": other["qr_url"].split("#")[1]})
+                           headers={**stack.auth(MARKET), "X-Document-Key": other["qr_url"].split("#")[1]})
         assert r.status_code == 200 and 'class="seal' not in r.text and "印章有效" not in r.text
     finally:
         ctx.close()

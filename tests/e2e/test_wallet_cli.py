@@ -104,7 +104,7 @@ def test_a_wallet_exports_credentials_that_lianzheng_verify_re_imports(stack: Lo
     assert tampered["verdict"] == "tampered" and "credentialSubject" in tampered["checks"][0]["reason_en"]
 
     r = plain_http.post(f"{stack.url}/api/v1/certificates/{unbound['identifier']}/revoke", json={"reason": 4},
-                   headers=stack.auth(unbound["identifier"].split(".")[6]))
+                        headers=stack.auth(unbound["identifier"].split(".")[6]))
     assert r.status_code == 200, r.text
     stack.services.index.refresh(force=True)
     again = tmp_path / "again.json"

@@ -133,7 +133,7 @@ def _issue_bound(stack: LocalStack, spki: str, seed: int) -> dict[str, Any]:
     issuer = ct.issuers[0]
     [values] = sample_values(ct, 1, issuer=stack.node.seeds.member(issuer), seed=seed)
     r = plain_http.post(f"{stack.url}/api/v1/certificates?wait=true", headers=stack.auth(issuer), timeout=60,
-                   json={"type": ct.code, "fields": values, "holder_key": spki})
+                        json={"type": ct.code, "fields": values, "holder_key": spki})
     assert r.status_code == 201, r.text
     stack.services.index.refresh(force=True)
     return dict(r.json())

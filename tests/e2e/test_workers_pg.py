@@ -105,7 +105,7 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
             while True:
                 try:
                     r = plain_http.post(base + "/api/v1/certificates/batch", json={"type": ct.code, "documents": chunk},
-                                   headers=headers, timeout=120)
+                                        headers=headers, timeout=120)
                     if r.status_code in (200, 201):
                         break
                     # a process going away, never a refused request, and never a bug: an `internal_error` (500)

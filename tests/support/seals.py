@@ -41,8 +41,8 @@ def create_seal(url: str, auth: dict[str, str], image: bytes, *, name: str = "é»
     """Register a seal through the API and return its view (on chain: 201)."""
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).isoformat()
     r = plain_http.post(f"{url}/api/v1/seals", headers=auth, timeout=60,
-                   json={"name": name, "category": category, "image": base64.b64encode(image).decode(),
-                         "valid_until": until})
+                        json={"name": name, "category": category, "image": base64.b64encode(image).decode(),
+                              "valid_until": until})
     assert r.status_code == 201, r.text
     return dict(r.json())
 

@@ -87,7 +87,7 @@ def offline_text(stack: LocalStack, cert: dict[str, Any], **params: Any) -> str:
 def offline_png(stack: LocalStack, cert: dict[str, Any], **params: Any) -> bytes:
     issuer = cert["identifier"].split(".")[6]
     r = plain_http.get(f"{stack.url}/api/v1/certificates/{cert['identifier']}/qr",
-                  params={"mode": "offline", **params},
-                  headers={**stack.auth(issuer), "X-Document-Key": cert["qr_url"].split("#", 1)[1]}, timeout=60)
+                       params={"mode": "offline", **params},
+                       headers={**stack.auth(issuer), "X-Document-Key": cert["qr_url"].split("#", 1)[1]}, timeout=60)
     assert r.status_code == 200, r.text
     return r.content
