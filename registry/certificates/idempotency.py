@@ -151,9 +151,9 @@ def record_numbers(s: Session, agency: str, type_code: str, check: NumberCheck, 
     """Store the numbers of the documents issued now (`identifiers`: document index -> identifier)."""
     if identifiers:
         now = utcnow()  # one executemany (registry/store/tables.py), no ORM bookkeeping per row
-        insert_rows(s, table_of(CertificateNumber), NUMBER_FIELD_COLUMNS, [
+        insert_rows(s, table_of(CertificateNumber), _NUMBER_COLUMNS, [
             (type_code, agency, check.number_macs[i], ident, check.values_macs[i], now)
             for i, ident in identifiers.items()])
 
 
-NUMBER_FIELD_COLUMNS = ("type_code", "issuer_uscc", "number_mac", "identifier", "values_mac", "created_at")
+_NUMBER_COLUMNS = ("type_code", "issuer_uscc", "number_mac", "identifier", "values_mac", "created_at")
