@@ -118,8 +118,8 @@ def test_http_commands_load_no_chain_database_or_web_server(tmp_path: Path, args
 
 
 def test_the_api_app_loads_the_pdf_stack_only_for_a_sealed_pdf(tmp_path: Path) -> None:
-    """Every API, witness and `up` process imports api.app; only `?format=pdf` needs pyHanko and fpdf2
-    (tests/integration/test_seal_pdf.py serves that PDF and validates it)."""
+    """Every API server process and every test that builds an app imports api.app; only `?format=pdf` needs
+    pyHanko and fpdf2 (tests/integration/test_seal_pdf.py serves that PDF and validates it)."""
     out, _ = _python(tmp_path, "import json, sys, api.app\n"
                      "print(json.dumps({'loaded': sorted(m for m in sys.argv[1].split(',') if m in sys.modules)}))",
                      "pyhanko,pyhanko_certvalidator,fpdf,fontTools,py_ecc.bls12_381.bls12_381_pairing")
