@@ -10,9 +10,9 @@ builds what it needs with factory fixtures:
                        "CertificateLedgerRootExists", root=ROOT)
 
 Reusable helpers (importable from `tests.unit.contracts.conftest`): `SM3_ROOT`, `load_artifact`, `uscc`,
-`revert_data`, `decode_custom_error`, `assert_reverts`, `events`, `event`, `encode_action_data`,
-the RFC 6962 helpers `leaf_hash`, `node_hash`, `merkle_root`, `inclusion_proof`, and the enums `Role`,
-`Action`, `MemberStatus`, `DocStatus`, `Step`.
+`revert_data`, `decode_custom_error`, `assert_reverts`, `events`, `event`, `encode_action_data`, and the enums
+`Role`, `Action`, `MemberStatus`, `DocStatus`, `Step`. The RFC 6962 reference trees the ledgers are checked
+against are in `tests/unit/contracts/rfc6962.py`.
 """
 
 from __future__ import annotations
@@ -209,49 +209,6 @@ def event(receipt: Any, contract: Contract, name: str) -> dict[str, Any]:
     return found[0]
 
 
-# ---------------------------------------------------------------- RFC 6962 Merkle trees (reference)
-
-
-def leaf_hash(entry: bytes) -> bytes:
-    """RFC 6962 §2.1: MTH({d}) = SHA-256(0x00 || d)."""
-    return hashlib.sha256(b"\x00" + entry).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 6962 §2.1: SHA-256(0x01 || MTH(left) || MTH(right))."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def _split(n: int) -> int:
-    """The largest power of two smaller than n (n > 1)."""
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def merkle_root(entries: Sequence[bytes]) -> bytes:
-    """RFC 6962 MTH(D[n])."""
-    n = len(entries)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return leaf_hash(entries[0])
-    k = _split(n)
-    return node_hash(merkle_root(entries[:k]), merkle_root(entries[k:]))
-
-
-def inclusion_proof(entries: Sequence[bytes], index: int) -> list[bytes]:
-    """RFC 6962 §2.1.1 PATH(m, D[n]), bottom to top."""
-    n = len(entries)
-    if n <= 1:
-        return []
-    k = _split(n)
-    if index < k:
-        return inclusion_proof(entries[:k], index) + [merkle_root(entries[k:])]
-    return inclusion_proof(entries[k:], index - k) + [merkle_root(entries[:k])]
-
-
 # ---------------------------------------------------------------- chain fixtures
 
 
@@ -267,7 +224,8 @@ class _Chain:
     def __init__(self) -> None:
         self.tester: EthereumTester | None = None
         self.genesis = 0
-        self.world: tuple[int, dict[str, str], Any] | None = None  # snapshot, contract addresses, deploy receipt
+        # the standard world: its snapshot, the registry's and WORLD_LEDGERS' addresses, the registry's deploy receipt
+        self.world: tuple[int, tuple[str, ...], Any] | None = None
 
     def at_genesis(self) -> EthereumTester:
         if self.tester is None:
@@ -476,6 +434,9 @@ WORLD_MEMBERS = (
 )
 
 
+WORLD_LEDGERS = ("CertificateLedger", "EvidenceLedger", "ExchangeLedger")  # in World's order, after the registry
+
+
 @pytest.fixture
 def make_world(
     w3: Web3,
@@ -491,10 +452,10 @@ def make_world(
         if standard and _CHAIN.world is not None:
             snapshot, addresses, receipt = _CHAIN.world
             w3.provider.ethereum_tester.revert_to_snapshot(snapshot)  # type: ignore[attr-defined]
-            c = {name: w3.eth.contract(address=a, abi=load_artifact(name)["abi"]) for name, a in addresses.items()}
-            c["ConsortiumRegistry"].deploy_receipt = receipt  # type: ignore[attr-defined]
-            return World(w3, accounts, c["ConsortiumRegistry"], c["CertificateLedger"], c["EvidenceLedger"],
-                         c["ExchangeLedger"])
+            registry, *ledgers = (w3.eth.contract(address=address, abi=load_artifact(name)["abi"])
+                                  for name, address in zip(("ConsortiumRegistry", *WORLD_LEDGERS), addresses, strict=True))
+            registry.deploy_receipt = receipt  # type: ignore[attr-defined]
+            return World(w3, accounts, registry, *ledgers)
         registry = deploy_consortium(**overrides)
         for member, name, bid, indices, roles in WORLD_MEMBERS:
             govern(
@@ -507,15 +468,11 @@ def make_world(
                 int(roles),
                 proposer=accounts[0],
             )
-        certificates, _ = deploy("CertificateLedger", registry.address)
-        evidence, _ = deploy("EvidenceLedger", registry.address)
-        exchanges, _ = deploy("ExchangeLedger", registry.address)
+        ledgers = [deploy(name, registry.address)[0] for name in WORLD_LEDGERS]
         if standard:
-            built = {"ConsortiumRegistry": registry, "CertificateLedger": certificates, "EvidenceLedger": evidence,
-                     "ExchangeLedger": exchanges}
             _CHAIN.world = (w3.provider.ethereum_tester.take_snapshot(),  # type: ignore[attr-defined]
-                            {name: contract.address for name, contract in built.items()}, registry.deploy_receipt)
-        return World(w3, accounts, registry, certificates, evidence, exchanges)
+                            tuple(c.address for c in (registry, *ledgers)), registry.deploy_receipt)
+        return World(w3, accounts, registry, *ledgers)
 
     return make
 

@@ -14,8 +14,8 @@ from tests.unit.contracts.conftest import (
     b32,
     event,
     load_artifact,
-    merkle_root,
 )
+from tests.unit.contracts.rfc6962 import merkle_root
 
 ZERO32 = b"\0" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"

@@ -16,11 +16,8 @@ from tests.unit.contracts.conftest import (
     assert_reverts,
     b32,
     event,
-    inclusion_proof,
-    leaf_hash,
-    merkle_root,
-    node_hash,
 )
+from tests.unit.contracts.rfc6962 import inclusion_proof, leaf_hash, merkle_root, node_hash
 
 ZERO32 = b"\0" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"

@@ -11,11 +11,8 @@ from tests.unit.contracts.conftest import (
     assert_reverts,
     b32,
     decode_custom_error,
-    inclusion_proof,
-    leaf_hash,
-    merkle_root,
-    node_hash,
 )
+from tests.unit.contracts.rfc6962 import inclusion_proof, leaf_hash, merkle_root, node_hash
 
 
 def test_assert_reverts_fails_on_a_different_error(make_world):
