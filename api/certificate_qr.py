@@ -16,6 +16,7 @@ from registry.certificates.offline import make_offline_qr
 from registry.certificates.service import CertificateService, CertificateView
 from registry.crypto import sm2
 from registry.crypto.profiles import CryptoProfile
+from registry.crypto.signing import Signer
 from registry.errors import ConflictError, ValidationError
 from registry.formats import envelope
 from registry.node import Node
@@ -47,12 +48,12 @@ def anchor_of(view: CertificateView) -> AnchorProof:
     return AnchorProof.from_json(view.anchor)
 
 
-def offline_key(node: Node, uscc: str) -> bytes | sm2.SM2Signer:
-    """What signs ``uscc``'s offline payloads: its SM2 key in the gm profile (a batch statement per batch), its
-    secp256k1 account key in intl (a recoverable signature per payload)."""
+def offline_key(node: Node, uscc: str) -> Signer | sm2.SM2Signer:
+    """What signs ``uscc``'s batch statements for its offline payloads: its SM2 key in the gm profile, its
+    secp256k1 account key in intl (which may stay in its HSM)."""
     if node.keys.profile is CryptoProfile.GM:
         return node.keys.sm2_signer(uscc)
-    return bytes(node.keys.signing_account(uscc).key)  # type: ignore[union-attr]
+    return node.keys.signer(uscc)
 
 
 def qr_text(node: Node, certificates: CertificateService, opened: OpenedDocument, mode: str, *, hide: list[str],

@@ -4,8 +4,9 @@ hot path (`lianzheng bench verify` builds its payloads from a real devnet instea
 
 The documents are what the issuing service makes (`Document.create` over `sample_values` of a seeded type,
 salts from a per-document seed), anchored in batches of ``batch_size`` (RFC 6962 trees over their SHA-256 and
-SM3 digests, as the anchoring worker builds them), each batch in its own block; the payloads are signed
-per payload with the issuer's secp256k1 account key (``intl``) or carry the batch's SM2 statement (``gm``).
+SM3 digests, as the anchoring worker builds them), each batch in its own block; the payloads carry the
+batch's statement, signed with the issuer's secp256k1 account key (``intl``) or its SM2 key (``gm``), or, in
+the first intl form (``intl-body``, still read, no longer written), the issuer's signature over each body.
 The trust list is format 2, signed by the operator's SM2 key, and lists the issuer's account and SM2 key.
 
 >>> from registry.consortium.trust_list import TrustList
@@ -16,6 +17,7 @@ The trust list is format 2, signed by the operator's SM2 key, and lists the issu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import time
@@ -31,14 +33,17 @@ from registry.certificates.offline import OfflineVerifier, make_offline_qr
 from registry.consortium.trust_list import FORMAT_V2, sign_trust_list_v2
 from registry.crypto import merkle, sm2
 from registry.crypto.signing import Signer
+from registry.formats.qr import encode_payload, sign_payload
 from registry.identifiers import CertificateId
 from registry.seeds import Seeds, load_seeds
 
-__all__ = ["OfflineWorkload", "cpu_rate", "offline_workload"]
+__all__ = ["PROFILES", "OfflineWorkload", "cpu_rate", "offline_workload"]
 
 _SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 _CHAIN_ID, _LEDGER = 31337, "0x" + "5f" * 20
 _FIRST_BLOCK, _T0 = 1_000, 1_718_000_000
+Profile = Literal["intl", "gm", "intl-body"]
+PROFILES: tuple[Profile, ...] = ("intl", "gm", "intl-body")
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class OfflineWorkload:
     profile: str
 
 
-def offline_workload(count: int, *, profile: Literal["intl", "gm"] = "intl", batch_size: int = 1000,
+def offline_workload(count: int, *, profile: Profile = "intl", batch_size: int = 1000,
                      type_index: int = 0, seed: int = 11, seeds: Seeds | None = None,
                      sm3: bool | None = None, hide: tuple[str, ...] = ()) -> OfflineWorkload:
     """``count`` distinct payloads (see the module docstring); deterministic for a given ``seed``. ``sm3`` as
@@ -82,7 +87,11 @@ every payload carries as leaf hashes only."""
                                  block_timestamp=_T0 + 12 * b, issuer_account=account, sm3_root=gm.root,
                                  sm3_path=tuple(sm3_paths[i]))
             key: bytes | sm2.SM2Signer = sm2_issuer if profile == "gm" else account_key
-            texts.append(make_offline_qr(doc, anchor, key, sm3=sm3, hide=hide).text)  # gm: one statement per batch (cached)
+            qr = make_offline_qr(doc, anchor, key, sm3=sm3, hide=hide)  # one statement per batch (cached)
+            if profile == "intl-body":  # the same payload, signed over its body instead
+                qr = dataclasses.replace(qr, text=encode_payload(
+                    sign_payload(dataclasses.replace(qr.payload, statement=None), account_key)))
+            texts.append(qr.text)
     last = _FIRST_BLOCK + len(batches)
     members = [
         {"uscc": m.uscc, "name": m.name, "bid": f"did:bid:ef{i:024x}", "roles": list(m.roles), "status": "active",

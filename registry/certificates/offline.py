@@ -21,10 +21,12 @@ Verifying runs these checks, each VALID / INVALID / SKIPPED with a reason in Chi
 - sm3: with the payload's SM3 part, the SM3 document digest recomputed from the shown fields and hidden SM3 leaf
   hashes, with the SM3 audit path, leads to the SM3 root the trust list says was anchored beside that batch
   root (SKIPPED when the payload or the trust list has no SM3 part: not available, never VALID);
-- signature: intl payloads: the body's signer (secp256k1, recovered by registry.qr) is an account of a member;
-  gm payloads: the batch statement's SM2 signature (registry.formats.batch_statement) verifies under a key the
-  trust list (format 2) registers for a member, valid at the statement's signing time. A verified statement
-  is cached by its digest, so a batch costs one SM2 verification;
+- signature: the batch statement (registry.formats.batch_statement) is signed by a member: intl statements by
+  one of its accounts (the secp256k1 signer recovered from the statement), gm statements by an SM2 key the
+  trust list (format 2) registers for it, valid at the statement's signing time. The outcome is kept by the
+  statement and batch, so a batch costs one signature check. Payloads of the first intl form carry a
+  signature over their own body instead, and its signer (recovered by registry.qr) must be a member's
+  account;
 - issuer: that member is the identifier's issuer and anchored the batch, holds the issuer role, may issue
   the type, and its registered name is the 颁发机构 shown;
 - status: not revoked, suspended or superseded as of the trust list's block;
@@ -48,7 +50,7 @@ from typing import Any, TypeVar
 from eth_utils.address import to_checksum_address
 
 from registry.certificates.offline_building import ALNUM_CAPACITY, CORE_FIELDS, OfflineQr, build_payload, make_offline_qr
-from registry.certificates.offline_gm import Sm2Cache
+from registry.certificates.offline_statements import Sm2Cache
 from registry.certificates.service import REVOCATION_REASONS
 from registry.certificates.verification import (
     INVALID,
@@ -61,7 +63,7 @@ from registry.certificates.verification import (
 )
 from registry.consortium.trust_list import DocumentState, TrustedMember, TrustList
 from registry.errors import ProofError, ValidationError
-from registry.formats.batch_statement import BatchStatement, statement_bytes
+from registry.formats.batch_statement import BatchStatement, statement_bytes, statement_signer
 from registry.formats.qr import FieldValue, OfflinePayload, decode_payload, recover_signer
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "OfflineVerifier", "build_payload", "make_offline_qr"]
@@ -80,7 +82,7 @@ _ID_PARTS = re.compile(r"1\.2\.156\.3005\.2\.([0-9A-Z]{18}[0-9]{3})\.([0-9A-Z]{1
 
 
 class OfflineVerifier:
-    """Verifies offline payloads against one trust list; thread-safe and cheap to call (~0.15 ms)."""
+    """Verifies offline payloads against one trust list; thread-safe and cheap to call (~0.08 ms)."""
 
     def __init__(self, trust_list: TrustList, *, today: Callable[[], dt.date] = dt.date.today) -> None:
         self.trust = trust_list
@@ -133,9 +135,9 @@ class OfflineVerifier:
             sm3_ok = p.sm3_proof is not None and sm3_root is not None and _sm3_root(p) == sm3_root
             memo(run, self._sm3, p.sm3_proof is not None, sm3_root, sm3_ok)
         if p.statement is not None:
-            member = memo(run, self._statement, p.statement, p.chain_id, p.ledger, root)
+            member, account = memo(run, self._statement, p.statement, p.chain_id, p.ledger, root)
         else:
-            member = memo(run, self._signature, signer)
+            member, account = memo(run, self._signature, signer), signer
         shown_name = _shown(p, _ISSUER_NAME)
         # 1 == True as keys: a name that is no text (never one we issue) is checked without the memo
         (memo if shown_name is None or type(shown_name) is str else _direct)(
@@ -151,9 +153,9 @@ class OfflineVerifier:
              self.today())
         issuer = None
         if member is not None:
-            issuer = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": signer,
+            issuer = {"uscc": member.uscc, "name": member.name, "bid": member.bid, "account": account,
                       "status": member.status}
-            if p.statement is not None:
+            if p.statement is not None and p.statement.key_id:
                 issuer["sm2_key_id"] = p.statement.key_id.hex()
         verdict = run.verdict()
         zh, en = VERDICT_TEXT[verdict]
@@ -273,8 +275,37 @@ class OfflineVerifier:
         return member
 
     def _statement(self, run: _Run, st: BatchStatement, chain_id: int, ledger: bytes,
-                   root: bytes | None) -> TrustedMember | None:
-        """A gm payload: its batch statement's SM2 signature under a member's key valid when it was signed."""
+                   root: bytes | None) -> tuple[TrustedMember | None, str | None]:
+        """The batch statement, signed by a member: its account (intl) or its SM2 key valid when it signed (gm).
+        Returns the member (None: not one) and, for intl, the account that signed."""
+        if root is None:  # the audit path does not fit the batch's size: nothing for a statement to sign
+            run.add("signature", INVALID, "批次声明无法核验：默克尔证明与批次大小不符",
+                    "the batch statement cannot be checked: the audit path does not fit the batch size", "tampered")
+            return None, None
+        message = statement_bytes(chain_id, ledger, root, self.trust.sm3_roots.get(root), st.signed_at)
+        if not st.key_id:
+            account = statement_signer(st, message)
+            if account is None:
+                run.add("signature", INVALID, "批次声明的签名无效：无法恢复签名者",
+                        "bad signature on the batch statement: no signer recovers from it", "tampered")
+                return None, None
+            member = self.trust.member_of_account(account)
+            if member is None:
+                run.add("signature", INVALID, f"批次声明的签名恢复出账户 {account}，不是联盟成员账户（截至区块 "
+                        f"{self.trust.as_of_block}）：声明被改动，或由非成员签署", f"the batch statement's signature "
+                        f"recovers {account}, which is not a consortium member account (as of block "
+                        f"{self.trust.as_of_block}): the statement was altered or signed by a non-member",
+                        "unknown_issuer", signer=account)
+                return None, account
+            when = _iso(st.signed_at)
+            run.add("signature", VALID, f"由联盟成员 {member.name} 的账户 {account} 签署批次声明（{when}）",
+                    f"the batch statement is signed by {member.name}'s account {account} at {when}",
+                    signer=account, signed_at=when)
+            return member, account
+        return self._sm2_statement(run, st, message), None
+
+    def _sm2_statement(self, run: _Run, st: BatchStatement, message: bytes) -> TrustedMember | None:
+        """A gm statement: its SM2 signature under a member's key valid when it was signed."""
         when = _iso(st.signed_at)
         keys = self.trust.sm2_keys.get(st.key_id, ())
         if not keys:
@@ -283,9 +314,7 @@ class OfflineVerifier:
                     f"in the trust list (as of block {self.trust.as_of_block})", "unknown_issuer",
                     key_id=st.key_id.hex())
             return None
-        message = statement_bytes(chain_id, ledger, root or bytes(32), self.trust.sm3_roots.get(root or b""),
-                                  st.signed_at)
-        entry = next((e for e in keys if root is not None and self._sm2.verified(e.key, message, st.signature)), None)
+        entry = next((e for e in keys if self._sm2.verified(e.key, message, st.signature)), None)
         if entry is None:
             run.add("signature", INVALID, "批次声明的 SM2 签名无效（GB/T 32918.2）",
                     "bad SM2 signature on the batch statement (GB/T 32918.2)", "tampered", key_id=st.key_id.hex())

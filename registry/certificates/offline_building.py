@@ -1,6 +1,6 @@
-"""Building offline (by-value) QR codes: the signed LZ2 payload of an anchored document, kept to a QR version
-budget (registry.certificates.offline describes the format's choices and the verifier; this module is its
-building half).
+"""Building offline (by-value) QR codes: the LZ2 payload of an anchored document with its batch's statement,
+kept to a QR version budget (registry.certificates.offline describes the format's choices and the verifier;
+this module is its building half).
 
 >>> qr = make_offline_qr(document, anchor, issuer_key)                       # doctest: +SKIP
 >>> qr.version <= 25, qr.text[:4]                                           # doctest: +SKIP
@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from registry.certificates.documents import AnchorProof, Document
-from registry.certificates.offline_gm import batch_statement
+from registry.certificates.offline_statements import batch_statement
 from registry.crypto import sm2
+from registry.crypto.signing import Signer
 from registry.errors import PayloadTooLargeError, ProofError, ValidationError
-from registry.formats.qr import OfflinePayload, encode_payload, sign_payload
+from registry.formats.qr import OfflinePayload, encode_payload
 
 __all__ = ["ALNUM_CAPACITY", "CORE_FIELDS", "OfflineQr", "build_payload", "make_offline_qr"]
 
@@ -64,20 +65,21 @@ def build_payload(document: Document, anchor: AnchorProof, *, hide: Iterable[str
         batch_root=anchor.batch_root, index=anchor.index, size=anchor.size, proof=list(anchor.path),
         chain_id=anchor.chain_id, ledger=bytes.fromhex(anchor.ledger[2:]), block_number=anchor.block_number,
         block_timestamp=anchor.block_timestamp, tx_hash=anchor.tx_hash,
-        issuer_account=b"",  # the signer: sign_payload fills it in, and it is what a decoder recovers
+        issuer_account=b"",  # a statement names no account on the wire: the verifier recovers or looks it up
         salt_seed=seed,
         sm3_hidden={p: h.sm3 for p, h in shown.hidden.items()} if with_sm3 else {},
         sm3_proof=list(anchor.sm3_path) if with_sm3 and anchor.sm3_path is not None else None,
     )
 
 
-def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | sm2.SM2Signer, *,
+def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes | Signer | sm2.SM2Signer, *,
                     hide: Iterable[str] = (), max_version: int = 25, error: str = "m", sm3: bool | None = None,
                     signed_at: int | None = None) -> OfflineQr:
     """Sign and encode ``document`` so that it fits ``max_version`` at ``error`` (see the module docstring).
 
-    ``private_key``: the issuer's secp256k1 account key (32 bytes: an intl payload, signed per payload) or its
-    SM2 key (a gm payload carrying the batch's statement, `batch_statement`, signed at ``signed_at``).
+    ``private_key``: the issuer's secp256k1 account key (a `Signer`, whose key may stay in an HSM, or the 32
+    private bytes: an intl payload) or its SM2 key (a gm payload). Either way the payload carries the batch's
+    statement (`batch_statement`, signed at ``signed_at``, default now; once per batch and key in a process).
 
     The SM3 part (``sm3``): True always carries it (hiding fields to fit if need be), False never, None (the
     default) carries it when the payload with it needs no more hidden fields than the payload without: the SM3
@@ -103,15 +105,10 @@ def make_offline_qr(document: Document, anchor: AnchorProof, private_key: bytes 
                          code="integrity_failed")
     capacity = ALNUM_CAPACITY[error][max_version - 1]
     hidden = set(hide)
-    statement = (batch_statement(private_key, anchor, signed_at=signed_at)
-                 if isinstance(private_key, sm2.SM2Signer) else None)
+    statement = batch_statement(private_key, anchor, signed_at=signed_at)
 
     def encode(names: set[str]) -> tuple[str, OfflinePayload]:
-        unsigned = build_payload(document, anchor, hide=names, sm3=bool(sm3))
-        if statement is not None:
-            payload = dataclasses.replace(unsigned, statement=statement)
-        else:
-            payload = sign_payload(unsigned, bytes(private_key))  # type: ignore[arg-type]
+        payload = dataclasses.replace(build_payload(document, anchor, hide=names, sm3=bool(sm3)), statement=statement)
         return encode_payload(payload), payload
 
     text, payload = encode(hidden)

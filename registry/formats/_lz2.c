@@ -12,8 +12,9 @@
  *   - every data item has the shortest head for its argument and a definite length (RFC 8949 §4.2.1), and
  *     each map's keys are field codes (unsigned integers below the number of codes) in strictly ascending
  *     order: the deterministic encoding the decoder insists on, and no duplicate keys;
- *   - the envelope is [body: bstr, signature: bstr of 0 or 65 bytes] or
- *     [body, [signed_at: uint, key_id: bstr .size 8, signature: bstr of 8..72 bytes]];
+ *   - the envelope is [body: bstr, signature: bstr of 0 or 65 bytes],
+ *     [body, [signed_at: uint, signature: bstr .size 65]] (an intl statement) or
+ *     [body, [signed_at: uint, key_id: bstr .size 8, signature: bstr of 8..72 bytes]] (a gm statement);
  *   - the body is [2, identifier: non-empty tstr, type_code: non-empty tstr, seed: bstr of 0 or 16 bytes,
  *     disclosed, hidden: {code: bstr .size 32}, index: uint, size: uint > index, proof: bstr of 32-byte
  *     steps, chain_id: uint, ledger: bstr .size 20, block_number: uint, block_timestamp: uint,
@@ -290,7 +291,7 @@ enum { SHOWN = 1, HIDDEN = 2, HIDDEN_SM3 = 4 };
 /* parse(envelope, codes, gb_cache, gb_cache_size) -> None, or the decoded items:
  *   (identifier, type_code, seed, names, salts (None with a seed), values, hidden, index, size, proof,
  *    chain_id, ledger, block_number, block_timestamp, sm3_hidden (None when not carried), sm3_proof (None),
- *    signature (bytes) or statement (signed_at, key_id, signature), body) */
+ *    signature (bytes) or statement (signed_at, key_id (b"" for an intl statement), signature), body) */
 static PyObject *parse(PyObject *self, PyObject *args) {
     Py_buffer env;
     PyObject *codes, *cache;
@@ -313,15 +314,15 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     if (expect(&r, 4, &n) < 0 || n != 2 || string(&r, 2, &b, &blen) < 0) goto done;
     if (r.p < r.end && *r.p >> 5 == 4) {
         uint64_t signed_at;
-        if (expect(&r, 4, &n) < 0 || n != 3 || uint_of(&r, &signed_at) < 0) goto done;
-        PyObject *key_id = bytes_of(&r, KEY_ID_LEN, KEY_ID_LEN);
+        if (expect(&r, 4, &n) < 0 || (n != 2 && n != 3) || uint_of(&r, &signed_at) < 0) goto done;
+        PyObject *key_id = n == 2 ? PyBytes_FromStringAndSize(NULL, 0) : bytes_of(&r, KEY_ID_LEN, KEY_ID_LEN);
         if (key_id == NULL) goto done;
-        PyObject *der = bytes_of(&r, MIN_DER, MAX_DER);
-        if (der == NULL) {
+        PyObject *sig = n == 2 ? bytes_of(&r, SIGNATURE_LEN, SIGNATURE_LEN) : bytes_of(&r, MIN_DER, MAX_DER);
+        if (sig == NULL) {
             Py_DECREF(key_id);
             goto done;
         }
-        signed_ = Py_BuildValue("(KNN)", (unsigned long long)signed_at, key_id, der);
+        signed_ = Py_BuildValue("(KNN)", (unsigned long long)signed_at, key_id, sig);
     } else {
         signed_ = bytes_of(&r, 0, SIGNATURE_LEN);
         if (signed_ != NULL && PyBytes_GET_SIZE(signed_) != 0 && PyBytes_GET_SIZE(signed_) != SIGNATURE_LEN)

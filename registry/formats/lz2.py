@@ -2,16 +2,17 @@
 
 An offline payload carries a certificate's disclosed fields, the leaf hashes of its hidden fields, the
 Merkle inclusion proof of the document in its anchored batch, where that batch was anchored, and the
-issuing agency's secp256k1 signature, so a verifier with a cached trust list needs no network.
+issuing agency's signature, so a verifier with a cached trust list needs no network.
 
 Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` is Base45)::
 
     text      = "LZ2:" || Base45(zlib(envelope, level 9))          Base45: RFC 9285, zlib: RFC 1950
-    envelope  = CBOR [body: bstr, signature: bstr]                  CBOR: RFC 8949   (intl profile)
-              / CBOR [body: bstr, statement]                                          (gm profile)
+    envelope  = CBOR [body: bstr, statement]                       CBOR: RFC 8949   (what is written)
+              / CBOR [body: bstr, signature: bstr]                  (the first intl form: read, not written)
+    statement = [signed_at: uint, signature: bstr .size 65]                       (intl: secp256k1, recoverable)
+              / [signed_at: uint, key_id: bstr .size 8, signature: bstr (DER)]    (gm: SM2-SM3)
+                the issuer's signature over its batch (registry.formats.batch_statement), not the body
     signature = secp256k1 recoverable, r || s || recid (0..3), over SHA-256(body)   (65 bytes, or empty)
-    statement = [signed_at: uint, key_id: bstr .size 8, signature: bstr (SM2-SM3 DER)]
-                the issuer's SM2 signature over its batch (registry.formats.batch_statement), not the body
     body      = CBOR [ 2 (format version, also under the signature),
                        identifier: tstr, type_code: tstr,
                        salt_seed: bstr .size 16, or empty,
@@ -24,10 +25,12 @@ Wire format ``LZ2`` (the ``2`` is the format version; everything after ``LZ2:`` 
                        ? sm3: [hidden: {field: sm3_leaf_hash: bstr .size 32},
                                proof: bstr (the SM3 audit path, 32 bytes per hash, as many as ``proof``)] ]
 
-A gm payload's statement signs the batch (chain, ledger, both roots, signing time): the body is bound to it
-through the batch root it leads to, so one SM2 signature covers every payload of a batch (~22 bytes, ~33
-characters, more than the 65-byte recoverable signature). Its issuer is the owner of the key ``key_id`` in the
-trust list, and ``issuer_account`` stays empty.
+A statement signs the batch (chain, ledger, both roots, signing time): the body is bound to it through the
+batch root it leads to, so one signature covers every payload of a batch and a verifier checks it once. The
+signed bytes include the batch's SM3 root, which only the trust list holds, so the decoder cannot check or
+recover a statement: ``issuer_account`` stays empty, and the verifier finds the issuer (the account that
+recovers from an intl statement, the owner of the gm key ``key_id``). An intl statement costs 6 bytes more than
+a signature over the body (its ``signed_at`` and the array around it), a gm one ~22 bytes more.
 
 The trailing ``sm3`` item is optional (a body of 13 items has none, and its SM3 check reports not available):
 with it a verifier recomputes the SM3 document digest and SM3 batch root and compares the latter with the SM3
@@ -59,7 +62,8 @@ instead of hex, a frozen table ``FIELD_CODES`` turning the standard field names 
 text values made only of ASCII and common CJK characters stored as GB 18030 bytes (2 bytes per Hanzi
 instead of 3 in UTF-8) -- a value that is a CBOR byte string is always such text, since values are never
 bytes. The bytes that do not compress are the seed (16), the proof (32 per hash), the ledger address (20)
-and the signature (65): 421 for a batch of 1,000 documents, down from 793 in LZ1. Encoding is
+and the signature (65, with the statement's signing time 71): 421 for a batch of 1,000 documents, down from 793
+in LZ1. Encoding is
 deterministic (RFC 8949 §4.2.3 length-first map key order) and decoding refuses any body that does not
 re-encode to the same bytes, so one payload has exactly one encoding and ``recover_signer`` can re-derive
 the signed bytes.
@@ -96,7 +100,7 @@ import cbor2
 from registry.certificates import fields
 from registry.certificates.fields import derive_salts
 from registry.crypto.hashing import sha256
-from registry.crypto.signing import SignatureScheme, Signer, checksum_address, recover_account
+from registry.crypto.signing import SIGNATURE_SIZE, SignatureScheme, Signer, checksum_address, recover_account
 from registry.errors import PayloadFormatError, SignatureError, ValidationError
 from registry.formats._qr_errors import NOT_OURS as _NOT_OURS
 from registry.formats._qr_errors import invalid as _invalid
@@ -285,15 +289,19 @@ def recover_signer(payload: OfflinePayload) -> str:
 
 
 def _statement_item(statement: BatchStatement) -> list[Any]:
+    if not statement.key_id:
+        return [statement.signed_at, statement.signature]
     return [statement.signed_at, statement.key_id, statement.signature]
 
 
 def _statement(item: list[Any]) -> BatchStatement:
-    if not (len(item) == 3 and type(item[0]) is int and isinstance(item[1], bytes) and len(item[1]) == KEY_ID_LEN
-            and isinstance(item[2], bytes)):
-        raise _invalid("the batch statement must be [signed_at: uint, key_id: 8 bytes, signature: bytes]")
+    intl = len(item) == 2 and type(item[0]) is int and isinstance(item[1], bytes) and len(item[1]) == SIGNATURE_SIZE
+    if not intl and not (len(item) == 3 and type(item[0]) is int and isinstance(item[1], bytes)
+                         and len(item[1]) == KEY_ID_LEN and isinstance(item[2], bytes)):
+        raise _invalid(f"the batch statement must be [signed_at: uint, signature: {SIGNATURE_SIZE} bytes] or "
+                       f"[signed_at: uint, key_id: {KEY_ID_LEN} bytes, signature: bytes]")
     try:
-        return BatchStatement(item[0], item[1], item[2])
+        return BatchStatement(item[0], b"", item[1]) if intl else BatchStatement(item[0], item[1], item[2])
     except ValidationError as exc:
         raise _invalid(exc.message) from exc
 

@@ -77,7 +77,8 @@ class OfflinePayload:
     salt_seed: bytes = field(default=b"")
     sm3_hidden: dict[str, bytes] = field(default_factory=dict)  # hidden field -> its SM3 leaf hash
     sm3_proof: list[bytes] | None = None  # the SM3 audit path (same index and size); None: not carried
-    # gm: the issuer's SM2 statement over the batch (registry.formats.batch_statement), instead of ``signature``
+    # the issuer's statement over the batch (registry.formats.batch_statement: SM2 in gm, secp256k1 in intl),
+    # instead of ``signature`` (the first intl form, the issuer's signature over this payload's body)
     statement: BatchStatement | None = None
 
     def __post_init__(self) -> None:
@@ -125,7 +126,7 @@ class OfflinePayload:
                 _check_bytes(f"hidden[{name!r}]", leaf, HASH_LEN)
         self._check_sm3()
         if self.statement is not None and (self.signature or not isinstance(self.statement, BatchStatement)):
-            raise ValidationError("offline payload carries either a secp256k1 signature or an SM2 batch statement",
+            raise ValidationError("offline payload carries either a signature over its body or a batch statement",
                                   code="invalid_payload_field")
         if self.salt_seed:
             if self.hidden:  # the seed would give away the hidden fields' salts (see the module docstring)

@@ -19,9 +19,11 @@ import dataclasses
 import io
 import random
 import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import cbor2
 import pytest
 from PIL import Image
 
@@ -29,7 +31,7 @@ from api.stack import LocalStack
 from registry.certificates.documents import AnchorProof, Document
 from registry.certificates.offline import make_offline_qr
 from registry.formats.images import decode_qr_image, qr_version
-from registry.formats.qr import decode_payload, encode_payload
+from registry.formats.qr import b45decode, b45encode, decode_payload, encode_payload, sign_payload
 from tests.support import plain_http
 from tests.support.browser import RequestLog, chromium, shot
 from tests.support.photos import degraded_photos
@@ -180,20 +182,53 @@ def test_an_altered_offline_code_and_a_forged_trust_list_are_refused(
         fresh.close()
 
 
-def test_an_intl_code_verifies_in_the_page_beside_gm_ones(context: Any, stack: LocalStack,
-                                                         certs: dict[str, dict[str, Any]]) -> None:
-    """The stack is gm (its codes carry the SM2 batch statement, checked above); a code signed per payload with
-    the issuer's secp256k1 account (the intl profile) verifies against the same trust list v2."""
+def test_intl_codes_verify_in_the_page_beside_gm_ones(context: Any, stack: LocalStack,
+                                                     certs: dict[str, dict[str, Any]]) -> None:
+    """The stack is gm (its codes carry the SM2 batch statement, checked above). An intl code carries the batch's
+    statement signed with the issuer's secp256k1 account, and a code of the first intl form a signature over
+    its body: both verify against the same trust list v2. A statement signed by an outsider, or given another
+    signing time, recovers an account that is no member's."""
     cert = certs["offline"]
     uscc = cert["document"]["fields"]["颁发机构代码"]["value"]
-    text = make_offline_qr(Document.from_json(cert["document"]), AnchorProof.from_json(cert["document"]["anchor"]),
-                           bytes(stack.node.keys.signing_account(uscc).key)).text  # type: ignore[union-attr]
-    assert decode_payload(text).statement is None
+    key = bytes(stack.node.keys.signing_account(uscc).key)  # type: ignore[union-attr]
+    document, anchor = Document.from_json(cert["document"]), AnchorProof.from_json(cert["document"]["anchor"])
+    qr = make_offline_qr(document, anchor, key)
+    statement = qr.payload.statement
+    assert statement is not None and statement.scheme == "secp256k1"
+    first_form = encode_payload(sign_payload(dataclasses.replace(qr.payload, statement=None), key))
+    outsider = make_offline_qr(document, anchor, bytes(31) + b"\x07").text
+    shifted = encode_payload(dataclasses.replace(
+        qr.payload, statement=dataclasses.replace(statement, signed_at=statement.signed_at + 1)))
     page = context.new_page()
     _ready(page, stack.url + "/verify")
-    assert _paste(page, text) == "valid"
-    checks = dict(page.eval_on_selector_all("#checks li", "els => els.map(e => [e.dataset.check, e.dataset.status])"))
-    assert checks["signature"] == "VALID" and checks["sm3"] == "VALID"
+    for text, says in ((qr.text, "签署批次声明"), (first_form, "签名")):
+        assert _paste(page, text) == "valid"
+        checks = dict(page.eval_on_selector_all("#checks li", "els => els.map(e => [e.dataset.check, e.dataset.status])"))
+        assert checks["signature"] == "VALID" and checks["sm3"] == "VALID"
+        account = stack.node.keys.signing_account(uscc).address  # type: ignore[union-attr]
+        assert says in page.inner_text("#checks") and account in page.inner_text("#checks")
+    for text in (outsider, shifted):
+        assert _paste(page, text) == "unknown_issuer"
+        assert "声明被改动，或由非成员签署" in page.inner_text("#checks")
+    # an audit path one step too long leads to no root at all (the Python decoder refuses such a code): both
+    # kinds of statement are then refused as tampered, not checked against a root that is not there
+    gm_text = offline_text(stack, cert)
+    for text in (qr.text, gm_text):
+        assert decode_payload(text).statement is not None
+        assert _paste(page, _with_proof_step_added(text)) == "tampered"
+        assert "默克尔证明与批次大小不符" in page.inner_text("#checks")
+
+
+def _with_proof_step_added(text: str) -> str:
+    """``text`` with one more 32-byte step in its audit paths (SHA-256 and SM3), re-encoded as the encoder would
+    (LZ2)."""
+    envelope = cbor2.loads(zlib.decompress(b45decode(text[4:])))
+    body = cbor2.loads(envelope[0])
+    body[8] += bytes(32)
+    if len(body) == 14:  # the SM3 part: its path is as long as the SHA-256 one
+        body[13][1] += bytes(32)
+    envelope[0] = cbor2.dumps(body, canonical=True)
+    return "LZ2:" + b45encode(zlib.compress(cbor2.dumps(envelope), 9))
 
 
 def test_the_page_is_an_installable_app(context: Any, stack: LocalStack) -> None:

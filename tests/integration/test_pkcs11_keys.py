@@ -16,6 +16,7 @@ from registry.consortium.key_backends import KeyBackendError, KeyBackendKind, Pk
 from registry.consortium.key_backends.base import SECP256K1_N
 from registry.consortium.keys import KeyStore
 from registry.crypto.signing import SignatureScheme, recover
+from registry.formats.batch_statement import sign_statement, statement_bytes, statement_signer
 from registry.store.db import AgencyKey, Database
 from tests.support import postgres
 from tests.support.softhsm import SPARE_LABEL, shared_backend
@@ -79,6 +80,15 @@ def test_a_keystore_signer_on_the_token_signs_recoverable_and_eip191(store: KeyS
     assert recover(digest, signer.sign(digest, SignatureScheme.RECOVERABLE), SignatureScheme.RECOVERABLE) == \
         account.address
     assert recover(digest, signer.sign(digest, SignatureScheme.EIP191), SignatureScheme.EIP191) == account.address
+
+
+def test_the_batch_statement_of_intl_offline_codes_is_signed_in_the_token(store: KeyStore) -> None:
+    account = store.create_signing_key(USCC)
+    root = os.urandom(32)
+    statement = sign_statement(store.signer(USCC), chain_id=31337, ledger=bytes(20), batch_root=root, sm3_root=None,
+                               signed_at=1_700_000_000)
+    message = statement_bytes(31337, bytes(20), root, None, 1_700_000_000)
+    assert statement.scheme == "secp256k1" and statement_signer(statement, message) == account.address
 
 
 def test_the_database_holds_only_a_reference_to_a_token_key(store: KeyStore, tmp_path: Path) -> None:

@@ -175,10 +175,11 @@ def test_an_offline_payload_carries_the_sm3_path_when_it_costs_no_field_and_veri
 
     steps = list(qr.payload.sm3_proof or [])
     steps[0] = bytes([steps[0][0] ^ 1]) + steps[0][1:]
-    forged = sign_payload(dataclasses.replace(qr.payload, sm3_proof=steps, issuer_account=b""), key)  # re-signed
-    bad = verifier.verify_text(encode_payload(forged))
-    assert bad.verdict == "tampered" and _checks(bad.to_json())["sm3"] == "INVALID"
-    assert _checks(bad.to_json())["integrity"] == "VALID" and _checks(bad.to_json())["signature"] == "VALID"
+    forged = dataclasses.replace(qr.payload, sm3_proof=steps)  # the statement signs the roots, not the paths
+    resigned = sign_payload(dataclasses.replace(forged, issuer_account=b""), key)  # the first intl form, re-signed
+    for bad in (verifier.verify_text(encode_payload(forged)), verifier.verify_text(encode_payload(resigned))):
+        assert bad.verdict == "tampered" and _checks(bad.to_json())["sm3"] == "INVALID"
+        assert _checks(bad.to_json())["integrity"] == "VALID" and _checks(bad.to_json())["signature"] == "VALID"
 
 
 def test_a_long_document_in_a_big_batch_keeps_its_fields_rather_than_the_sm3_path(api: Api) -> None:

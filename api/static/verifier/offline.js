@@ -3,12 +3,14 @@
  *
  * Decoding follows registry/formats/lz2.py and offline_payload.py (format LZ2):
  *   text      = "LZ2:" || Base45(zlib(envelope))
- *   envelope  = CBOR [body: bstr, signature: bstr]       signature = r || s || recid over SHA-256(body)  (intl)
+ *   envelope  = CBOR [body: bstr, [signed_at, r || s || recid (65 bytes)]]                           (intl)
  *             / CBOR [body: bstr, [signed_at, key_id (8 bytes), SM2 DER signature]]                   (gm)
- * A gm code carries its batch's statement (registry/formats/batch_statement.py): the issuer's SM2 signature
- * over "LZ-BATCH-1" || chain_id (8, BE) || ledger (20) || batch root (32) || SM3 batch root (32, the trust
- * list's for that batch, zeros if none) || signed_at (8, BE). The key is looked up by its id in the trust list
- * (format 2), must be valid at signed_at, and a verified statement is remembered for the rest of its batch.
+ *             / CBOR [body: bstr, signature: bstr]  r || s || recid over SHA-256(body)   (the first intl form)
+ * A code carries its batch's statement (registry/formats/batch_statement.py): the issuer's signature over
+ * "LZ-BATCH-1" || chain_id (8, BE) || ledger (20) || batch root (32) || SM3 batch root (32, the trust list's
+ * for that batch, zeros if none) || signed_at (8, BE). intl: secp256k1 over SHA-256 of those bytes, and the
+ * account that recovers must be a member's; gm: SM2, the key is looked up by its id in the trust list (format
+ * 2) and must be valid at signed_at. A checked statement is remembered for the rest of its batch.
  *   body      = CBOR [2, identifier, type_code, salt_seed, disclosed, hidden, index, size, proof, chain_id,
  *                     ledger, block_number, block_timestamp, ? sm3: [hidden SM3 leaf hashes, SM3 audit path]]
  * With the optional SM3 part the page recomputes the SM3 document digest and SM3 batch root (gm.js, sm-crypto)
@@ -40,14 +42,18 @@ export async function decodeOffline(text, meta) {
   if (!m) throw new FormatError("not_lianzheng_qr", "not an offline code");
   if (m[1] !== "2") throw new FormatError("unsupported_version", `unsupported offline code version LZ${m[1]}`);
   const envelope = cborDecode(await inflate(b45decode(text.slice(m[0].length))));
-  const isStatement = (x) => Array.isArray(x) && x.length === 3 && Number.isSafeInteger(x[0]) && x[0] >= 0 &&
-    x[1] instanceof Uint8Array && x[1].length === 8 && x[2] instanceof Uint8Array && x[2].length >= 8 && x[2].length <= 72;
+  const isStatement = (x) => Array.isArray(x) && Number.isSafeInteger(x[0]) && x[0] >= 0 && (
+    (x.length === 2 && x[1] instanceof Uint8Array && x[1].length === 65) ||
+    (x.length === 3 && x[1] instanceof Uint8Array && x[1].length === 8 && x[2] instanceof Uint8Array &&
+     x[2].length >= 8 && x[2].length <= 72));
   if (!Array.isArray(envelope) || envelope.length !== 2 || !(envelope[0] instanceof Uint8Array) ||
       !(envelope[1] instanceof Uint8Array || isStatement(envelope[1]))) {
     throw invalid("envelope must be [body, signature] or [body, statement]");
   }
   const [bodyBytes, signed] = envelope;
-  const statement = Array.isArray(signed) ? { signedAt: signed[0], keyId: signed[1], signature: signed[2] } : null;
+  const statement = !Array.isArray(signed) ? null : signed.length === 2
+    ? { signedAt: signed[0], keyId: null, signature: signed[1] }  // intl: the signer recovers
+    : { signedAt: signed[0], keyId: signed[1], signature: signed[2] };
   const body = cborDecode(bodyBytes);
   if (!Array.isArray(body) || (body.length !== 13 && body.length !== 14)) {
     throw invalid("body must be an array of 13 items (14 with the SM3 part)");
@@ -124,6 +130,7 @@ export async function documentDigest(p, g) {
 }
 
 const verifiedStatements = new Set(); // hex of (key || statement || signature) already verified: once per batch
+const statementSigners = new Map(); // hex of (statement || signature) -> the account that recovers (intl)
 
 function statementBytes(p, root, sm3Root) {
   const out = new Uint8Array(110);
@@ -159,10 +166,11 @@ export async function verifyOffline(text, trust, meta) {
   const m = ID_PARTS.exec(p.identifier);
   const cid = m ? [m[1], m[2]] : null;
   const batch = integrityAndAnchoring(run, p, cid, root, trust, out);
-  const g = (batch && p.hasSm3) || p.statement ? await gm() : null;
+  const g = (batch && p.hasSm3) || (p.statement && p.statement.keyId) ? await gm() : null;
   if (batch) await checkSm3(run, p, root, trust, g);
-  const signer = p.signer ? checksumAddress(p.signer) : null;
-  const member = p.statement ? statementSigner(run, p, root, trust, g) : signature(run, signer, trust);
+  let signer = p.signer ? checksumAddress(p.signer) : null, member;
+  if (p.statement && !p.statement.keyId) [member, signer] = await accountStatement(run, p, root, trust);
+  else member = p.statement ? statementSigner(run, p, root, trust, g) : signature(run, signer, trust);
   issuer(run, p, cid, member, batch, trust);
   status(run, digest, trust, meta);
   validity(run, p);
@@ -170,7 +178,7 @@ export async function verifyOffline(text, trust, meta) {
   return {
     verdict, identifier: p.identifier, checks: run.checks, mode: "offline",
     issuer: member ? { uscc: member.uscc, name: member.name, bid: member.bid, account: signer, status: member.status,
-      ...(p.statement ? { sm2_key_id: hex(p.statement.keyId) } : {}) } : null,
+      ...(p.statement && p.statement.keyId ? { sm2_key_id: hex(p.statement.keyId) } : {}) } : null,
     anchor: out.anchor || null,
     fields: Object.fromEntries([...p.disclosed].map(([k, [, v]]) => [k, v])),
     disclosed_fields: [...p.disclosed.keys()], hidden_fields: [...p.hidden.keys()], type_code: p.typeCode,
@@ -249,8 +257,42 @@ async function checkSm3(run, p, root, trust, g) {
   }
 }
 
+/** An intl statement: the account that recovers from it must be a member's. Returns [member, account]. */
+async function accountStatement(run, p, root, trust) {
+  const st = p.statement, when = beijingTime(st.signedAt);
+  if (!root) { noRoot(run); return [null, null]; }
+  const sm3Root = trust.sm3Roots.get(hex(root));
+  const message = statementBytes(p, root, sm3Root ? unhex(sm3Root) : null);
+  const memo = hex(message) + hex(st.signature);
+  if (!statementSigners.has(memo)) {
+    const raw = recoverAddress(await sha256(message), st.signature);
+    if (statementSigners.size >= 4096) statementSigners.clear();  // bounded: a batch needs one entry
+    statementSigners.set(memo, raw ? checksumAddress(raw) : null);
+  }
+  const account = statementSigners.get(memo);
+  if (!account) {
+    run.add("signature", "INVALID", "批次声明的签名无效：无法恢复签名者", "bad signature on the batch statement: no signer recovers from it", "tampered");
+    return [null, null];
+  }
+  const member = trust.accounts.get(account.toLowerCase());
+  if (!member) {
+    run.add("signature", "INVALID", `批次声明的签名恢复出账户 ${account}，不是联盟成员账户（截至区块 ${trust.asOf.block}）：声明被改动，或由非成员签署`,
+      `the batch statement's signature recovers ${account}, which is not a consortium member account (as of block ${trust.asOf.block}): the statement was altered or signed by a non-member`, "unknown_issuer");
+    return [null, account];
+  }
+  run.add("signature", "VALID", `由联盟成员 ${member.name} 的账户 ${account} 签署批次声明（${when}）`,
+    `the batch statement is signed by ${member.name}'s account ${account} at ${when}`);
+  return [member, account];
+}
+
+/** The audit path does not fit the batch's size, so it leads to no root: nothing for a statement to sign. */
+function noRoot(run) {
+  run.add("signature", "INVALID", "批次声明无法核验：默克尔证明与批次大小不符", "the batch statement cannot be checked: the audit path does not fit the batch size", "tampered");
+}
+
 function statementSigner(run, p, root, trust, g) {
   const st = p.statement, id = hex(st.keyId), when = beijingTime(st.signedAt);
+  if (!root) { noRoot(run); return null; }
   const keys = (trust.sm2Keys && trust.sm2Keys.get(id)) || [];
   if (!keys.length) {
     run.add("signature", "INVALID", `批次声明的 SM2 密钥 ${id} 未在信任列表中登记（截至区块 ${trust.asOf.block}）`,
@@ -263,6 +305,7 @@ function statementSigner(run, p, root, trust, g) {
     const memo = hex(e.key) + hex(message) + hex(st.signature);
     if (verifiedStatements.has(memo)) return true;
     if (!g.verifySm2(message, st.signature, e.key)) return false;
+    if (verifiedStatements.size >= 4096) verifiedStatements.clear();  // bounded: a batch needs one entry
     verifiedStatements.add(memo);
     return true;
   });

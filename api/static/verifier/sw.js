@@ -7,7 +7,7 @@
  * API calls are never cached here and never answered from the cache: the trust list lives in localStorage,
  * checked against its signature each time it is read.
  */
-const CACHE = "lianzheng-verifier-v4";
+const CACHE = "lianzheng-verifier-v5";
 const SHELL = [
   "/verify", "/verifier/meta.json", "/manifest.webmanifest",
   "/static/verifier/verifier.css", "/static/verifier/main.js", "/static/verifier/bytes.js", "/static/verifier/i18n.js",

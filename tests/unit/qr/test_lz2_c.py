@@ -105,9 +105,12 @@ def payloads(draw: st.DrawFn) -> tuple[OfflinePayload, bool]:
         changes["sm3_proof"] = [rng.randbytes(32) for _ in p.proof]
     p = dataclasses.replace(p, issuer_account=b"", **changes)
     p = dataclasses.replace(p, batch_root=p.computed_batch_root())
-    signing = draw(st.sampled_from(["signed", "statement", "unsigned"]))
+    signing = draw(st.sampled_from(["signed", "statement", "intl statement", "unsigned"]))
     if signing == "signed":
         p = sign_payload(p, ISSUER_KEY)
+    elif signing == "intl statement":
+        p = dataclasses.replace(p, statement=BatchStatement(draw(st.integers(0, 2**64 - 1)), b"", draw(
+            st.binary(min_size=65, max_size=65))))
     elif signing == "statement":
         der = draw(st.binary(min_size=8, max_size=72))
         p = dataclasses.replace(p, statement=BatchStatement(draw(st.integers(0, 2**64 - 1)), draw(
@@ -142,7 +145,9 @@ BASES = [encode_payload(sign_payload(make_payload(seed=1), ISSUER_KEY)),
                                             sm3_hidden={"住所": bytes(32), "法定代表人": bytes(range(32))},
                                             sm3_proof=[bytes([i]) * 32 for i in range(10)])),
          encode_payload(dataclasses.replace(make_payload(seed=3, proof_len=0), issuer_account=b"",
-                                            statement=BatchStatement(1_718_000_000, bytes(8), bytes(70))))]
+                                            statement=BatchStatement(1_718_000_000, bytes(8), bytes(70)))),
+         encode_payload(dataclasses.replace(make_payload(seed=4), issuer_account=b"",
+                                            statement=BatchStatement(1_718_000_000, b"", bytes(range(65)))))]
 
 
 @st.composite
@@ -244,6 +249,11 @@ REFUSED = {  # (base, change): bodies in the encoder's form that the payload's o
     "version 3": (0, _set(0, 3)),
     "a statement key id of 7 bytes": (2, lambda b, s: cbor2.dumps([b, [s[0], s[1][:7], s[2]]])),
     "a statement signature of 73 bytes": (2, lambda b, s: cbor2.dumps([b, [s[0], s[1], bytes(73)]])),
+    "an intl statement signature of 64 bytes": (3, lambda b, s: cbor2.dumps([b, [s[0], s[1][:64]]])),
+    "an intl statement signature of 66 bytes": (3, lambda b, s: cbor2.dumps([b, [s[0], s[1] + b"\x00"]])),
+    "an intl statement with an empty key id": (3, lambda b, s: cbor2.dumps([b, [s[0], b"", s[1]]])),
+    "an intl statement without its signing time": (3, lambda b, s: cbor2.dumps([b, [s[1]]])),
+    "an intl statement signed at -1": (3, lambda b, s: cbor2.dumps([b, [-1, s[1]]])),
 }
 
 

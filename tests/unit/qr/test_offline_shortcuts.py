@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.devtools.offline_workload import offline_workload
+from api.devtools.offline_workload import PROFILES, offline_workload
 from registry.certificates.fields import derive_salt, derive_salts, leaf_entry, leaf_input, path_key
 from registry.certificates.offline import OfflineVerifier, _result
 from registry.certificates.verification import Check, VerificationResult
@@ -179,7 +179,7 @@ def test_a_result_set_by_one_update_equals_the_constructed_one() -> None:
         _result(**values, nonsense=1)
 
 
-WORK = {w.profile: w for w in (offline_workload(6, batch_size=3), offline_workload(6, profile="gm", batch_size=3))}
+WORK = {w.profile: w for w in (offline_workload(6, profile=p, batch_size=3) for p in PROFILES)}
 WARM = {p: OfflineVerifier(TrustList.from_json(w.trust_list)) for p, w in WORK.items()}
 TODAYS = [dt.date(2000, 1, 1), dt.date.today(), dt.date(2999, 1, 1)]
 

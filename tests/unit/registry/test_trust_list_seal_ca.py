@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from registry.consortium.trust_list import TrustList, sign_trust_list_v2
 from registry.errors import PayloadFormatError, ProofError
 from registry.seals.ca import new_root
-from tests.unit.qr.test_gm_statement import OPERATOR, _body
+from tests.unit.qr.test_batch_statements import OPERATOR, _body
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 

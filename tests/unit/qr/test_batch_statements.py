@@ -1,20 +1,26 @@
-"""gm offline payloads (the issuer's SM2 batch statement, registry/formats/batch_statement.py) and trust list v2
-(registry/consortium/trust_list.py) without a chain: round trip, size, the verifier's checks and refusals, v1
-lists and intl payloads still accepted."""
+"""Offline payloads with the issuer's batch statement (registry/formats/batch_statement.py) -- SM2 in gm,
+secp256k1 in intl -- and trust list v2 (registry/consortium/trust_list.py) without a chain: round trip, size,
+the verifier's checks and refusals, v1 lists and payloads of the first intl form (a signature over the body)
+still accepted."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
+import coincurve
 import pytest
+from eth_utils.crypto import keccak
 
+from api.devtools.offline_workload import offline_workload
+from registry.certificates import offline
 from registry.certificates.offline import OfflineVerifier
 from registry.consortium.trust_list import FORMAT_ID, FORMAT_V2, TrustList, sign_trust_list, sign_trust_list_v2
 from registry.crypto.proofs import ES256KSigner
 from registry.crypto.sm2 import SM2Signer, raw_public_key
-from registry.errors import PayloadFormatError, ProofError
-from registry.formats.batch_statement import BatchStatement, sign_statement, statement_bytes
+from registry.errors import PayloadFormatError, ProofError, ValidationError
+from registry.formats.batch_statement import BatchStatement, sign_statement, statement_bytes, statement_signer
 from registry.formats.qr import decode_payload, encode_payload, sign_payload
 from tests.unit.qr.factories import ISSUER_ADDRESS, ISSUER_KEY, REALISTIC_FIELDS, TYPE_CODE, make_payload
 
@@ -30,6 +36,12 @@ def _gm(payload: Any = P, signer: SM2Signer = ISSUER, at: int = T, sm3_root: byt
     st = sign_statement(signer, chain_id=payload.chain_id, ledger=payload.ledger, batch_root=payload.batch_root,
                         sm3_root=sm3_root, signed_at=at)
     return encode_payload(dataclasses.replace(payload, statement=st))
+
+
+def _intl(payload: Any = P, key: bytes = ISSUER_KEY, at: int = T, sm3_root: bytes | None = None) -> str:
+    st = sign_statement(key, chain_id=payload.chain_id, ledger=payload.ledger, batch_root=payload.batch_root,
+                        sm3_root=sm3_root, signed_at=at)
+    return encode_payload(dataclasses.replace(payload, statement=st, issuer_account=b""))
 
 
 def _body(issuer_keys: list[dict[str, int | str]] | None = None, fmt: str = FORMAT_V2) -> dict[str, Any]:
@@ -114,3 +126,88 @@ def test_an_intl_v2_list_is_signed_es256k_by_an_operator_account() -> None:
     trust = TrustList.from_json(sign_trust_list_v2(_body(), ES256KSigner.from_private_key(OP_KEY)))
     assert trust.signer == OP_ACCOUNT and trust.proof is not None and trust.proof["alg"] == "ES256K"
     assert _verdict(_gm(), trust)[0] == "valid"
+
+
+# --- intl statements ------------------------------------------------------------------------------------------
+
+
+def test_an_intl_statement_round_trips_and_costs_a_few_characters_more_than_a_signed_body() -> None:
+    text, first_form = _intl(), encode_payload(sign_payload(P, ISSUER_KEY))
+    decoded = decode_payload(text)
+    st = decoded.statement
+    assert st is not None and st.scheme == "secp256k1" and st.key_id == b"" and len(st.signature) == 65
+    assert decoded.signature == b"" and decoded.issuer_account == b""  # the verifier recovers the signer
+    assert st.signed_at == T and 0 < len(text) - len(first_form) <= 12
+
+
+def test_an_intl_statement_is_plain_recoverable_ecdsa_over_sha256_of_the_110_bytes() -> None:
+    """Checked with coincurve and keccak directly, not through registry.crypto.signing."""
+    st = decode_payload(_intl()).statement
+    assert st is not None
+    message = statement_bytes(P.chain_id, P.ledger, P.batch_root, None, T)
+    assert message[:10] == b"LZ-BATCH-1" and message[10:18] == P.chain_id.to_bytes(8, "big")
+    public = coincurve.PublicKey.from_signature_and_message(st.signature, hashlib.sha256(message).digest(),
+                                                            hasher=None)
+    account = keccak(public.format(compressed=False)[1:])[-20:]
+    assert "0x" + account.hex() == ISSUER_ADDRESS.lower() == statement_signer(st, message).lower()  # type: ignore[union-attr]
+
+
+def test_an_intl_statement_verifies_against_v1_and_v2_lists_naming_the_account() -> None:
+    for trust in (TrustList.from_json(sign_trust_list_v2(_body(), OPERATOR)),
+                  TrustList.from_json(sign_trust_list(_body(fmt=FORMAT_ID), OP_KEY))):
+        result = OfflineVerifier(trust).verify_text(_intl())
+        assert result.verdict == "valid", result.checks
+        signature = next(c for c in result.checks if c.name == "signature")
+        assert signature.status == "VALID" and "签署批次声明" in signature.reason_zh
+        assert ISSUER_ADDRESS in signature.reason_en and signature.details["signer"] == ISSUER_ADDRESS
+        assert result.issuer is not None and result.issuer["account"] == ISSUER_ADDRESS
+        assert "sm2_key_id" not in result.issuer
+
+
+def test_an_altered_or_foreign_intl_statement_is_refused_with_the_reason() -> None:
+    trust = TrustList.from_json(sign_trust_list_v2(_body(), OPERATOR))
+    st = decode_payload(_intl()).statement
+    assert st is not None
+    cases = {
+        "signed at another time": dataclasses.replace(st, signed_at=st.signed_at + 1),
+        "by an outsider": decode_payload(_intl(key=bytes(31) + b"\x09")).statement,
+        "over an SM3 root the list does not have": decode_payload(_intl(sm3_root=bytes([1]) * 32)).statement,
+    }
+    for why, statement in cases.items():
+        result = OfflineVerifier(trust).verify_text(encode_payload(dataclasses.replace(P, statement=statement,
+                                                                                       issuer_account=b"")))
+        signature = next(c for c in result.checks if c.name == "signature")
+        assert result.verdict == "unknown_issuer" and signature.status == "INVALID", why
+        assert "altered or signed by a non-member" in signature.reason_en and "声明被改动" in signature.reason_zh, why
+    nobody = dataclasses.replace(st, signature=bytes(64) + b"\x01")  # r = s = 0: no key recovers
+    verdict, checks = _verdict(encode_payload(dataclasses.replace(P, statement=nobody, issuer_account=b"")), trust)
+    assert verdict == "tampered" and checks["signature"] == "INVALID"
+    with pytest.raises(ValidationError, match="65 bytes"):  # (test_lz2_c.py: such wire bytes do not decode)
+        BatchStatement(1, b"", bytes(64))
+
+
+def test_a_batch_of_intl_payloads_costs_one_signature_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    work = offline_workload(6, batch_size=3)  # two batches of three
+    calls: list[bytes] = []
+
+    def counted(statement: BatchStatement, message: bytes) -> str | None:
+        calls.append(message)
+        return statement_signer(statement, message)
+
+    monkeypatch.setattr(offline, "statement_signer", counted)
+    verifier = OfflineVerifier(TrustList.from_json(work.trust_list))
+    assert [verifier.verify_text(t).verdict for t in work.texts * 2] == ["valid"] * 12
+    assert len(calls) == 2 and len(set(calls)) == 2
+
+
+def test_a_statement_beside_an_audit_path_that_leads_to_no_root_is_refused_as_tampered() -> None:
+    trust = TrustList.from_json(sign_trust_list_v2(_body(), OPERATOR))
+    for text in (_intl(), _gm()):
+        p = decode_payload(text)
+        long_path = dataclasses.replace(p, proof=[*p.proof, bytes(32)])  # one step more than the size allows
+        with pytest.raises(ValidationError):
+            long_path.computed_batch_root()
+        result = OfflineVerifier(trust).verify_payload(long_path)
+        signature = next(c for c in result.checks if c.name == "signature")
+        assert result.verdict == "tampered" and signature.status == "INVALID"
+        assert "does not fit the batch size" in signature.reason_en and "默克尔证明与批次大小不符" in signature.reason_zh

@@ -1,5 +1,6 @@
-"""The gm side of offline QR payloads (registry.certificates.offline): the issuer's SM2 batch statement, signed
-once per batch and key in a process, and the verifier's cache of parsed SM2 keys and verified statements.
+"""The issuer's batch statements of offline QR payloads (registry.certificates.offline): signed once per batch
+and key in a process, with the agency's SM2 key (gm) or its secp256k1 account key (intl); and the verifier's
+cache of parsed SM2 keys and verified SM2 statements.
 
     >>> statement = batch_statement(node.keys.sm2_signer(uscc), anchor)       # doctest: +SKIP
 """
@@ -13,6 +14,7 @@ from collections import OrderedDict
 
 from registry.certificates.anchor_proof import AnchorProof
 from registry.crypto import sm2
+from registry.crypto.signing import Signer
 from registry.errors import SignatureError
 from registry.formats.batch_statement import BatchStatement, sign_statement
 
@@ -23,12 +25,18 @@ _STATEMENTS: OrderedDict[tuple[bytes, int, bytes, bytes, bytes], BatchStatement]
 _STATEMENTS_LOCK = threading.Lock()
 
 
-def batch_statement(signer: sm2.SM2Signer, anchor: AnchorProof, *, signed_at: int | None = None) -> BatchStatement:
-    """The issuer's SM2 statement over ``anchor``'s batch (registry.formats.batch_statement). Signed once per
-    batch and key in this process (the statement is the same for every document of the batch) unless
-    ``signed_at`` (unix seconds; default: now) is given."""
+def batch_statement(signer: sm2.SM2Signer | Signer | bytes, anchor: AnchorProof, *,
+                    signed_at: int | None = None) -> BatchStatement:
+    """The issuer's statement over ``anchor``'s batch (registry.formats.batch_statement) with its SM2 key or its
+    secp256k1 account key (a `Signer`, or the 32 private bytes). Signed once per batch and key in this process
+    (the statement is the same for every document of the batch) unless ``signed_at`` (unix seconds; default:
+    now) is given."""
     ledger = bytes.fromhex(anchor.ledger.removeprefix("0x"))
-    key = (sm2.raw_public_key(signer.public_key), anchor.chain_id, ledger, anchor.batch_root, anchor.sm3_root or b"")
+    if not isinstance(signer, sm2.SM2Signer | Signer):
+        signer = Signer.from_private_key(bytes(signer))
+    # keys by their public half: SM2's raw key, an account's address
+    public = sm2.raw_public_key(signer.public_key) if isinstance(signer, sm2.SM2Signer) else signer.account
+    key = (public, anchor.chain_id, ledger, anchor.batch_root, anchor.sm3_root or b"")
     if signed_at is None:
         with _STATEMENTS_LOCK:
             if (cached := _STATEMENTS.get(key)) is not None:
