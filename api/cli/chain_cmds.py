@@ -145,9 +145,12 @@ def _serve(ctx: typer.Context, fd: int | None = None) -> None:
         uvicorn.run(app, host=st.settings.host, port=st.settings.port, log_config=None, access_log=False,
                     log_level=st.settings.log_level)
         return
-    # one of `up --workers N`: accept on the socket `up` bound and handed down (the kernel spreads connections)
+    # one of `up --workers N`: accept on the socket `up` bound and handed down, in turns with the other processes
+    # (api/accept_turns.py: the kernel alone often gives one process every connection of a burst)
+    from api.accept_turns import TurnTakingServer
+
     config = uvicorn.Config(app, log_config=None, access_log=False, log_level=st.settings.log_level)
-    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+    TurnTakingServer(config, socket.socket(fileno=fd), st.settings.data_dir / "accept.lock").run()
 
 
 PortOpt = Annotated[int | None, typer.Option("--port", help="the API's port (default 8000 or LIANZHENG_PORT)")]

@@ -13,6 +13,7 @@ batch root in the database was anchored exactly once (the chain's BatchAnchored 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -68,6 +69,22 @@ def _leader(base: str) -> dict[str, Any] | None:
     return r.json() if r.status_code == 200 else None
 
 
+def _roles_of_two_connections(port: int) -> list[bool]:
+    """Open two connections at once, then ask on each whether its process leads."""
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(2)]
+    try:
+        for c in conns:
+            c.connect()
+        roles = []
+        for c in conns:
+            c.request("GET", "/api/v1/system/leader")
+            roles.append(json.loads(c.getresponse().read())["leader"])
+        return roles
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path,
                                                                   postgres_cluster: PostgresCluster) -> None:
     data_dir = tmp_path / "node"
@@ -87,6 +104,11 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
         first = _wait(lambda: (_leader(base) or {}).get("leader_pid"), "a leader among the API processes", 240,
                       interval=0.3)
         up_s = time.monotonic() - started
+        _wait(lambda: (tmp_path / "up.log").read_bytes().count(b"Application startup complete") >= 2,
+              "both API processes serving", 240, interval=0.3)
+        # two keep-alive connections made together go to the two processes (api/accept_turns.py), never both to one
+        pairs = [_roles_of_two_connections(port) for _ in range(6)]
+        assert all(sorted(pair) == [False, True] for pair in pairs), pairs
         keys = json.loads((data_dir / "api-keys.json").read_text())
         seeds = load_seeds(PROJECT_ROOT / "seeds")
         ct = seeds.certificate_types[0]

@@ -1,0 +1,92 @@
+"""Processes sharing one listening socket take turns to accept (api/accept_turns.py): two connections made at
+once go to two processes, and a process killed with the turn stops no other. Real processes, a real socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from api.settings import PROJECT_ROOT
+
+# Each process answers every connection with its pid and closes it.
+_ACCEPTOR = """
+import asyncio, os, socket, sys
+from pathlib import Path
+from api.accept_turns import AcceptTurns
+
+async def main():
+    turns = AcceptTurns(socket.socket(fileno=int(sys.argv[1])), Path(sys.argv[2]))
+    async def serve(conn):
+        conn.sendall(b"%d" % os.getpid())
+        conn.close()
+    print("ready", flush=True)
+    await turns.run(serve)
+
+asyncio.run(main())
+"""
+
+
+def _start(listener: socket.socket, lock: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _ACCEPTOR, str(listener.fileno()), str(lock)],
+                            pass_fds=(listener.fileno(),), stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _served_by(port: int, n: int) -> list[int]:
+    """Open ``n`` connections at once, then read which process answered each."""
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    try:
+        return [int(c.recv(32)) for c in conns]
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.fixture
+def listener() -> socket.socket:
+    sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+    sock.set_inheritable(True)
+    yield sock
+    sock.close()
+
+
+def test_connections_made_together_are_spread_over_the_processes(listener: socket.socket, tmp_path: Path) -> None:
+    procs = [_start(listener, tmp_path / "accept.lock") for _ in range(2)]
+    try:
+        port = listener.getsockname()[1]
+        pairs = [_served_by(port, 2) for _ in range(10)]
+        assert all(len(set(pair)) == 2 for pair in pairs), pairs  # left to the kernel: one process, half the time
+        assert {pid for pair in pairs for pid in pair} == {p.pid for p in procs}
+        four = _served_by(port, 4)
+        assert sorted(four.count(p.pid) for p in procs) == [2, 2], four
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_a_process_killed_while_it_holds_the_turn_stops_no_other(listener: socket.socket, tmp_path: Path) -> None:
+    lock = tmp_path / "accept.lock"
+    first = _start(listener, lock)
+    second = _start(listener, lock)
+    try:
+        port = listener.getsockname()[1]
+        assert sorted(_served_by(port, 2)) == sorted([first.pid, second.pid])
+        first.send_signal(signal.SIGKILL)  # it holds the turn or waits for it: either way the lock goes with it
+        first.wait()
+        started = time.monotonic()
+        assert _served_by(port, 5) == [second.pid] * 5
+        assert time.monotonic() - started < 5  # each turn after a lone one waits GRACE (20 ms) at most
+    finally:
+        for p in (first, second):
+            p.kill()
+            p.wait()
