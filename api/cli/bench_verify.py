@@ -8,6 +8,8 @@ Three measurements in one run, each on warm caches (every document verified once
 - the same with ``{"identifier": ...}`` (status only), the cheapest verification;
 - the ceiling: a static document (the JSON-LD context) from the same server through the same middleware and
   router, so that each verification rate is read beside what the HTTP stack itself serves on this machine;
+- with ``--api-processes N``, documents and identifiers again through N API processes on one port, as
+  `lianzheng up --workers N` runs them (PostgreSQL), beside the one-process rows (the baseline);
 - offline verification of signed ``LZ2:`` payloads against a trust list (no network), in this process and
   in ``--processes`` processes (a verifier's device checks one code at a time; a gateway may use every core).
 
@@ -17,6 +19,7 @@ use the standard library's http.client (cheap per request). Targets on a 2-core 
 over HTTP with 2 clients, p99 <= 50 ms with 32 clients; >= 10,000/s offline.
 
     $ lianzheng bench verify --documents 200 --requests 4000 --clients 2
+    $ lianzheng bench verify --api-processes 2      # also 2 API processes on PostgreSQL, beside one
 """
 
 from __future__ import annotations
@@ -55,21 +58,29 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _http_run(url: str, path: str, bodies: list[Any] | None, requests: int, clients: int,
-              label: str) -> dict[str, Any]:
+              label: str, server_pids: list[int] | None = None) -> dict[str, Any]:
     """``requests`` requests from ``clients`` client processes (spawned: the server runs threads, never fork this
     process; the client's module imports only the standard library, so that 32 of them start quickly on a loaded
     machine); the rate is over the span from the first client's start to the last one's end. ``server_cpu_ms``:
     the CPU time of this process (the server's threads; the clients and the pool's manager are processes of
-    their own) per request while the clients ran, a figure a busy machine inflates far less than a rate."""
+    their own) per request while the clients ran, a figure a busy machine inflates far less than a rate; with
+    ``server_pids`` (API processes of their own), theirs."""
+    from api.cli.bench_issue import cpu_seconds
+
+    def server_cpu() -> float:
+        if server_pids is None:
+            return time.process_time()
+        return sum(cpu_seconds(pid) or 0.0 for pid in server_pids)
+
     ctx = multiprocessing.get_context("spawn")
     per = max(1, requests // clients)
     port = int(url.rsplit(":", 1)[1])
     with ctx.Manager() as manager, ctx.Pool(clients) as pool:
         barrier = manager.Barrier(clients)
-        cpu0 = time.process_time()
+        cpu0 = server_cpu()
         jobs = [pool.apply_async(http_client, (port, path, bodies, per, i * 7919, barrier)) for i in range(clients)]
         results = [j.get(timeout=600) for j in jobs]
-        cpu = time.process_time() - cpu0
+        cpu = server_cpu() - cpu0
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
     latencies = [x for r in results for x in r[2]]
     failures = sum(r[3] for r in results)
@@ -229,12 +240,49 @@ def run_verify(documents: int, requests: int, clients: int, offline: int, type_c
     return rows, footprint
 
 
+def run_verify_processes(documents: int, requests: int, clients: int, type_code: str | None, data_dir: Path,
+                         api_processes: int) -> list[dict[str, Any]]:
+    """Documents and identifiers through ``api_processes`` API processes on one port (`up --workers N`: a
+    PostgreSQL server of the run's own, connections accepted in turns, api/accept_turns.py), each process
+    warmed by a first pass of the clients that is not timed (every process keeps its own caches)."""
+    import httpx
+
+    from api.devtools.postgres import PostgresCluster
+    from api.devtools.samples import sample_values
+    from api.stack import LocalStack
+
+    with PostgresCluster.started(durable=True) as cluster, LocalStack(
+            data_dir, batch_max_age=0.2, server_process=True, api_processes=api_processes,
+            database_url=cluster.create_database()) as stack, progress(transient=True) as bar:
+        seeds = stack.node.seeds
+        ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
+        issuer = seeds.member(ct.issuers[0])
+        with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
+            r = http.post("/api/v1/certificates/batch?wait=true",
+                          json={"type": ct.code, "documents": sample_values(ct, documents, issuer=issuer, seed=7)})
+            r.raise_for_status()
+            certificates = r.json()["certificates"]
+        docs = [c["document"] for c in certificates]
+        ids = [{"identifier": c["identifier"]} for c in certificates]
+        bar.add_task(f"HTTP: {api_processes} API processes, {requests} requests x 2 forms", total=None, rate="")
+        rows = []
+        for bodies, form in ((docs, "document"), (ids, "identifier")):
+            _http_run(stack.url, "/api/v1/verify", bodies, 2 * documents * api_processes, clients, "warm-up")
+            rows.append(_http_run(stack.url, "/api/v1/verify", bodies, requests, clients,
+                                  f"POST /api/v1/verify ({form}), {api_processes} API processes (PostgreSQL)",
+                                  server_pids=stack.server_pids))
+        return rows
+
+
 def bench_verify(
     documents: Annotated[int, typer.Option("--documents", min=1, max=10_000, help="distinct certificates")] = 400,
     requests: Annotated[int, typer.Option("--requests", min=10, help="HTTP requests per form")] = 4000,
     clients: Annotated[int, typer.Option("--clients", min=1, max=32, help="client processes (keep-alive)")] = 2,
     offline: Annotated[int, typer.Option("--offline", min=10, help="offline verifications")] = 20_000,
     processes: Annotated[int, typer.Option("--processes", min=1, max=32, help="offline: also measure N processes")] = 2,
+    api_processes: Annotated[int, typer.Option(
+        "--api-processes", min=1, max=16,
+        help="HTTP: also measure N API processes on PostgreSQL (`up --workers N`), beside one process")] = 1,
     type_code: Annotated[str | None, typer.Option("--type")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -242,12 +290,17 @@ def bench_verify(
     with tempfile.TemporaryDirectory(prefix="lianzheng-bench-") as tmp:
         rows, footprint = run_verify(documents, requests, clients, offline, type_code, Path(tmp) / "verify",
                                      processes)
+        scaled = (run_verify_processes(documents, requests, clients, type_code, Path(tmp) / "processes",
+                                       api_processes) if api_processes > 1 else [])
     http_rows, ceiling, offline_rows = rows[:2], rows[2], rows[3:]
+    rows[3:3] = scaled  # after the one-process rows they are measured beside
     failures = sum(int(r["failures"]) for r in rows)
     met = {
-        "p50": all(r["p50_ms"] <= TARGETS["p50_ms"] for r in http_rows),
-        "p99": all(r["p99_ms"] <= TARGETS["p99_ms"] for r in http_rows),
+        "p50": all(r["p50_ms"] <= TARGETS["p50_ms"] for r in http_rows + scaled),
+        "p99": all(r["p99_ms"] <= TARGETS["p99_ms"] for r in http_rows + scaled),
         "http_throughput": all(r["per_s"] >= TARGETS["http_per_s"] for r in http_rows),
+        **({f"http_throughput_{api_processes}_api_processes": all(r["per_s"] >= TARGETS["http_per_s"] for r in scaled)}
+           if scaled else {}),
         "offline_throughput_1_process": offline_rows[0]["per_s"] >= TARGETS["offline_per_s"],
         "offline_throughput_all_processes": max(r["per_s"] for r in offline_rows) >= TARGETS["offline_per_s"],
     }
@@ -266,6 +319,8 @@ def bench_verify(
         vs = f"{r['per_s'] / base:.1f}x 1 process" if r in offline_rows[1:] else "-"
         if r in http_rows:
             vs = f"{r['per_s'] / ceiling['per_s']:.0%} of the ceiling"
+        if r in scaled:  # beside the same form in one process
+            vs = f"{r['per_s'] / http_rows[scaled.index(r)]['per_s']:.1f}x 1 process"
         cpu = f"{r['server_cpu_ms']:.3f}" if "server_cpu_ms" in r else "-"  # offline rows: cpu_us below
         table.add_row(r["label"], f"{r['requests']:,}", str(r["clients"]), f"{r['per_s']:,.0f}", _ms(r["p50_ms"]),
                       _ms(r["p99_ms"]), cpu, str(r["failures"]), vs)

@@ -112,15 +112,18 @@ def test_a_benchmark_ended_by_sigterm_stops_the_devnet_it_started(tmp_path: Path
     assert not started & set(_bench_anvils(tmp_path))  # stopped with the bench, not left running detached
 
 
-def test_bench_verify_reports_http_and_offline_rates() -> None:
-    result = _bench("verify", "--documents", "20", "--requests", "40", "--clients", "1", "--offline", "200",
-                    "--processes", "1")
+def test_bench_verify_reports_http_and_offline_rates_and_two_api_processes_beside_one() -> None:
+    result = _bench("verify", "--documents", "20", "--requests", "40", "--clients", "2", "--offline", "200",
+                    "--processes", "1", "--api-processes", "2")
     text = json.dumps(result)
     for key in ("p50", "p99"):
         assert key in text
     assert "offline" in text
     http = [r for r in result["results"] if not r["label"].startswith("offline")]
-    assert len(http) == 3 and all(r["failures"] == 0 and r["server_cpu_ms"] > 0 for r in http)  # CPU per request
+    assert len(http) == 5 and all(r["failures"] == 0 and r["server_cpu_ms"] > 0 for r in http)  # CPU per request
+    scaled = [r["label"] for r in http if "2 API processes (PostgreSQL)" in r["label"]]
+    assert [label.split(" (")[1].split(")")[0] for label in scaled] == ["document", "identifier"]
+    assert "http_throughput_2_api_processes" in result["met"]
     offline = next(r for r in result["results"] if r["label"].startswith("offline LZ2 payload ("))
     assert offline["distinct"] == 20 and offline["requests"] == 200 and offline["cpu_us"] > 0
     index = result["status_index"]  # measured, for 10,000,000 certificates
