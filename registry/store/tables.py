@@ -76,12 +76,12 @@ def _processed(dialect: Dialect, table: Table, columns: Sequence[str],
         col = cols[i]
         if any(issubclass(t, Enum) for t in set(map(type, col))):  # a StrEnum is stored as its value
             col = [v.value if isinstance(v, Enum) else v for v in col]
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        process = cast(Callable[[Any], Any] | None, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
         if process is not None:
             try:
-                done = {v: cast(Callable[[Any], Any], process)(v) for v in set(col) if v is not None}
+                done = {v: process(v) for v in set(col) if v is not None}
             except TypeError:  # an unhashable value (a JSON column): one call per value
-                col = [None if v is None else cast(Callable[[Any], Any], process)(v) for v in col]
+                col = [None if v is None else process(v) for v in col]
             else:
                 col = [None if v is None else done[v] for v in col]
         cols[i] = col
