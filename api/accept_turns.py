@@ -7,13 +7,14 @@ clients that connect together (a gateway's pool of two keep-alive connections, `
 clients) both land on one process half the time, and that process serves both on one core while the others
 idle (docs/PERFORMANCE.md: 1,130 documents verified per second against 2,000 when spread). Here only the
 process holding the turn waits on the socket; it accepts one connection, gives the turn up and asks for it
-again only once another process has taken it, or after `GRACE` when none does.
+again `HANDOVER` later, so that a process already waiting for the turn takes it first.
 
 The turn is an exclusive ``flock`` on a file of the node's data directory, which each process opens itself
 (a lock on the inherited socket would be one lock for all of them: flock locks belong to the open file). The
 kernel releases it when its holder dies, so a process killed while holding the turn (`kill -9`) stops no
-other. Each process waits for the turn in a thread of its own, so the event loop serves its connections
-meanwhile.
+other; one that holds it and does not accept (stopped, or its event loop held up) delays a connection by
+`STUCK` at most: the others accept it out of turn. Each process waits for the turn in a thread of its own, so
+the event loop serves its connections meanwhile.
 
     >>> server = TurnTakingServer(uvicorn.Config(app), listener, data_dir / "accept.lock")  # doctest: +SKIP
     >>> server.run()                                                                          # doctest: +SKIP
@@ -26,29 +27,37 @@ import contextlib
 import fcntl
 import os
 import queue
+import select
 import socket
+import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-__all__ = ["GRACE", "HANDOVER", "AcceptTurns", "TurnTakingServer"]
+__all__ = ["HANDOVER", "STUCK", "AcceptTurns", "TurnTakingServer"]
 
-HANDOVER = 0.001  # seconds between looks, after a turn, at whether another process has taken the next one
-GRACE = 0.02  # seconds after which a process takes the next turn too when no other has (none may be running)
+HANDOVER = 0.003  # seconds a process that has just accepted waits before asking for the next turn, so that one
+# already waiting takes it first (flock does not queue fairly): a process alone accepts a connection per HANDOVER
+STUCK = 1.0  # seconds a connection may wait while another process holds the turn before this one accepts it too
 
 
 class AcceptTurns:
     """Accepts connections on ``listener`` one per turn of the lock at ``lock_path`` and hands each to
-    ``serve``; `run` returns only when cancelled."""
+    ``serve``; `run` returns only when cancelled. A connection left waiting `STUCK` seconds while another
+    process holds the turn (stopped, or too busy to accept) is accepted here anyway: a process that cannot
+    accept does not stop the others."""
 
     def __init__(self, listener: socket.socket, lock_path: Path) -> None:
         self.listener = listener
         self.lock_path = lock_path
         self.accepted = 0
-        self._asks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.out_of_turn = 0  # connections accepted while another process held the turn
+        self._asks: queue.SimpleQueue[tuple[float, Callable[[], None]] | None] = queue.SimpleQueue()
+        self._asked: asyncio.Future[None] | None = None  # the turn asked for, set once it is held
 
     async def run(self, serve: Callable[[socket.socket], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -58,56 +67,76 @@ class AcceptTurns:
         waiter.start()
         try:
             while True:
-                await self._turn(loop)
-                try:
-                    conn, _ = await loop.sock_accept(self.listener)
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                if await self._turn(loop, fd):
+                    try:
+                        conn, _ = await loop.sock_accept(self.listener)
+                    finally:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                else:
+                    try:
+                        conn, _ = self.listener.accept()
+                    except BlockingIOError:  # another process took it meanwhile
+                        continue
+                    self.out_of_turn += 1
                 self.accepted += 1
+                os.pwrite(fd, struct.pack("<qq", os.getpid(), self.accepted), 0)  # progress, for `_turn`'s look
                 try:
                     await serve(conn)
                 except OSError:  # the client went away before its connection was set up
                     conn.close()
-                await self._hand_over(loop, fd)
         finally:
+            if self._asked is not None and self._asked.done():  # held, and never used
+                fcntl.flock(fd, fcntl.LOCK_UN)
             self._asks.put(None)  # the thread closes the file once past the turn it may be waiting for
 
-    async def _hand_over(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        """After a turn, until another process holds the turn (this one then queues behind it), or `GRACE`
-        seconds: a waiting process may need a moment to be scheduled, and the one that just accepted would
-        otherwise often take the turn back before it (flock does not queue fairly)."""
-        deadline = loop.time() + GRACE
-        while loop.time() < deadline:
-            await asyncio.sleep(HANDOVER)
+    async def _turn(self, loop: asyncio.AbstractEventLoop, fd: int) -> bool:
+        """True once this process holds the turn; False when a connection has waited `STUCK` seconds while
+        another process holds it. The turn asked for stays asked for (one request at a time): a later call
+        finds it held. If `run` ends first, the turn taken after is released when its thread closes the file
+        (closing it drops the lock)."""
+        if self._asked is None:
+            got = self._asked = loop.create_future()
+            after_a_turn = self.accepted > 0
+
+            def taken() -> None:
+                if not got.cancelled():
+                    got.set_result(None)
+
+            def ask() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
+                    loop.call_soon_threadsafe(taken)
+
+            self._asks.put((HANDOVER if after_a_turn else 0.0, ask))
+        while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return
-            fcntl.flock(fd, fcntl.LOCK_UN)  # free: nobody has taken it yet
-
-    async def _turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Until this process holds the turn. Cancelled meanwhile, the turn taken after is released when `run`'s
-        thread closes the file (closing it drops the lock)."""
-        got = loop.create_future()
-
-        def taken() -> None:
-            if not got.cancelled():
-                got.set_result(None)
-
-        def ask() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
-                loop.call_soon_threadsafe(taken)
-
-        self._asks.put(ask)
-        await got
+                await asyncio.wait_for(asyncio.shield(self._asked), STUCK)
+            except TimeoutError:
+                if not _waiting(self.listener):
+                    continue
+                # A connection waits. Stuck only if nobody accepts anything for a while longer: the file holds
+                # the last accept's (pid, count), which every accept rewrites.
+                progress = os.pread(fd, 16, 0)
+                await asyncio.wait([self._asked], timeout=STUCK / 5)  # the turn may come meanwhile
+                if not self._asked.done() and _waiting(self.listener) and os.pread(fd, 16, 0) == progress:
+                    return False
+                continue
+            self._asked = None
+            return True
 
     def _wait_for_turns(self, fd: int) -> None:
         try:
-            while (ask := self._asks.get()) is not None:
+            while (asked := self._asks.get()) is not None:
+                delay, ask = asked
+                time.sleep(delay)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 ask()
         finally:
             os.close(fd)
+
+
+def _waiting(listener: socket.socket) -> bool:
+    """A connection waits to be accepted (the listening socket is readable)."""
+    return bool(select.select([listener], [], [], 0)[0])
 
 
 class TurnTakingServer(uvicorn.Server):
