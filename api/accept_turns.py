@@ -36,9 +36,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 import uvicorn
 
 __all__ = ["HANDOVER", "STUCK", "AcceptTurns", "TurnTakingServer"]
+
+log = structlog.get_logger(__name__)
 
 HANDOVER = 0.003  # seconds a process that has just accepted waits before asking for the next turn, so that one
 # already waiting takes it first (flock does not queue fairly): a process alone accepts a connection per HANDOVER
@@ -84,6 +87,9 @@ class AcceptTurns:
                     await serve(conn)
                 except OSError:  # the client went away before its connection was set up
                     conn.close()
+                except Exception as exc:  # a bug: this connection is lost, the next ones are still accepted
+                    conn.close()
+                    log.error("accepted connection not served", error_type=type(exc).__name__)
         finally:
             if self._asked is not None and self._asked.done():  # held, and never used
                 fcntl.flock(fd, fcntl.LOCK_UN)

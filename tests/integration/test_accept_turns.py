@@ -24,7 +24,10 @@ from api.accept_turns import AcceptTurns
 
 async def main():
     turns = AcceptTurns(socket.socket(fileno=int(sys.argv[1])), Path(sys.argv[2]))
+    failing = sys.argv[3:] == ["fail-first"]
     async def serve(conn):
+        if failing and turns.accepted == 1:
+            raise RuntimeError("a bug in serving the first connection")
         conn.sendall(b"%d" % os.getpid())
         conn.close()
     print("ready", flush=True)
@@ -34,8 +37,8 @@ asyncio.run(main())
 """
 
 
-def _start(listener: socket.socket, lock: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", _ACCEPTOR, str(listener.fileno()), str(lock)],
+def _start(listener: socket.socket, lock: Path, *extra: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _ACCEPTOR, str(listener.fileno()), str(lock), *extra],
                             pass_fds=(listener.fileno(),), stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -137,3 +140,16 @@ def test_a_stopped_process_holding_the_turn_delays_connections_but_stops_none(li
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_a_connection_that_fails_to_be_served_is_closed_and_the_next_ones_are_accepted(listener: socket.socket,
+                                                                                      tmp_path: Path) -> None:
+    proc = _start(listener, tmp_path / "accept.lock", "fail-first")
+    try:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
+            assert first.recv(32) == b""  # closed unanswered
+        assert _served_by(port, 3) == [proc.pid] * 3
+    finally:
+        proc.kill()
+        proc.wait()
