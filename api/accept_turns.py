@@ -4,7 +4,7 @@ connection per turn, so that connections are spread evenly over the processes --
 
 Left to the kernel, every process waits on the socket and the first one awake accepts whatever is queued: two
 clients that connect together (a gateway's pool of two keep-alive connections, `lianzheng bench verify`'s two
-clients) both land on one process half the time, and that process serves both on one core while the others
+clients) both land on one process a third of the time or more, and that process serves both on one core while the others
 idle (docs/PERFORMANCE.md: 1,130 documents verified per second against 2,000 when spread). Here only the
 process holding the turn waits on the socket; it accepts one connection, gives the turn up and asks for it
 again `HANDOVER` later, so that a process already waiting for the turn takes it first.
@@ -13,7 +13,7 @@ The turn is an exclusive ``flock`` on a file of the node's data directory, which
 (a lock on the inherited socket would be one lock for all of them: flock locks belong to the open file). The
 kernel releases it when its holder dies, so a process killed while holding the turn (`kill -9`) stops no
 other; one that holds it and does not accept (stopped, or its event loop held up) delays a connection by
-`STUCK` at most: the others accept it out of turn. Each process waits for the turn in a thread of its own, so
+`STUCK` and a fifth at most: the others accept it out of turn. Each process waits for the turn in a thread of its own, so
 the event loop serves its connections meanwhile.
 
     >>> server = TurnTakingServer(uvicorn.Config(app), listener, data_dir / "accept.lock")  # doctest: +SKIP
