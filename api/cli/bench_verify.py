@@ -201,27 +201,37 @@ def index_footprint(index: Any, *, certificates: int = 10_000_000, batch_size: i
             "bytes_per_changed_document": round(used / max(docs, 1), 1)}
 
 
-def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
-               data_dir: Path, processes: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _issue_samples(stack: Any, documents: int, type_code: str | None) -> list[dict[str, Any]]:
+    """``documents`` sample certificates of ``type_code`` (default: the first type) issued by its first issuer
+    through the batch route and anchored (``wait=true``): the certificates of the answer."""
     import httpx
 
     from api.devtools.samples import sample_values
+
+    seeds = stack.node.seeds
+    ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
+    issuer = seeds.member(ct.issuers[0])
+    with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
+        r = http.post("/api/v1/certificates/batch?wait=true",
+                      json={"type": ct.code, "documents": sample_values(ct, documents, issuer=issuer, seed=7)})
+        r.raise_for_status()
+        certificates: list[dict[str, Any]] = r.json()["certificates"]
+        return certificates
+
+
+def run_verify(documents: int, requests: int, clients: int, offline: int, type_code: str | None,
+               data_dir: Path, processes: int = 2) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    import httpx
 
     # lazy import: the whole server stack (FastAPI app, uvicorn, devnet): only the commands that start one load it
     from api.stack import LocalStack
     from registry.formats.vc import CONTEXT_PATH
 
     with LocalStack(data_dir, batch_max_age=0.2) as stack, progress(transient=True) as bar:
-        seeds = stack.node.seeds
-        ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
-        issuer = seeds.member(ct.issuers[0])
         task = bar.add_task("issuing and anchoring", total=documents, rate="")
-        with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
-            r = http.post("/api/v1/certificates/batch?wait=true",
-                          json={"type": ct.code, "documents": sample_values(ct, documents, issuer=issuer, seed=7)})
-            r.raise_for_status()
-            certificates = r.json()["certificates"]
-            bar.update(task, completed=documents)
+        certificates = _issue_samples(stack, documents, type_code)
+        bar.update(task, completed=documents)
+        with httpx.Client(base_url=stack.url, timeout=300) as http:
             docs = [c["document"] for c in certificates]
             ids = [{"identifier": c["identifier"]} for c in certificates]
             warm = bar.add_task("warming caches", total=2 * documents, rate="")
@@ -245,23 +255,13 @@ def run_verify_processes(documents: int, requests: int, clients: int, type_code:
     """Documents and identifiers through ``api_processes`` API processes on one port (`up --workers N`: a
     PostgreSQL server of the run's own, connections accepted in turns, api/accept_turns.py), each process
     warmed by a first pass of the clients that is not timed (every process keeps its own caches)."""
-    import httpx
-
     from api.devtools.postgres import PostgresCluster
-    from api.devtools.samples import sample_values
     from api.stack import LocalStack
 
     with PostgresCluster.started(durable=True) as cluster, LocalStack(
             data_dir, batch_max_age=0.2, server_process=True, api_processes=api_processes,
             database_url=cluster.create_database()) as stack, progress(transient=True) as bar:
-        seeds = stack.node.seeds
-        ct = seeds.certificate_type(type_code) if type_code else seeds.certificate_types[0]
-        issuer = seeds.member(ct.issuers[0])
-        with httpx.Client(base_url=stack.url, headers=stack.auth(issuer.uscc), timeout=300) as http:
-            r = http.post("/api/v1/certificates/batch?wait=true",
-                          json={"type": ct.code, "documents": sample_values(ct, documents, issuer=issuer, seed=7)})
-            r.raise_for_status()
-            certificates = r.json()["certificates"]
+        certificates = _issue_samples(stack, documents, type_code)
         docs = [c["document"] for c in certificates]
         ids = [{"identifier": c["identifier"]} for c in certificates]
         bar.add_task(f"HTTP: {api_processes} API processes, {requests} requests x 2 forms", total=None, rate="")
