@@ -58,7 +58,6 @@ class AcceptTurns:
         self.listener = listener
         self.lock_path = lock_path
         self.accepted = 0
-        self.out_of_turn = 0  # connections accepted while another process held the turn
         self._asks: queue.SimpleQueue[tuple[float, Callable[[], None]] | None] = queue.SimpleQueue()
         self._asked: asyncio.Future[None] | None = None  # the turn asked for, set once it is held
 
@@ -80,7 +79,6 @@ class AcceptTurns:
                         conn, _ = self.listener.accept()
                     except BlockingIOError:  # another process took it meanwhile
                         continue
-                    self.out_of_turn += 1
                 self.accepted += 1
                 os.pwrite(fd, struct.pack("<qq", os.getpid(), self.accepted), 0)  # progress, for `_turn`'s look
                 try:
