@@ -42,6 +42,7 @@ from registry.store.db import Batch, Certificate
 from registry.store.states import CertificateStatus
 from tests.support import plain_http
 from tests.support.postgres import PostgresCluster
+from tests.support.turns import wait_for_turns
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow, pytest.mark.xdist_group("workers_pg")]
 
@@ -107,7 +108,10 @@ def test_two_api_processes_survive_kill_9_of_the_leader_mid_issue(tmp_path: Path
         _wait(lambda: (tmp_path / "up.log").read_bytes().count(b"Application startup complete") >= 2,
               "both API processes serving", 240, interval=0.3)
         # two keep-alive connections made together go to the two processes (api/accept_turns.py), never both to one
-        pairs = [_roles_of_two_connections(port) for _ in range(6)]
+        pairs = []
+        for _ in range(6):
+            wait_for_turns(data_dir / "accept.lock", 2)  # startup is logged before a process asks for its turn
+            pairs.append(_roles_of_two_connections(port))
         assert all(sorted(pair) == [False, True] for pair in pairs), pairs
         keys = json.loads((data_dir / "api-keys.json").read_text())
         seeds = load_seeds(PROJECT_ROOT / "seeds")

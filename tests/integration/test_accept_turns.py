@@ -15,6 +15,7 @@ import pytest
 
 from api.accept_turns import STUCK
 from api.settings import PROJECT_ROOT
+from tests.support.turns import wait_for_turns
 
 # Each process answers every connection with its pid and closes it.
 _ACCEPTOR = """
@@ -55,22 +56,6 @@ def _served_by(port: int, n: int) -> list[int]:
             c.close()
 
 
-def _turn_holder(lock: Path, pids: set[int]) -> int:
-    """The process holding the turn once it has settled: the pid /proc/locks gives for the lock file's flock."""
-    inode = lock.stat().st_ino
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in Path("/proc/locks").read_text().splitlines():
-            parts = line.split()
-            if "FLOCK" in parts and "->" not in parts and int(parts[5].rsplit(":", 1)[1]) == inode:
-                pid = int(parts[4])
-                if pid in pids:
-                    time.sleep(0.05)
-                    return pid
-        time.sleep(0.01)
-    raise AssertionError("no process took the turn")
-
-
 @pytest.fixture
 def listener() -> socket.socket:
     sock = socket.create_server(("127.0.0.1", 0), backlog=64)
@@ -80,12 +65,17 @@ def listener() -> socket.socket:
 
 
 def test_connections_made_together_are_spread_over_the_processes(listener: socket.socket, tmp_path: Path) -> None:
-    procs = [_start(listener, tmp_path / "accept.lock") for _ in range(2)]
+    lock = tmp_path / "accept.lock"
+    procs = [_start(listener, lock) for _ in range(2)]
     try:
         port = listener.getsockname()[1]
-        pairs = [_served_by(port, 2) for _ in range(10)]
-        assert all(len(set(pair)) == 2 for pair in pairs), pairs  # left to the kernel: one process, half the time
+        pairs = []
+        for _ in range(10):
+            wait_for_turns(lock, 2)  # "ready" comes before a process asks for its first turn
+            pairs.append(_served_by(port, 2))
+        assert all(len(set(pair)) == 2 for pair in pairs), pairs  # left to the kernel: 3-4 pairs in 10 on one
         assert {pid for pair in pairs for pid in pair} == {p.pid for p in procs}
+        wait_for_turns(lock, 2)
         four = _served_by(port, 4)
         assert sorted(four.count(p.pid) for p in procs) == [2, 2], four
     finally:
@@ -100,6 +90,7 @@ def test_a_process_killed_while_it_holds_the_turn_stops_no_other(listener: socke
     second = _start(listener, lock)
     try:
         port = listener.getsockname()[1]
+        wait_for_turns(lock, 2)
         assert sorted(_served_by(port, 2)) == sorted([first.pid, second.pid])
         first.send_signal(signal.SIGKILL)  # it holds the turn or waits for it: either way the lock goes with it
         first.wait()
@@ -118,9 +109,10 @@ def test_a_stopped_process_holding_the_turn_delays_connections_but_stops_none(li
     procs = [_start(listener, lock) for _ in range(2)]
     try:
         port = listener.getsockname()[1]
+        wait_for_turns(lock, 2)
         assert sorted(_served_by(port, 2)) == sorted(p.pid for p in procs)
         for frozen_holds in (True, False):  # freeze the process holding the turn, then the one waiting for it
-            holder = _turn_holder(lock, {p.pid for p in procs})
+            holder = wait_for_turns(lock, 2)
             stopped = next(p for p in procs if (p.pid == holder) == frozen_holds)
             other = next(p for p in procs if p is not stopped)
             stopped.send_signal(signal.SIGSTOP)
@@ -133,8 +125,10 @@ def test_a_stopped_process_holding_the_turn_delays_connections_but_stops_none(li
             assert took < 10 * STUCK, took  # STUCK and a fifth a connection at most (a loaded machine: more)
             if frozen_holds:  # taken out of turn, once nothing moved for STUCK
                 assert took >= STUCK, took
-        time.sleep(0.2)
-        served = [pid for _ in range(5) for pid in _served_by(port, 2)]
+        served = []
+        for _ in range(5):
+            wait_for_turns(lock, 2)
+            served += _served_by(port, 2)
         assert {p.pid for p in procs} == set(served)  # both accept again
     finally:
         for p in procs:
