@@ -13,14 +13,14 @@ PYTEST_ARGS ?=
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
-# setup.py builds two C modules, one of them against OpenSSL's headers (Debian's libssl-dev; gcc and Python's
+# setup.py builds three C modules, one of them against OpenSSL's headers (Debian's libssl-dev; gcc and Python's
 # headers are on the machine): installed here when missing, as system-deps does for the tests' programs.
 # uv installs the versions pip would (pyproject.toml's bounds: the same ~130 packages) in ~14 s, where pip took ~45 s
 # with its cache warm: every fresh clone, CI's included, pays this. --compile-bytecode: pip compiles what it installs,
 # uv only when asked, and where PYTHONDONTWRITEBYTECODE is set every process of the suite would compile the
 # packages it imports again (the SQLite run took 873 s instead of ~580). The project itself is always built again,
 # so that an edited C module is compiled.
-$(PY_STAMP): pyproject.toml setup.py registry/certificates/_leaves.c registry/formats/_lz2.c
+$(PY_STAMP): pyproject.toml setup.py registry/certificates/_leaves.c registry/formats/_lz2.c registry/crypto/_sm4.c
 	@test -f /usr/include/openssl/evp.h || { [ "$$(id -u)" = 0 ] && echo "installing libssl-dev (apt)" && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >/dev/null; } || { [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >/dev/null; } || { echo "need OpenSSL's headers: apt-get install -y libssl-dev" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check 'uv>=0.13,<0.14'

@@ -29,7 +29,7 @@ Blob layout (version 2, SM4-CTR then HMAC-SM3, encrypt-then-MAC; GB/T 32907 SM4,
     k_enc || k_mac = HMAC-SM3(key, "lianzheng/envelope/2")   (16 + 16 bytes: the SM4 key, the MAC key;
            derived rather than split, so any change of the URL key changes both and fails the tag)
     blob = 0x02 || iv (16 random bytes) || ciphertext || tag (32 bytes)
-    ciphertext = SM4-CTR(k_enc, iv, plaintext)   (the 128-bit counter block starts at iv, big-endian
+    ciphertext = SM4-CTR(k_enc, iv, plaintext)   (registry/crypto/sm4.py; the 128-bit counter block starts at iv, big-endian
                  increment: `openssl enc -sm4-ctr` as is)
     tag  = HMAC-SM3(k_mac, 0x02 || iv || len(aad) as 8 bytes big-endian || aad || ciphertext)
 
@@ -64,9 +64,9 @@ from urllib.parse import quote, unquote, urlsplit
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from registry.crypto import sm4
 from registry.crypto.profiles import CryptoProfile
 from registry.errors import PayloadFormatError, ProofError, ValidationError
 
@@ -134,8 +134,7 @@ def seal(plaintext: bytes, *, aad: bytes, key: bytes | None = None,
     if algorithm is EnvelopeAlgorithm.SM4_CTR_HMAC_SM3:
         k_enc, k_mac = sm4_subkeys(key)
         iv = randbytes(SM4_IV_LEN)
-        encryptor = Cipher(algorithms.SM4(k_enc), modes.CTR(iv)).encryptor()
-        body = bytes((algorithm,)) + iv + encryptor.update(plaintext) + encryptor.finalize()
+        body = bytes((algorithm,)) + iv + sm4.ctr(k_enc, iv, plaintext)
         return key, body + _hmac_sm3(k_mac, sm4_mac_input(body, aad))
     nonce = randbytes(NONCE_LEN)
     return key, bytes((EnvelopeAlgorithm.AES_256_GCM,)) + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
@@ -164,8 +163,7 @@ def open_(blob: bytes, key: bytes, *, aad: bytes) -> bytes:
         body, tag = blob[:-SM4_TAG_LEN], blob[-SM4_TAG_LEN:]
         if not hmac.compare_digest(_hmac_sm3(k_mac, sm4_mac_input(body, aad)), tag):  # before decrypting (EtM)
             raise ProofError(_DECRYPT_FAILED, code="decrypt_failed")
-        decryptor = Cipher(algorithms.SM4(k_enc), modes.CTR(body[1:1 + SM4_IV_LEN])).decryptor()
-        return decryptor.update(body[1 + SM4_IV_LEN:]) + decryptor.finalize()
+        return sm4.ctr(k_enc, body[1:1 + SM4_IV_LEN], body[1 + SM4_IV_LEN:])
     try:
         return AESGCM(key).decrypt(blob[1:1 + NONCE_LEN], blob[1 + NONCE_LEN:], aad)
     except InvalidTag as exc:
