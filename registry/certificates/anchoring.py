@@ -29,11 +29,13 @@ from registry.store.db import Batch, Certificate, utcnow
 from registry.store.states import BatchState, CertificateStatus, StepState
 from registry.store.tables import table_of, update_rows
 
-__all__ = ["CERTIFICATE_LEDGER", "BatchAnchoring", "sm3_root"]
+__all__ = ["CERTIFICATE_LEDGER", "LEAF_COLUMNS", "BatchAnchoring", "Leaf", "sm3_root"]
 
 log = structlog.get_logger(__name__)
 
 CERTIFICATE_LEDGER = "certificates"  # Batch.ledger of certificate batches
+LEAF_COLUMNS = ("batch_id", "leaf_index", "proof", "proof_sm3")  # a certificate's place in its batch
+Leaf = tuple[int, int, bytes, bytes]  # LEAF_COLUMNS' values: batch id, leaf index, SHA-256 and SM3 audit paths
 
 
 def sm3_root(digests_sm3: Sequence[str]) -> bytes:
@@ -125,19 +127,32 @@ class BatchAnchoring(StepLedger):
             ).all()
             if not certs:
                 return 0
-            trees = _BatchTrees([d for _, d, _ in certs], [d for _, _, d in certs])
-            batch = Batch(ledger=CERTIFICATE_LEDGER, issuer_uscc=issuer, root="0x" + trees.sha256.root.hex(),
-                          root_sm3="0x" + trees.sm3.root.hex(), size=len(certs), state=BatchState.PREPARED)
-            s.add(batch)
-            s.flush()
-            # The audit paths are fixed with the roots: stored now, in the update that assigns the leaves, they
-            # cost no second pass over the batch once it is anchored (readers use them only when it is).
             # one executemany by primary key (registry/store/tables.py): no ORM or Core bookkeeping per row
-            update_rows(s, table_of(Certificate), "identifier", ("batch_id", "leaf_index", "proof", "proof_sm3"), [
-                (batch.id, i, p, p3, ident)
-                for i, ((ident, _, _), p, p3) in enumerate(zip(certs, *trees.proofs(), strict=True))
-            ])
+            update_rows(s, table_of(Certificate), "identifier", LEAF_COLUMNS, [
+                (*leaf, ident) for leaf, (ident, _, _) in zip(self._prepare(s, issuer, [certs]), certs, strict=True)])
             return len(certs)
+
+    def form_at_store(self, s: Session, issuer: str, leaves: Sequence[tuple[str, str, str]]) -> list[Leaf]:
+        """Whole batches of one request's documents ((identifier, SHA-256 digest, SM3 digest) each, hex),
+        prepared in the transaction that stores them: their rows are inserted with the `Leaf` returned for each of
+        the first ``batch_size * k`` documents, in order, so the worker neither reads nor rewrites them before it
+        sends the roots. The rest (fewer than ``batch_size``) waits for later documents in the worker's passes."""
+        whole = len(leaves) - len(leaves) % self.batch_size
+        return self._prepare(s, issuer, [leaves[k:k + self.batch_size] for k in range(0, whole, self.batch_size)])
+
+    def _prepare(self, s: Session, issuer: str, groups: Sequence[Sequence[tuple[str, str, str]]]) -> list[Leaf]:
+        """A prepared batch of each group (leaf order), its roots fixed, and each leaf's `Leaf` in order. The
+        audit paths are fixed with the roots: stored with the leaves, they cost no second pass over the batch
+        once it is anchored (readers use them only when it is)."""
+        made = []
+        for group in groups:
+            trees = _BatchTrees([d for _, d, _ in group], [d for _, _, d in group])
+            made.append((Batch(ledger=CERTIFICATE_LEDGER, issuer_uscc=issuer, root="0x" + trees.sha256.root.hex(),
+                               root_sm3="0x" + trees.sm3.root.hex(), size=len(group), state=BatchState.PREPARED),
+                         trees))
+        s.add_all([batch for batch, _ in made])
+        s.flush()
+        return [(batch.id, i, p, p3) for batch, trees in made for i, (p, p3) in enumerate(zip(*trees.proofs(), strict=True))]
 
     # -- outbox hooks --------------------------------------------------------------------------------
     def _call_for(self, s: Session, step: Batch) -> StepCall:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from chain.errors import ChainUnavailableError as ChainDown
 from chain.errors import TransactionError
 from registry.certificates import building, idempotency
+from registry.certificates.anchoring import BatchAnchoring
 from registry.certificates.building import bind_holder_keys, plain_values
 from registry.certificates.changes import StatusChanges
 from registry.certificates.documents import AnchorProof, Document
@@ -204,7 +205,10 @@ class CertificateService:
                 timer.add("seal", time.perf_counter() - sealing_started)
                 stored += time.perf_counter() - sealing_started  # e-seal signatures: seal, not store
             if fresh:
-                insert_certificates(s, agency, type_code, fresh)
+                lane = self.worker.lane(BatchAnchoring) if self.worker is not None else None
+                leaves = lane.form_at_store(s, agency, [(b.identifier, b.digest_sha256, b.digest_sm3) for b in fresh]
+                                            ) if lane is not None else []
+                insert_certificates(s, agency, type_code, fresh, leaves=leaves)
             by_index = iter(self._issued(b) for b in fresh)
             issued = [self._replayed(s, numbers.replay_of[i]) if i in numbers.replay_of else next(by_index)
                       for i in range(len(built))]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from registry.certificates.anchoring import LEAF_COLUMNS, Leaf
 from registry.certificates.parallel import BuiltDocument
 from registry.store.db import Certificate, CertificateBlob, utcnow
 from registry.store.states import CertificateStatus
@@ -18,15 +19,19 @@ __all__ = ["insert_certificates"]
 
 
 def insert_certificates(s: Session, agency: str, type_code: str, built: Sequence[BuiltDocument],
-                        supersedes: str | None = None) -> None:
+                        supersedes: str | None = None, leaves: Sequence[Leaf] = ()) -> None:
     """Insert ``built`` as pending certificates of ``agency`` (``supersedes``: the identifier a correction
-    replaces)."""
+    replaces); the first ``len(leaves)`` in the batches `BatchAnchoring.form_at_store` prepared, the rest in
+    none yet."""
     now = utcnow()
+    places = [*leaves, *[_NO_LEAF] * (len(built) - len(leaves))]
     insert_rows(s, table_of(Certificate), _COLUMNS, [
         (b.identifier, type_code, agency, b.serial, b.version, b.digest_sha256, b.digest_sm3, b.valid_from,
-         b.valid_until, CertificateStatus.PENDING, now, supersedes, b.holder_key_digest) for b in built])
+         b.valid_until, CertificateStatus.PENDING, now, supersedes, b.holder_key_digest, *place)
+        for b, place in zip(built, places, strict=True)])
     insert_rows(s, table_of(CertificateBlob), ("identifier", "blob"), [(b.identifier, b.blob) for b in built])
 
 
 _COLUMNS = ("identifier", "type_code", "issuer_uscc", "serial", "version", "digest_sha256", "digest_sm3", "valid_from",
-            "valid_until", "status", "created_at", "supersedes", "holder_key_digest")
+            "valid_until", "status", "created_at", "supersedes", "holder_key_digest", *LEAF_COLUMNS)
+_NO_LEAF = (None, None, None, None)
