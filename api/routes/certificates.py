@@ -8,9 +8,9 @@ and 200, a replayed Idempotency-Key answer with the first answer's status and `I
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
+from json.encoder import encode_basestring as _json_string  # C; non-ASCII kept, as ensure_ascii=False
 from typing import Annotated, Any
 
 import structlog
@@ -120,17 +120,18 @@ def _issued(i: IssuedCertificate) -> IssuedPublic:
 def _batch_json(issued: list[IssuedCertificate]) -> bytes:
     """The BatchPublic answer. A document built just now is spliced in as the JSON it was encoded to once
     (registry/certificates/parallel.py) instead of being parsed and encoded again; the rest as the model
-    encodes it (tests/integration/test_certificates_api.py checks the answer against the model)."""
+    encodes it (tests/integration/test_certificates_api.py checks the answer against the model). The head of each
+    is three strings in JSON, each written by the json module's C encoder: a fifth of a json.dumps of a dict."""
     status = "issued" if all(i.status == "issued" for i in issued) else "pending"
     parts = []
     for i in issued:
         if i.document_json is None:
             parts.append(_issued(i).model_dump_json().encode())
             continue
-        head = json.dumps({"identifier": i.identifier, "status": i.status, "qr_url": i.qr_url},
-                          ensure_ascii=False, separators=(",", ":"))
-        parts.append(b"".join((head[:-1].encode(), b',"document":', i.document_json, b',"idempotent_replay":',
-                               b"true}" if i.replayed else b"false}")))
+        qr_url = "null" if i.qr_url is None else _json_string(i.qr_url)
+        head = f'{{"identifier":{_json_string(i.identifier)},"status":{_json_string(i.status)},"qr_url":{qr_url},"document":'
+        parts.append(b"".join((head.encode(), i.document_json, b',"idempotent_replay":true}' if i.replayed
+                               else b',"idempotent_replay":false}')))
     return b"".join((b'{"count":%d,"status":"%s","certificates":[' % (len(issued), status.encode()),
                      b",".join(parts), b"]}"))
 
