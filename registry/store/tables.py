@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import LargeBinary, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
@@ -76,8 +76,11 @@ def _processed(dialect: Dialect, table: Table, columns: Sequence[str],
         col = cols[i]
         if any(issubclass(t, Enum) for t in set(map(type, col))):  # a StrEnum is stored as its value
             col = [v.value if isinstance(v, Enum) else v for v in col]
-        process = cast(Callable[[Any], Any] | None, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        if process is not None:
+        column_type = table.c[name].type
+        process = cast(Callable[[Any], Any] | None, column_type.dialect_impl(dialect).bind_processor(dialect))
+        if process is not None and isinstance(column_type, LargeBinary):  # blobs and paths: each its own, no sharing
+            col = [None if v is None else process(v) for v in col]  # (hashing kilobytes to find none costs more)
+        elif process is not None:
             try:
                 done = {v: process(v) for v in set(col) if v is not None}
             except TypeError:  # an unhashable value (a JSON column): one call per value
