@@ -1,5 +1,6 @@
 """SM4-CTR (registry/crypto/sm4.py): the AES-NI module (registry/crypto/_sm4.c) against GB/T 32907's example,
-OpenSSL's SM4 through `cryptography`, and the openssl command line."""
+OpenSSL's SM4 through `cryptography` and the openssl command line; its version-2 envelope against the one
+registry/formats/envelope.py specifies."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.crypto import sm4
+from registry.formats.envelope import SM4_KEY_LABEL, open_, seal_v2
 from tests.unit.crypto._openssl import needs_openssl, openssl, write
 
 _HAS_AES_NI = "aes" in Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else False
@@ -65,3 +67,23 @@ def test_openssl_enc_decrypts_it(tmp_path: Path) -> None:
 def test_wrong_sizes_are_refused(key: bytes, iv: bytes) -> None:
     with pytest.raises(ValueError, match="16-byte key and a 16-byte counter block"):
         sm4.ctr(key, iv, b"data")
+
+
+@needs_module
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), iv=st.binary(min_size=16, max_size=16), aad=st.binary(max_size=300),
+       plaintext=st.binary(max_size=3000))
+def test_the_modules_envelope_is_the_specified_one(key: bytes, iv: bytes, aad: bytes, plaintext: bytes) -> None:
+    """`sm4.SEAL_V2` (C) makes byte for byte the blob registry/formats/envelope.py specifies step by step; the
+    envelope tests check that one against openssl."""
+    assert sm4.SEAL_V2 is not None
+    assert sm4.SEAL_V2(key, iv, aad, plaintext, SM4_KEY_LABEL) == seal_v2(key, iv, aad, plaintext)
+    assert open_(seal_v2(key, iv, aad, plaintext), key, aad=aad) == plaintext
+
+
+@needs_module
+@pytest.mark.parametrize(("key", "iv"), [(bytes(31), bytes(16)), (bytes(32), bytes(15))])
+def test_the_modules_envelope_refuses_wrong_sizes(key: bytes, iv: bytes) -> None:
+    assert sm4.SEAL_V2 is not None
+    with pytest.raises(ValueError, match="32-byte key and a 16-byte IV"):
+        sm4.SEAL_V2(key, iv, b"", b"data", SM4_KEY_LABEL)
