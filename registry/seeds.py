@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from registry.certificates.common_fields import COMMON_FIELD_NAMES
 from registry.errors import NotFoundError, ValidationError
 from registry.identifiers import validate_uscc
-from registry.validation import UnsafeTextError, unsafe_characters
+from registry.validation import UnsafeTextError, plain_text, unsafe_characters
 
 __all__ = [
     "CatalogueItem",
@@ -118,6 +118,8 @@ class FieldSpec(_Frozen):
 def _check_string(spec: FieldSpec, value: Any) -> JsonValue:
     if not isinstance(value, str):
         raise spec._invalid(f"must be a string, got {type(value).__name__}")
+    if plain_text(value):  # nearly all values: nothing below would find anything
+        return value
     if not is_utf8_encodable(value):
         raise spec._invalid("contains a lone surrogate, which RFC 8785 cannot canonicalise")
     found = unsafe_characters(value)

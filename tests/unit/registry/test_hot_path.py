@@ -26,8 +26,8 @@ from registry.crypto import merkle
 from registry.errors import ValidationError
 from registry.formats import envelope
 from registry.identifiers import CertificateId
-from registry.seeds import load_seeds
-from registry.validation import unsafe_characters
+from registry.seeds import is_utf8_encodable, load_seeds
+from registry.validation import plain_text, unsafe_characters
 
 SEEDS = load_seeds(Path(__file__).resolve().parents[3] / "seeds")
 
@@ -96,6 +96,13 @@ def test_the_unsafe_character_scan_agrees_with_the_per_character_rule_on_every_c
         ch = chr(cp)
         expected = ch in bidi or unicodedata.category(ch) == "Cc"
         assert bool(unsafe_characters(f"营业执照{ch}x")) == expected, hex(cp)
+
+
+def test_plain_text_is_neither_unsafe_nor_a_surrogate_on_every_code_point() -> None:
+    """The one scan `FieldSpec` takes first says "plain" exactly when neither of its two checks finds anything."""
+    for cp in range(0x110000):
+        text = f"营业执照{chr(cp)}x"
+        assert plain_text(text) == (is_utf8_encodable(text) and not unsafe_characters(text)), hex(cp)
 
 
 def test_parsed_identifiers_are_shared_values_and_bad_ones_are_still_refused_each_time() -> None:
