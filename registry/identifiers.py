@@ -174,6 +174,9 @@ class CertificateId:
     issuer_uscc: str
     serial: str
     version: int = 1
+    # the identifier's text, made once: an issued document's is asked for three times (~0.7 us each: the check
+    # character is a Python loop over ~50 characters)
+    _text: str = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_type_code(self.type_code)
@@ -187,6 +190,8 @@ class CertificateId:
             raise _invalid_id(f"流水号 must be 1-20 characters of 0-9 A-Z, got {self.serial!r}", "serial")
         if isinstance(self.version, bool) or not isinstance(self.version, int) or not 1 <= self.version <= 999:
             raise _invalid_id(f"版本号 must be an integer from 1 to 999, got {self.version!r}", "version")
+        object.__setattr__(self, "_text", ".".join((CERTIFICATE_OID_PREFIX, self.type_code, self.issuer_uscc, self.serial,
+                                                     f"{self.version:03d}", self.check_character)))
 
     @classmethod
     def build(cls, type_code: str, issuer_uscc: str, serial: int | str, version: int = 1) -> CertificateId:
@@ -249,10 +254,7 @@ class CertificateId:
         return dataclasses.replace(self, version=self.version + 1)
 
     def __str__(self) -> str:
-        return ".".join(
-            (CERTIFICATE_OID_PREFIX, self.type_code, self.issuer_uscc, self.serial, f"{self.version:03d}",
-             self.check_character)
-        )
+        return self._text
 
 
 
