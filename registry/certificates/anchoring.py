@@ -1,7 +1,9 @@
-"""Certificate batches as outbox steps: committed `pending` certificates are grouped per issuer into
-Merkle batches, and each batch is anchored with one CertificateLedger.anchorBatch transaction carrying two
-RFC 6962 roots over the same leaf order: the SHA-256 root (of the documents' SHA-256 digests; the batch's key
-on chain) and the SM3 root (of their SM3 digests, GB/T 32905), so a verifier can recompute either.
+"""Certificate batches as outbox steps: `pending` certificates are grouped per issuer into Merkle batches (a
+request's whole batches in the transaction that stores it, `form_at_store`; the rest by the worker's passes,
+with later documents of the same issuer), and each batch is anchored with one CertificateLedger.anchorBatch
+transaction carrying two RFC 6962 roots over the same leaf order: the SHA-256 root (of the documents' SHA-256
+digests; the batch's key on chain) and the SM3 root (of their SM3 digests, GB/T 32905), so a verifier can
+recompute either.
 
 Durability (DESIGN.md): a batch's root is fixed and committed (`prepared`) before its transaction, whose
 hash is committed (`sent`) before its receipt is awaited. Resuming after a crash, looking for the root's
