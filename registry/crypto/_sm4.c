@@ -364,11 +364,14 @@ static PyObject *seal_v2(PyObject *self, PyObject *args) {
 
 static PyObject *is_accelerated(PyObject *self, PyObject *unused) { return PyBool_FromLong(accelerated); }
 
+static PyObject *seals(PyObject *self, PyObject *unused) { return PyBool_FromLong(accelerated && md_sm3 != NULL); }
+
 static PyMethodDef methods[] = {
     {"ctr", ctr, METH_VARARGS, "ctr(key, iv, data): data xor the SM4-CTR key stream (encrypts and decrypts)."},
     {"seal_v2", seal_v2, METH_VARARGS,
      "seal_v2(key, iv, aad, plaintext, label): a version-2 envelope (registry/formats/envelope.py)."},
     {"accelerated", is_accelerated, METH_NOARGS, "True when this CPU has AES-NI and SSSE3 (`ctr` works)."},
+    {"seals", seals, METH_NOARGS, "True when `seal_v2` works: `accelerated()` and OpenSSL has SM3."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - the package installed without its C mo
 
 ACCELERATED = _sm4 is not None and _sm4.accelerated()
 # (key, iv, aad, plaintext, label) -> the blob: envelope.seal's version 2 with these draws, in C
-SEAL_V2: Callable[[bytes, bytes, bytes, bytes, bytes], bytes] | None = _sm4.seal_v2 if ACCELERATED else None
+SEAL_V2: Callable[[bytes, bytes, bytes, bytes, bytes], bytes] | None = _sm4.seal_v2 if ACCELERATED and _sm4.seals() else None
 
 
 def openssl_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
