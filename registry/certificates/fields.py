@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +26,7 @@ import rfc8785
 
 from registry.certificates.common_fields import COMMON_FIELD_NAMES, COMMON_FIELD_ROWS
 from registry.crypto import merkle
-from registry.crypto.hashing import DIGEST_SIZE, HashObject, hash_constructor
+from registry.crypto.hashing import DIGEST_SIZE, HMAC_BLOCK, HashObject, hash_constructor, hmac_sha256_pads
 from registry.seeds import FieldSpec, JsonValue
 
 __all__ = [
@@ -200,21 +199,10 @@ def derive_salt(seed: bytes, path: str) -> bytes:
     return hmac.digest(seed, _SALT_LABEL + path.encode("utf-8"), "sha256")[:SALT_SIZE]
 
 
-_HMAC_BLOCK = 64  # SHA-256's block size (RFC 2104: B)
-# RFC 2104 §2: K ^ ipad and K ^ opad, byte by byte, as translation tables (bytes.translate runs in C)
-_IPAD, _OPAD = bytes(b ^ 0x36 for b in range(256)), bytes(b ^ 0x5C for b in range(256))
-
-
 @functools.lru_cache(maxsize=1024)
 def _salt_message(path: str) -> bytes:
     # the HMAC message of a path: field names recur in every document of a type
     return _SALT_LABEL + path.encode("utf-8")
-
-
-def _salt_pads(seed: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """SHA-256 states after absorbing K ^ ipad and K ^ opad (RFC 2104 §2), for a key of at most one block."""
-    key = bytes(seed).ljust(_HMAC_BLOCK, b"\x00")
-    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
@@ -224,7 +212,7 @@ def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
     >>> derive_salts(bytes(16), ["住所", "类型"]) == [derive_salt(bytes(16), "住所"), derive_salt(bytes(16), "类型")]
     True
     """
-    if len(seed) > _HMAC_BLOCK:
+    if len(seed) > HMAC_BLOCK:
         return [derive_salt(seed, path) for path in paths]
     if COMPILED:
         return _leaves.derive_salts(seed, _SALT_LABEL, paths, SALT_SIZE)
@@ -233,7 +221,7 @@ def derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
 
 def _derive_salts(seed: bytes, paths: Iterable[str]) -> list[bytes]:
     """`derive_salts` in Python (a seed of at most one block): what the compiled one does."""
-    inner, outer = _salt_pads(seed)
+    inner, outer = hmac_sha256_pads(bytes(seed))
     out = []
     for path in paths:
         i = inner.copy()

@@ -1,19 +1,18 @@
 """The node's lookup MAC key on its own (`KeyStore.mac_key`, registry/consortium/keys.py).
 
-It is picklable and imports nothing but the standard library, so that the processes building documents in
-parallel (registry/certificates/parallel.py) compute the same 证照编号 MACs without loading the key store, the
-database layer or web3.
+It is picklable and imports only registry.crypto.hashing, so that the processes building documents in parallel
+(registry/certificates/parallel.py) compute the same 证照编号 MACs without loading the key store, the database
+layer or web3.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MacKey"]
+from registry.crypto.hashing import hmac_sha256_pads
 
-_BLOCK = 64  # SHA-256's block: RFC 2104 pads the key to it
+__all__ = ["MacKey"]
 
 
 @dataclass(frozen=True)
@@ -26,9 +25,7 @@ class MacKey:
     _pads: tuple[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        block = (self.key if len(self.key) <= _BLOCK else hashlib.sha256(self.key).digest()).ljust(_BLOCK, b"\0")
-        object.__setattr__(self, "_pads", (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
-                                           hashlib.sha256(bytes(b ^ 0x5C for b in block))))
+        object.__setattr__(self, "_pads", hmac_sha256_pads(self.key))
 
     def __reduce__(self) -> tuple[type[MacKey], tuple[bytes]]:
         return MacKey, (self.key,)  # to the build processes: the key (hash states do not pickle)

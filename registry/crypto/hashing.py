@@ -40,6 +40,7 @@ __all__ = [
     "hash_constructor",
     "hash_function",
     "hex0x",
+    "hmac_sha256_pads",
     "sha256",
     "sha256_key",
     "sm3",
@@ -129,6 +130,26 @@ def hash_function(algorithm: str) -> Callable[[bytes], bytes]:
 def sha256(data: bytes) -> bytes:
     """SHA-256 (FIPS 180-4) of ``data``."""
     return hashlib.sha256(data).digest()
+
+
+HMAC_BLOCK = 64  # SHA-256's block size (RFC 2104: B)
+# RFC 2104 §2: K ^ ipad and K ^ opad, byte by byte, as translation tables (bytes.translate runs in C)
+_IPAD, _OPAD = bytes(b ^ 0x36 for b in range(256)), bytes(b ^ 0x5C for b in range(256))
+
+
+def hmac_sha256_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states after absorbing K ^ ipad and K ^ opad (RFC 2104 §2; a key longer than a block is hashed
+    first): HMAC-SHA256(key, m) is then ``outer.copy()`` updated with the digest of ``inner.copy()`` updated
+    with ``m``, the key's two blocks not hashed again for each message.
+
+    >>> import hmac
+    >>> inner, outer = hmac_sha256_pads(b"key")
+    >>> i = inner.copy(); i.update(b"m"); o = outer.copy(); o.update(i.digest())
+    >>> o.digest() == hmac.digest(b"key", b"m", "sha256")
+    True
+    """
+    block = (key if len(key) <= HMAC_BLOCK else hashlib.sha256(key).digest()).ljust(HMAC_BLOCK, b"\x00")
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
 
 
 def sm3(data: bytes) -> bytes:
