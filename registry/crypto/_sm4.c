@@ -261,6 +261,14 @@ TARGET static void ctr_xor(const uint32_t rk[32], const uint8_t iv[16], const ui
     }
     memset(stream, 0, sizeof stream); /* key stream */
 }
+
+/* out = in ^ the SM4-CTR key stream of `key` from `iv`; the round keys are wiped after */
+static void sm4_ctr(const uint8_t key[16], const uint8_t iv[16], const uint8_t *in, uint8_t *out, Py_ssize_t len) {
+    uint32_t rk[32];
+    key_schedule(key, rk);
+    ctr_xor(rk, iv, in, out, len);
+    memset(rk, 0, sizeof rk);
+}
 #endif
 
 /* --- Python ------------------------------------------------------------------------------------------ */
@@ -276,12 +284,7 @@ static PyObject *ctr(PyObject *self, PyObject *args) {
     } else {
 #ifdef SM4_X86
         result = PyBytes_FromStringAndSize(NULL, data.len);
-        if (result != NULL) {
-            uint32_t rk[32];
-            key_schedule(key.buf, rk);
-            ctr_xor(rk, iv.buf, data.buf, (uint8_t *)PyBytes_AS_STRING(result), data.len);
-            memset(rk, 0, sizeof rk);
-        }
+        if (result != NULL) sm4_ctr(key.buf, iv.buf, data.buf, (uint8_t *)PyBytes_AS_STRING(result), data.len);
 #endif
     }
     PyBuffer_Release(&key);
@@ -334,12 +337,9 @@ static PyObject *seal_v2(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SM3 failed");
         } else if ((result = PyBytes_FromStringAndSize(NULL, 1 + 16 + plaintext.len + TAG)) != NULL) {
             uint8_t *blob = (uint8_t *)PyBytes_AS_STRING(result), aad_len[8];
-            uint32_t rk[32];
             blob[0] = ENVELOPE_V2;
             memcpy(blob + 1, iv.buf, 16);
-            key_schedule(derived, rk);
-            ctr_xor(rk, iv.buf, plaintext.buf, blob + 17, plaintext.len);
-            memset(rk, 0, sizeof rk);
+            sm4_ctr(derived, iv.buf, plaintext.buf, blob + 17, plaintext.len);
             for (int i = 0; i < 8; i++) aad_len[i] = (uint8_t)((uint64_t)aad.len >> (56 - 8 * i));
             const uint8_t *parts[4] = {blob, aad_len, aad.buf, blob + 17};
             size_t lens[4] = {17, 8, (size_t)aad.len, (size_t)plaintext.len};
